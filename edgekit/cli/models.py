@@ -1,0 +1,50 @@
+"""`edgekit models`: the model zoo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgekit.cli.common import console, fmt_count, handle_errors, write_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(handle_errors(models))
+
+
+def models(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the list as JSON.")) -> None:
+    """List the zoo: architectures, parameter counts and default input sizes."""
+    from rich.table import Table
+
+    from edgekit.zoo.catalog import entries
+
+    try:
+        from edgekit.zoo.build import count_parameters
+    except ImportError:  # pragma: no cover - torch missing
+        count_parameters = None
+    rows = []
+    for entry in entries():
+        params = _params(count_parameters, entry)
+        rows.append({"name": entry.name, "family": entry.family, "task": entry.task, "parameters": params,
+                     "input_size": list(entry.input_size), "color": entry.color, "classes": entry.num_classes})
+    table = Table(title="edgekit model zoo (random weights unless --weights is given)")
+    for column in ("model", "family", "params", "input", "classes"):
+        table.add_column(column, justify="right" if column in ("params", "classes") else "left")
+    for row in rows:
+        size = f"{row['color'].lower()} {row['input_size'][0]}x{row['input_size'][1]}"
+        params = fmt_count(row["parameters"]) if row["parameters"] is not None else "needs torch"
+        table.add_row(row["name"], row["family"], params, size, str(row["classes"]))
+    console().print(table)
+    if json_out:
+        write_json(json_out, rows)
+
+
+def _params(counter, entry) -> int | None:
+    if counter is None:
+        return None
+    try:
+        return counter(entry)
+    except ImportError:
+        return None

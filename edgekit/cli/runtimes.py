@@ -1,0 +1,36 @@
+"""`edgekit runtimes`: which inference backends work here."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgekit.cli.common import console, handle_errors, write_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runtimes")(handle_errors(runtimes))
+
+
+def runtimes(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the list as JSON.")) -> None:
+    """List every registered runtime: available or missing (why, what to install), version, devices."""
+    from rich.table import Table
+
+    from edgekit.runtimes import probe_all
+
+    found = probe_all()
+    table = Table(title="edgekit runtimes")
+    for column in ("runtime", "status", "version", "devices / reason"):
+        table.add_column(column)
+    for item in found:
+        if item.available:
+            table.add_row(item.name, "[green]available[/]", item.version, ", ".join(item.devices))
+        else:
+            detail = item.reason + (f" — {item.install}" if item.install else "")
+            table.add_row(item.name, "[red]missing[/]", item.version or "-", detail)
+    console().print(table)
+    if json_out:
+        write_json(json_out, [dataclasses.asdict(item) for item in found])

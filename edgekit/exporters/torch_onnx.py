@@ -1,0 +1,154 @@
+"""torch → ONNX export, verified on ONNX Runtime against torch before the file is kept."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.deps import require
+from edgekit.errors import BadInputError, CheckFailedError
+from edgekit.exporters.config import ExportConfig, ExportResult
+from edgekit.fileio import atomic_path
+from edgekit.meta import ModelMeta
+from edgekit.parity import compare_outputs
+
+
+def export_zoo_model(
+    name: str, output: str | Path, config: ExportConfig = ExportConfig(), weights: str | Path | None = None
+) -> ExportResult:
+    """Build zoo model ``name`` (random or ``weights``), export it to ``output`` and verify it."""
+    require("torch", "torch")
+    require("onnx", "torch")
+    from edgekit.zoo.build import build_model, default_labels
+    from edgekit.zoo.catalog import get_entry
+
+    entry = get_entry(name)
+    size = config.input_size or entry.input_size
+    if min(size) < entry.min_input_size:
+        raise BadInputError(
+            f"{entry.name} needs an input of at least {entry.min_input_size}x{entry.min_input_size}, "
+            f"got {size[0]}x{size[1]}"
+        )
+    model = build_model(entry, weights=weights, seed=config.seed)
+    source = {"zoo": entry.name, "weights": _file_digest(weights) if weights else f"random(seed={config.seed})"}
+    meta = entry.meta(size, default_labels(entry)).with_(extra={"source": source})
+    return export_module(model, meta, output, config)
+
+
+def export_module(
+    model, meta: ModelMeta, output: str | Path, config: ExportConfig = ExportConfig(),
+    output_names: tuple[str, ...] = ("output",),
+) -> ExportResult:
+    """Export a torch module whose input ``meta`` describes; keep the file only if it matches torch."""
+    torch = require("torch", "torch")
+    require("onnx", "torch")
+
+    size = config.input_size or meta.input_size
+    meta = meta.with_(input_size=tuple(size), edgekit_version=__version__, input_name="input")
+    generator = torch.Generator().manual_seed(config.seed)
+    sample = torch.randn(config.batch, meta.channels, *size, generator=generator)
+    model = model.eval()
+    reference = _torch_outputs(model, sample, output_names, meta)
+
+    dynamic_axes = None
+    if config.dynamic_batch:
+        dynamic_axes = {name: {0: "batch"} for name in ("input", *output_names)}
+    with atomic_path(output) as temporary:
+        try:
+            with warnings.catch_warnings(), _native_stderr_silenced():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    model, (sample,), str(temporary), dynamo=False, opset_version=config.opset,
+                    input_names=["input"], output_names=list(output_names), dynamic_axes=dynamic_axes,
+                    do_constant_folding=True,
+                )
+        except torch.onnx.errors.OnnxExporterError as exc:
+            first_line = str(exc).strip().splitlines()[0].split(" Please feel free")[0]
+            raise BadInputError(
+                f"torch cannot export {meta.model_name or 'the model'} at {size[0]}x{size[1]} "
+                f"(opset {config.opset}): {first_line}"
+            ) from None
+        _write_metadata(temporary, meta, torch.__version__)
+        parity = _validate(temporary, sample.numpy(), reference, config)
+        if not parity.passed:
+            raise CheckFailedError(f"export does not match torch, file not written: {parity.summary()}")
+    return ExportResult(Path(output), meta, parity)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what torch's C++ exporter prints to fds 1 and 2 (it dumps whole graphs on failure)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with open(os.devnull, "wb") as devnull:
+        for fd in saved:
+            os.dup2(devnull.fileno(), fd)
+    try:
+        yield
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _torch_outputs(model, sample, output_names: tuple[str, ...], meta: ModelMeta) -> dict[str, np.ndarray]:
+    import torch
+
+    try:
+        with torch.no_grad():
+            result = model(sample)
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise BadInputError(
+            f"input {tuple(sample.shape)} does not fit {meta.model_name or 'the model'}: {first_line}"
+        ) from None
+    tensors = list(result) if isinstance(result, (tuple, list)) else [result]
+    if len(tensors) != len(output_names):
+        raise BadInputError(f"model returns {len(tensors)} outputs but {len(output_names)} names were given")
+    return {name: tensor.numpy() for name, tensor in zip(output_names, tensors)}
+
+
+def _write_metadata(path: Path, meta: ModelMeta, torch_version: str) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    model.producer_name = "edgekit"
+    model.producer_version = __version__
+    extra = {**meta.extra, "exporter": f"torch.onnx (torchscript) torch {torch_version}"}
+    set_metadata(model, meta.with_(extra=extra))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def set_metadata(model, meta: ModelMeta) -> None:
+    """Replace edgekit's entries in an ``onnx.ModelProto``'s metadata_props."""
+    props = meta.to_props()
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], config: ExportConfig):
+    from edgekit.runtimes import open_runtime
+
+    with open_runtime("ort-cpu", path) as runtime:
+        actual = runtime.run({"input": sample})
+    return compare_outputs(reference, actual, atol=config.atol, rtol=config.rtol)
+
+
+def _file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]}"

@@ -1,0 +1,39 @@
+"""Atomic file writing: write to a temporary name beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgekit.errors import BadInputError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path (same suffix); on success it replaces ``target``, on error it is removed."""
+    target = Path(target)
+    if target.is_dir():
+        raise BadInputError(f"output path {target} is a directory")
+    parent = target.parent
+    if not parent.exists():
+        raise BadInputError(f"output directory {parent} does not exist")
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=parent)
+    os.close(fd)
+    temporary = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    temporary.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(target: str | Path, text: str) -> None:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as temporary:
+        temporary.write_text(text, encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Static analysis of ONNX graphs (workstation tier: needs the onnx package)."""

@@ -1,0 +1,109 @@
+"""Numerical agreement between two sets of outputs (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """How one output of a candidate differs from the reference.
+
+    ``max_rel`` is max(|a − b| / max(|b|, atol)), so values near zero do not blow it up.
+    ``top1_agreement`` is set for 2-D score outputs (classifiers), else None.
+    """
+
+    name: str
+    max_abs: float
+    max_rel: float
+    cosine: float
+    top1_agreement: float | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Per-output parity: every element within ``atol + rtol·|reference|`` (numpy.allclose
+    semantics) and, since random-weight models can have vanishing outputs that any atol
+    accepts, cosine similarity at least ``min_cosine``."""
+
+    atol: float
+    rtol: float
+    min_cosine: float
+    outputs: tuple[OutputParity, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(output.passed for output in self.outputs)
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((o.max_rel for o in self.outputs), default=0.0)
+
+    @property
+    def min_cosine_seen(self) -> float:
+        return min((o.cosine for o in self.outputs), default=1.0)
+
+    def summary(self) -> str:
+        """One line: worst differences, tolerance, and the failing outputs if any."""
+        verdict = "ok" if self.passed else "FAILED"
+        failing = [o.name for o in self.outputs if not o.passed]
+        text = (
+            f"max abs diff {self.max_abs:.3g}, max rel diff {self.max_rel:.3g} "
+            f"(atol {self.atol:g}, rtol {self.rtol:g}), min cosine {self.min_cosine_seen:.6f}: {verdict}"
+        )
+        return text + (f" on {', '.join(failing)}" if failing else "")
+
+
+def compare_outputs(
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    min_cosine: float = 0.999,
+) -> ParityReport:
+    """Compare the reference's outputs with the candidate's of the same name; a missing one fails."""
+    results = []
+    for name, expected in reference.items():
+        if name not in candidate:
+            results.append(OutputParity(name, float("inf"), float("inf"), 0.0, None, False))
+            continue
+        actual = np.asarray(candidate[name])
+        results.append(_compare_one(name, np.asarray(expected), actual, atol, rtol, min_cosine))
+    return ParityReport(atol, rtol, min_cosine, tuple(results))
+
+
+def _compare_one(
+    name: str, expected: np.ndarray, actual: np.ndarray, atol: float, rtol: float, min_cosine: float
+) -> OutputParity:
+    if expected.shape != actual.shape:
+        return OutputParity(name, float("inf"), float("inf"), 0.0, None, False)
+    b = expected.astype(np.float64)
+    a = actual.astype(np.float64)
+    diff = np.abs(a - b)
+    finite = bool(np.isfinite(a).all())
+    max_abs = float(diff.max()) if diff.size else 0.0
+    max_rel = float((diff / np.maximum(np.abs(b), atol)).max()) if diff.size else 0.0
+    cosine = cosine_similarity(a, b)
+    top1 = None
+    if b.ndim == 2 and b.shape[1] > 1:
+        top1 = float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
+    passed = finite and cosine >= min_cosine and bool(np.all(diff <= atol + rtol * np.abs(b)))
+    return OutputParity(name, max_abs, max_rel, cosine, top1, passed)
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two arrays taken as flat vectors (1.0 for two zero arrays)."""
+    a = a.ravel().astype(np.float64)
+    b = b.ravel().astype(np.float64)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if norm == 0.0:
+        return 1.0 if not a.any() and not b.any() else 0.0
+    return float(np.dot(a, b) / norm)

@@ -1,0 +1,51 @@
+"""Turn what the user typed (an .onnx path or a zoo name) into a model file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.errors import BadInputError
+from edgekit.paths import cache_dir
+
+MODEL_SUFFIXES = (".onnx", ".xml", ".engine", ".plan")
+
+
+def resolve_model(
+    source: str,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    input_size: tuple[int, int] | None = None,
+    opset: int = 17,
+    weights: str | Path | None = None,
+) -> Path:
+    """Return a model file for ``source``: an existing path as is, a zoo name exported to the cache.
+
+    Exporting needs torch; reusing a cached export or a given file does not.
+    """
+    path = Path(source)
+    if path.is_file():
+        return path
+    if path.suffix.lower() in MODEL_SUFFIXES or "/" in source or path.is_dir():
+        raise BadInputError(f"model file not found: {source}")
+    from edgekit.zoo.catalog import get_entry
+
+    entry = get_entry(source)  # raises "unknown model ... did you mean"
+    size = input_size or entry.input_size
+    weights_tag = "random" if weights is None else _weights_tag(Path(weights))
+    batch_tag = "dyn" if dynamic_batch else f"b{batch}"
+    target = cache_dir("models") / f"{entry.name}-{size[0]}x{size[1]}-{batch_tag}-op{opset}-{weights_tag}.onnx"
+    if not target.is_file():
+        from edgekit.exporters.config import ExportConfig
+        from edgekit.exporters.torch_onnx import export_zoo_model
+
+        config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size)
+        export_zoo_model(entry.name, target, config, weights=weights)
+    return target
+
+
+def _weights_tag(weights: Path) -> str:
+    if not weights.is_file():
+        raise BadInputError(f"weights file not found: {weights}")
+    import hashlib
+
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:12]

@@ -1,0 +1,104 @@
+"""Shared fixtures and hardware skips. Markers: gpu, tensorrt, openvino, slow.
+
+Set EDGEKIT_REQUIRE_GPU=1 on a GPU machine to turn GPU skips into failures.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_SIZE = {"lenet5": None, "alexnet": (224, 224), "vgg11": (224, 224), "vgg13": (224, 224),
+             "vgg16": (224, 224), "vgg19": (224, 224)}
+DEFAULT_TEST_SIZE = (64, 64)
+
+
+def _gpu_present() -> bool:
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _module_present(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    require_gpu = os.environ.get("EDGEKIT_REQUIRE_GPU") == "1"
+    missing = {
+        "gpu": None if _gpu_present() else "no NVIDIA GPU on this machine",
+        "tensorrt": None if _module_present("tensorrt") and _gpu_present() else "tensorrt or a GPU is missing",
+        "openvino": None if _module_present("openvino") else "openvino is not installed",
+    }
+    for item in items:
+        for marker, reason in missing.items():
+            if reason and marker in item.keywords:
+                if require_gpu and marker in ("gpu", "tensorrt"):
+                    item.add_marker(pytest.mark.xfail(reason=f"EDGEKIT_REQUIRE_GPU=1 but {reason}", strict=True, run=False))
+                else:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keep the user's cache untouched: every test session gets its own."""
+    cache = tmp_path_factory.mktemp("edgekit-cache")
+    previous = os.environ.get("EDGEKIT_CACHE_DIR")
+    os.environ["EDGEKIT_CACHE_DIR"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("EDGEKIT_CACHE_DIR", None)
+    else:
+        os.environ["EDGEKIT_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def zoo_onnx(tmp_path_factory):
+    """Export a zoo model once per session at a test-friendly size: zoo_onnx(name, **config)."""
+    from edgekit.exporters import ExportConfig
+    from edgekit.exporters.torch_onnx import export_zoo_model
+
+    folder = tmp_path_factory.mktemp("zoo")
+    made: dict[tuple, object] = {}
+
+    def export(name: str, **config):
+        config.setdefault("input_size", TEST_SIZE.get(name, DEFAULT_TEST_SIZE))
+        key = (name, tuple(sorted(config.items())))
+        if key not in made:
+            target = folder / f"{name}-{len(made)}.onnx"
+            made[key] = export_zoo_model(name, target, ExportConfig(**config))
+        return made[key]
+
+    return export
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, prelude: str = "") -> subprocess.CompletedProcess:
+    """Run `python -m edgekit ARGS` in a subprocess; ``prelude`` is Python run first (e.g. to block imports)."""
+    code = f"{prelude}\nimport sys\nfrom edgekit.cli.app import main\nsys.argv = ['edgekit', *sys.argv[1:]]\nmain()"
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=600)
+
+
+BLOCK_IMPORTS = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    blocked = set({names!r})
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in self.blocked:
+            raise ModuleNotFoundError(f"No module named '{{name}}'", name=name)
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def block_imports(*names: str) -> str:
+    """Python source that makes importing ``names`` fail as if they were not installed."""
+    return BLOCK_IMPORTS.format(names=set(names))
