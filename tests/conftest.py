@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # test this checkout's edgekit, whatever is installed
 TEST_SIZE = {"lenet5": None, "alexnet": (224, 224), "vgg11": (224, 224), "vgg13": (224, 224),
              "vgg16": (224, 224), "vgg19": (224, 224)}
 DEFAULT_TEST_SIZE = (64, 64)
