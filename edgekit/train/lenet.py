@@ -251,9 +251,9 @@ def build_from_checkpoint(data: dict[str, Any]):
 
         model = lenet5(num_classes=int(arch["num_classes"]))
     else:
-        from edgekit.train.transfer import build_zoo_transfer
+        from edgekit.train.transfer import build_transfer
 
-        model = build_zoo_transfer(arch)
+        model = build_transfer(arch)
     model.load_state_dict(data["state_dict"])
     return model.eval()
 
