@@ -38,8 +38,8 @@ def train_lenet(config: TrainConfig) -> TrainResult:
         return train_transfer(config)
     check_config(config, LENET_OPTIONS)
     start = time.perf_counter()
+    splits = load_splits(config)  # first: bad data fails before torch is imported
     seed_everything(config.seed, int(config.options.get("threads", DEFAULT_THREADS)))
-    splits = load_splits(config)
     mean, std = pixel_stats(splits["train"])
     meta = ModelMeta(task="classification", model_name="lenet5", input_size=(32, 32), color="GRAY",
                      mean=(mean,), std=(std,), resize="stretch", labels=splits["train"].labels)
