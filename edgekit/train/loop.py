@@ -99,9 +99,9 @@ def make_schedule(name: str, optimizer, lr: float, epochs: int, steps_per_epoch:
     import torch
 
     total = max(1, epochs * steps_per_epoch)
-    if name == "onecycle":
+    if name == "onecycle" and total >= 10:  # shorter runs have no room for a warm-up phase: cosine
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.2)
-    if name == "cosine":
+    if name in ("cosine", "onecycle"):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
