@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import run_cli
+from conftest import block_imports, run_cli
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.compare import compare_runtimes, resolve_runtimes
 from edgekit.runtimes import RUNTIMES
@@ -34,6 +34,15 @@ def test_eval_uses_the_recorded_dataset_and_shows_torch_beside_the_runtime(train
     assert record["metrics"]["top1"] == pytest.approx(trained.metrics["test_top1"])
     assert report["reference"]["top1"] == record["metrics"]["top1"] == record["reference"]["top1"]
     assert "torch (checkpoint)" in result.stdout and "seed 0" in result.stdout
+
+
+def test_eval_runs_without_torch(trained, tmp_path):
+    result = run_cli("eval", str(trained.onnx), "--json", str(tmp_path / "e.json"),
+                     prelude=block_imports("torch", "torchvision", "onnx"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["reference"] is None and report["reference_note"] == "torch is not installed"
+    assert report["records"][0]["metrics"]["top1"] == pytest.approx(trained.metrics["test_top1"])
 
 
 def test_all_runtimes_give_the_same_figures(trained):

@@ -77,7 +77,7 @@ def parse_classes(classes: Iterable[int] | str | None) -> tuple[int, ...]:
 def _all_digits() -> tuple[np.ndarray, np.ndarray]:
     from edgekit.deps import require
 
-    datasets = require("sklearn.datasets", "train")
+    datasets = require("sklearn.datasets", "eval")
     from edgekit.tasks.preprocess import bilinear
 
     bunch = datasets.load_digits()

@@ -70,7 +70,7 @@ def read_image(path: Path) -> np.ndarray:
     """Decode one image as RGB HxWx3 uint8; unreadable files raise a BadInputError naming them."""
     from edgekit.deps import require
 
-    image_module = require("PIL.Image", "train")
+    image_module = require("PIL.Image", "eval")
     try:
         with image_module.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)

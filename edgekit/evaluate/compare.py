@@ -100,7 +100,11 @@ def reference_metrics(meta: ModelMeta, split: Split, batch_size: int) -> tuple[d
         return None, f"checkpoint {checkpoint} is not here"
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
+    try:
+        missing = importlib.util.find_spec("torch") is None
+    except ImportError:
+        missing = True
+    if missing:
         return None, "torch is not installed"
     return REFERENCE_EVALUATORS.get(recipe)(checkpoint, meta, split, batch_size), f"torch, {checkpoint}"
 

@@ -120,7 +120,8 @@ class EarlyStopping:
 
     def update(self, epoch: int, metric: float, model) -> bool:
         """Record this epoch; True when training should stop."""
-        if self.sign * metric > self.best:
+        # ties go to the later epoch: small validation sets tie often, and later weights have trained longer
+        if self.sign * metric >= self.best:
             self.best, self.best_epoch = self.sign * metric, epoch
             self.best_state = copy.deepcopy(model.state_dict())
         return self.patience is not None and epoch - self.best_epoch >= self.patience

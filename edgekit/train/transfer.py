@@ -52,7 +52,7 @@ def train_transfer(config: TrainConfig) -> TrainResult:
         if mode == "finetune":
             layers = int(config.options.get("finetune_layers", FINETUNE_LAYERS))
             trainable = unfreeze_last(model, layers)
-            result = train_classifier(model, trainable, splits, meta, config, settings_for(config, splits, lr_scale=0.3))
+            result = train_classifier(model, trainable, splits, meta, config, settings_for(config, splits))
         metrics = test_metrics(model, splits["test"], meta, result.best_metric)
         extra = {"transfer_from": str(config.transfer_from), "mode": mode, "arch": f"{arch['base']}+head"}
         checkpoint, onnx = save_model(model, meta, arch, config, recipe_info(config, result, extra),
