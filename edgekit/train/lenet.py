@@ -187,7 +187,8 @@ def accuracy(model, x, y, k: int = 1, batch: int = 512) -> float:
     correct = 0
     with torch.no_grad():
         for start in range(0, len(x), batch):
-            top = model(x[start : start + batch]).topk(min(k, model(x[:1]).shape[1]), dim=1).indices
+            logits = model(x[start : start + batch])
+            top = logits.topk(min(k, logits.shape[1]), dim=1).indices
             correct += int((top == y[start : start + batch, None]).any(dim=1).sum())
     return 100.0 * correct / max(1, len(x))
 
