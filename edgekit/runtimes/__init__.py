@@ -10,6 +10,7 @@ from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorS
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime", entry_point_group="edgekit.runtimes")
 RUNTIMES.add("ort-cpu", "edgekit.runtimes.onnxruntime:OrtCpuRuntime", aliases=("ort", "onnxruntime", "cpu"))
+RUNTIMES.add("openvino", "edgekit.runtimes.openvino:OpenVINORuntime", aliases=("ov",))
 
 
 def get_runtime(name: str) -> type[Runtime]:
