@@ -49,8 +49,8 @@ def test_prepared_call_reuses_a_request_with_inputs_set(zoo_onnx):
     with open_runtime("openvino", path, threads=1) as runtime:
         expected = runtime.run({"input": x})["output"]
         call = runtime.prepare({"input": x})
-        first = np.array(call()[runtime._compiled.outputs[0]])
-        second = np.array(call()[runtime._compiled.outputs[0]])
+        first = call().get_output_tensor(0).data.copy()
+        second = call().get_output_tensor(0).data.copy()
     np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(first, second)
 
