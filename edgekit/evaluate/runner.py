@@ -1,0 +1,90 @@
+"""Accuracy of a model file on a dataset split, through any runtime (robot tier)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgekit.datasets.base import Split
+from edgekit.errors import BadInputError
+from edgekit.meta import read_meta
+from edgekit.runtimes import get_runtime
+from edgekit.tasks import get_task
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """Metrics of one model × runtime on one dataset split."""
+
+    model: str
+    model_path: str
+    runtime: str
+    precision: str
+    task: str
+    dataset: str
+    split: str
+    count: int
+    metrics: dict[str, float]
+    primary_metric: str
+    seconds: float
+    timestamp: str
+    reference: dict[str, float] | None = None  # the torch model's metrics, when known
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> float:
+        return self.metrics[self.primary_metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def predict_split(runtime, task, meta, split: Split, batch_size: int) -> list[Any]:
+    """Run every image of ``split`` through an open runtime; one prediction per image."""
+    batch_dim = runtime.inputs[meta.input_name].shape[0] if meta.input_name in runtime.inputs else None
+    if isinstance(batch_dim, int):
+        batch_size = batch_dim  # a fixed-batch model takes exactly that many
+    predictions: list[Any] = []
+    for images, _ in split.batches(batch_size):
+        feeds, transforms = task.preprocess(images, meta)
+        padded = len(images)
+        if isinstance(batch_dim, int) and padded < batch_dim:
+            feeds = {k: _pad(v, batch_dim) for k, v in feeds.items()}
+        outputs = runtime.run(feeds)
+        outputs = {k: v[:padded] for k, v in outputs.items()}
+        predictions.extend(task.postprocess(outputs, meta, transforms))
+    return predictions
+
+
+def _pad(array, size: int):
+    import numpy as np
+
+    pad = np.repeat(array[-1:], size - array.shape[0], axis=0)
+    return np.concatenate([array, pad], axis=0)
+
+
+def evaluate(
+    model: str | Path, split: Split, runtime: str = "ort-cpu", batch_size: int = 32,
+    runtime_options: dict[str, Any] | None = None, dataset: str = "",
+) -> EvalRecord:
+    """Metrics of ``model`` on ``split`` using the task named in the model's metadata."""
+    path = Path(model)
+    meta = read_meta(path)
+    if meta.task != split.task:
+        raise BadInputError(f"model task '{meta.task}' does not match dataset task '{split.task}'")
+    task = get_task(meta.task)
+    evaluator = task.evaluator(meta)
+    start = time.perf_counter()
+    with get_runtime(runtime)(path, **(runtime_options or {})) as session:
+        predictions = predict_split(session, task, meta, split, batch_size)
+    evaluator.update(predictions, list(split.targets))
+    metrics = evaluator.compute()
+    return EvalRecord(
+        model=meta.model_name or path.stem, model_path=str(path), runtime=get_runtime(runtime).name,
+        precision=meta.precision, task=meta.task, dataset=dataset or split.info.get("dataset", ""),
+        split=split.name, count=len(split), metrics=metrics, primary_metric=type(evaluator).primary_metric,
+        seconds=time.perf_counter() - start, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )

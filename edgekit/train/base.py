@@ -1,0 +1,47 @@
+"""Training recipes for the reference models (workstation tier: torch).
+
+A recipe is a function ``train(config: TrainConfig) -> TrainResult`` registered by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.registry import Registry
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the user asked for; None means the recipe's own default."""
+
+    data: str
+    output_dir: Path
+    seed: int = 0
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    transfer_from: Path | None = None
+    mode: str | None = None  # transfer: "features" | "finetune"
+    options: dict[str, Any] = field(default_factory=dict)  # recipe-specific, validated by the recipe
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the checkpoint and the exported model went, and how well it did."""
+
+    model: str
+    checkpoint: Path
+    onnx: Path
+    metrics: dict[str, float]
+    seconds: float
+    epochs_run: int
+    history: tuple[dict[str, float], ...] = ()
+
+
+RECIPES: Registry = Registry("training recipe")
+RECIPES.add("lenet5", "edgekit.train.lenet:train_lenet")
+RECIPES.add("detector", "edgekit.train.detector:train_detector")
