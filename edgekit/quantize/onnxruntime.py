@@ -27,25 +27,41 @@ WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 def quantize_static(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
     """Calibrated INT8 in QDQ format (QuantizeLinear/DequantizeLinear around each quantized op)."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
+        quantized = Path(folder) / "quantized.onnx"
+        info, sample = write_qdq(source, quantized, config, meta)
+        return _finish(quantized, output, config, meta, info, source, sample)
+
+
+def write_qdq(
+    source: Path, target: Path, config: QuantizeConfig, meta: ModelMeta, symmetric: bool = False,
+    runtime_target: str = "ort-cpu",
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Calibrate and write a QDQ model to ``target`` (a scratch path); returns its recipe and one batch.
+
+    ``symmetric`` forces zero-point-free ranges, as TensorRT's explicit quantization requires.
+    """
     q = require("onnxruntime.quantization", "ort")
     batches = calibration_batches(config.calib or "", source, meta, config.calib_size, config.seed)
     methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                "percentile": q.CalibrationMethod.Percentile}
     # U8 activations + S8 weights: the VNNI-friendly pairing; S8S8 measured slower than FP32 on ORT CPU.
     activation = q.QuantType.QUInt8 if config.activations == "u8" else q.QuantType.QInt8
+    extra: dict[str, Any] = {"CalibMaxIntermediateOutputs": CALIB_CHUNK}
+    if symmetric:
+        extra.update(ActivationSymmetric=True, WeightSymmetric=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
         prepared = _prepare(source, Path(folder))
         excluded = resolve_exclusions(prepared, config.exclude)
-        quantized = Path(folder) / "quantized.onnx"
         _quiet(q.quantize_static)(
-            str(prepared), str(quantized), _Reader(batches), quant_format=q.QuantFormat.QDQ,
+            str(prepared), str(target), _Reader(batches), quant_format=q.QuantFormat.QDQ,
             per_channel=config.per_channel, activation_type=activation, weight_type=q.QuantType.QInt8,
-            calibrate_method=methods[config.method], nodes_to_exclude=excluded or None,
-            extra_options={"CalibMaxIntermediateOutputs": CALIB_CHUNK},
+            calibrate_method=methods[config.method], nodes_to_exclude=excluded or None, extra_options=extra,
         )
-        info = recipe(config, source, "ort-cpu", excluded_nodes=excluded,
-                      calib_batches=len(batches), calib_samples=sum(len(next(iter(b.values()))) for b in batches))
-        return _finish(quantized, output, config, meta, info, source, batches[0])
+    samples = sum(len(next(iter(b.values()))) for b in batches)
+    info = recipe(config, source, runtime_target, excluded_nodes=excluded, calib_batches=len(batches),
+                  calib_samples=samples, symmetric=symmetric)
+    return info, batches[0]
 
 
 def quantize_dynamic(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
