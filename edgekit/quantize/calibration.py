@@ -75,10 +75,14 @@ def preprocess(images: list[np.ndarray], meta: ModelMeta) -> dict[str, np.ndarra
 
 
 def batch_feeds(arrays: dict[str, np.ndarray], specs: list[InputSpec]) -> list[dict[str, np.ndarray]]:
-    """Split sample arrays into feed dicts of the model's fixed batch (last one padded) or of 8."""
+    """Split sample arrays into feed dicts of the model's fixed batch (last one padded), or, for a
+    dynamic batch, of equal sizes up to 8 (ORT's histogram calibrators need equal batches)."""
     count = len(next(iter(arrays.values())))
     fixed = specs[0].shape[0] if specs and specs[0].shape else None
-    step = fixed if isinstance(fixed, int) and fixed > 0 else min(DEFAULT_BATCH, count)
+    if isinstance(fixed, int) and fixed > 0:
+        step = fixed
+    else:
+        step = max(d for d in range(1, min(DEFAULT_BATCH, count) + 1) if count % d == 0)
     batches = []
     for start in range(0, count, step):
         feed = {}

@@ -185,7 +185,9 @@ def _agreement(reference: Path, candidate: Path, meta: ModelMeta, sample: dict[s
 
 def _quiet(function):
     """Run ORT's quantization tools without their logging/warning chatter on the terminal."""
+    import contextlib
     import functools
+    import io
     import logging
     import warnings
 
@@ -195,7 +197,7 @@ def _quiet(function):
         level = root.level
         root.setLevel(logging.ERROR)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 return function(*args, **kwargs)
         finally:
