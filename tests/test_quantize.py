@@ -190,3 +190,20 @@ def test_cli_error_paths_leave_no_file(lenet, tmp_path):
     _one_line_error(run_cli("quantize", str(tmp_path / "nope.onnx"), "-o", str(out), "--mode", "fp16"),
                     "model file not found")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "shape.npz", "wrong.npz"]
+
+
+def test_cli_report_sweeps_modes_and_writes_each_variant(lenet, calib_npz, tmp_path):
+    import json
+
+    out = tmp_path / "lenet.onnx"
+    result = run_cli("quantize", str(lenet), "-o", str(out), "-m", "int8-static", "-m", "fp16", "--calib",
+                     str(calib_npz), "--calib-size", "8", "--report", "-r", "ort-cpu", "--threads", "1",
+                     "--duration", "0.2", "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert "speedup" in result.stdout and "cosine" in result.stdout
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [(r["variant"], r["runtime"]) for r in rows] == [
+        ("fp32", "ort-cpu"), ("ort-int8-static", "ort-cpu"), ("ort-fp16", "ort-cpu")]
+    assert all(r["p50_ms"] > 0 and r["cosine"] > 0.98 for r in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.ort-fp16.onnx", "lenet.ort-int8-static.onnx", "r.json"]
+    assert read_meta(tmp_path / "lenet.ort-fp16.onnx").precision == "fp16"

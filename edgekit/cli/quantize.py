@@ -19,7 +19,8 @@ def quantize(
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.onnx; .xml for nncf; .engine for trt)."),
     mode: Optional[list[str]] = typer.Option(None, "--mode", "-m",
                                              help="int8-static | int8-dynamic | fp16 (repeatable) [default: int8-static]."),
-    backend: str = typer.Option("ort", help="ort (ONNX Runtime) | nncf (OpenVINO) | trt (TensorRT engine)."),
+    backend: Optional[list[str]] = typer.Option(None, help="ort (ONNX Runtime) | nncf (OpenVINO) | trt (TensorRT "
+                                                "engine), repeatable [default: ort]."),
     calib: Optional[str] = typer.Option(None, help="Calibration data: dataset name (digits, shapes), image folder or .npz."),
     calib_size: int = typer.Option(128, help="Calibration samples."),
     method: str = typer.Option("minmax", help="Calibration: minmax | entropy | percentile."),
@@ -44,22 +45,37 @@ def quantize(
     from edgekit.quantize.base import quantize as run_quantize
     from edgekit.sources import resolve_model
 
+    from edgekit.quantize.base import QUANTIZERS
+
     modes = list(dict.fromkeys(mode or ["int8-static"]))
-    configs = [QuantizeConfig(mode=m, backend=backend, calib=calib, calib_size=calib_size, method=method,
+    backends = list(dict.fromkeys(backend or ["ort"]))
+    pairs = [(b, m) for b in backends for m in modes]
+    if len(pairs) > 1:  # in a sweep, skip combinations no backend offers (nncf has int8-static only)
+        pairs = [(b, m) for b, m in pairs if f"{b}:{m}" in QUANTIZERS] or pairs[:1]
+    configs = [QuantizeConfig(mode=m, backend=b, calib=calib, calib_size=calib_size, method=method,
                               per_channel=per_channel, activations=activations, exclude=tuple(exclude or ()),
-                              seed=seed) for m in modes]
+                              seed=seed) for b, m in pairs]
     if max_drop is not None and max_drop < 0:
         raise BadInputError(f"--max-drop must be 0 or more, got {max_drop}")
     if not output.parent.is_dir():
         raise BadInputError(f"output directory {output.parent} does not exist")
     source = resolve_model(model)
-    out = console()
+    out = _wide_console()
     if len(configs) == 1 and not report and max_drop is None:
         result = run_quantize(source, output, configs[0])
         _print_result(out, result)
         return
     _sweep(out, source, output, configs, runtime, eval_data or calib, eval_size, max_drop, threads, duration,
            json_out, seed)
+
+
+def _wide_console():
+    """The report has ten columns: when not on a terminal, do not squeeze it into 80."""
+    import sys
+
+    from rich.console import Console
+
+    return console() if sys.stdout.isatty() else Console(width=150)
 
 
 def _print_result(out, result) -> None:
