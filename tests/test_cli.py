@@ -37,6 +37,7 @@ def test_runtimes_shows_a_missing_runtime_with_its_extra(tmp_path):
     assert result.returncode == 0, result.stderr
     row = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())}["ort-cpu"]
     assert not row["available"] and row["install"] == "pip install 'edgekit[ort]'"
+    assert "edgekit[ort]" in " ".join(result.stdout.split())  # not eaten as rich markup
 
 
 def test_export_inspect_bench_round_trip(tmp_path):
