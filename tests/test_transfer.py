@@ -35,6 +35,7 @@ def test_new_head_learns_new_classes_from_ten_examples_each(backbone, tmp_path, 
     assert meta.labels == ("5", "6", "7", "8", "9") and meta.recipe["mode"] == mode
     assert meta.mean == read_meta(backbone.onnx).mean  # the backbone's preprocessing is kept
     assert meta.extra["source"]["dataset_options"] == {"classes": [5, 6, 7, 8, 9]}
+    assert meta.extra["source"]["recipe"] == "transfer" and meta.recipe["transfer_from"] == str(backbone.checkpoint)
     test = load_split("digits", "test", 0, classes="5-9")
     record = evaluate(result.onnx, test, "ort-cpu")
     assert record.metrics["top1"] == pytest.approx(result.metrics["test_top1"])
@@ -95,6 +96,8 @@ def test_cli_transfer_and_a_foreign_checkpoint(backbone, tmp_path):
                      "--transfer-from", str(backbone.checkpoint), "--mode", "features", "--out", str(tmp_path / "o"), "-q")
     assert result.returncode == 0, result.stderr
     assert "lenet5-features" in result.stdout and (tmp_path / "o" / "lenet5-features.onnx").is_file()
+    result = run_cli("train", "transfer", "--data", "digits", "--out", str(tmp_path / "o3"), "-q")
+    assert result.returncode == 2 and "needs --transfer-from" in result.stderr and not (tmp_path / "o3").exists()
     (tmp_path / "foreign.pt").write_bytes(b"definitely not a checkpoint")
     result = run_cli("train", "lenet5", "--data", "digits", "--transfer-from", str(tmp_path / "foreign.pt"),
                      "--out", str(tmp_path / "o2"), "-q")

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    recipe: str = typer.Argument(..., help="Training recipe: lenet5, detector."),
+    recipe: str = typer.Argument(..., help="Training recipe: lenet5, detector, transfer (needs --transfer-from)."),
     data: str = typer.Option(..., "--data", "-d", help="Dataset: digits, shapes, an image folder, or a COCO .json."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: runs/RECIPE]."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs [default: the recipe's]."),

@@ -216,7 +216,7 @@ def save_model(model, meta: ModelMeta, arch: dict[str, Any], config: TrainConfig
     from edgekit.fileio import atomic_path
 
     checkpoint, onnx = stem.with_suffix(".pt"), stem.with_suffix(".onnx")
-    source = {"recipe": "lenet5", "checkpoint": str(checkpoint.resolve()), "dataset": config.data,
+    source = {"recipe": recipe["recipe"], "checkpoint": str(checkpoint.resolve()), "dataset": config.data,
               "dataset_options": dataset_options(config), "seed": config.seed}
     meta = meta.with_(recipe=recipe, extra={**meta.extra, "source": source})
     with atomic_path(checkpoint) as temporary:

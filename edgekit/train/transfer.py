@@ -37,6 +37,8 @@ FINETUNE_LAYERS = 2  # last parameterized layers trained in finetune mode (LeNet
 def train_transfer(config: TrainConfig) -> TrainResult:
     """New head (and optionally last layers) on a trained backbone, for the classes of ``config.data``."""
     check_config(config, TRANSFER_OPTIONS)
+    if config.transfer_from is None:
+        raise BadInputError("transfer needs --transfer-from: a checkpoint from `edgekit train`, or a zoo model with --weights")
     mode = config.mode or "features"
     start = time.perf_counter()
     seed_everything(config.seed, int(config.options.get("threads", DEFAULT_THREADS)))
@@ -54,7 +56,8 @@ def train_transfer(config: TrainConfig) -> TrainResult:
             trainable = unfreeze_last(model, layers)
             result = train_classifier(model, trainable, splits, meta, config, settings_for(config, splits))
         metrics = test_metrics(model, splits["test"], meta, result.best_metric)
-        extra = {"transfer_from": str(config.transfer_from), "mode": mode, "arch": f"{arch['base']}+head"}
+        extra = {"recipe": "transfer", "transfer_from": str(config.transfer_from), "mode": mode,
+                 "arch": f"{arch['base']}+head"}
         checkpoint, onnx = save_model(model, meta, arch, config, recipe_info(config, result, extra),
                                       out / meta.model_name, metrics)
     return TrainResult(meta.model_name, checkpoint, onnx, metrics, time.perf_counter() - start,
