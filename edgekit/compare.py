@@ -116,10 +116,10 @@ def compare(
         RuntimeParity(name, *described[name], compare_outputs(reference, outputs[name], atol, rtol, min_cosine))
         for name in candidates
     )
-    from edgekit.bench.runner import model_meta
+    from edgekit.meta import read_meta
 
     return CompareRecord(
-        model=model_meta(path).model_name or path.stem, model_path=str(path), reference=reference_name,
+        model=read_meta(path).model_name or path.stem, model_path=str(path), reference=reference_name,
         inputs={k: list(v.shape) for k, v in feeds.items()}, input_source=source,
         atol=atol, rtol=rtol, min_cosine=min_cosine, results=results,
     )
@@ -167,9 +167,9 @@ def load_inputs(path: str | Path, specs: Mapping[str, Any]) -> dict[str, np.ndar
 
 def _random_inputs(runtime, path: Path, batch: int, seed: int) -> dict[str, np.ndarray]:
     from edgekit.bench.inputs import random_feeds
-    from edgekit.bench.runner import model_meta
+    from edgekit.meta import read_meta
 
-    return random_feeds(runtime.inputs, batch, model_meta(path), seed)
+    return random_feeds(runtime.inputs, batch, read_meta(path), seed)
 
 
 def torch_reference(
