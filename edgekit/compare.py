@@ -151,14 +151,10 @@ def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping
 
 def load_inputs(path: str | Path, specs: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Arrays from an .npz whose names must be exactly the model's inputs."""
+    from edgekit.fileio import read_npz
+
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"inputs file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read inputs {path} as .npz: {str(exc).splitlines()[0]}") from None
+    arrays = read_npz(path, "inputs")
     if set(arrays) != set(specs):
         expected = "; ".join(str(spec) for spec in specs.values())
         raise BadInputError(f"{path.name} holds arrays {sorted(arrays)}, but the model expects inputs {expected}")
