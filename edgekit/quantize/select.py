@@ -21,6 +21,7 @@ from edgekit.quantize.report import PrecisionReport, PrecisionRow, Variant
 
 MIN_SPEEDUP = 1.05
 SENSITIVE = ("@first", "@last")
+RERUN = "fp32-rerun"  # the FP32 baseline measured again beside the sensitive-layer retry
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def select(report: PrecisionReport, max_drop: float, runtime: str) -> Selection:
     reasons = []
     best: PrecisionRow | None = None
     for row in report.rows:
-        if row.runtime != runtime or row.variant == "fp32":
+        if row.runtime != runtime or row.variant in ("fp32", RERUN):
             continue
         verdict = _verdict(row, max_drop)
         if verdict == "ok" and (best is None or (row.speedup or 0) > (best.speedup or 0)):
@@ -108,8 +109,9 @@ def choose(
     retry = sensitive_retry(configs) if selection.kept is None else []
     if retry:
         more = build_variants(source, folder, retry)
-        extra = measure_one(more)  # FP32 is measured again first: each speedup has a side-by-side baseline
-        added = tuple(r for r in extra.rows if r.variant != "fp32")
+        extra = measure_one(more)  # FP32 is measured again first: each speedup has a side-by-side baseline,
+        # and that baseline is shown (as fp32-rerun) so the retry's speedups can be read from the table
+        added = tuple(dataclasses.replace(r, variant=RERUN) if r.variant == "fp32" else r for r in extra.rows)
         report = dataclasses.replace(report, rows=report.rows + added)
         selection = select(report, max_drop, runtime)
     return report, selection, keep(selection.kept, source, output)
