@@ -55,7 +55,7 @@ def write_qdq(
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
         prepared = _prepare(source, Path(folder))
         excluded = resolve_exclusions(prepared, config.exclude)
-        _quiet(q.quantize_static)(
+        quiet(q.quantize_static)(
             str(prepared), str(target), _Reader(batches), quant_format=q.QuantFormat.QDQ,
             per_channel=config.per_channel, activation_type=activation, weight_type=q.QuantType.QInt8,
             calibrate_method=methods[config.method], nodes_to_exclude=excluded or None, extra_options=extra,
@@ -73,7 +73,7 @@ def quantize_dynamic(source: Path, output: Path, config: QuantizeConfig, meta: M
         prepared = _prepare(source, Path(folder))
         excluded = resolve_exclusions(prepared, config.exclude)
         quantized = Path(folder) / "quantized.onnx"
-        _quiet(q.quantize_dynamic)(str(prepared), str(quantized), per_channel=config.per_channel,
+        quiet(q.quantize_dynamic)(str(prepared), str(quantized), per_channel=config.per_channel,
                                    weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded or None)
         info = recipe(config, source, "ort-cpu", excluded_nodes=excluded)
         return _finish(quantized, output, config, meta, info, source, None)
@@ -135,7 +135,7 @@ def _prepare(source: Path, folder: Path) -> Path:
     q = require("onnxruntime.quantization", "ort")
     prepared = folder / "prepared.onnx"
     try:
-        _quiet(q.quant_pre_process)(str(source), str(prepared))
+        quiet(q.quant_pre_process)(str(source), str(prepared))
     except Exception as exc:  # shape inference raises many types on unusual graphs
         raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
     return prepared
@@ -185,7 +185,7 @@ def _agreement(reference: Path, candidate: Path, meta: ModelMeta, sample: dict[s
             "samples": int(len(next(iter(sample.values()))))}
 
 
-def _quiet(function):
+def quiet(function):
     """Run ORT's quantization tools without their logging/warning chatter on the terminal."""
     import contextlib
     import functools

@@ -35,7 +35,10 @@ def quantize_nncf(source: Path, output: Path, config: QuantizeConfig, meta: Mode
         onnx = require("onnx", "quantize")
         model = onnx.load(str(source))
     nncf.set_log_level(logging.ERROR)  # its progress bars and warnings would drown the CLI's output
-    quantized = nncf.quantize(
+    from edgekit.quantize.onnxruntime import quiet
+
+    # quiet: NNCF's rich progress bars go to stdout, which set_log_level does not silence
+    quantized = quiet(nncf.quantize)(
         model, nncf.Dataset(batches), subset_size=len(batches),
         preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=_ignored(nncf, config.exclude),
         advanced_parameters=_advanced(config),

@@ -59,6 +59,7 @@ class PrecisionRow:
     cosine: float | None
     top1_agreement: float | None
     path: str
+    metrics: dict[str, float] = field(default_factory=dict)  # every metric of the evaluator (mAP@0.5 too)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def _measure_one(
 ) -> PrecisionRow:
     options = {"threads": config.threads, **variant.runtime_options}
     record = benchmark(variant.path, BenchConfig(runtime=runtime, plan=config.plan, runtime_options=options))
-    metric, accuracy = (None, None) if split is None else _accuracy(variant, runtime, options, meta, split, config)
+    metric, metrics = (None, {}) if split is None else _accuracy(variant, runtime, options, meta, split, config)
+    accuracy = metrics[metric] if metric else None
     cosine = top1 = None
     if reference is not None:
         parity = compare_outputs(reference, _outputs(variant.path, runtime, parity_feeds, options))
@@ -130,13 +132,14 @@ def _measure_one(
         metric=metric or "", accuracy=accuracy,
         accuracy_drop=(base.accuracy - accuracy) if base and base.accuracy is not None and accuracy is not None
         else (0.0 if base is None and accuracy is not None else None),
-        cosine=cosine, top1_agreement=top1, path=str(variant.path),
+        cosine=cosine, top1_agreement=top1, path=str(variant.path), metrics=metrics,
     )
 
 
 def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: ModelMeta, split: Split,
-              config: MeasureConfig) -> tuple[str, float]:
-    """Accuracy with the *source* model's metadata, so IR files and engines are read the same way."""
+              config: MeasureConfig) -> tuple[str, dict[str, float]]:
+    """The primary metric's name and every metric, with the *source* model's metadata, so IR files
+    and engines are read the same way."""
     from edgekit.evaluate.runner import predict_split
     from edgekit.tasks import get_task
 
@@ -146,7 +149,7 @@ def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: Mod
         predictions = predict_split(session, task, meta, split, config.batch_size)
     evaluator.update(predictions, list(split.targets))
     metric = type(evaluator).primary_metric
-    return metric, float(evaluator.compute()[metric])
+    return metric, {name: float(value) for name, value in evaluator.compute().items()}
 
 
 def _outputs(path: Path, runtime: str, feeds: list[dict[str, np.ndarray]] | None, options: dict[str, Any]):
@@ -185,13 +188,20 @@ def render(report: PrecisionReport, kept: tuple[str, str] | None = None):
         table.add_column(column, justify="left" if column in ("variant", "runtime") else "right")
     for row in report.rows:
         mark = " ◀ kept" if kept == (row.variant, row.runtime) else ""
-        speed = "-" if row.speedup is None else f"{row.speedup:.2f}x" + (" (slower)" if row.speedup < 1 else "")
+        speed = "-" if row.speedup is None else _speed(row.speedup)
         table.add_row(
             row.variant + mark, row.runtime, f"{row.size_mb:.2f}", f"{row.p50_ms:.3f}", f"{row.p90_ms:.3f}", speed,
             _fmt(row.accuracy, "{:.2f}", row.metric), _fmt(row.accuracy_drop, "{:+.2f}"),
             _fmt(row.cosine, "{:.4f}"), _fmt(row.top1_agreement, "{:.1%}"),
         )
     return table
+
+
+def _speed(speedup: float) -> str:
+    """``0.53x (slower)``; three decimals where two would round a slower row up to 1.00x."""
+    if speedup >= 1:
+        return f"{speedup:.2f}x"
+    return (f"{speedup:.3f}x" if speedup >= 0.995 else f"{speedup:.2f}x") + " (slower)"
 
 
 def _fmt(value: float | None, pattern: str, suffix: str = "") -> str:
