@@ -1,37 +1,45 @@
-"""INT8 / FP16 vs FP32, side by side in one run, on ONNX Runtime CPU and OpenVINO.
+"""INT8 / FP16 vs FP32, side by side in one run, on ONNX Runtime CPU and OpenVINO (issue 5).
 
-Targets (issue 5): resnet18 (224, batch 1, 2 threads) INT8 static ≥ 2.5x faster than FP32 on
-ort-cpu and ≥ 3x on openvino; the shapes detector INT8 ≥ 1.5x on ort-cpu; LeNet-5/digits top-1
-drop ≤ 0.5 pt, detector ≤ 1 pt mAP@0.5. S8S8 activations, dynamic quantization and FP16 are
-shown as they are (on ORT CPU they can be slower than FP32), and mobilenet_v3_small too.
+Parts (each can be run alone, see the flags):
+- speed (``--models``, default resnet18,mobilenet_v3_small; random weights, 224, batch 1): INT8
+  static (u8s8 and S8S8), dynamic, FP16 and the NNCF IR vs FP32. Targets: resnet18 INT8 static
+  >= 2.5x on ort-cpu and >= 3x on openvino.
+- lenet: LeNet-5 trained on digits (seed 0, the recipe's defaults), INT8 static calibrated on the
+  digits train split, top-1 on the test split (270 images: one image = 0.37 pt) on ort-cpu and
+  openvino. Target: top-1 drop <= 0.5 pt.
+- detector: the shapes detector (the recipe's defaults, or --detector-epochs for a shorter run),
+  INT8 static calibrated on shapes train, COCO mAP on shapes test. Targets: drop <= 1 pt mAP@0.5
+  and <= 1.5 pt mAP@0.5:0.95, >= 1.5x faster than FP32 on ort-cpu at batch 1.
 
-Rows of one model are measured one after another in this process; the speedup column divides by
-the FP32 row of the same runtime. Models use random weights (latency does not depend on them),
-so accuracy here is output agreement; accuracy drops need the trained LeNet/detector (skipped
-with a message when they are not in this checkout).
+Rows of one model are measured one after another in this process; the speedup column divides
+by the FP32 row of the same runtime. Slower variants are shown as they are.
 
-When the `openvino` runtime is not registered yet, OpenVINO is timed with a bare compiled
-model loop (same LoopPlan) so its ratios are still measured.
-
-    python benchmarks/quantization.py [--models resnet18,mobilenet_v3_small] [--size 224]
-        [--threads 2] [--seconds 2] [--calib-size 32]
+    python benchmarks/quantization.py [--parts speed,lenet,detector] [--models resnet18]
+        [--threads 2] [--seconds 2] [--calib-size 32] [--detector-epochs N]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from edgekit.bench import LoopPlan
-from edgekit.bench.latency import LatencyStats, time_calls
-from edgekit.quantize.base import QuantizeConfig
-from edgekit.quantize.report import MeasureConfig, measure, render
-from edgekit.quantize.select import build_variants
-from edgekit.runtimes import RUNTIMES
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's edgekit
+
+from edgekit.bench import LoopPlan  # noqa: E402
+from edgekit.quantize.base import QuantizeConfig  # noqa: E402
+from edgekit.quantize.report import MeasureConfig, PrecisionReport, measure, render  # noqa: E402
+from edgekit.quantize.select import build_variants  # noqa: E402
+from edgekit.runtimes import RUNTIMES  # noqa: E402
+
+PARTS = ("speed", "lenet", "detector")
+RUNTIME_NAMES = tuple(r for r in ("ort-cpu", "openvino") if r in RUNTIMES)
+HAS_NNCF = importlib.util.find_spec("nncf") is not None
 
 
 def photo_like(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -40,87 +48,157 @@ def photo_like(count: int, size: int, seed: int = 0) -> np.ndarray:
     return coarse.repeat(16, axis=1).repeat(16, axis=2)[:, :size, :size].astype(np.uint8)
 
 
-def configs(calib: Path, size: int, nncf: bool) -> list[QuantizeConfig]:
+def speed_configs(calib: Path, size: int) -> list[QuantizeConfig]:
     base = dict(calib=str(calib), calib_size=size)
     chosen = [QuantizeConfig(**base), QuantizeConfig(**base, activations="s8"),
               QuantizeConfig(mode="int8-dynamic"), QuantizeConfig(mode="fp16")]
-    if nncf:
+    if HAS_NNCF:
         chosen.append(QuantizeConfig(**base, backend="nncf"))
     return chosen
 
 
-def openvino_rows(variants, threads: int, plan: LoopPlan) -> list[tuple[str, float, float]]:
-    """(variant, p50, p90) on OpenVINO CPU with a bare loop (used only without the openvino runtime)."""
-    import openvino as ov
-
-    core = ov.Core()
-    rows = []
-    for variant in variants:
-        if variant.path.suffix not in (".onnx", ".xml") or variant.precision == "fp16":
-            continue
-        compiled = core.compile_model(str(variant.path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                  "PERFORMANCE_HINT": "LATENCY"})
-        request = compiled.create_infer_request()
-        shape = [d if d > 0 else 1 for d in compiled.input(0).get_partial_shape().get_min_shape()]
-        feed = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        stats = LatencyStats.from_ns(time_calls(lambda: request.infer({0: feed}), plan))
-        rows.append((variant.name, stats.p50_ms, stats.p90_ms))
-    return rows
+def int8_configs(calib: str, size: int) -> list[QuantizeConfig]:
+    """The default static INT8 recipe of each backend (what `edgekit quantize --calib` makes)."""
+    chosen = [QuantizeConfig(calib=calib, calib_size=size)]
+    if HAS_NNCF:
+        chosen.append(QuantizeConfig(calib=calib, calib_size=size, backend="nncf"))
+    return chosen
 
 
-def run_model(name: str, size: int, threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
+def show(report: PrecisionReport) -> None:
     from rich.console import Console
 
+    Console(width=160).print(render(report))
+
+
+def check(label: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> str:
+    if value is None:
+        return f"  {label}: not measured"
+    met = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"  {label}: {value:.2f}{unit} (target {sign} {target:g}{unit}) {'MET' if met else 'MISSED'}"
+
+
+def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
     from edgekit.meta import read_meta
     from edgekit.quantize.calibration import calibration_batches
     from edgekit.sources import resolve_model
 
-    console = Console(width=160)
     source = resolve_model(name, input_size=(size, size))
     calib = folder / f"{name}-calib.npz"
     np.savez(calib, images=photo_like(calib_size, size + 32))
-    has_ov = importlib.util.find_spec("nncf") is not None
-    variants = build_variants(source, folder, configs(calib, calib_size, has_ov))
+    variants = build_variants(source, folder, speed_configs(calib, calib_size))
     meta = read_meta(source)
-    runtimes = tuple(r for r in ("ort-cpu", "openvino") if r in RUNTIMES)
     parity = calibration_batches(str(calib), source, meta, 16, seed=1)
-    report = measure(variants, meta, MeasureConfig(runtimes=runtimes, threads=threads, plan=plan), None, parity)
-    console.print(render(report))
-    ort = {r.variant: r for r in report.rows if r.runtime == "ort-cpu"}
-    print(f"{name} {size}x{size} ort-cpu INT8 static (u8s8) vs FP32: {ort['ort-int8-static'].speedup:.2f}x; "
-          f"S8S8 {ort['ort-int8-static-s8s8'].speedup:.2f}x; dynamic {ort['ort-int8-dynamic'].speedup:.2f}x; "
-          f"fp16 {ort['ort-fp16'].speedup:.2f}x")
-    if "openvino" not in RUNTIMES and has_ov:
-        rows = openvino_rows(variants, threads, plan)
-        fp32 = next(p50 for v, p50, _ in rows if v == "fp32")
-        print(f"{name} on OpenVINO (bare loop; the openvino runtime is not registered in this checkout):")
-        for variant, p50, p90 in rows:
-            print(f"  {variant:24s} p50 {p50:8.3f} ms  p90 {p90:8.3f} ms  speedup {fp32 / p50:5.2f}x")
+    report = measure(variants, meta, MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan), None, parity)
+    show(report)
+    print(f"{name} {size}x{size}, batch 1, {threads} threads (random weights: accuracy is output agreement):")
+    targets = {"resnet18": {"ort-cpu": 2.5, "openvino": 3.0}}.get(name, {})
+    for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "ort-int8-static"),
+                             ("openvino", "nncf-int8-static")):
+        row = report.row(variant, runtime)
+        if row is not None:
+            print(check(f"{variant} on {runtime} speedup", row.speedup, targets.get(runtime, 1.0), True, "x")
+                  + ("" if runtime in targets else " (no target for this model)"))
 
 
-def accuracy_targets() -> None:
-    """LeNet-5/digits and the shapes detector: accuracy drops need their datasets and trainers."""
-    for dataset, module in (("digits", "edgekit.datasets.digits"), ("shapes", "edgekit.datasets.shapes")):
-        if importlib.util.find_spec(module) is None:
-            print(f"skipped {dataset} accuracy drop: {module} is not in this checkout yet")
-        else:
-            print(f"{dataset} is available: run `edgekit quantize MODEL --calib {dataset} --report --max-drop 1` "
-                  "on its trained model for the accuracy drop")
+def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
+    from edgekit.datasets.base import load_split
+    from edgekit.train.base import RECIPES, TrainConfig
+
+    start = time.perf_counter()
+    trained = RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=folder / "lenet", seed=0, progress=False))
+    print(f"\nLeNet-5 on digits: trained in {time.perf_counter() - start:.0f} s ({trained.epochs_run} epochs), "
+          f"torch test top-1 {trained.metrics['test_top1']:.2f}")
+    report = _accuracy_report(trained.onnx, "digits", load_split("digits", split="test", seed=0), calib_size,
+                              threads, plan, folder)
+    print("LeNet-5/digits INT8 static top-1 drop vs FP32 on the same runtime (test split, 270 images):")
+    for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "nncf-int8-static"),
+                             ("openvino", "ort-int8-static")):
+        row = report.row(variant, runtime)
+        if row is not None:
+            print(check(f"{variant} on {runtime} top-1 drop", row.accuracy_drop, 0.5, False, " pt")
+                  + f"  [{row.accuracy:.2f} vs FP32; speedup {row.speedup:.2f}x]")
+
+
+def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | None, folder: Path) -> None:
+    if importlib.util.find_spec("edgekit.train.detector") is None:
+        print("\nskipped the detector: edgekit.train.detector is not in this checkout")
+        return
+    from edgekit.datasets.base import load_split
+    from edgekit.meta import read_meta
+    from edgekit.train.base import RECIPES, TrainConfig
+
+    start = time.perf_counter()
+    trained = RECIPES.get("detector")(TrainConfig(data="shapes", output_dir=folder / "detector", seed=0,
+                                                  epochs=epochs, progress=False))
+    print(f"\nshapes detector: trained in {time.perf_counter() - start:.0f} s ({trained.epochs_run} epochs"
+          f"{', the recipe default' if epochs is None else ', shortened by --detector-epochs'}), "
+          f"torch test metrics {({k: round(v, 2) for k, v in trained.metrics.items()})}")
+    source = read_meta(trained.onnx).extra.get("source") or {}
+    split = load_split("shapes", split="test", seed=0, **(source.get("dataset_options") or {}))
+    report = _accuracy_report(trained.onnx, "shapes", split, calib_size, threads, plan, folder)
+    print(f"shapes detector INT8 static vs FP32 on the same runtime (test split, {len(split)} images):")
+    for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "nncf-int8-static"),
+                             ("openvino", "ort-int8-static")):
+        row, base = report.row(variant, runtime), report.row("fp32", runtime)
+        if row is None or base is None:
+            continue
+        print(check(f"{variant} on {runtime} mAP@0.5 drop", base.metrics["map50"] - row.metrics["map50"], 1.0,
+                    False, " pt"))
+        print(check(f"{variant} on {runtime} mAP@0.5:0.95 drop", row.accuracy_drop, 1.5, False, " pt"))
+        print(check(f"{variant} on {runtime} speedup (batch 1)", row.speedup, 1.5 if runtime == "ort-cpu" else 1.0,
+                    True, "x") + ("" if runtime == "ort-cpu" else " (no target on this runtime)"))
+
+
+def _accuracy_report(onnx: Path, calib: str, split, calib_size: int, threads: int, plan: LoopPlan,
+                     folder: Path) -> PrecisionReport:
+    from edgekit.meta import read_meta
+    from edgekit.quantize.calibration import calibration_batches
+
+    work = folder / f"{calib}-variants"
+    work.mkdir()
+    variants = build_variants(onnx, work, int8_configs(calib, calib_size))
+    meta = read_meta(onnx)
+    parity = calibration_batches(calib, onnx, meta, 64, seed=0, split="test")
+    config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan)
+    report = measure(variants, meta, config, split, parity)
+    show(report)
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="resnet18,mobilenet_v3_small")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
+    parser.add_argument("--skip-speed", "--skip-resnet", action="store_true", help="leave out the speed part")
+    parser.add_argument("--skip-lenet", action="store_true")
+    parser.add_argument("--skip-detector", action="store_true")
+    parser.add_argument("--models", default="resnet18,mobilenet_v3_small", help="models of the speed part")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--calib-size", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing per row")
+    parser.add_argument("--calib-size", type=int, default=32, help="calibration images of the speed part")
+    parser.add_argument("--accuracy-calib-size", type=int, default=128,
+                        help="calibration images of LeNet and the detector (the CLI's default)")
+    parser.add_argument("--detector-epochs", type=int, default=None,
+                        help="shorter detector training [default: the recipe's]")
     args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)} (expected {', '.join(PARTS)})")
+    skipped = {"speed": args.skip_speed, "lenet": args.skip_lenet, "detector": args.skip_detector}
+    parts = [p for p in parts if not skipped[p]]
     plan = LoopPlan(warmup=10, min_runs=20, min_duration_s=args.seconds)
-    with tempfile.TemporaryDirectory() as folder:
-        for name in args.models.split(","):
-            run_model(name.strip(), args.size, args.threads, plan, args.calib_size, Path(folder))
-    accuracy_targets()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        if "speed" in parts:
+            for model in args.models.split(","):
+                speed_part(model.strip(), args.size, args.threads, plan, args.calib_size, folder)
+        if "lenet" in parts:
+            lenet_part(args.threads, plan, args.accuracy_calib_size, folder)
+        if "detector" in parts:
+            detector_part(args.threads, plan, args.accuracy_calib_size, args.detector_epochs, folder)
 
 
 if __name__ == "__main__":
