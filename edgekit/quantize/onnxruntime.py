@@ -136,8 +136,13 @@ def _prepare(source: Path, folder: Path) -> Path:
     prepared = folder / "prepared.onnx"
     try:
         quiet(q.quant_pre_process)(str(source), str(prepared))
-    except Exception as exc:  # shape inference raises many types on unusual graphs
-        raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
+    except Exception:  # shape inference raises many types on unusual graphs
+        # ORT's symbolic shape inference gives up on some graphs (the detector's Resize with a
+        # dynamic batch: "Incomplete symbolic shape inference"); ONNX's own inference suffices there.
+        try:
+            quiet(q.quant_pre_process)(str(source), str(prepared), skip_symbolic_shape=True)
+        except Exception as exc:
+            raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
     return prepared
 
 

@@ -24,6 +24,8 @@ from edgekit.runtimes import RUNTIMES, get_runtime
 
 #: runtime option names that carry an inference-precision hint, in the order we look for them
 PRECISION_HINT_OPTIONS = ("inference_precision", "precision_hint", "precision")
+#: tasks whose evaluator reports fractions (COCO mAP in 0..1): the table and --max-drop use points
+FRACTION_TASKS = ("detection",)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,9 @@ def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: Mod
         predictions = predict_split(session, task, meta, split, config.batch_size)
     evaluator.update(predictions, list(split.targets))
     metric = type(evaluator).primary_metric
-    return metric, {name: float(value) for name, value in evaluator.compute().items()}
+    scale = 100.0 if meta.task in FRACTION_TASKS else 1.0
+    return metric, {name: float(value) * (1.0 if name == "count" else scale)
+                    for name, value in evaluator.compute().items()}
 
 
 def _outputs(path: Path, runtime: str, feeds: list[dict[str, np.ndarray]] | None, options: dict[str, Any]):
