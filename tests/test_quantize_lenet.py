@@ -126,3 +126,20 @@ def test_max_drop_keeps_a_faster_variant_or_fp32(trained_lenet, tmp_path):
             assert f"{row['variant']} on ort-cpu: not faster than FP32 ({row['speedup']:.2f}x)" in text \
                 or f"{row['variant']} on ort-cpu: drop" in text
             assert "(slower)" in text
+
+
+def test_calibration_and_report_use_the_models_own_split(tmp_path):
+    """A LeNet trained on digits 0-4 with split seed 3: the report calibrates and evaluates on that
+    model's own train/test split (its 5 classes, none of its training images in the test)."""
+    from edgekit.train.base import RECIPES, TrainConfig
+
+    model = RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=tmp_path / "m", seed=3, epochs=3,
+                                              options={"classes": "0-4"}, progress=False)).onnx
+    report = tmp_path / "report.json"
+    result = run_cli("quantize", str(model), "-o", str(tmp_path / "q.onnx"), "--calib", "digits", "--calib-size", "32",
+                     "--report", "--runtime", "ort-cpu", "--duration", "0.1", "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(report.read_text())["rows"]
+    expected = len(load_split("digits", split="test", seed=3, classes="0-4"))
+    assert all(r["metrics"]["count"] == expected for r in rows)
+    assert rows[0]["accuracy"] > 80  # its own labels: a 5-class model scored on 10 classes would be far lower

@@ -156,8 +156,11 @@ def _eval_split(data, meta, size: int, seed: int):
 
     if not data or _Path(data).suffix.lower() == ".npz" or meta.task == "unknown":
         return None
+    from edgekit.quantize.calibration import recorded_split
+
+    options, split_seed = recorded_split(meta, data, seed)  # the model's own test split, when it is its dataset
     try:
-        split = load_split(data, split="test", seed=seed)
+        split = load_split(data, split="test", seed=split_seed, **options)
     except (ModuleNotFoundError, BadInputError):
         return None
     if split.task != meta.task:

@@ -52,7 +52,7 @@ def calibration_batches(
     if path.suffix.lower() == ".npz":
         arrays = _npz_inputs(path, specs, meta, size)
     else:
-        images = _folder_images(path, size, seed) if path.is_dir() else _dataset_images(data, size, seed, split)
+        images = _folder_images(path, size, seed) if path.is_dir() else _dataset_images(data, size, seed, split, meta)
         arrays = preprocess(images, meta)
     _check_shapes(arrays, specs, data)
     return batch_feeds(arrays, specs)
@@ -95,16 +95,29 @@ def batch_feeds(arrays: dict[str, np.ndarray], specs: list[InputSpec]) -> list[d
     return batches
 
 
-def _dataset_images(spec: str, size: int, seed: int, split: str) -> list[np.ndarray]:
+def _dataset_images(spec: str, size: int, seed: int, split: str, meta: ModelMeta) -> list[np.ndarray]:
+    """The first ``size`` images of ``split``. For the dataset the model was trained on (its
+    metadata's ``extra.source``), the split is rebuilt as in training (same seed and options,
+    e.g. shapes sizes): calibration then comes from the model's own train split, and evaluation
+    on its test split never sees a training image."""
     from edgekit.datasets.base import load_split
 
+    options, split_seed = recorded_split(meta, spec, seed)
     try:
-        loaded = load_split(spec, split=split, seed=seed)
+        loaded = load_split(spec, split=split, seed=split_seed, **options)
     except ModuleNotFoundError as exc:
         raise BadInputError(f"calibration dataset '{spec}' is not available in this install ({exc.name})") from None
     if not len(loaded):
         raise BadInputError(f"calibration dataset '{spec}' has no {split} images")
     return list(loaded.images[:size])
+
+
+def recorded_split(meta: ModelMeta, spec: str, seed: int) -> tuple[dict, int]:
+    """(dataset options, split seed) the model was trained with when ``spec`` is its dataset, else ({}, seed)."""
+    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
+    if not source or source.get("dataset") != spec:
+        return {}, seed
+    return dict(source.get("dataset_options") or {}), int(source.get("seed", seed))
 
 
 def _folder_images(folder: Path, size: int, seed: int) -> list[np.ndarray]:
