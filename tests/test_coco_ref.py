@@ -57,7 +57,8 @@ def test_coco_dict_round_trips_the_reference_annotations():
     original = json.loads((REFERENCE / "instances_val2014_100.json").read_text())
     rebuilt = coco_dict(split)
     assert {im["id"] for im in rebuilt["images"]} == {im["id"] for im in original["images"]}
-    assert sorted(a["category_id"] for a in rebuilt["annotations"]) == sorted(a["category_id"] for a in original["annotations"])
+    categories = [sorted(a["category_id"] for a in d["annotations"]) for d in (rebuilt, original)]
+    assert categories[0] == categories[1]
     first = next(a for a in original["annotations"] if a["image_id"] == original["images"][0]["id"])
     match = next(a for a in rebuilt["annotations"] if a["image_id"] == first["image_id"])
     assert match["bbox"] == pytest.approx(first["bbox"], abs=1e-3)
@@ -73,7 +74,8 @@ def _tiny_split() -> Split:
     images = np.zeros((3, 20, 30, 3), np.uint8)
     images[1, 5:10, 5:15] = 200
     targets = [{"boxes": np.array([[1, 2, 11, 12]], np.float32), "labels": np.array([0]), "image_id": 7},
-               {"boxes": np.array([[5, 5, 15, 10], [0, 0, 4, 4]], np.float32), "labels": np.array([1, 0]), "image_id": 8},
+               {"boxes": np.array([[5, 5, 15, 10], [0, 0, 4, 4]], np.float32), "labels": np.array([1, 0]),
+                "image_id": 8},
                {"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64), "image_id": 9}]
     return Split("test", "detection", images, targets, ("a", "b"))
 
@@ -105,8 +107,8 @@ def test_loader_malformed_json(tmp_path):
     ({"images": [{"id": 1}], "annotations": [], "categories": []}, "images #0 has no 'file_name'"),
     ({"images": [{"id": 1, "file_name": "x.png"}], "annotations": [{"image_id": 1, "category_id": 1}],
       "categories": [{"id": 1}]}, "annotations #0 has no 'bbox'"),
-    ({"images": [{"id": 1, "file_name": "x.png"}], "annotations": [{"image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1]}],
-      "categories": [{"id": 1}]}, "image id 2, which is not in 'images'"),
+    ({"images": [{"id": 1, "file_name": "x.png"}],
+      "annotations": [{"image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1]}], "categories": [{"id": 1}]}, "image id 2, which is not in 'images'"),
     ([1, 2], "expected a COCO object"),
 ])
 def test_loader_bad_structure(tmp_path, data, message):

@@ -99,7 +99,8 @@ def decode_centernet(
     heatmap = np.asarray(heatmap, np.float32)
     if heatmap.ndim != 4 or size.shape[1:] != (2, *heatmap.shape[2:]) or offset.shape != size.shape:
         raise BadInputError(
-            f"expected heatmap N×C×H×W with size and offset N×2×H×W, got {heatmap.shape}, {size.shape}, {offset.shape}"
+            "expected heatmap N×C×H×W with size and offset N×2×H×W, "
+            f"got {heatmap.shape}, {size.shape}, {offset.shape}"
         )
     batch, classes, height, width = heatmap.shape
     peaks = local_peaks(heatmap).reshape(batch, -1)
@@ -147,11 +148,12 @@ class DetectionTask(Task):
         settings = self.decoder(meta)
         missing = [name for name in settings["outputs"] if name not in outputs]
         if missing:
-            raise BadInputError(f"detector outputs {sorted(outputs)} lack {missing} named in the model's decoder metadata")
+            raise BadInputError(f"detector outputs {sorted(outputs)} lack {missing} named in the model's metadata")
         heatmap, size, offset = (np.asarray(outputs[name]) for name in settings["outputs"])
         decoded = decode_centernet(heatmap, size, offset, settings["stride"], settings["max_detections"],
                                    settings["size_encoding"])
-        return [self._finish(*item, transform, settings, meta.labels) for item, transform in zip(decoded, transforms, strict=True)]
+        return [self._finish(*item, transform, settings, meta.labels)
+                for item, transform in zip(decoded, transforms, strict=True)]
 
     @staticmethod
     def _finish(boxes, scores, labels, transform: ImageTransform, settings, names) -> Detection:

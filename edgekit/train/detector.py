@@ -26,7 +26,9 @@ INPUT_SIZE = 128
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 DEFAULTS = {"epochs": 24, "batch_size": 32, "lr": 4e-3}
 OPTIONS = {"train_size": None, "val_size": None, "test_size": None, "width": 16, "features": 48, "time_limit": None,
-           "eval_every": 1, "eval_size": 200}
+           "eval_every": 1, "eval_size": 200, "threads": 1}
+# One thread: on a shared 2-core machine two threads wait on each other (3× slower under load),
+# and a fixed count keeps runs bitwise reproducible. ``threads`` overrides it on an idle machine.
 
 
 def detector_meta(labels: tuple[str, ...], seed: int, dataset: str, checkpoint: str) -> ModelMeta:
@@ -118,7 +120,28 @@ def detection_loss(outputs, heatmap, regression, weight):
     norm = weight.sum().clamp(min=1.0)
     size_loss = ((size - regression[:, :2]).abs() * w).sum() / norm
     offset_loss = ((offset - regression[:, 2:]).abs() * w).sum() / norm
-    return focal + size_loss + offset_loss
+    return focal + size_loss + offset_loss + (giou_loss(size, offset, regression) * weight).sum() / norm
+
+
+def giou_loss(size, offset, regression):
+    """1 - GIoU between the boxes decoded at every cell and their targets (N×H×W)."""
+    import torch
+
+    rows = torch.arange(size.shape[2], dtype=size.dtype).view(1, -1, 1)
+    cols = torch.arange(size.shape[3], dtype=size.dtype).view(1, 1, -1)
+
+    def corners(log_size, centre):
+        half = torch.exp(log_size.clamp(-4.0, 4.0)) / 2
+        cx, cy = cols + centre[:, 0], rows + centre[:, 1]
+        return cx - half[:, 0], cy - half[:, 1], cx + half[:, 0], cy + half[:, 1]
+
+    px1, py1, px2, py2 = corners(size, offset)
+    tx1, ty1, tx2, ty2 = corners(regression[:, :2], regression[:, 2:])
+    inter = (torch.min(px2, tx2) - torch.max(px1, tx1)).clamp(min=0) * (torch.min(py2, ty2) - torch.max(py1, ty1)).clamp(min=0)
+    union = (px2 - px1) * (py2 - py1) + (tx2 - tx1) * (ty2 - ty1) - inter
+    hull = (torch.max(px2, tx2) - torch.min(px1, tx1)) * (torch.max(py2, ty2) - torch.min(py1, ty1))
+    iou = inter / union.clamp(min=1e-6)
+    return 1 - iou + (hull - union) / hull.clamp(min=1e-6)
 
 
 def predict_torch(model, images: np.ndarray, meta: ModelMeta, batch_size: int = 100) -> list:
@@ -162,10 +185,16 @@ def train_detector(config: TrainConfig) -> TrainResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, onnx_path = output_dir / "detector.pt", output_dir / "detector.onnx"
     meta = detector_meta(splits["train"].labels, config.seed, Path(config.data).name, str(checkpoint))
-    start = time.perf_counter()
-    model, history = fit(config, options, splits, meta)
-    seconds = time.perf_counter() - start
-    metrics = {k: v for k, v in evaluate_torch(model, splits["test"], meta).items() if k in ("map50", "map50_95", "map75")}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(int(options["threads"]))
+    try:
+        start = time.perf_counter()
+        model, history = fit(config, options, splits, meta)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous_threads)
+    tested = evaluate_torch(model, splits["test"], meta)
+    metrics = {k: tested[k] for k in ("map50", "map50_95", "map75")}
     _save_checkpoint(model, checkpoint, meta, config, options, metrics)
     from edgekit.exporters.config import ExportConfig
     from edgekit.exporters.torch_onnx import export_module
@@ -174,7 +203,6 @@ def train_detector(config: TrainConfig) -> TrainResult:
     meta = meta.with_(extra={**meta.extra, "metrics": metrics})
     export_module(model.eval(), meta, onnx_path, ExportConfig(dynamic_batch=True, batch=2, seed=config.seed),
                   output_names=OUTPUT_NAMES)
-    torch.set_grad_enabled(True)
     return TrainResult("detector", checkpoint, onnx_path, metrics, seconds, len(history), tuple(history))
 
 
@@ -191,7 +219,8 @@ def fit(config: TrainConfig, options: dict[str, Any], splits: dict[str, Split], 
     images, boxes, labels = to_model_space(splits["train"])
     heatmap, regression, weight = (torch.from_numpy(a) for a in make_targets(boxes, labels, len(meta.labels)))
     images = torch.from_numpy(images).permute(0, 3, 1, 2)  # NHWC storage = channels_last, fast on CPU
-    model = centernet_small(len(meta.labels), options["width"], options["features"]).to(memory_format=torch.channels_last)
+    model = centernet_small(len(meta.labels), options["width"], options["features"])
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr or DEFAULTS["lr"], weight_decay=1e-4)
     steps = (len(images) + batch_size - 1) // batch_size
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr or DEFAULTS["lr"], total_steps=epochs * steps,
@@ -260,7 +289,8 @@ def _save_checkpoint(model, path: Path, meta: ModelMeta, config: TrainConfig, op
 
     from edgekit.fileio import atomic_path
 
-    state = {"state_dict": model.state_dict(), "labels": list(meta.labels), "width": options["width"], "features": options["features"],
+    state = {"state_dict": model.state_dict(), "labels": list(meta.labels), "width": options["width"],
+             "features": options["features"],
              "seed": config.seed, "data": config.data, "metrics": metrics,
              "options": json.loads(json.dumps(options, default=str))}
     with atomic_path(path) as temporary:
