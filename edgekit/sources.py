@@ -24,6 +24,8 @@ def resolve_model(
     """
     path = Path(source)
     if path.is_file():
+        if input_size is not None or weights is not None:
+            raise BadInputError(f"--input-size and --weights apply to zoo models, not to the file {source}")
         return path
     if path.suffix.lower() in MODEL_SUFFIXES or "/" in source or path.is_dir():
         raise BadInputError(f"model file not found: {source}")

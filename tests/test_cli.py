@@ -37,6 +37,7 @@ def test_runtimes_shows_a_missing_runtime_with_its_extra(tmp_path):
     assert result.returncode == 0, result.stderr
     row = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())}["ort-cpu"]
     assert not row["available"] and row["install"] == "pip install 'edgekit[ort]'"
+    assert "edgekit[ort]" in " ".join(result.stdout.split())  # not eaten as rich markup
 
 
 def test_export_inspect_bench_round_trip(tmp_path):
@@ -110,3 +111,8 @@ def test_export_check_failure_exits_1_and_leaves_nothing(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = run_cli("inspect", str(tmp_path / "missing.onnx"), env={"EDGEKIT_DEBUG": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_zoo_only_options_are_refused_for_a_file(zoo_onnx):
+    result = run_cli("bench", str(zoo_onnx("lenet5").path), "--input-size", "64")
+    _one_line_error(result, "apply to zoo models")

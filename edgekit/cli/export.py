@@ -30,6 +30,7 @@ def export(
     from edgekit.exporters.config import ExportConfig, parse_input_size
     from edgekit.exporters.torch_onnx import export_zoo_model
     from edgekit.zoo.catalog import get_entry
+    from rich.markup import escape
 
     entry = get_entry(model)
     output = output or Path(f"{entry.name}.onnx")
@@ -45,6 +46,6 @@ def export(
     out = console()
     h, w = result.meta.input_size
     batch_text = "dynamic" if dynamic_batch else str(batch)
-    out.print(f"exported [bold]{entry.name}[/] → {result.path} ({size_mb:.1f} MB, opset {opset}, "
+    out.print(f"exported [bold]{entry.name}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, opset {opset}, "
               f"input {result.meta.channels}x{h}x{w}, batch {batch_text})")
     out.print(f"verified on ONNX Runtime vs torch: {result.parity.summary()}")

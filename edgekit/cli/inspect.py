@@ -19,6 +19,7 @@ def inspect(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON."),
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgekit.graph.summary import summarize
@@ -26,7 +27,7 @@ def inspect(
     summary = summarize(model)
     out = console()
     opsets = ", ".join(f"{domain} {version}" for domain, version in summary.opsets.items())
-    out.print(f"[bold]{summary.path}[/]  {summary.file_size_bytes / 2**20:.2f} MB  "
+    out.print(f"[bold]{escape(summary.path)}[/]  {summary.file_size_bytes / 2**20:.2f} MB  "
               f"producer {summary.producer or '?'}  IR {summary.ir_version}  opset {opsets}")
     out.print(f"parameters {fmt_count(summary.parameters)} ({summary.parameters:,})   "
               f"MACs {fmt_count(summary.macs)}   FLOPs {fmt_count(summary.flops)}   nodes {summary.node_count}")
@@ -49,7 +50,7 @@ def inspect(
     for key, value in summary.meta.to_props().items():
         if key == "labels" and len(summary.meta.labels) > 8:
             value = f"{len(summary.meta.labels)} labels: {', '.join(summary.meta.labels[:5])}, …"
-        meta.add_row(key, value)
+        meta.add_row(key, escape(value))
     out.print(meta)
     if json_out:
         write_json(json_out, summary.to_dict())

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def runtimes(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the list as JSON.")) -> None:
     """List every registered runtime: available or missing (why, what to install), version, devices."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgekit.runtimes import probe_all
@@ -27,10 +28,10 @@ def runtimes(json_out: Optional[Path] = typer.Option(None, "--json", help="Also 
         table.add_column(column)
     for item in found:
         if item.available:
-            table.add_row(item.name, "[green]available[/]", item.version, ", ".join(item.devices))
+            table.add_row(item.name, "[green]available[/]", item.version, escape(", ".join(item.devices)))
         else:
             detail = item.reason + (f" — {item.install}" if item.install else "")
-            table.add_row(item.name, "[red]missing[/]", item.version or "-", detail)
+            table.add_row(item.name, "[red]missing[/]", item.version or "-", escape(detail))
     console().print(table)
     if json_out:
         write_json(json_out, [dataclasses.asdict(item) for item in found])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
 from edgekit.system import cpu_name
 
@@ -64,6 +65,13 @@ class OrtRuntime(Runtime):
         """Options passed to this runtime's execution provider."""
         return {}
 
+    def execution_providers(self) -> list[tuple[str, dict[str, Any]]]:
+        """(provider, options) in priority order; the CPU provider comes last as ORT's fallback."""
+        providers = [(self.provider, self.provider_options())]
+        if self.provider != "CPUExecutionProvider":
+            providers.append(("CPUExecutionProvider", {}))
+        return providers
+
     def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
         import onnxruntime as ort
 
@@ -82,14 +90,17 @@ class OrtRuntime(Runtime):
         if self.options.threads:
             options.intra_op_num_threads = self.options.threads
             options.inter_op_num_threads = 1
-        providers = [(self.provider, self.provider_options())]
-        if self.provider != "CPUExecutionProvider":
-            providers.append(("CPUExecutionProvider", {}))
         try:
-            self._session = ort.InferenceSession(str(self.model_path), options, providers=providers)
+            self._session = ort.InferenceSession(str(self.model_path), options, providers=self.execution_providers())
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInputError(f"onnxruntime cannot load {self.model_path}: {first_line}") from None
+        if self._session.get_providers()[0] != self.provider:
+            # ORT falls back to the CPU silently when a provider fails to initialize.
+            raise RuntimeUnavailableError(
+                f"onnxruntime could not start {self.provider} for '{self.name}' "
+                f"(got {', '.join(self._session.get_providers())}); check the CUDA/cuDNN/TensorRT libraries"
+            )
         return _specs(self._session.get_inputs()), _specs(self._session.get_outputs())
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -122,3 +133,158 @@ def _specs(nodes: list[Any]) -> dict[str, TensorSpec]:
         node.name: TensorSpec(node.name, _ORT_DTYPES.get(node.type, node.type), tuple(node.shape))
         for node in nodes
     }
+
+
+# ---- GPU execution providers ----------------------------------------------------------------
+
+_GPU_PACKAGE_HINT = (
+    "the CPU-only 'onnxruntime' package is installed; 'onnxruntime-gpu' replaces it "
+    "(both provide the onnxruntime module, so uninstall one first)"
+)
+
+
+@dataclass(frozen=True)
+class OrtCudaOptions(OrtOptions):
+    """``device_id`` (or ``device`` = cuda:N): which GPU."""
+
+    device_id: int = 0
+
+
+@dataclass(frozen=True)
+class OrtTrtOptions(OrtCudaOptions):
+    """``fp16``: let TensorRT pick FP16 kernels; ``engine_cache``: keep built engines (and the
+    timing cache) under ``engine_cache_dir`` [default: edgekit's cache dir, ort-trt/]."""
+
+    fp16: bool = False
+    engine_cache: bool = True
+    engine_cache_dir: str | None = None
+
+
+class _OrtGpuRuntime(OrtRuntime):
+    """ONNX Runtime on an NVIDIA GPU; the benchmark keeps inputs and outputs on the device."""
+
+    extra: ClassVar[str] = "ort-gpu"
+
+    @classmethod
+    def probe(cls) -> Availability:
+        availability = super().probe()
+        if not availability.available:
+            if availability.version:  # onnxruntime imported, but lacks the provider
+                return Availability(
+                    cls.name, False, version=availability.version,
+                    reason=f"this onnxruntime build has no {cls.provider} — {_GPU_PACKAGE_HINT}",
+                    install=f"pip uninstall onnxruntime && pip install 'edgekit[{cls.extra}]'",
+                )
+            return availability
+        from edgekit.runtimes.cuda import gpu_names
+
+        if not gpu_names():
+            return Availability(cls.name, False, version=availability.version,
+                                reason="no NVIDIA GPU found (no CUDA driver or no device)",
+                                install=f"pip install 'edgekit[{cls.extra}]' on a machine with an NVIDIA GPU")
+        return Availability(cls.name, True, version=availability.version, devices=cls.devices())
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        from edgekit.runtimes.cuda import gpu_names
+
+        return tuple(f"cuda:{i}: {name}" for i, name in enumerate(gpu_names()))
+
+    @property
+    def device_id(self) -> int:
+        from edgekit.runtimes.cuda import parse_device_id
+
+        given = parse_device_id(self.options.device, self.options.device_id)
+        if self.options.device is not None and self.options.device_id not in (0, given):
+            raise BadInputError(f"device '{self.options.device}' and device_id {self.options.device_id} disagree")
+        return given
+
+    def provider_options(self) -> dict[str, Any]:
+        return {"device_id": self.device_id}
+
+    def _prepare(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        # Inputs copied to the GPU once and outputs left there: the loop times device work only.
+        # run_with_iobinding synchronizes the provider's stream before returning (ORT's default).
+        import onnxruntime as ort
+
+        binding = self._session.io_binding()
+        self._device_inputs = {
+            name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", self.device_id) for name, array in feeds.items()
+        }
+        for name, value in self._device_inputs.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in self.outputs:
+            binding.bind_output(name, "cuda", self.device_id)
+        run = self._session.run_with_iobinding
+        self._binding = binding
+        return lambda: run(binding)
+
+    def timing_breakdown(self, feeds: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Mean host→device copy of the inputs and device→host copy of the outputs, in ms."""
+        import onnxruntime as ort
+
+        from edgekit.runtimes.cuda import time_copies
+
+        device_id = self.device_id
+        binding = self._session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", device_id))
+        for name in self.outputs:
+            binding.bind_output(name, "cuda", device_id)
+        self._session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+
+        def h2d() -> None:
+            for array in feeds.values():
+                ort.OrtValue.ortvalue_from_numpy(array, "cuda", device_id)
+
+        def d2h() -> None:
+            for value in outputs:
+                value.numpy()
+
+        return {"h2d_ms": time_copies(h2d), "d2h_ms": time_copies(d2h)}
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        names = self.devices()
+        if 0 <= self.device_id < len(names):
+            info["device_name"] = names[self.device_id].split(": ", 1)[1]
+        return info
+
+    def _close(self) -> None:
+        for attribute in ("_binding", "_device_inputs"):
+            if hasattr(self, attribute):
+                delattr(self, attribute)
+        super()._close()
+
+
+class OrtCudaRuntime(_OrtGpuRuntime):
+    """ONNX Runtime on the CUDA execution provider."""
+
+    name: ClassVar[str] = "ort-cuda"
+    Options: ClassVar[type[RuntimeOptions]] = OrtCudaOptions
+    provider: ClassVar[str] = "CUDAExecutionProvider"
+
+
+class OrtTrtRuntime(_OrtGpuRuntime):
+    """ONNX Runtime on the TensorRT execution provider (CUDA, then CPU, for what TensorRT cannot run)."""
+
+    name: ClassVar[str] = "ort-trt"
+    Options: ClassVar[type[RuntimeOptions]] = OrtTrtOptions
+    provider: ClassVar[str] = "TensorrtExecutionProvider"
+
+    def provider_options(self) -> dict[str, Any]:
+        from edgekit.paths import cache_dir
+
+        options: dict[str, Any] = {"device_id": self.device_id, "trt_fp16_enable": bool(self.options.fp16)}
+        if self.options.engine_cache:
+            folder = self.options.engine_cache_dir or str(cache_dir("ort-trt"))
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            options.update(trt_engine_cache_enable=True, trt_engine_cache_path=folder,
+                           trt_timing_cache_enable=True, trt_timing_cache_path=folder)
+        return options
+
+    def execution_providers(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(self.provider, self.provider_options()),
+                ("CUDAExecutionProvider", {"device_id": self.device_id}),
+                ("CPUExecutionProvider", {})]

@@ -45,3 +45,10 @@ class TrainResult:
 RECIPES: Registry = Registry("training recipe")
 RECIPES.add("lenet5", "edgekit.train.lenet:train_lenet")
 RECIPES.add("detector", "edgekit.train.detector:train_detector")
+RECIPES.add("transfer", "edgekit.train.transfer:train_transfer")  # needs --transfer-from (checkpoint or zoo name)
+
+# recipe name → "module:function(checkpoint, meta, split, batch_size) -> metrics dict": the torch
+# model's figure that `edgekit eval` shows beside the runtimes' (ONNX metadata: extra.source.recipe)
+REFERENCE_EVALUATORS: Registry = Registry("reference evaluator")
+REFERENCE_EVALUATORS.add("lenet5", "edgekit.train.lenet:evaluate_checkpoint")
+REFERENCE_EVALUATORS.add("transfer", "edgekit.train.lenet:evaluate_checkpoint")

@@ -1,0 +1,62 @@
+"""`edgekit eval`: accuracy of an ONNX model on a dataset, on one or every runtime, beside torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgekit.cli.common import console, handle_errors, parse_options, write_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(handle_errors(eval_command))
+
+
+def eval_command(
+    model: Path = typer.Argument(..., help="An .onnx model with edgekit metadata (task, preprocessing, labels)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json [default: the model's training dataset]."),
+    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, or 'all' (every available FP32 runtime)."),
+    split: str = typer.Option("test", help="train, val or test."),
+    seed: Optional[int] = typer.Option(None, help="Split seed [default: the one the model was trained with, else 0]."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per inference call (fixed-batch models use theirs)."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
+    torch_reference: bool = typer.Option(True, "--torch/--no-torch", help="Also evaluate the source torch checkpoint when it is known."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the records as JSON."),
+) -> None:
+    """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split."""
+    from edgekit.evaluate.compare import compare_runtimes
+
+    result = compare_runtimes(model, runtime, data, split, seed, batch_size, parse_options(option), torch_reference)
+    show(result)
+    if json_out:
+        write_json(json_out, result.to_dict())
+
+
+def show(result) -> None:
+    from rich.table import Table
+
+    first = result.records[0]
+    names = [k for k in first.metrics if k != "count"]
+    table = Table(title=f"{result.model} on {result.dataset} ({result.split} split, seed {result.seed}, "
+                        f"{first.count} images)")
+    table.add_column("runtime")
+    for name in names:
+        table.add_column(name, justify="right")
+    primary = first.primary_metric
+    if result.reference:
+        table.add_column(f"Δ{primary} vs torch", justify="right")
+    table.add_column("seconds", justify="right")
+    for record in result.records:
+        delta = [f"{record.metrics[primary] - result.reference[primary]:+.2f}"] if result.reference else []
+        table.add_row(f"{record.runtime} ({record.precision})", *(f"{record.metrics[n]:.2f}" for n in names),
+                      *delta, f"{record.seconds:.2f}")
+    if result.reference:
+        table.add_row("torch (checkpoint)", *(f"{result.reference.get(n, float('nan')):.2f}" for n in names), "", "")
+    out = console()
+    out.print(table)
+    if not result.reference:
+        out.print(f"torch reference: none ({result.reference_note})")
+    for name, reason in result.skipped.items():
+        out.print(f"skipped {name}: {reason}")

@@ -1,0 +1,64 @@
+"""`edgekit train RECIPE`: train a reference model, save its checkpoint and its verified ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgekit.cli.common import console, handle_errors, parse_options, write_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(handle_errors(train))
+
+
+def train(
+    recipe: str = typer.Argument(..., help="Training recipe: lenet5, detector, transfer (needs --transfer-from)."),
+    data: str = typer.Option(..., "--data", "-d", help="Dataset: digits, shapes, an image folder, or a COCO .json."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: runs/RECIPE]."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs [default: the recipe's]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size [default: the recipe's]."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate [default: the recipe's]."),
+    optimizer: Optional[str] = typer.Option(None, help="sgd or adam [default: the recipe's]."),
+    seed: int = typer.Option(0, help="Seed of the data split, initialization, data order and augmentation."),
+    transfer_from: Optional[str] = typer.Option(None, "--transfer-from", help="Backbone: a checkpoint from `edgekit train`, or a zoo model name with --weights."),
+    mode: Optional[str] = typer.Option(None, help="Transfer mode: features (new linear head) or finetune (also the last layers)."),
+    weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo backbone (--transfer-from MODEL)."),
+    classes: Optional[str] = typer.Option(None, help="Digits to keep, e.g. 0-4 or 5,6,7 (digits dataset)."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Training (and validation) images per class: a few-shot subset."),
+    patience: Optional[int] = typer.Option(None, help="Early stopping: epochs without a better val metric (0: off)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random rotation/scale/shift of training images."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Recipe option KEY=VALUE (repeatable)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the training result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train RECIPE on --data; writes OUT/NAME.pt (checkpoint) and OUT/NAME.onnx (verified, with metadata)."""
+    from edgekit.train import RECIPES, TrainConfig
+
+    function = RECIPES.get(recipe)  # unknown names: "did you mean"
+    name = RECIPES.canonical(recipe)
+    options = parse_options(option)
+    given = {"weights": weights, "classes": classes, "per_class": per_class, "patience": patience,
+             "augment": None if augment else False}
+    options.update({key: (str(value) if isinstance(value, Path) else value) for key, value in given.items() if value is not None})
+    config = TrainConfig(
+        data=data, output_dir=out or Path("runs") / name, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+        optimizer=optimizer.lower() if optimizer else None, transfer_from=Path(transfer_from) if transfer_from else None,
+        mode=mode, options=options, progress=not quiet,
+    )
+    result = function(config)
+    show(result)
+    if json_out:
+        from dataclasses import asdict
+
+        write_json(json_out, asdict(result))
+
+
+def show(result) -> None:
+    out = console()
+    metrics = "  ".join(f"{key} {value:.2f}" for key, value in result.metrics.items() if not key.endswith("count"))
+    out.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f} s ({result.epochs_run} epochs): {metrics}")
+    out.print(f"checkpoint → {result.checkpoint}")
+    out.print(f"model      → {result.onnx}")

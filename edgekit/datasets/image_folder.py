@@ -1,0 +1,78 @@
+"""The user's own images, one sub-folder per class (ImageNet style): ``root/<class>/<image>``.
+
+Files are listed and split by seed first; only the requested split is decoded (Pillow),
+as RGB HxWx3 uint8 at the image's own size (the model's preprocessing resizes it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.datasets.base import Split, split_indices
+from edgekit.errors import BadInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+def load_image_folder(
+    root: str | Path, split: str = "test", seed: int = 0,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+) -> Split:
+    """One split of an image-folder dataset; class names are the sorted sub-folder names."""
+    root = Path(root)
+    labels, files, targets = list_image_folder(root)
+    index = split_indices(len(files), tuple(fractions), seed)[split]
+    if not len(index):
+        raise BadInputError(
+            f"the '{split}' split of {root} is empty ({len(files)} images with fractions {tuple(fractions)}): "
+            "add images or change the fractions"
+        )
+    index = np.sort(index)  # decode in file order; the split is already fixed by the seed
+    images = [read_image(files[i]) for i in index]
+    info = {"dataset": str(root), "seed": seed, "files": [str(files[i].relative_to(root)) for i in index]}
+    return Split(split, "classification", images, np.asarray(targets, dtype=np.int64)[index], labels, info)
+
+
+def list_image_folder(root: Path) -> tuple[tuple[str, ...], list[Path], list[int]]:
+    """Class names, image files and their class indices, in sorted order."""
+    if not root.exists():
+        raise BadInputError(f"image folder not found: {root}")
+    if not root.is_dir():
+        raise BadInputError(f"{root} is not a folder (expected one sub-folder of images per class)")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        stray = any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir())
+        hint = " (images must sit in one sub-folder per class, not directly in it)" if stray else ""
+        raise BadInputError(f"{root} has no class folders{hint}")
+    files: list[Path] = []
+    targets: list[int] = []
+    empty = []
+    for position, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            empty.append(name)
+        files.extend(found)
+        targets.extend([position] * len(found))
+    if empty:
+        raise BadInputError(
+            f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {root} "
+            f"{'have' if len(empty) > 1 else 'has'} no images ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    if len(classes) < 2:
+        raise BadInputError(f"{root} has only one class folder ({classes[0]}); a classifier needs at least 2")
+    return tuple(classes), files, targets
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode one image as RGB HxWx3 uint8; unreadable files raise a BadInputError naming them."""
+    from edgekit.deps import require
+
+    image_module = require("PIL.Image", "eval")
+    try:
+        with image_module.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for truncated or foreign files
+        raise BadInputError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -1,0 +1,129 @@
+"""One model, one dataset split, several runtimes — and the torch model it came from.
+
+The dataset defaults to the one named in the model's metadata (``extra.source``), so a
+model trained by ``edgekit train`` is evaluated on its own test split without repeating
+how it was made. The torch figure comes from the recipe's registered reference evaluator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.datasets.base import Split, load_split
+from edgekit.errors import BadInputError, RuntimeUnavailableError
+from edgekit.evaluate.runner import EvalRecord, evaluate
+from edgekit.meta import ModelMeta, read_meta
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Records of one model on several runtimes, the torch reference, and what was skipped why."""
+
+    model: str
+    dataset: str
+    split: str
+    seed: int
+    records: tuple[EvalRecord, ...]
+    reference: dict[str, float] | None
+    reference_note: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "dataset": self.dataset, "split": self.split, "seed": self.seed,
+                "records": [r.to_dict() for r in self.records], "reference": self.reference,
+                "reference_note": self.reference_note, "skipped": dict(self.skipped)}
+
+
+def resolve_runtimes(spec: str) -> tuple[list[str], dict[str, str]]:
+    """'all' → every available FP32 runtime (others listed as skipped); 'a,b' → exactly those."""
+    from edgekit.runtimes import RUNTIMES, get_runtime
+    from edgekit.runtimes.base import unavailable_message
+
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise BadInputError("no runtime given (e.g. --runtime ort-cpu, --runtime ort-cpu,openvino or --runtime all)")
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    everything = names == ["all"]
+    for name in RUNTIMES.names() if everything else names:
+        runtime = get_runtime(name)
+        if runtime.name in chosen:
+            continue
+        if getattr(runtime, "precision", "fp32") != "fp32" and everything:
+            skipped[runtime.name] = f"not an FP32 runtime ({runtime.precision})"
+            continue
+        availability = runtime.probe()
+        if not availability.available:
+            if not everything:
+                raise RuntimeUnavailableError(unavailable_message(availability))
+            skipped[runtime.name] = availability.reason or "unavailable"
+            continue
+        chosen.append(runtime.name)
+    if not chosen:
+        raise RuntimeUnavailableError(f"no runtime is available here ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+    return chosen, skipped
+
+
+def dataset_for(meta: ModelMeta, data: str | None, seed: int | None) -> tuple[str, dict[str, Any], int]:
+    """The dataset spec, its options and the split seed: the user's, else the model's recorded source."""
+    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
+    recorded = source.get("dataset")
+    if data is None and not recorded:
+        raise BadInputError("this model does not record its dataset: give one with --data (digits, a folder, a .json)")
+    spec = data or recorded
+    options = dict(source.get("dataset_options") or {}) if spec == recorded else {}
+    split_seed = seed if seed is not None else int(source.get("seed", 0)) if spec == recorded else 0
+    return spec, options, split_seed
+
+
+def check_labels(meta: ModelMeta, split: Split, spec: str) -> None:
+    if meta.task == "classification" and meta.labels and tuple(meta.labels) != tuple(split.labels):
+        shown = lambda labels: ", ".join(labels[:6]) + (" …" if len(labels) > 6 else "")  # noqa: E731
+        raise BadInputError(f"the model's labels ({shown(meta.labels)}) differ from the classes of {spec} "
+                            f"({shown(split.labels)}): evaluate on the data it was trained for")
+
+
+def reference_metrics(meta: ModelMeta, split: Split, batch_size: int) -> tuple[dict[str, float] | None, str]:
+    """The torch model's metrics when the metadata names a recipe and an existing checkpoint."""
+    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
+    recipe, checkpoint = source.get("recipe"), source.get("checkpoint")
+    if not recipe or not checkpoint:
+        return None, "the model records no training checkpoint"
+    from edgekit.train.base import REFERENCE_EVALUATORS
+
+    if recipe not in REFERENCE_EVALUATORS:
+        return None, f"recipe '{recipe}' has no reference evaluator"
+    if not Path(checkpoint).is_file():
+        return None, f"checkpoint {checkpoint} is not here"
+    import importlib.util
+
+    try:
+        missing = importlib.util.find_spec("torch") is None
+    except ImportError:
+        missing = True
+    if missing:
+        return None, "torch is not installed"
+    return REFERENCE_EVALUATORS.get(recipe)(checkpoint, meta, split, batch_size), f"torch, {checkpoint}"
+
+
+def compare_runtimes(
+    model: str | Path, runtimes: str = "ort-cpu", data: str | None = None, split: str = "test",
+    seed: int | None = None, batch_size: int = 32, runtime_options: dict[str, Any] | None = None,
+    reference: bool = True,
+) -> Comparison:
+    """Evaluate ``model`` on each runtime of ``runtimes`` (a name, 'a,b' or 'all') on the same split."""
+    path = Path(model)
+    meta = read_meta(path)  # also: "model file not found"
+    if batch_size < 1:
+        raise BadInputError(f"batch size must be at least 1, got {batch_size}")
+    names, skipped = resolve_runtimes(runtimes)
+    spec, options, split_seed = dataset_for(meta, data, seed)
+    dataset = load_split(spec, split, split_seed, **options)
+    check_labels(meta, dataset, spec)
+    records = tuple(evaluate(path, dataset, name, batch_size, runtime_options, dataset=spec) for name in names)
+    metrics, note = reference_metrics(meta, dataset, batch_size) if reference else (None, "not asked for")
+    records = tuple(dataclasses.replace(r, reference=metrics) for r in records)
+    return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped)

@@ -1,0 +1,174 @@
+"""Calibration inputs: a dataset name, an image folder or an .npz, prepared by the model's own
+preprocessing (its metadata) and batched as the model takes them.
+
+Bad data fails here, before any quantizer runs: an empty folder, an .npz whose arrays do not
+match the model's inputs, images whose preprocessed shape does not fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import BadInputError
+from edgekit.meta import ModelMeta
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
+DEFAULT_BATCH = 8
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: str
+
+
+def model_inputs(model: Path) -> list[InputSpec]:
+    """The graph inputs of an ONNX file (initializers excluded)."""
+    import onnx
+    from onnx import helper
+
+    proto = onnx.load(str(model), load_external_data=False)
+    initializers = {init.name for init in proto.graph.initializer}
+    specs = []
+    for value in proto.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+        specs.append(InputSpec(value.name, dims, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name))
+    return specs
+
+
+def calibration_batches(
+    data: str, model: Path, meta: ModelMeta, size: int, seed: int = 0, split: str = "train"
+) -> list[dict[str, np.ndarray]]:
+    """Up to ``size`` samples from ``data`` as feed dicts, batched as ``model`` takes them."""
+    specs = model_inputs(model)
+    path = Path(data)
+    if path.suffix.lower() == ".npz":
+        arrays = _npz_inputs(path, specs, meta, size)
+    else:
+        images = _folder_images(path, size, seed) if path.is_dir() else _dataset_images(data, size, seed, split)
+        arrays = preprocess(images, meta)
+    _check_shapes(arrays, specs, data)
+    return batch_feeds(arrays, specs)
+
+
+def preprocess(images: list[np.ndarray], meta: ModelMeta) -> dict[str, np.ndarray]:
+    """Images → one feed dict through the task's preprocessing named in the metadata."""
+    from edgekit.tasks import TASKS, get_task
+    from edgekit.tasks.preprocess import preprocess_images
+
+    if meta.task in TASKS:
+        try:
+            task = get_task(meta.task)
+        except ImportError:  # the task's module is not in this install; its preprocessing is the default
+            task = None
+        if task is not None:
+            return task.preprocess(images, meta)[0]
+    batch, _ = preprocess_images(images, meta)
+    return {meta.input_name: batch}
+
+
+def batch_feeds(arrays: dict[str, np.ndarray], specs: list[InputSpec]) -> list[dict[str, np.ndarray]]:
+    """Split sample arrays into feed dicts of the model's fixed batch (last one padded), or, for a
+    dynamic batch, of equal sizes up to 8 (ORT's histogram calibrators need equal batches)."""
+    count = len(next(iter(arrays.values())))
+    fixed = specs[0].shape[0] if specs and specs[0].shape else None
+    if isinstance(fixed, int) and fixed > 0:
+        step = fixed
+    else:
+        step = max(d for d in range(1, min(DEFAULT_BATCH, count) + 1) if count % d == 0)
+    batches = []
+    for start in range(0, count, step):
+        feed = {}
+        for name, array in arrays.items():
+            chunk = array[start : start + step]
+            if isinstance(fixed, int) and len(chunk) < fixed:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - len(chunk), axis=0)])
+            feed[name] = np.ascontiguousarray(chunk)
+        batches.append(feed)
+    return batches
+
+
+def _dataset_images(spec: str, size: int, seed: int, split: str) -> list[np.ndarray]:
+    from edgekit.datasets.base import load_split
+
+    try:
+        loaded = load_split(spec, split=split, seed=seed)
+    except ModuleNotFoundError as exc:
+        raise BadInputError(f"calibration dataset '{spec}' is not available in this install ({exc.name})") from None
+    if not len(loaded):
+        raise BadInputError(f"calibration dataset '{spec}' has no {split} images")
+    return list(loaded.images[:size])
+
+
+def _folder_images(folder: Path, size: int, seed: int) -> list[np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise BadInputError(f"no calibration images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
+    if len(files) > size:
+        order = np.random.default_rng(seed).permutation(len(files))[:size]
+        files = [files[i] for i in sorted(order)]
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                images.append(np.asarray(image.convert("L" if image.mode in ("L", "I", "I;16") else "RGB")))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise BadInputError(f"cannot read calibration image {file}: {exc}") from None
+    return images
+
+
+def _npz_inputs(path: Path, specs: list[InputSpec], meta: ModelMeta, size: int) -> dict[str, np.ndarray]:
+    """An .npz holds either the model's inputs by name (already preprocessed) or raw ``images``."""
+    if not path.is_file():
+        raise BadInputError(f"calibration file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read calibration file {path}: {exc}") from None
+    names = [spec.name for spec in specs]
+    if set(names) <= set(arrays):
+        selected = {name: arrays[name][:size] for name in names}
+        if any(len(a) == 0 for a in selected.values()):
+            raise BadInputError(f"calibration file {path} holds no samples")
+        return {name: a.astype(_dtype(specs, name), copy=False) for name, a in selected.items()}
+    if "images" in arrays:
+        images = arrays["images"][:size]
+        if not len(images):
+            raise BadInputError(f"calibration file {path} holds no images")
+        return preprocess(list(images), meta)
+    raise BadInputError(
+        f"calibration file {path} has arrays [{', '.join(sorted(arrays))}] but the model expects inputs "
+        f"[{', '.join(names)}] (or an 'images' array of HxWxC uint8 images)"
+    )
+
+
+def _dtype(specs: list[InputSpec], name: str) -> str:
+    return next(spec.dtype for spec in specs if spec.name == name)
+
+
+def _check_shapes(arrays: dict[str, np.ndarray], specs: list[InputSpec], source: str) -> None:
+    by_name = {spec.name: spec for spec in specs}
+    if set(arrays) != set(by_name):
+        raise BadInputError(f"calibration data gives inputs {sorted(arrays)}, model expects {sorted(by_name)}")
+    for name, array in arrays.items():
+        expected = by_name[name].shape
+        shape = array.shape
+        fits = len(shape) == len(expected) and all(
+            not isinstance(dim, int) or dim == got for dim, got in zip(expected[1:], shape[1:])
+        )
+        if not fits or not np.issubdtype(array.dtype, np.number):
+            dims = ", ".join(str(d) if d is not None else "?" for d in expected)
+            raise BadInputError(
+                f"calibration data from {source} gives '{name}' of shape {tuple(shape)} {array.dtype}, "
+                f"model expects [{dims}]"
+            )

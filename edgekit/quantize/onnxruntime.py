@@ -1,0 +1,208 @@
+"""ONNX Runtime quantization: pre-processing, then QDQ static, dynamic, or FP16 conversion.
+
+Helper files (the pre-processed model, ORT's calibration graph) live in a temporary
+directory; only the finished, checked model is written to the output, atomically.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.deps import require
+from edgekit.errors import BadInputError
+from edgekit.meta import ModelMeta
+from edgekit.quantize.base import QuantizeConfig, QuantizeResult, precision_of, recipe
+from edgekit.quantize.calibration import calibration_batches, model_inputs
+
+# Not used: ORT's CalibMaxIntermediateOutputs option. In onnxruntime 1.32 MinMaxCalibrater drops
+# each full chunk of outputs without computing its ranges (only the last chunk counts) and fails
+# with "No data is collected" when the batch count is a multiple of it. Calibration memory is
+# therefore about calib_size x the model's activation size (~2 GB for resnet18 at 224 x 128).
+#: node types whose weights carry the model's first and last layers ("@first"/"@last" in exclude)
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+def quantize_static(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
+    """Calibrated INT8 in QDQ format (QuantizeLinear/DequantizeLinear around each quantized op)."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
+        quantized = Path(folder) / "quantized.onnx"
+        info, sample = write_qdq(source, quantized, config, meta)
+        return _finish(quantized, output, config, meta, info, source, sample)
+
+
+def write_qdq(
+    source: Path, target: Path, config: QuantizeConfig, meta: ModelMeta, symmetric: bool = False,
+    runtime_target: str = "ort-cpu",
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Calibrate and write a QDQ model to ``target`` (a scratch path); returns its recipe and one batch.
+
+    ``symmetric`` forces zero-point-free ranges, as TensorRT's explicit quantization requires.
+    """
+    q = require("onnxruntime.quantization", "ort")
+    batches = calibration_batches(config.calib or "", source, meta, config.calib_size, config.seed)
+    methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
+               "percentile": q.CalibrationMethod.Percentile}
+    # U8 activations + S8 weights: the VNNI-friendly pairing; S8S8 measured slower than FP32 on ORT CPU.
+    activation = q.QuantType.QUInt8 if config.activations == "u8" else q.QuantType.QInt8
+    extra: dict[str, Any] = {}
+    if symmetric:
+        extra.update(ActivationSymmetric=True, WeightSymmetric=True)
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
+        prepared = _prepare(source, Path(folder))
+        excluded = resolve_exclusions(prepared, config.exclude)
+        _quiet(q.quantize_static)(
+            str(prepared), str(target), _Reader(batches), quant_format=q.QuantFormat.QDQ,
+            per_channel=config.per_channel, activation_type=activation, weight_type=q.QuantType.QInt8,
+            calibrate_method=methods[config.method], nodes_to_exclude=excluded or None, extra_options=extra,
+        )
+    samples = sum(len(next(iter(b.values()))) for b in batches)
+    info = recipe(config, source, runtime_target, excluded_nodes=excluded, calib_batches=len(batches),
+                  calib_samples=samples, symmetric=symmetric)
+    return info, batches[0]
+
+
+def quantize_dynamic(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
+    """INT8 weights, activation ranges computed at run time (ConvInteger/MatMulInteger)."""
+    q = require("onnxruntime.quantization", "ort")
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
+        prepared = _prepare(source, Path(folder))
+        excluded = resolve_exclusions(prepared, config.exclude)
+        quantized = Path(folder) / "quantized.onnx"
+        _quiet(q.quantize_dynamic)(str(prepared), str(quantized), per_channel=config.per_channel,
+                                   weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded or None)
+        info = recipe(config, source, "ort-cpu", excluded_nodes=excluded)
+        return _finish(quantized, output, config, meta, info, source, None)
+
+
+def convert_fp16(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
+    """Weights and activations in float16; inputs and outputs stay float32 (``keep_io_types``)."""
+    onnx = require("onnx", "quantize")
+    float16 = require("onnxruntime.transformers.float16", "ort")
+    model = onnx.load(str(source))
+    converted = float16.convert_float_to_float16(model, keep_io_types=True,
+                                                 node_block_list=list(config.exclude) or None)
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
+        converted_path = Path(folder) / "fp16.onnx"
+        onnx.save(converted, str(converted_path))
+        info = recipe(config, source, "any")
+        return _finish(converted_path, output, config, meta, info, source, None)
+
+
+def resolve_exclusions(model: Path, exclude: tuple[str, ...]) -> list[str]:
+    """Node names to keep in float; ``@first``/``@last`` name the first/last Conv/Gemm/MatMul."""
+    if not exclude:
+        return []
+    import onnx
+
+    nodes = onnx.load(str(model), load_external_data=False).graph.node
+    names = [node.name for node in nodes]
+    weighted = [node.name for node in nodes if node.op_type in WEIGHTED_OPS]
+    resolved = []
+    for item in exclude:
+        if item in ("@first", "@last"):
+            if not weighted:
+                raise BadInputError(f"cannot exclude {item}: the model has no {'/'.join(WEIGHTED_OPS)} node")
+            resolved.append(weighted[0] if item == "@first" else weighted[-1])
+        elif item in names:
+            resolved.append(item)
+        else:
+            raise BadInputError(f"no node named '{item}' to exclude (use @first, @last or a node name)")
+    return list(dict.fromkeys(resolved))
+
+
+def node_types(model: Any) -> dict[str, int]:
+    """Op-type histogram of an ``onnx.ModelProto``."""
+    return dict(Counter(node.op_type for node in model.graph.node).most_common())
+
+
+class _Reader:
+    """ORT's CalibrationDataReader protocol over prepared feed batches."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]) -> None:
+        self._batches = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def _prepare(source: Path, folder: Path) -> Path:
+    """Symbolic shape inference + ORT graph optimization: what ORT's quantizer expects first."""
+    q = require("onnxruntime.quantization", "ort")
+    prepared = folder / "prepared.onnx"
+    try:
+        _quiet(q.quant_pre_process)(str(source), str(prepared))
+    except Exception as exc:  # shape inference raises many types on unusual graphs
+        raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
+    return prepared
+
+
+def _finish(
+    quantized: Path, output: Path, config: QuantizeConfig, meta: ModelMeta, info: dict[str, Any],
+    source: Path, sample: dict[str, np.ndarray] | None,
+) -> QuantizeResult:
+    """Record the recipe in the metadata, check the model runs and agrees, then write it."""
+    import onnx
+
+    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.fileio import atomic_path
+
+    model = onnx.load(str(quantized))
+    info["check"] = _agreement(source, quantized, meta, sample)
+    new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
+    set_metadata(model, new_meta)
+    model.producer_name = "edgekit"
+    with atomic_path(output) as temporary:
+        onnx.save(model, str(temporary))
+    return QuantizeResult(output, config, new_meta, node_types(model))
+
+
+def _agreement(reference: Path, candidate: Path, meta: ModelMeta, sample: dict[str, np.ndarray] | None) -> dict:
+    """Cosine / top-1 agreement of the candidate with FP32 on one batch (calibration data or random)."""
+    from edgekit.parity import compare_outputs
+    from edgekit.runtimes import open_runtime
+
+    if sample is None:
+        rng = np.random.default_rng(0)
+        sample = {}
+        for spec in model_inputs(reference):
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
+            sample[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    outputs = []
+    for path in (reference, candidate):
+        try:
+            with open_runtime("ort-cpu", path) as runtime:
+                outputs.append(runtime.run(sample))
+        except BadInputError as exc:
+            raise BadInputError(f"the quantized model does not run on ONNX Runtime: {exc}") from None
+    parity = compare_outputs(outputs[0], outputs[1])
+    worst = min(parity.outputs, key=lambda o: o.cosine)
+    return {"cosine": round(worst.cosine, 6), "top1_agreement": worst.top1_agreement,
+            "samples": int(len(next(iter(sample.values()))))}
+
+
+def _quiet(function):
+    """Run ORT's quantization tools without their logging/warning chatter on the terminal."""
+    import contextlib
+    import functools
+    import io
+    import logging
+    import warnings
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                return function(*args, **kwargs)
+        finally:
+            root.setLevel(level)
+
+    return wrapper

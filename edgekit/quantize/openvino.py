@@ -1,0 +1,136 @@
+"""OpenVINO quantization with NNCF post-training quantization, calibrated on the same data
+as ONNX Runtime's. Writes an IR (.xml + .bin) the ``openvino`` runtime loads, with edgekit's
+metadata in the IR's ``rt_info``; an ``.onnx`` output runs NNCF's ONNX backend instead (QDQ).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgekit.deps import require
+from edgekit.errors import BadInputError
+from edgekit.meta import ModelMeta
+from edgekit.quantize.base import QuantizeConfig, QuantizeResult, precision_of, recipe
+from edgekit.quantize.calibration import calibration_batches
+
+#: NNCF's range estimators for our method names. NNCF has no KL-entropy calibration; its
+#: histogram estimator is the closest and is recorded as such in the recipe.
+RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
+RT_INFO_KEY = "edgekit"
+
+
+def quantize_nncf(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
+    """INT8 (signed weights, per-channel; activations as NNCF's PERFORMANCE preset chooses)."""
+    nncf = require("nncf", "openvino")
+    batches = calibration_batches(config.calib or "", source, meta, config.calib_size, config.seed)
+    to_ir = output.suffix.lower() == ".xml"
+    if to_ir:
+        ov = require("openvino", "openvino")
+        model: Any = ov.Core().read_model(str(source))
+    else:
+        onnx = require("onnx", "quantize")
+        model = onnx.load(str(source))
+    nncf.set_log_level(logging.ERROR)  # its progress bars and warnings would drown the CLI's output
+    quantized = nncf.quantize(
+        model, nncf.Dataset(batches), subset_size=len(batches),
+        preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=_ignored(nncf, config.exclude),
+        advanced_parameters=_advanced(config),
+    )
+    info = recipe(config, source, "openvino", tool=f"nncf {nncf.__version__}", activations="nncf performance preset",
+                  range_estimator=RANGE_ESTIMATORS[config.method], calib_batches=len(batches))
+    new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
+    if to_ir:
+        _save_ir(quantized, output, new_meta)
+    else:
+        _save_onnx(quantized, output, new_meta)
+    return QuantizeResult(output, config, new_meta, _node_types(quantized, to_ir))
+
+
+def _ignored(nncf: Any, exclude: tuple[str, ...]):
+    if not exclude:
+        return None
+    if any(item.startswith("@") for item in exclude):
+        raise BadInputError("nncf excludes nodes by name only (@first/@last are for the ort backend)")
+    return nncf.IgnoredScope(names=list(exclude))
+
+
+def _advanced(config: QuantizeConfig):
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    estimator = getattr(RangeEstimatorParametersSet, RANGE_ESTIMATORS[config.method])
+    weights = None if config.per_channel else QuantizationParameters(per_channel=False)
+    return AdvancedQuantizationParameters(activations_range_estimator_params=estimator,
+                                          weights_quantization_params=weights)
+
+
+def _save_ir(model: Any, output: Path, meta: ModelMeta) -> None:
+    """Write .xml and .bin beside each other: both to a temporary folder, then renamed (.bin first)."""
+    import openvino as ov
+
+    for key, value in meta.to_props().items():
+        model.set_rt_info(value, [RT_INFO_KEY, key])
+    if not output.parent.is_dir():
+        raise BadInputError(f"output directory {output.parent} does not exist")
+    with tempfile.TemporaryDirectory(prefix=f".{output.stem}.", dir=output.parent) as folder:
+        staged = Path(folder) / output.name
+        ov.save_model(model, str(staged), compress_to_fp16=False)
+        os.replace(staged.with_suffix(".bin"), output.with_suffix(".bin"))
+        os.replace(staged, output)
+
+
+def _save_onnx(model: Any, output: Path, meta: ModelMeta) -> None:
+    import onnx
+
+    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.fileio import atomic_path
+
+    set_metadata(model, meta)
+    with atomic_path(output) as temporary:
+        onnx.save(model, str(temporary))
+
+
+def _node_types(model: Any, is_ov: bool) -> dict[str, int]:
+    from collections import Counter
+
+    if is_ov:
+        types = Counter(op.get_type_name() for op in model.get_ops())
+    else:
+        types = Counter(node.op_type for node in model.graph.node)
+    return dict(types.most_common())
+
+
+def read_ir_meta(xml: str | Path) -> ModelMeta:
+    """edgekit metadata from an IR's ``rt_info`` (stdlib XML parsing; no openvino needed)."""
+    import xml.etree.ElementTree as ElementTree
+
+    path = Path(xml)
+    if not path.is_file():
+        raise BadInputError(f"model file not found: {path}")
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise BadInputError(f"{path} is not an OpenVINO IR ({exc})") from None
+    section = root.find(f"rt_info/{RT_INFO_KEY}")
+    props: dict[str, str] = {}
+    if section is not None:
+        for entry in section:
+            props[entry.tag] = entry.get("value", "")
+    return ModelMeta.from_props(props)
+
+
+def bf16_available() -> bool:
+    """Whether OpenVINO's CPU plugin can run in bf16 here (AVX512-BF16 or AMX)."""
+    try:
+        import openvino as ov
+
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # openvino missing or the CPU plugin not loadable
+        return False
+    return "BF16" in capabilities
+
+

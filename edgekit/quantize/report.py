@@ -1,0 +1,200 @@
+"""The precision table: FP32 and each quantized variant on each runtime that loads it —
+file size, p50/p90 latency, speedup over FP32 on the same runtime, accuracy and its drop,
+and agreement of the outputs with FP32 (cosine, top-1).
+
+Every row is measured in the same process, one after the other, so ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bench import BenchConfig, LoopPlan, benchmark
+from edgekit.datasets.base import Split
+from edgekit.errors import BadInputError
+from edgekit.meta import ModelMeta
+from edgekit.parity import compare_outputs
+from edgekit.runtimes import RUNTIMES, get_runtime
+
+#: runtime option names that carry an inference-precision hint, in the order we look for them
+PRECISION_HINT_OPTIONS = ("inference_precision", "precision_hint", "precision")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artifact to measure; ``runtime_options`` apply on runtimes that accept them (bf16 hint)."""
+
+    name: str
+    path: Path
+    precision: str
+    runtimes: tuple[str, ...] = ()          # empty: every runtime that loads the file
+    runtime_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_mb(self) -> float:
+        size = self.path.stat().st_size
+        if self.path.suffix.lower() == ".xml":
+            size += self.path.with_suffix(".bin").stat().st_size
+        return size / 2**20
+
+
+@dataclass(frozen=True)
+class PrecisionRow:
+    variant: str
+    runtime: str
+    precision: str
+    size_mb: float
+    p50_ms: float
+    p90_ms: float
+    speedup: float | None
+    metric: str
+    accuracy: float | None
+    accuracy_drop: float | None
+    cosine: float | None
+    top1_agreement: float | None
+    path: str
+
+
+@dataclass(frozen=True)
+class PrecisionReport:
+    model: str
+    dataset: str
+    threads: int | None
+    rows: tuple[PrecisionRow, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def row(self, variant: str, runtime: str) -> PrecisionRow | None:
+        return next((r for r in self.rows if r.variant == variant and r.runtime == runtime), None)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    runtimes: tuple[str, ...] = ("ort-cpu",)
+    threads: int | None = None
+    plan: LoopPlan = LoopPlan(warmup=5, min_runs=20, min_duration_s=1.0)
+    batch_size: int = 16
+
+
+def measure(
+    variants: Sequence[Variant], meta: ModelMeta, config: MeasureConfig,
+    split: Split | None = None, parity_feeds: list[dict[str, np.ndarray]] | None = None,
+) -> PrecisionReport:
+    """Measure every variant on every runtime that loads it; the first variant is the FP32 baseline."""
+    if not variants:
+        raise BadInputError("nothing to measure")
+    reference = _outputs(variants[0].path, "ort-cpu", parity_feeds, {}) if parity_feeds else None
+    rows: list[PrecisionRow] = []
+    for runtime in config.runtimes:
+        runtime_class = get_runtime(runtime)
+        if not runtime_class.probe().available:
+            continue
+        base: PrecisionRow | None = None
+        for variant in variants:
+            if variant.path.suffix.lower() not in runtime_class.suffixes:
+                continue
+            if variant.runtimes and runtime_class.name not in variant.runtimes:
+                continue
+            row = _measure_one(variant, runtime_class.name, meta, config, split, parity_feeds, reference, base)
+            base = base or row
+            rows.append(row)
+    return PrecisionReport(meta.model_name or variants[0].path.stem, split.info.get("dataset", "") if split else "",
+                           config.threads, tuple(rows))
+
+
+def _measure_one(
+    variant: Variant, runtime: str, meta: ModelMeta, config: MeasureConfig, split: Split | None,
+    parity_feeds: list[dict[str, np.ndarray]] | None, reference: dict[str, np.ndarray] | None,
+    base: PrecisionRow | None,
+) -> PrecisionRow:
+    options = {"threads": config.threads, **variant.runtime_options}
+    record = benchmark(variant.path, BenchConfig(runtime=runtime, plan=config.plan, runtime_options=options))
+    metric, accuracy = (None, None) if split is None else _accuracy(variant, runtime, options, meta, split, config)
+    cosine = top1 = None
+    if reference is not None:
+        parity = compare_outputs(reference, _outputs(variant.path, runtime, parity_feeds, options))
+        worst = min(parity.outputs, key=lambda o: o.cosine)
+        cosine, top1 = worst.cosine, worst.top1_agreement
+    p50 = record.latency.p50_ms
+    return PrecisionRow(
+        variant=variant.name, runtime=runtime, precision=variant.precision, size_mb=variant.size_mb,
+        p50_ms=p50, p90_ms=record.latency.p90_ms,
+        speedup=base.p50_ms / p50 if base and p50 > 0 else (1.0 if base is None else None),
+        metric=metric or "", accuracy=accuracy,
+        accuracy_drop=(base.accuracy - accuracy) if base and base.accuracy is not None and accuracy is not None
+        else (0.0 if base is None and accuracy is not None else None),
+        cosine=cosine, top1_agreement=top1, path=str(variant.path),
+    )
+
+
+def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: ModelMeta, split: Split,
+              config: MeasureConfig) -> tuple[str, float]:
+    """Accuracy with the *source* model's metadata, so IR files and engines are read the same way."""
+    from edgekit.evaluate.runner import predict_split
+    from edgekit.tasks import get_task
+
+    task = get_task(meta.task)
+    evaluator = task.evaluator(meta)
+    with get_runtime(runtime)(variant.path, **options) as session:
+        predictions = predict_split(session, task, meta, split, config.batch_size)
+    evaluator.update(predictions, list(split.targets))
+    metric = type(evaluator).primary_metric
+    return metric, float(evaluator.compute()[metric])
+
+
+def _outputs(path: Path, runtime: str, feeds: list[dict[str, np.ndarray]] | None, options: dict[str, Any]):
+    """All outputs for the parity feeds, concatenated along the batch."""
+    collected: dict[str, list[np.ndarray]] = {}
+    with get_runtime(runtime)(path, **options) as session:
+        for feed in feeds or []:
+            for name, value in session.run(feed).items():
+                collected.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
+    return {name: np.concatenate(parts) for name, parts in collected.items()}
+
+
+def bf16_variant(fp32: Variant) -> Variant | None:
+    """The FP32 file run with OpenVINO's bf16 inference hint, when OpenVINO and the CPU support it."""
+    from edgekit.quantize.openvino import bf16_available
+
+    if "openvino" not in RUNTIMES or not bf16_available():
+        return None
+    fields = {f.name for f in dataclasses.fields(get_runtime("openvino").Options)}
+    option = next((name for name in PRECISION_HINT_OPTIONS if name in fields), None)
+    if option is None:
+        return None
+    return Variant("fp32+bf16-hint", fp32.path, "bf16", ("openvino",), {option: "bf16"})
+
+
+def render(report: PrecisionReport, kept: tuple[str, str] | None = None):
+    """A rich table; ``kept`` (variant, runtime) is marked."""
+    from rich.table import Table
+
+    title = f"{report.model}: precision vs speed" + (f" on {report.dataset}" if report.dataset else "")
+    if report.threads:
+        title += f" ({report.threads} threads, batch 1)"
+    table = Table(title=title)
+    for column in ("variant", "runtime", "size MB", "p50 ms", "p90 ms", "speedup", "accuracy", "drop",
+                   "cosine", "top-1 agree"):
+        table.add_column(column, justify="left" if column in ("variant", "runtime") else "right")
+    for row in report.rows:
+        mark = " ◀ kept" if kept == (row.variant, row.runtime) else ""
+        speed = "-" if row.speedup is None else f"{row.speedup:.2f}x" + (" (slower)" if row.speedup < 1 else "")
+        table.add_row(
+            row.variant + mark, row.runtime, f"{row.size_mb:.2f}", f"{row.p50_ms:.3f}", f"{row.p90_ms:.3f}", speed,
+            _fmt(row.accuracy, "{:.2f}", row.metric), _fmt(row.accuracy_drop, "{:+.2f}"),
+            _fmt(row.cosine, "{:.4f}"), _fmt(row.top1_agreement, "{:.1%}"),
+        )
+    return table
+
+
+def _fmt(value: float | None, pattern: str, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return pattern.format(value) + (f" {suffix}" if suffix else "")

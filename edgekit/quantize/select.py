@@ -1,0 +1,116 @@
+"""Accuracy-aware choice: the fastest variant whose accuracy drop fits the budget.
+
+A variant only counts as faster when it beats FP32 on the same runtime by ``MIN_SPEEDUP``:
+repeated runs on a busy CPU vary by a few percent, and INT8 can be *slower* than FP32 (S8S8
+activations and dynamic ConvInteger on ONNX Runtime, small depthwise models), so "no gain"
+must never be reported as the best choice. When no INT8 variant fits the budget, static
+INT8 is retried with the first and last weighted layers left in float (the layers most
+sensitive to quantization), and if still nothing fits FP32 is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.quantize.base import SUFFIXES, QuantizeConfig, quantize
+from edgekit.quantize.report import PrecisionReport, PrecisionRow, Variant
+
+MIN_SPEEDUP = 1.05
+SENSITIVE = ("@first", "@last")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The kept row (None: keep FP32) and, for every candidate, why it was kept or not."""
+
+    kept: PrecisionRow | None
+    reasons: tuple[tuple[str, str, str], ...]   # (variant, runtime, verdict)
+
+    @property
+    def summary(self) -> str:
+        if self.kept is None:
+            return "kept FP32: no quantized variant is both faster and within the accuracy budget"
+        row = self.kept
+        return (f"kept {row.variant} on {row.runtime}: {row.speedup:.2f}x faster than FP32, "
+                f"{row.metric} drop {row.accuracy_drop:+.2f} pt")
+
+
+def select(report: PrecisionReport, max_drop: float, runtime: str) -> Selection:
+    """The fastest quantized row on ``runtime`` within ``max_drop`` points and faster than FP32."""
+    reasons = []
+    best: PrecisionRow | None = None
+    for row in report.rows:
+        if row.runtime != runtime or row.variant == "fp32":
+            continue
+        verdict = _verdict(row, max_drop)
+        if verdict == "ok" and (best is None or (row.speedup or 0) > (best.speedup or 0)):
+            best = row
+        reasons.append((row.variant, row.runtime, verdict))
+    reasons = [(v, r, "kept" if best and (v, r) == (best.variant, best.runtime) else
+                ("within budget, not the fastest" if why == "ok" else why)) for v, r, why in reasons]
+    return Selection(best, tuple(reasons))
+
+
+def _verdict(row: PrecisionRow, max_drop: float) -> str:
+    if row.accuracy_drop is None:
+        return "no accuracy measured"
+    if row.accuracy_drop > max_drop:
+        return f"drop {row.accuracy_drop:+.2f} pt over budget {max_drop:g}"
+    if row.speedup is None or row.speedup < MIN_SPEEDUP:
+        return f"not faster than FP32 ({row.speedup or 0:.2f}x)"
+    return "ok"
+
+
+def build_variants(source: Path, folder: Path, configs: Sequence[QuantizeConfig]) -> list[Variant]:
+    """FP32 (the source) plus one quantized artifact per config, written into ``folder``."""
+    variants = [Variant("fp32", source, "fp32")]
+    for config in configs:
+        target = folder / f"{source.stem}.{config.variant}{SUFFIXES[config.backend]}"
+        result = quantize(source, target, config)
+        variants.append(Variant(config.variant, result.path, result.meta.precision))
+    return variants
+
+
+def sensitive_retry(configs: Sequence[QuantizeConfig]) -> list[QuantizeConfig]:
+    """Static ORT configs again, with the first/last weighted layers kept in float."""
+    return [dataclasses.replace(c, exclude=SENSITIVE) for c in configs
+            if c.mode == "int8-static" and c.backend == "ort" and not c.exclude]
+
+
+def keep(row: PrecisionRow | None, source: Path, output: Path) -> Path:
+    """Copy the kept artifact (or the FP32 source) to ``output`` atomically; returns where it went
+    (``output`` with the kept file's suffix, e.g. .xml for an OpenVINO IR)."""
+    from edgekit.fileio import atomic_path
+
+    chosen = Path(row.path) if row else source
+    output = output.with_suffix(chosen.suffix)
+    if chosen.suffix.lower() == ".xml":
+        with atomic_path(output.with_suffix(".bin")) as temporary:
+            shutil.copyfile(chosen.with_suffix(".bin"), temporary)
+    with atomic_path(output) as temporary:
+        shutil.copyfile(chosen, temporary)
+    return output
+
+
+def choose(
+    source: Path, output: Path, configs: Sequence[QuantizeConfig], max_drop: float, runtime: str,
+    folder: Path, measure_one, extra_variants: Sequence[Variant] = (),
+) -> tuple[PrecisionReport, Selection, Path]:
+    """Build the variants, measure them (``measure_one(variants) -> PrecisionReport``), select within
+    ``max_drop`` on ``runtime``, retry static INT8 without sensitive layers if nothing fits, keep the winner."""
+    variants = build_variants(source, folder, configs)
+    report = measure_one([*variants, *extra_variants])
+    selection = select(report, max_drop, runtime)
+    retry = sensitive_retry(configs) if selection.kept is None else []
+    if retry:
+        more = build_variants(source, folder, retry)
+        extra = measure_one(more)  # FP32 is measured again first: each speedup has a side-by-side baseline
+        added = tuple(r for r in extra.rows if r.variant != "fp32")
+        report = dataclasses.replace(report, rows=report.rows + added)
+        selection = select(report, max_drop, runtime)
+    return report, selection, keep(selection.kept, source, output)
+

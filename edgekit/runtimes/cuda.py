@@ -1,0 +1,202 @@
+"""A thin ctypes wrapper over the CUDA driver and runtime libraries (Polygraphy-style).
+
+Enough for TensorRT: device names, device buffers, streams, copies and synchronization,
+without torch, pycuda or cuda-python. Libraries are loaded on first use; nothing here runs
+at import time. Device names come from the driver (libcuda), everything else from libcudart.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+import time
+from functools import lru_cache
+
+import numpy as np
+
+from edgekit.errors import BadInputError, EdgekitError
+
+MEMCPY_HOST_TO_DEVICE = 1  # cudaMemcpyKind
+MEMCPY_DEVICE_TO_HOST = 2
+_RUNTIME_NAMES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0")
+
+
+class CudaError(EdgekitError):
+    """A CUDA call failed (out of memory, no device, driver too old...)."""
+
+
+def parse_device_id(device: str | None, default: int = 0) -> int:
+    """'cuda:1', 'gpu:1' or '1' → 1; None → ``default``."""
+    if device is None:
+        return default
+    text = str(device).strip().lower()
+    for prefix in ("cuda:", "gpu:"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    if text in ("cuda", "gpu"):
+        return default
+    if not text.isdigit():
+        raise BadInputError(f"device must look like cuda:N or N, got '{device}'")
+    return int(text)
+
+
+@lru_cache(maxsize=1)
+def gpu_names() -> tuple[str, ...]:
+    """Names of the NVIDIA GPUs the driver sees; () without a driver or GPU. Never raises."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return ()
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return ()
+    names = []
+    for ordinal in range(count.value):
+        device = ctypes.c_int(0)
+        name = ctypes.create_string_buffer(256)
+        if driver.cuDeviceGet(ctypes.byref(device), ordinal) == 0 and \
+                driver.cuDeviceGetName(name, len(name), device) == 0:
+            names.append(name.value.decode(errors="replace"))
+        else:
+            names.append(f"GPU {ordinal}")
+    return tuple(names)
+
+
+def _candidate_paths() -> list[str]:
+    """libcudart from the system, then from pip's nvidia-cuda-runtime wheels."""
+    paths = list(_RUNTIME_NAMES)
+    for root in sys.path:
+        paths += sorted(glob.glob(os.path.join(root, "nvidia", "cuda_runtime", "lib", "libcudart.so*")))
+        paths += sorted(glob.glob(os.path.join(root, "nvidia", "cu*", "lib", "libcudart.so*")))
+    return paths
+
+
+@lru_cache(maxsize=1)
+def runtime_library() -> ctypes.CDLL:
+    """libcudart, loaded once; CudaError naming what was tried when it is missing."""
+    for path in _candidate_paths():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        _declare(library)
+        return library
+    raise CudaError("the CUDA runtime library (libcudart) was not found — install the CUDA runtime "
+                    "(pip install nvidia-cuda-runtime-cu12) or add it to LD_LIBRARY_PATH")
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, size, i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+    signatures = {
+        "cudaSetDevice": [i],
+        "cudaMalloc": [ctypes.POINTER(p), size],
+        "cudaFree": [p],
+        "cudaMemcpy": [p, p, size, i],
+        "cudaMemcpyAsync": [p, p, size, i, p],
+        "cudaStreamCreate": [ctypes.POINTER(p)],
+        "cudaStreamDestroy": [p],
+        "cudaStreamSynchronize": [p],
+        "cudaRuntimeGetVersion": [ctypes.POINTER(i)],
+    }
+    for name, argtypes in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes = argtypes
+        function.restype = i
+    lib.cudaGetErrorString.argtypes = [i]
+    lib.cudaGetErrorString.restype = ctypes.c_char_p
+
+
+def check(status: int, what: str) -> None:
+    """Raise CudaError with CUDA's own message when ``status`` is not cudaSuccess."""
+    if status != 0:
+        message = runtime_library().cudaGetErrorString(status)
+        text = message.decode(errors="replace") if message else f"error {status}"
+        raise CudaError(f"{what} failed: {text}")
+
+
+def set_device(device_id: int) -> None:
+    check(runtime_library().cudaSetDevice(device_id), f"cudaSetDevice({device_id})")
+
+
+def runtime_version() -> str:
+    """CUDA runtime version as 'major.minor'."""
+    version = ctypes.c_int(0)
+    check(runtime_library().cudaRuntimeGetVersion(ctypes.byref(version)), "cudaRuntimeGetVersion")
+    return f"{version.value // 1000}.{version.value % 1000 // 10}"
+
+
+class Stream:
+    """A CUDA stream; ``handle`` is the integer TensorRT's execute_async_v3 takes."""
+
+    def __init__(self) -> None:
+        pointer = ctypes.c_void_p()
+        check(runtime_library().cudaStreamCreate(ctypes.byref(pointer)), "cudaStreamCreate")
+        self._pointer = pointer
+
+    @property
+    def handle(self) -> int:
+        return self._pointer.value or 0
+
+    def synchronize(self) -> None:
+        check(runtime_library().cudaStreamSynchronize(self._pointer), "cudaStreamSynchronize")
+
+    def close(self) -> None:
+        if self._pointer.value:
+            runtime_library().cudaStreamDestroy(self._pointer)
+            self._pointer = ctypes.c_void_p()
+
+
+class DeviceBuffer:
+    """``nbytes`` of device memory; copies to and from contiguous numpy arrays."""
+
+    def __init__(self, nbytes: int) -> None:
+        pointer = ctypes.c_void_p()
+        check(runtime_library().cudaMalloc(ctypes.byref(pointer), max(nbytes, 1)), f"cudaMalloc({nbytes} bytes)")
+        self._pointer = pointer
+        self.nbytes = nbytes
+
+    @property
+    def ptr(self) -> int:
+        return self._pointer.value or 0
+
+    def copy_from(self, array: np.ndarray, stream: Stream | None = None) -> None:
+        """Host → device; with a stream the copy is queued on it (synchronize before reusing ``array``)."""
+        array = np.ascontiguousarray(array)
+        self._check_size(array.nbytes)
+        self._copy(self._pointer, array.ctypes.data, array.nbytes, MEMCPY_HOST_TO_DEVICE, stream)
+
+    def copy_to(self, array: np.ndarray, stream: Stream | None = None) -> np.ndarray:
+        """Device → host into ``array`` (C-contiguous); with a stream, valid after it is synchronized."""
+        if not array.flags["C_CONTIGUOUS"]:
+            raise ValueError("copy_to needs a C-contiguous array")
+        self._check_size(array.nbytes)
+        self._copy(array.ctypes.data, self._pointer, array.nbytes, MEMCPY_DEVICE_TO_HOST, stream)
+        return array
+
+    def _check_size(self, nbytes: int) -> None:
+        if nbytes > self.nbytes:
+            raise ValueError(f"{nbytes} bytes do not fit a {self.nbytes}-byte device buffer")
+
+    @staticmethod
+    def _copy(destination, source, nbytes: int, kind: int, stream: Stream | None) -> None:
+        library = runtime_library()
+        if stream is None:
+            check(library.cudaMemcpy(destination, source, nbytes, kind), "cudaMemcpy")
+        else:
+            check(library.cudaMemcpyAsync(destination, source, nbytes, kind, stream.handle), "cudaMemcpyAsync")
+
+    def free(self) -> None:
+        if self._pointer.value:
+            runtime_library().cudaFree(self._pointer)
+            self._pointer = ctypes.c_void_p()
+
+
+def time_copies(copy, repeats: int = 20) -> float:
+    """Mean ms of ``copy()`` (a synchronous copy or one followed by a stream sync)."""
+    copy()  # first call pays lazy allocation / page pinning
+    start = time.perf_counter_ns()
+    for _ in range(repeats):
+        copy()
+    return (time.perf_counter_ns() - start) / repeats / 1e6

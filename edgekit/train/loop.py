@@ -1,0 +1,224 @@
+"""Training utilities every recipe shares: seeding, optimizers, LR schedule, early stopping,
+and a fit loop with a rich progress bar (workstation tier: torch imported inside functions).
+
+A recipe supplies three callables — ``batches(epoch)`` yielding batches, ``loss(model, batch)``
+returning a scalar tensor, ``validate(model)`` returning the validation metric — so a
+classifier and a detector use the same loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from edgekit.errors import BadInputError
+from edgekit.train.base import TrainConfig
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "onecycle", "constant")
+TRANSFER_MODES = ("features", "finetune")
+
+
+def check_config(config: TrainConfig, allowed_options: Iterable[str] = ()) -> None:
+    """Reject values no recipe can use, and options this recipe does not know, in one line."""
+    if config.epochs is not None and config.epochs < 1:
+        raise BadInputError(f"epochs must be at least 1, got {config.epochs}")
+    if config.batch_size is not None and config.batch_size < 1:
+        raise BadInputError(f"batch size must be at least 1, got {config.batch_size}")
+    if config.lr is not None and not config.lr > 0:
+        raise BadInputError(f"learning rate must be positive, got {config.lr}")
+    if config.optimizer is not None and config.optimizer not in OPTIMIZERS:
+        raise BadInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{config.optimizer}'")
+    if config.mode is not None and config.mode not in TRANSFER_MODES:
+        raise BadInputError(f"mode must be one of {', '.join(TRANSFER_MODES)}, got '{config.mode}'")
+    if config.mode is not None and config.transfer_from is None:
+        raise BadInputError("--mode needs --transfer-from (the checkpoint to start from)")
+    unknown = sorted(set(config.options) - set(allowed_options))
+    if unknown:
+        valid = ", ".join(sorted(allowed_options)) or "none"
+        raise BadInputError(f"unknown option {', '.join(unknown)} for this recipe (valid: {valid})")
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed torch and numpy, use deterministic kernels and a sensible number of CPU threads."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(threads or default_threads())
+
+
+def default_threads() -> int:
+    """Physical-ish cores: small models gain nothing from hyper-threads, and lose to oversubscription."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, available))
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How the loop optimizes: epochs, optimizer, schedule, early stopping."""
+
+    epochs: int
+    lr: float
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "onecycle"
+    patience: int | None = None  # epochs without a better val metric before stopping
+    metric: str = "val_top1"
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class FitResult:
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    seconds: float
+    history: tuple[dict[str, float], ...]
+
+
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
+    import torch
+
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    raise BadInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{name}'")
+
+
+def make_schedule(name: str, optimizer, lr: float, epochs: int, steps_per_epoch: int):
+    """A per-step LR scheduler: one-cycle (warm-up then anneal), cosine, or constant."""
+    import torch
+
+    total = max(1, epochs * steps_per_epoch)
+    if name == "onecycle" and total >= 10:  # shorter runs have no room for a warm-up phase: cosine
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.2)
+    if name in ("cosine", "onecycle"):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if name == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise BadInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{name}'")
+
+
+class EarlyStopping:
+    """Remembers the best weights by a validation metric; says when to stop."""
+
+    def __init__(self, patience: int | None, higher_is_better: bool = True) -> None:
+        self.patience = patience
+        self.sign = 1.0 if higher_is_better else -1.0
+        self.best = float("-inf")
+        self.best_epoch = 0
+        self.best_state: dict[str, Any] | None = None
+
+    def update(self, epoch: int, metric: float, model) -> bool:
+        """Record this epoch; True when training should stop."""
+        # ties go to the later epoch: small validation sets tie often, and later weights have trained longer
+        if self.sign * metric >= self.best:
+            self.best, self.best_epoch = self.sign * metric, epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+        return self.patience is not None and epoch - self.best_epoch >= self.patience
+
+    def restore(self, model) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+    @property
+    def best_metric(self) -> float:
+        return self.sign * self.best
+
+
+def fit(
+    model, parameters, batches: Callable[[int], Iterable[Any]], steps_per_epoch: int,
+    loss: Callable[[Any, Any], Any], validate: Callable[[Any], float], settings: FitSettings, progress: bool = True,
+) -> FitResult:
+    """Train ``parameters`` of ``model``; keep the weights of the best validation epoch."""
+    optimizer = make_optimizer(settings.optimizer, parameters, settings.lr, settings.weight_decay, settings.momentum)
+    scheduler = make_schedule(settings.schedule, optimizer, settings.lr, settings.epochs, steps_per_epoch)
+    stopper = EarlyStopping(settings.patience, settings.higher_is_better)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    with _progress_bar(progress, settings) as bar:
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            total = count = 0.0
+            for batch in batches(epoch):
+                optimizer.zero_grad(set_to_none=True)
+                value = loss(model, batch)
+                value.backward()
+                optimizer.step()
+                scheduler.step()
+                total, count = total + float(value.detach()), count + 1
+            model.eval()
+            metric = float(validate(model))
+            history.append({"epoch": epoch, "loss": total / max(count, 1), settings.metric: metric})
+            stop = stopper.update(epoch, metric, model)
+            bar(epoch, total / max(count, 1), metric, stopper.best_metric)
+            if stop:
+                break
+    stopper.restore(model)
+    model.eval()
+    return FitResult(stopper.best_epoch, stopper.best_metric, len(history), time.perf_counter() - start, tuple(history))
+
+
+class _progress_bar:
+    """Context manager yielding ``update(epoch, loss, metric, best)``; rich bar when enabled."""
+
+    def __init__(self, enabled: bool, settings: FitSettings) -> None:
+        self.enabled, self.settings = enabled, settings
+        self._progress = None
+
+    def __enter__(self) -> Callable[[int, float, float, float], None]:
+        if not self.enabled:
+            return lambda *args: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(), transient=False,
+        )
+        self._progress.start()
+        task = self._progress.add_task("train", total=self.settings.epochs, status="")
+        name = self.settings.metric
+
+        def update(epoch: int, loss: float, metric: float, best: float) -> None:
+            status = f"loss {loss:.4f}  {name} {metric:.2f}  best {best:.2f}"
+            self._progress.update(task, completed=epoch, status=status)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class output_dir:
+    """Create the output folder; if training fails and we created it, remove it again (if empty)."""
+
+    def __init__(self, path) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.created = False
+
+    def __enter__(self):
+        if self.path.exists() and not self.path.is_dir():
+            raise BadInputError(f"output path {self.path} exists and is not a folder")
+        if not self.path.exists():
+            try:
+                self.path.mkdir(parents=True)
+            except OSError as exc:
+                raise BadInputError(f"cannot create output folder {self.path}: {exc.strerror}") from None
+            self.created = True
+        return self.path
+
+    def __exit__(self, kind, *exc: object) -> None:
+        if kind is not None and self.created and not any(self.path.iterdir()):
+            self.path.rmdir()

@@ -1,0 +1,141 @@
+"""`edgekit eval`: the same figures on every runtime, the torch figure beside them, clear errors."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import block_imports, run_cli
+from edgekit.errors import BadInputError, RuntimeUnavailableError
+from edgekit.evaluate.compare import compare_runtimes, resolve_runtimes
+from edgekit.runtimes import RUNTIMES
+from edgekit.train import RECIPES, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    return RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=out, epochs=3, progress=False))
+
+
+def _one_line_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+
+
+def test_eval_uses_the_recorded_dataset_and_shows_torch_beside_the_runtime(trained, tmp_path):
+    result = run_cli("eval", str(trained.onnx), "--runtime", "ort-cpu", "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert (report["dataset"], report["split"], report["seed"]) == ("digits", "test", 0)
+    (record,) = report["records"]
+    assert record["runtime"] == "ort-cpu" and record["count"] == 270
+    assert record["metrics"]["top1"] == pytest.approx(trained.metrics["test_top1"])
+    assert report["reference"]["top1"] == record["metrics"]["top1"] == record["reference"]["top1"]
+    assert "torch (checkpoint)" in result.stdout and "seed 0" in result.stdout
+
+
+def test_eval_runs_without_torch(trained, tmp_path):
+    result = run_cli("eval", str(trained.onnx), "--json", str(tmp_path / "e.json"),
+                     prelude=block_imports("torch", "torchvision", "onnx"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["reference"] is None and report["reference_note"] == "torch is not installed"
+    assert report["records"][0]["metrics"]["top1"] == pytest.approx(trained.metrics["test_top1"])
+
+
+def test_all_runtimes_give_the_same_figures(trained):
+    comparison = compare_runtimes(trained.onnx, "all", data="digits", split="val", batch_size=64)
+    names = [r.runtime for r in comparison.records]
+    assert names[0] == "ort-cpu" and set(names) | set(comparison.skipped) == set(RUNTIMES.names())
+    for record in comparison.records:
+        assert record.count == 270 and record.split == "val"
+        assert abs(record.metrics["top1"] - comparison.reference["top1"]) <= 100 / 270 + 1e-9  # one image at most
+
+
+@pytest.mark.openvino
+def test_openvino_matches_onnx_runtime(trained):
+    if "openvino" not in RUNTIMES:
+        pytest.skip("the openvino runtime is not registered in this checkout")
+    comparison = compare_runtimes(trained.onnx, "ort-cpu,openvino")
+    ort, ov = comparison.records
+    assert ov.runtime == "openvino" and abs(ov.metrics["top1"] - ort.metrics["top1"]) <= 100 / 270 + 1e-9
+
+
+def test_without_its_checkpoint_the_model_is_still_evaluated(trained, tmp_path):
+    copy = tmp_path / "m.onnx"
+    shutil.copy(trained.onnx, copy)
+    moved = trained.checkpoint.with_suffix(".moved")
+    trained.checkpoint.rename(moved)
+    try:
+        comparison = compare_runtimes(copy, "ort-cpu")
+    finally:
+        moved.rename(trained.checkpoint)
+    assert comparison.reference is None and "is not here" in comparison.reference_note
+    assert comparison.records[0].metrics["top1"] == pytest.approx(trained.metrics["test_top1"])
+
+
+def test_a_zoo_export_needs_data_and_has_no_torch_figure(zoo_onnx):
+    path = zoo_onnx("lenet5", dynamic_batch=True).path
+    with pytest.raises(BadInputError, match="give one with --data"):
+        compare_runtimes(path, "ort-cpu")
+    comparison = compare_runtimes(path, "ort-cpu", data="digits")
+    assert comparison.reference is None and "no training checkpoint" in comparison.reference_note
+    assert 0 <= comparison.records[0].metrics["top1"] <= 100
+
+
+def test_runtime_lists_are_checked():
+    with pytest.raises(BadInputError, match="did you mean 'ort-cpu'"):
+        resolve_runtimes("ort-cpux")
+    assert resolve_runtimes("ort,ort-cpu")[0] == ["ort-cpu"]
+    with pytest.raises(RuntimeUnavailableError):
+        _unavailable_runtime_request()
+
+
+def _unavailable_runtime_request():
+    from edgekit.runtimes.base import Availability
+    from edgekit.runtimes.onnxruntime import OrtCpuRuntime
+
+    class Missing(OrtCpuRuntime):
+        name = "missing-rt"
+
+        @classmethod
+        def probe(cls):
+            return Availability("missing-rt", False, reason="not installed", install="pip install nothing")
+
+    RUNTIMES.add("missing-rt", Missing)
+    try:
+        assert "missing-rt" in resolve_runtimes("all")[1]
+        resolve_runtimes("ort-cpu,missing-rt")
+    finally:
+        RUNTIMES._targets.pop("missing-rt")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["missing.onnx"], "model file not found"),
+    (["{model}", "--runtime", "openvinoo"], "unknown runtime"),
+    (["{model}", "--split", "dev"], "split must be one of"),
+    (["{model}", "--data", "nowhere/"], "dataset not found"),
+    (["{model}", "--data", "{folder}"], "differ from the classes"),
+    (["{model}", "--batch-size", "0"], "batch size must be at least 1"),
+])
+def test_cli_errors_are_one_line_and_write_no_json(trained, tmp_path, args, fragment):
+    folder = tmp_path / "folder"
+    for name in ("cat", "dog"):
+        (folder / name).mkdir(parents=True)
+        shutil.copy(_png(tmp_path), folder / name / "a.png")
+    args = [a.format(model=trained.onnx, folder=folder) for a in args]
+    result = run_cli("eval", *args, "--json", str(tmp_path / "e.json"))
+    _one_line_error(result, fragment)
+    assert not (tmp_path / "e.json").exists()
+
+
+def _png(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "src.png"
+    if not path.exists():
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return path
