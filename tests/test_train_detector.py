@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import REPO, block_imports
+from conftest import REPO, block_imports, run_cli
 from edgekit.errors import BadInputError
 from edgekit.train import RECIPES, TrainConfig
 
@@ -46,8 +46,10 @@ def test_export_carries_what_decoding_needs(trained):
     decoder = meta.extra["decoder"]
     assert decoder["outputs"] == ["heatmap", "size", "offset"] and decoder["stride"] == 4
     assert {"score_threshold", "iou_threshold", "max_detections"} <= set(decoder)
-    assert meta.extra["source"] == {"recipe": "detector", "checkpoint": str(trained.checkpoint),
-                                    "dataset": "shapes", "seed": 0}
+    assert meta.extra["source"] == {"recipe": "detector", "checkpoint": str(trained.checkpoint.resolve()),
+                                    "dataset": "shapes", "seed": 0, "dataset_options": {
+                                        k: SMALL[k] for k in ("train_size", "val_size", "test_size")}}
+    assert meta.recipe["recipe"] == "detector" and meta.recipe["epochs_run"] == EPOCHS
     assert trained.checkpoint.is_file()
 
 
@@ -101,10 +103,33 @@ def test_same_seed_same_weights(tmp_path):
 
 def test_bad_configuration_is_one_clear_error(tmp_path):
     train = RECIPES.get("detector")
-    with pytest.raises(BadInputError, match="unknown detector option.*trian_size"):
+    with pytest.raises(BadInputError, match="unknown option trian_size"):
         train(TrainConfig(data="shapes", output_dir=tmp_path, options={"trian_size": 5}, progress=False))
     with pytest.raises(BadInputError, match="trains on 'shapes' or a COCO .json"):
         train(TrainConfig(data="digits", output_dir=tmp_path, progress=False))
     (tmp_path / "file").write_text("x")
     with pytest.raises(BadInputError, match="is a file"):
         train(TrainConfig(data="shapes", output_dir=tmp_path / "file", progress=False))
+
+
+def test_eval_cli_shows_runtimes_beside_the_torch_checkpoint(trained, tmp_path):
+    import json
+
+    result = run_cli("eval", str(trained.onnx), "--json", str(tmp_path / "eval.json"))
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "eval.json").read_text())
+    assert records["dataset"] == "shapes" and records["records"][0]["count"] == SMALL["test_size"]
+    assert records["reference"]["map50_95"] == pytest.approx(trained.metrics["map50_95"], abs=1e-6)
+    assert records["records"][0]["metrics"]["map50_95"] == pytest.approx(trained.metrics["map50_95"], abs=0.01)
+
+
+def test_train_cli_and_its_errors(tmp_path):
+    args = ("train", "detector", "--data", "shapes", "--out", str(tmp_path / "run"), "--epochs", "1", "-q",
+            "-O", "train_size=32", "-O", "val_size=8", "-O", "test_size=8", "-O", "eval_every=0")
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "detector.onnx").is_file() and (tmp_path / "run" / "detector.pt").is_file()
+    assert "map50" in result.stdout
+    bad = run_cli("train", "detector", "--data", str(tmp_path / "missing.json"), "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "not found" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad" / "detector.pt").exists()

@@ -176,6 +176,7 @@ class CocoEvaluator(Evaluator):
     """
 
     primary_metric: ClassVar[str] = "map50_95"
+    reported: ClassVar[tuple[str, ...]] = ("map50_95", "map50", "map75", "ar100", "count")
 
     def __init__(self, num_classes: int | None = None) -> None:
         self.num_classes = num_classes
@@ -193,4 +194,5 @@ class CocoEvaluator(Evaluator):
 
         if not self.targets:
             raise BadInputError("no samples were evaluated")
-        return coco_map(self.predictions, self.targets, self.num_classes)
+        metrics = coco_map(self.predictions, self.targets, self.num_classes)
+        return {key: metrics[key] for key in self.reported}

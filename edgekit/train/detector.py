@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +27,42 @@ INPUT_SIZE = 128
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 DEFAULTS = {"epochs": 24, "batch_size": 32, "lr": 4e-3}
 OPTIONS = {"train_size": None, "val_size": None, "test_size": None, "width": 16, "features": 48, "time_limit": None,
-           "eval_every": 1, "eval_size": 200, "threads": 1}
+           "eval_every": 1, "eval_size": 200, "threads": 1,
+           "augment": True}
 # One thread: on a shared 2-core machine two threads wait on each other (3× slower under load),
 # and a fixed count keeps runs bitwise reproducible. ``threads`` overrides it on an idle machine.
 
 
-def detector_meta(labels: tuple[str, ...], seed: int, dataset: str, checkpoint: str) -> ModelMeta:
+def detector_meta(labels: tuple[str, ...], source: dict[str, Any]) -> ModelMeta:
     """Metadata of an exported detector: everything the numpy post-processing needs."""
-    decoder = {**DEFAULT_DECODER, "stride": 4}
-    source = {"recipe": "detector", "checkpoint": checkpoint, "dataset": dataset, "seed": seed}
     return ModelMeta(task="detection", model_name="detector", input_size=(INPUT_SIZE, INPUT_SIZE), color="RGB",
                      mean=MEAN, std=STD, resize="letterbox", labels=tuple(labels),
-                     extra={"decoder": decoder, "source": source})
+                     extra={"decoder": dict(DEFAULT_DECODER), "source": source})
 
 
 def _options(config: TrainConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.options) - set(OPTIONS))
-    if unknown:
-        raise BadInputError(f"unknown detector option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
+    from edgekit.train.loop import check_config
+
+    check_config(config, OPTIONS)
+    if config.transfer_from is not None:
+        raise BadInputError("the detector recipe trains from scratch; it takes no --transfer-from")
+    if config.optimizer not in (None, "adam"):
+        raise BadInputError(f"the detector recipe trains with adam (AdamW), not '{config.optimizer}'")
     return {**OPTIONS, **config.options}
 
 
-def load_data(config: TrainConfig, options: dict[str, Any]) -> dict[str, Split]:
-    """train/val/test splits of ``config.data`` (shapes, or a COCO .json split by seed)."""
-    kwargs: dict[str, Any] = {}
+def dataset_options(config: TrainConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """What ``load_split`` needs besides the name and seed to rebuild the same splits."""
     if config.data == "shapes":
-        kwargs = {f"{s}_size": options[f"{s}_size"] for s in ("train", "val", "test") if options[f"{s}_size"]}
-    elif config.data.lower().endswith(".json"):
-        kwargs = {"fractions": (0.8, 0.1, 0.1)}
-    else:
-        raise BadInputError(f"the detector trains on 'shapes' or a COCO .json file, got '{config.data}'")
+        return {f"{s}_size": options[f"{s}_size"] for s in ("train", "val", "test") if options[f"{s}_size"]}
+    if config.data.lower().endswith(".json"):
+        return {"fractions": [0.8, 0.1, 0.1]}
+    raise BadInputError(f"the detector trains on 'shapes' or a COCO .json file, got '{config.data}'")
+
+
+def load_data(config: TrainConfig, options: dict[str, Any]) -> dict[str, Split]:
+    """train/val/test splits of ``config.data`` (shapes, or a COCO .json split 80/10/10 by seed)."""
+    kwargs = dataset_options(config, options)
     splits = {s: load_split(config.data, s, config.seed, **kwargs) for s in ("train", "val", "test")}
     if splits["train"].task != "detection":
         raise BadInputError(f"dataset '{config.data}' is not a detection dataset")
@@ -165,12 +172,8 @@ def evaluate_torch(model, split: Split, meta: ModelMeta) -> dict[str, float]:
     """COCO mAP of the torch model on ``split``."""
     from edgekit.evaluate.coco_metrics import coco_map
 
-    predictions = predict_torch(model, np.asarray(split.images) if _uniform(split) else split.images, meta)
-    return coco_map(predictions, list(split.targets), len(split.labels))
-
-
-def _uniform(split: Split) -> bool:
-    return isinstance(split.images, np.ndarray)
+    predictions = predict_torch(model, split.images, meta)
+    return coco_map(predictions, list(split.targets), len(meta.labels))
 
 
 def train_detector(config: TrainConfig) -> TrainResult:
@@ -184,7 +187,9 @@ def train_detector(config: TrainConfig) -> TrainResult:
     splits = load_data(config, options)
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, onnx_path = output_dir / "detector.pt", output_dir / "detector.onnx"
-    meta = detector_meta(splits["train"].labels, config.seed, Path(config.data).name, str(checkpoint))
+    source = {"recipe": "detector", "checkpoint": str(checkpoint.resolve()), "dataset": config.data,
+              "dataset_options": dataset_options(config, options), "seed": config.seed}
+    meta = detector_meta(splits["train"].labels, source)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(int(options["threads"]))
     try:
@@ -195,14 +200,11 @@ def train_detector(config: TrainConfig) -> TrainResult:
         torch.set_num_threads(previous_threads)
     tested = evaluate_torch(model, splits["test"], meta)
     metrics = {k: tested[k] for k in ("map50", "map50_95", "map75")}
-    _save_checkpoint(model, checkpoint, meta, config, options, metrics)
-    from edgekit.exporters.config import ExportConfig
-    from edgekit.exporters.torch_onnx import export_module
-    from edgekit.zoo.detector import OUTPUT_NAMES
-
-    meta = meta.with_(extra={**meta.extra, "metrics": metrics})
-    export_module(model.eval(), meta, onnx_path, ExportConfig(dynamic_batch=True, batch=2, seed=config.seed),
-                  output_names=OUTPUT_NAMES)
+    recipe = {"recipe": "detector", "epochs": config.epochs or DEFAULTS["epochs"], "epochs_run": len(history),
+              "batch_size": config.batch_size or DEFAULTS["batch_size"], "lr": config.lr or DEFAULTS["lr"],
+              "optimizer": "adamw", "options": json.loads(json.dumps(options, default=str)),
+              "train_seconds": round(seconds, 2), "test_metrics": metrics}
+    save_model(model, meta.with_(recipe=recipe), checkpoint, onnx_path, config.seed)
     return TrainResult("detector", checkpoint, onnx_path, metrics, seconds, len(history), tuple(history))
 
 
@@ -238,7 +240,9 @@ def fit(config: TrainConfig, options: dict[str, Any], splits: dict[str, Split], 
             total = 0.0
             for step in range(steps):
                 index = order[step * batch_size : (step + 1) * batch_size]
-                batch = _flip(images[index].float(), heatmap[index], regression[index], weight[index], generator)
+                batch = (images[index].float(), heatmap[index], regression[index], weight[index])
+                if options["augment"]:
+                    batch = _flip(*batch, generator)
                 inputs = ((batch[0] - mean) / std).contiguous(memory_format=torch.channels_last)
                 loss = detection_loss(model(inputs), *batch[1:])
                 optimizer.zero_grad(set_to_none=True)
@@ -284,17 +288,31 @@ def _progress(enabled: bool):
                     TimeElapsedColumn(), disable=not enabled, transient=False)
 
 
-def _save_checkpoint(model, path: Path, meta: ModelMeta, config: TrainConfig, options, metrics) -> None:
+def save_model(model, meta: ModelMeta, checkpoint: Path, onnx: Path, seed: int) -> None:
+    """Write the checkpoint (state_dict, architecture, metadata) and the verified ONNX: both or neither."""
     import torch
 
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.torch_onnx import export_module
     from edgekit.fileio import atomic_path
+    from edgekit.zoo.detector import OUTPUT_NAMES
 
-    state = {"state_dict": model.state_dict(), "labels": list(meta.labels), "width": options["width"],
-             "features": options["features"],
-             "seed": config.seed, "data": config.data, "metrics": metrics,
-             "options": json.loads(json.dumps(options, default=str))}
-    with atomic_path(path) as temporary:
+    options = meta.recipe["options"] if meta.recipe else OPTIONS
+    state = {"format": "edgekit-detector/1", "state_dict": model.state_dict(), "labels": list(meta.labels),
+             "width": options["width"], "features": options["features"], "meta": json.dumps(asdict(meta))}
+    with atomic_path(checkpoint) as temporary:
         torch.save(state, temporary)
+        export_module(model.eval(), meta, onnx, ExportConfig(dynamic_batch=True, batch=2, seed=seed),
+                      output_names=OUTPUT_NAMES)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, meta: ModelMeta, split: Split, batch_size: int = 64) -> dict[str, float]:
+    """COCO mAP of the torch model in ``checkpoint`` on ``split`` (the reference for runtimes)."""
+    from edgekit.evaluate.coco_metrics import coco_map
+
+    model = load_detector(checkpoint)
+    predictions = predict_torch(model, split.images, meta, batch_size)
+    return coco_map(predictions, list(split.targets), len(meta.labels))
 
 
 def load_detector(checkpoint: str | Path):
