@@ -25,7 +25,7 @@ from edgekit.train.base import TrainConfig, TrainResult
 
 INPUT_SIZE = 128
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-DEFAULTS = {"epochs": 24, "batch_size": 32, "lr": 4e-3}
+DEFAULTS = {"epochs": 15, "batch_size": 32, "lr": 4e-3}
 OPTIONS = {"train_size": None, "val_size": None, "test_size": None, "width": 16, "features": 48, "time_limit": None,
            "eval_every": 1, "eval_size": 200, "threads": 1,
            "augment": True}
