@@ -108,7 +108,8 @@ def test_loader_malformed_json(tmp_path):
     ({"images": [{"id": 1, "file_name": "x.png"}], "annotations": [{"image_id": 1, "category_id": 1}],
       "categories": [{"id": 1}]}, "annotations #0 has no 'bbox'"),
     ({"images": [{"id": 1, "file_name": "x.png"}],
-      "annotations": [{"image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1]}], "categories": [{"id": 1}]}, "image id 2, which is not in 'images'"),
+      "annotations": [{"image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1]}], "categories": [{"id": 1}]},
+     "image id 2, which is not in 'images'"),
     ([1, 2], "expected a COCO object"),
 ])
 def test_loader_bad_structure(tmp_path, data, message):

@@ -133,3 +133,16 @@ def test_train_cli_and_its_errors(tmp_path):
     bad = run_cli("train", "detector", "--data", str(tmp_path / "missing.json"), "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "not found" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad" / "detector.pt").exists()
+
+
+def test_trains_on_a_coco_file(tmp_path):
+    from edgekit.datasets.coco import write_coco
+    from edgekit.datasets.shapes import load_shapes
+    from edgekit.meta import read_meta
+
+    annotations = write_coco(load_shapes("test", seed=5, test_size=40, cache=False), tmp_path / "coco")
+    result = RECIPES.get("detector")(TrainConfig(data=str(annotations), output_dir=tmp_path / "run", epochs=1,
+                                                 batch_size=8, options={"eval_every": 0}, progress=False))
+    meta = read_meta(result.onnx)
+    assert meta.labels == ("circle", "square", "triangle") and result.metrics["map50"] >= 0.0
+    assert meta.extra["source"]["dataset_options"] == {"fractions": [0.8, 0.1, 0.1]}
