@@ -116,10 +116,10 @@ def compare(
         RuntimeParity(name, *described[name], compare_outputs(reference, outputs[name], atol, rtol, min_cosine))
         for name in candidates
     )
-    from edgekit.bench.runner import model_meta
+    from edgekit.meta import read_meta
 
     return CompareRecord(
-        model=model_meta(path).model_name or path.stem, model_path=str(path), reference=reference_name,
+        model=read_meta(path).model_name or path.stem, model_path=str(path), reference=reference_name,
         inputs={k: list(v.shape) for k, v in feeds.items()}, input_source=source,
         atol=atol, rtol=rtol, min_cosine=min_cosine, results=results,
     )
@@ -151,14 +151,10 @@ def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping
 
 def load_inputs(path: str | Path, specs: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Arrays from an .npz whose names must be exactly the model's inputs."""
+    from edgekit.fileio import read_npz
+
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"inputs file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read inputs {path} as .npz: {str(exc).splitlines()[0]}") from None
+    arrays = read_npz(path, "inputs")
     if set(arrays) != set(specs):
         expected = "; ".join(str(spec) for spec in specs.values())
         raise BadInputError(f"{path.name} holds arrays {sorted(arrays)}, but the model expects inputs {expected}")
@@ -167,9 +163,9 @@ def load_inputs(path: str | Path, specs: Mapping[str, Any]) -> dict[str, np.ndar
 
 def _random_inputs(runtime, path: Path, batch: int, seed: int) -> dict[str, np.ndarray]:
     from edgekit.bench.inputs import random_feeds
-    from edgekit.bench.runner import model_meta
+    from edgekit.meta import read_meta
 
-    return random_feeds(runtime.inputs, batch, model_meta(path), seed)
+    return random_feeds(runtime.inputs, batch, read_meta(path), seed)
 
 
 def torch_reference(

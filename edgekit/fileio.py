@@ -37,3 +37,17 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     """Write ``text`` to ``target`` atomically."""
     with atomic_path(target) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def read_npz(path: str | Path, kind: str) -> dict:
+    """All arrays of an .npz file; ``kind`` names it in errors ('inputs', 'calibration')."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{kind} file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read {kind} file {path} as .npz: {str(exc).splitlines()[0]}") from None

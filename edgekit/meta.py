@@ -69,9 +69,40 @@ class ModelMeta:
         return replace(self, **changes)
 
 
+IR_RT_INFO_KEY = "edgekit"  # OpenVINO IR: metadata lives in <rt_info><edgekit>…</edgekit>
+ENGINE_SUFFIXES = (".engine", ".plan")  # TensorRT engines: metadata in a "<engine>.json" beside them
+
+
 def read_meta(path: str | Path) -> ModelMeta:
-    """Read edgekit metadata from an ONNX file (defaults when it has none)."""
+    """Read edgekit metadata from a model file (defaults when it has none).
+
+    ONNX keeps it in ``metadata_props``, an OpenVINO IR (.xml) in its ``rt_info``, a
+    TensorRT engine in a ``.json`` beside it.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return ModelMeta.from_props(read_ir_props(path))
+    if suffix in ENGINE_SUFFIXES:
+        if not path.is_file():
+            raise BadInputError(f"model file not found: {path}")
+        sidecar = path.with_suffix(path.suffix + ".json")
+        return ModelMeta.from_props(json.loads(sidecar.read_text())) if sidecar.is_file() else ModelMeta()
     return ModelMeta.from_props(read_metadata_props(path))
+
+
+def read_ir_props(path: Path) -> dict[str, str]:
+    """edgekit entries of an OpenVINO IR's ``rt_info`` (stdlib XML parsing; no openvino needed)."""
+    import xml.etree.ElementTree as ElementTree
+
+    if not path.is_file():
+        raise BadInputError(f"model file not found: {path}")
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise BadInputError(f"{path} is not an OpenVINO IR ({exc})") from None
+    section = root.find(f"rt_info/{IR_RT_INFO_KEY}")
+    return {entry.tag: entry.get("value", "") for entry in section} if section is not None else {}
 
 
 def read_metadata_props(path: str | Path) -> dict[str, str]:

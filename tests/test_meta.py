@@ -56,3 +56,18 @@ def test_non_onnx_files_are_rejected(tmp_path, content):
 def test_missing_file(tmp_path):
     with pytest.raises(BadInputError, match="not found"):
         read_meta(tmp_path / "nope.onnx")
+
+
+def test_ir_and_engine_metadata_are_read_without_runtimes(tmp_path):
+    meta = ModelMeta(task="classification", model_name="ir", precision="int8")
+    xml = tmp_path / "m.xml"
+    entries = "".join(f'<{k} value="{v.replace(chr(34), "&quot;")}"/>' for k, v in meta.to_props().items())
+    xml.write_text(f'<?xml version="1.0"?><net name="m" version="11"><layers/><rt_info><edgekit>{entries}</edgekit></rt_info></net>')
+    assert read_meta(xml) == meta
+    import json
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"opaque")
+    assert read_meta(engine) == ModelMeta()
+    (tmp_path / "m.engine.json").write_text(json.dumps(meta.to_props()))
+    assert read_meta(engine) == meta

@@ -13,7 +13,7 @@ from edgekit.bench.inputs import random_feeds
 from edgekit.bench.latency import LatencyStats, LoopPlan, time_calls
 from edgekit.bench.records import BenchRecord, ColdStart
 from edgekit.errors import BadInputError
-from edgekit.meta import ModelMeta, read_meta
+from edgekit.meta import read_meta
 from edgekit.runtimes import get_runtime
 from edgekit.system import current_rss_mb, peak_rss_mb
 
@@ -33,17 +33,12 @@ class BenchConfig:
             raise BadInputError(f"batch must be at least 1, got {self.batch}")
 
 
-def model_meta(path: Path) -> ModelMeta:
-    """Metadata of an .onnx file; defaults for other formats (IR, engines)."""
-    return read_meta(path) if path.suffix.lower() == ".onnx" else ModelMeta()
-
-
 def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str | None = None) -> BenchRecord:
     """Measure ``model`` on ``config.runtime``; timing wraps only the prepared inference call."""
     path = Path(model)
     if not path.is_file():
         raise BadInputError(f"model file not found: {path}")
-    meta = model_meta(path)
+    meta = read_meta(path)
     runtime_class = get_runtime(config.runtime)
     runtime = runtime_class(path, **config.runtime_options)
     rss_before = current_rss_mb()

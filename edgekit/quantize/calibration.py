@@ -128,13 +128,9 @@ def _folder_images(folder: Path, size: int, seed: int) -> list[np.ndarray]:
 
 def _npz_inputs(path: Path, specs: list[InputSpec], meta: ModelMeta, size: int) -> dict[str, np.ndarray]:
     """An .npz holds either the model's inputs by name (already preprocessed) or raw ``images``."""
-    if not path.is_file():
-        raise BadInputError(f"calibration file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read calibration file {path}: {exc}") from None
+    from edgekit.fileio import read_npz
+
+    arrays = read_npz(path, "calibration")
     names = [spec.name for spec in specs]
     if set(names) <= set(arrays):
         selected = {name: arrays[name][:size] for name in names}

@@ -13,14 +13,14 @@ from typing import Any
 
 from edgekit.deps import require
 from edgekit.errors import BadInputError
-from edgekit.meta import ModelMeta
+from edgekit.meta import IR_RT_INFO_KEY, ModelMeta, read_meta
 from edgekit.quantize.base import QuantizeConfig, QuantizeResult, precision_of, recipe
 from edgekit.quantize.calibration import calibration_batches
 
 #: NNCF's range estimators for our method names. NNCF has no KL-entropy calibration; its
 #: histogram estimator is the closest and is recorded as such in the recipe.
 RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
-RT_INFO_KEY = "edgekit"
+RT_INFO_KEY = IR_RT_INFO_KEY
 
 
 def quantize_nncf(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
@@ -105,22 +105,8 @@ def _node_types(model: Any, is_ov: bool) -> dict[str, int]:
 
 
 def read_ir_meta(xml: str | Path) -> ModelMeta:
-    """edgekit metadata from an IR's ``rt_info`` (stdlib XML parsing; no openvino needed)."""
-    import xml.etree.ElementTree as ElementTree
-
-    path = Path(xml)
-    if not path.is_file():
-        raise BadInputError(f"model file not found: {path}")
-    try:
-        root = ElementTree.parse(path).getroot()
-    except ElementTree.ParseError as exc:
-        raise BadInputError(f"{path} is not an OpenVINO IR ({exc})") from None
-    section = root.find(f"rt_info/{RT_INFO_KEY}")
-    props: dict[str, str] = {}
-    if section is not None:
-        for entry in section:
-            props[entry.tag] = entry.get("value", "")
-    return ModelMeta.from_props(props)
+    """edgekit metadata from an IR's ``rt_info`` (see edgekit.meta.read_meta)."""
+    return read_meta(Path(xml))
 
 
 def bf16_available() -> bool:

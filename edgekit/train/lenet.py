@@ -228,15 +228,10 @@ def save_model(model, meta: ModelMeta, arch: dict[str, Any], config: TrainConfig
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], ModelMeta]:
     """An edgekit training checkpoint and the metadata its model was exported with."""
-    import torch
+    from edgekit.zoo.build import torch_load
 
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle/zip errors of many types
-        raise BadInputError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    data = torch_load(path, "checkpoint")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise BadInputError(f"{path} is not an edgekit training checkpoint (made by `edgekit train`)")
     fields = json.loads(data["meta"])

@@ -33,15 +33,7 @@ def _construct(entry: ZooEntry):
 
 def load_state_dict(model, path: str | Path) -> None:
     """Load a checkpoint (a state_dict, or a dict holding one under 'state_dict'/'model')."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle/zip errors of many types
-        raise BadInputError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from None
+    state = torch_load(path, "weights file")
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -57,6 +49,19 @@ def load_state_dict(model, path: str | Path) -> None:
             f"weights {path} do not fit this model: missing [{missing}{'…' if len(result.missing_keys) > 3 else ''}]"
             f" unexpected [{unexpected}{'…' if len(result.unexpected_keys) > 3 else ''}]"
         )
+
+
+def torch_load(path: str | Path, kind: str) -> Any:
+    """``torch.load`` of tensors only (no pickled code); ``kind`` names the file in errors."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{kind} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle/zip errors of many types
+        raise BadInputError(f"cannot read {kind} {path}: {str(exc).splitlines()[0]}") from None
 
 
 def count_parameters(name: str | ZooEntry) -> int:
