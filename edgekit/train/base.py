@@ -52,3 +52,4 @@ RECIPES.add("transfer", "edgekit.train.transfer:train_transfer")  # needs --tran
 REFERENCE_EVALUATORS: Registry = Registry("reference evaluator")
 REFERENCE_EVALUATORS.add("lenet5", "edgekit.train.lenet:evaluate_checkpoint")
 REFERENCE_EVALUATORS.add("transfer", "edgekit.train.lenet:evaluate_checkpoint")
+REFERENCE_EVALUATORS.add("detector", "edgekit.train.detector:evaluate_checkpoint")
