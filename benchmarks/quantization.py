@@ -14,8 +14,14 @@ Parts (each can be run alone, see the flags):
 Rows of one model are measured one after another in this process; the speedup column divides
 by the FP32 row of the same runtime. Slower variants are shown as they are.
 
-    python benchmarks/quantization.py [--parts speed,lenet,detector] [--models resnet18]
-        [--threads 2] [--seconds 2] [--calib-size 32] [--detector-epochs N]
+    python benchmarks/quantization.py [--parts speed,lenet,detector] [--skip-speed] [--skip-lenet]
+        [--skip-detector] [--models resnet18] [--threads 2] [--seconds 2] [--calib-size 32]
+        [--detector-epochs N]
+
+The whole run takes ~12 min on 2 cores, ~6 of them training the detector (15 epochs, the
+recipe's default); LeNet-5 trains in ~10 s. The default INT8 recipes (U8 activations, S8
+per-channel weights, MinMax on 128 calibration images, nothing excluded; NNCF's PERFORMANCE
+preset) met every accuracy target, so no layer is excluded and no other calibration is used.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ def show(report: PrecisionReport) -> None:
 def check(label: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> str:
     if value is None:
         return f"  {label}: not measured"
+    value = value + 0.0  # no "-0.00"
     met = value >= target if higher_is_better else value <= target
     sign = ">=" if higher_is_better else "<="
     return f"  {label}: {value:.2f}{unit} (target {sign} {target:g}{unit}) {'MET' if met else 'MISSED'}"
@@ -93,13 +100,26 @@ def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: i
     report = measure(variants, meta, MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan), None, parity)
     show(report)
     print(f"{name} {size}x{size}, batch 1, {threads} threads (random weights: accuracy is output agreement):")
+    largest = _largest_output(source, parity)
+    if largest < 1e-6:
+        print(f"  note: with random weights its FP32 outputs are ~0 (max |y| = {largest:.1e}); INT8 rounds them to 0, "
+              "so cosine/top-1 agreement say nothing for this model, only its speed counts")
     targets = {"resnet18": {"ort-cpu": 2.5, "openvino": 3.0}}.get(name, {})
     for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "ort-int8-static"),
                              ("openvino", "nncf-int8-static")):
         row = report.row(variant, runtime)
-        if row is not None:
-            print(check(f"{variant} on {runtime} speedup", row.speedup, targets.get(runtime, 1.0), True, "x")
-                  + ("" if runtime in targets else " (no target for this model)"))
+        if row is None:
+            continue
+        label = f"{variant} on {runtime} speedup"
+        print(check(label, row.speedup, targets[runtime], True, "x") if runtime in targets
+              else f"  {label}: {row.speedup:.2f}x (no target for this model)")
+
+
+def _largest_output(model: Path, feeds) -> float:
+    from edgekit.runtimes import open_runtime
+
+    with open_runtime("ort-cpu", model) as session:
+        return max(float(np.abs(v).max()) for feed in feeds for v in session.run(feed).values())
 
 
 def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
@@ -147,8 +167,9 @@ def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | N
         print(check(f"{variant} on {runtime} mAP@0.5 drop", base.metrics["map50"] - row.metrics["map50"], 1.0,
                     False, " pt"))
         print(check(f"{variant} on {runtime} mAP@0.5:0.95 drop", row.accuracy_drop, 1.5, False, " pt"))
-        print(check(f"{variant} on {runtime} speedup (batch 1)", row.speedup, 1.5 if runtime == "ort-cpu" else 1.0,
-                    True, "x") + ("" if runtime == "ort-cpu" else " (no target on this runtime)"))
+        label = f"{variant} on {runtime} speedup (batch 1)"
+        print(check(label, row.speedup, 1.5, True, "x") if runtime == "ort-cpu"
+              else f"  {label}: {row.speedup:.2f}x (no target on this runtime)")
 
 
 def _accuracy_report(onnx: Path, calib: str, split, calib_size: int, threads: int, plan: LoopPlan,
