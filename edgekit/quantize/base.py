@@ -30,7 +30,9 @@ class QuantizeConfig:
     FP32 on ONNX Runtime, while signed activations (S8S8) ran slower than FP32; per-channel weight
     scales cost no speed and keep accuracy on depthwise/first layers; MinMax is the fastest
     calibration and was within budget on every model we measured (entropy/percentile help when
-    activations have outliers).
+    activations have outliers). On the trained models they cost nothing that matters: LeNet-5/digits
+    top-1 drop 0.00 pt, shapes detector mAP@0.5:0.95 drop ~0.7 pt and mAP@0.5 none, so no layer is
+    excluded by default (``@first``/``@last`` are the retry of --max-drop).
     """
 
     mode: str = "int8-static"
