@@ -16,7 +16,7 @@
    Finding (5 seeds × k = 1, 2, 5, 10, 20; about 6 minutes on 2 cores): transfer beats
    scratch only at 2 images per class (+3.0 points for features, +3.4 for finetune, won on
    4 of 5 seeds, most of it one seed); at 1 per class and from 5 per class on the three are
-   within ±0.6 points, far inside the seed-to-seed spread (which few-shot images are drawn
+   within ±0.7 points, far inside the seed-to-seed spread (which few-shot images are drawn
    matters more than the method). These digits are clean and LeNet-5 with augmentation
    learns them from a handful of images, so a 0–4 backbone adds little. The backbone's
    conv features beat its fc120/fc84 features as the head's input (checked on val).
