@@ -7,7 +7,7 @@ import pytest
 
 from conftest import block_imports, run_cli
 from edgekit.errors import BadInputError, RuntimeUnavailableError
-from edgekit.evaluate.compare import compare_runtimes, resolve_runtimes
+from edgekit.evaluate.across_runtimes import compare_runtimes, resolve_runtimes
 from edgekit.runtimes import RUNTIMES
 from edgekit.train import RECIPES, TrainConfig
 

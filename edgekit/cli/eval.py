@@ -26,7 +26,7 @@ def eval_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the records as JSON."),
 ) -> None:
     """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split."""
-    from edgekit.evaluate.compare import compare_runtimes
+    from edgekit.evaluate.across_runtimes import compare_runtimes
 
     result = compare_runtimes(model, runtime, data, split, seed, batch_size, parse_options(option), torch_reference)
     show(result)
