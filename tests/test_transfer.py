@@ -103,3 +103,40 @@ def test_cli_transfer_and_a_foreign_checkpoint(backbone, tmp_path):
                      "--out", str(tmp_path / "o2"), "-q")
     assert result.returncode == 2 and result.stderr.startswith("error: cannot read checkpoint")
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "o2").exists()
+
+
+def test_features_head_is_the_converged_regularised_logistic_regression():
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from edgekit.train.transfer import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 12)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(np.int64) + (x[:, 1] > 1)
+    head = torch.nn.Linear(12, 3)
+    fit_logistic(head, torch.from_numpy(x), torch.from_numpy(y), penalty=1 / 60)  # = scikit-learn's C=1
+    reference = LogisticRegression(C=1.0, tol=1e-8, max_iter=5000).fit(x, y)
+    with torch.no_grad():
+        probabilities = head(torch.from_numpy(x)).softmax(1).numpy()
+    assert np.abs(probabilities - reference.predict_proba(x)).max() < 1e-3
+
+
+def test_finetune_trains_the_backbone_slower_than_the_head():
+    from edgekit.train.loop import make_optimizer, make_schedule
+    from edgekit.train.transfer import cut_classifier, finetune_groups, unfreeze_last
+    from edgekit.zoo.lenet import lenet5
+
+    model, head_name, _ = cut_classifier(lenet5(num_classes=5), 5)
+    groups = finetune_groups(model.get_submodule(head_name), unfreeze_last(model, 2), 0.01, 0.1)
+    assert [len(g["params"]) for g in groups] == [2, 2]  # head (weight, bias), conv2 (weight, bias)
+    optimizer = make_optimizer("adam", groups, 0.01)
+    schedule = make_schedule("onecycle", optimizer, 0.01, epochs=5, steps_per_epoch=4)
+    for _ in range(12):  # past the warm-up peak: one-cycle keeps each group's own peak
+        optimizer.step()
+        schedule.step()
+        head_lr, backbone_lr = (g["lr"] for g in optimizer.param_groups)
+        assert backbone_lr == pytest.approx(0.1 * head_lr)
+    assert max(group["max_lr"] for group in optimizer.param_groups) == pytest.approx(0.01)
+    with pytest.raises(BadInputError, match="backbone_lr_scale must be positive"):
+        finetune_groups(model.get_submodule(head_name), list(model.parameters()), 0.01, 0.0)

@@ -95,12 +95,16 @@ def make_optimizer(name: str, parameters, lr: float, weight_decay: float = 0.0, 
 
 
 def make_schedule(name: str, optimizer, lr: float, epochs: int, steps_per_epoch: int):
-    """A per-step LR scheduler: one-cycle (warm-up then anneal), cosine, or constant."""
+    """A per-step LR scheduler: one-cycle (warm-up then anneal), cosine, or constant.
+
+    Parameter groups with their own ``lr`` (e.g. a backbone slower than its head) keep their ratio.
+    """
     import torch
 
     total = max(1, epochs * steps_per_epoch)
     if name == "onecycle" and total >= 10:  # shorter runs have no room for a warm-up phase: cosine
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.2)
+        peaks = [group.get("lr", lr) for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=0.2)
     if name in ("cosine", "onecycle"):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if name == "constant":
