@@ -80,7 +80,7 @@ def show(report: PrecisionReport) -> None:
 def check(label: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> str:
     if value is None:
         return f"  {label}: not measured"
-    value = value + 0.0  # no "-0.00"
+    value = round(value, 2) + 0.0  # no "-0.00"
     met = value >= target if higher_is_better else value <= target
     sign = ">=" if higher_is_better else "<="
     return f"  {label}: {value:.2f}{unit} (target {sign} {target:g}{unit}) {'MET' if met else 'MISSED'}"
