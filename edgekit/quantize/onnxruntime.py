@@ -132,17 +132,23 @@ class _Reader:
 
 def _prepare(source: Path, folder: Path) -> Path:
     """Symbolic shape inference + ORT graph optimization: what ORT's quantizer expects first."""
+    import contextlib
+
     q = require("onnxruntime.quantization", "ort")
-    prepared = folder / "prepared.onnx"
-    try:
-        quiet(q.quant_pre_process)(str(source), str(prepared))
-    except Exception:  # shape inference raises many types on unusual graphs
-        # ORT's symbolic shape inference gives up on some graphs (the detector's Resize with a
-        # dynamic batch: "Incomplete symbolic shape inference"); ONNX's own inference suffices there.
+    prepared = (folder / "prepared.onnx").resolve()
+    model = str(source.resolve())
+    # in the scratch folder: when ORT's symbolic inference fails it leaves sym_shape_infer_temp.onnx
+    # and a <uuid>.data in the working directory
+    with contextlib.chdir(folder):
         try:
-            quiet(q.quant_pre_process)(str(source), str(prepared), skip_symbolic_shape=True)
-        except Exception as exc:
-            raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
+            quiet(q.quant_pre_process)(model, str(prepared))
+        except Exception:  # shape inference raises many types on unusual graphs
+            # ORT's symbolic shape inference gives up on some graphs (the detector's Resize with a
+            # dynamic batch: "Incomplete symbolic shape inference"); ONNX's own inference suffices there.
+            try:
+                quiet(q.quant_pre_process)(model, str(prepared), skip_symbolic_shape=True)
+            except Exception as exc:
+                raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
     return prepared
 
 
