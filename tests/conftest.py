@@ -89,6 +89,15 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, prelud
                           cwd=cwd, timeout=600)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The CLI's contract for bad input: exit 2, one 'error: ' line naming ``fragments``, no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 BLOCK_IMPORTS = """
 import importlib.abc, sys
 class _Block(importlib.abc.MetaPathFinder):

@@ -4,16 +4,7 @@ import json
 
 import pytest
 
-from conftest import block_imports, run_cli
-
-
-def _one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from conftest import assert_one_line_error, block_imports, run_cli
 
 
 def test_models_lists_the_zoo_with_parameters(tmp_path):
@@ -86,20 +77,20 @@ def test_bench_exports_a_zoo_name_to_the_cache(tmp_path):
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragments):
     args = [a if a != "-o" else a for a in args]
     result = run_cli(*args, "-o" if args[0] == "export" else "--json", str(tmp_path / "out.onnx"), cwd=tmp_path)
-    _one_line_error(result, *fragments)
+    assert_one_line_error(result, *fragments)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_file_that_is_not_onnx(tmp_path):
     bad = tmp_path / "notes.onnx"
     bad.write_text("this is not a model\n" * 20)
-    _one_line_error(run_cli("inspect", str(bad)), "not an ONNX model")
-    _one_line_error(run_cli("bench", str(bad)), "not an ONNX model")
+    assert_one_line_error(run_cli("inspect", str(bad)), "not an ONNX model")
+    assert_one_line_error(run_cli("bench", str(bad)), "not an ONNX model")
 
 
 def test_missing_runtime_is_one_line_naming_the_extra(tmp_path):
     result = run_cli("bench", "lenet5", prelude=block_imports("onnxruntime"))
-    _one_line_error(result, "runtime 'ort-cpu' is not available", "pip install 'edgekit[ort]'")
+    assert_one_line_error(result, "runtime 'ort-cpu' is not available", "pip install 'edgekit[ort]'")
 
 
 def test_export_check_failure_exits_1_and_leaves_nothing(tmp_path):
@@ -115,4 +106,4 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_zoo_only_options_are_refused_for_a_file(zoo_onnx):
     result = run_cli("bench", str(zoo_onnx("lenet5").path), "--input-size", "64")
-    _one_line_error(result, "apply to zoo models")
+    assert_one_line_error(result, "apply to zoo models")

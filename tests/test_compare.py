@@ -5,19 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 from edgekit.compare import compare
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 
 pytestmark = pytest.mark.openvino
-
-
-def _one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_zoo_model_passes_against_torch(tmp_path):
@@ -75,10 +67,10 @@ def test_inputs_from_npz(zoo_onnx, tmp_path):
 
     np.savez(tmp_path / "wrong.npz", images=x)
     result = run_cli("compare", str(path), "-r", "ort-cpu,openvino", "--inputs", str(tmp_path / "wrong.npz"))
-    _one_line_error(result, "wrong.npz holds arrays ['images']", "expects inputs input: float32[batch, 1, 32, 32]")
+    assert_one_line_error(result, "wrong.npz holds arrays ['images']", "expects inputs input: float32[batch, 1, 32, 32]")
     np.savez(tmp_path / "f64.npz", input=x.astype(np.float64))
     result = run_cli("compare", str(path), "-r", "ort-cpu,openvino", "--inputs", str(tmp_path / "f64.npz"))
-    _one_line_error(result, "input 'input' has dtype float64")
+    assert_one_line_error(result, "input 'input' has dtype float64")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(BadInputError, match="cannot read inputs"):
         compare(path, ["ort-cpu", "openvino"], inputs=tmp_path / "bad.npz")
@@ -86,12 +78,12 @@ def test_inputs_from_npz(zoo_onnx, tmp_path):
 
 def test_bad_requests_are_one_line_errors(zoo_onnx, tmp_path):
     path = str(zoo_onnx("lenet5").path)
-    _one_line_error(run_cli("compare", path, "-r", "ort-cpu"), "needs at least two runtimes")
-    _one_line_error(run_cli("compare", path, "-r", "ort-cpu,openvno"), "did you mean 'openvino'")
-    _one_line_error(run_cli("compare", path, "-r", "ort-cpu,ov,openvino"), "runtime listed twice: openvino")
-    _one_line_error(run_cli("compare", path, "-O", "precision=bf16"), "RUNTIME.KEY=VALUE")
-    _one_line_error(run_cli("compare", path, "-O", "trt.fp16=true"), "options given for runtime trt")
-    _one_line_error(run_cli("compare", path, "-O", "openvino.speed=1"), "has no option speed")
+    assert_one_line_error(run_cli("compare", path, "-r", "ort-cpu"), "needs at least two runtimes")
+    assert_one_line_error(run_cli("compare", path, "-r", "ort-cpu,openvno"), "did you mean 'openvino'")
+    assert_one_line_error(run_cli("compare", path, "-r", "ort-cpu,ov,openvino"), "runtime listed twice: openvino")
+    assert_one_line_error(run_cli("compare", path, "-O", "precision=bf16"), "RUNTIME.KEY=VALUE")
+    assert_one_line_error(run_cli("compare", path, "-O", "trt.fp16=true"), "options given for runtime trt")
+    assert_one_line_error(run_cli("compare", path, "-O", "openvino.speed=1"), "has no option speed")
 
 
 def test_missing_runtime_fails_before_exporting(tmp_path):
@@ -100,7 +92,7 @@ def test_missing_runtime_fails_before_exporting(tmp_path):
     if get_runtime("trt").probe().available:
         pytest.skip("TensorRT is available here")
     result = run_cli("compare", "resnet50", "-r", "ort-cpu,trt", env={"EDGEKIT_CACHE_DIR": str(tmp_path)})
-    _one_line_error(result, "runtime 'trt' is not available", "pip install 'edgekit[tensorrt]'")
+    assert_one_line_error(result, "runtime 'trt' is not available", "pip install 'edgekit[tensorrt]'")
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
     with pytest.raises(RuntimeUnavailableError):
         compare("resnet50", ["ort-cpu", "trt"])

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import block_imports, run_cli
+from conftest import assert_one_line_error, block_imports, run_cli
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.across_runtimes import compare_runtimes, resolve_runtimes
 from edgekit.runtimes import RUNTIMES
@@ -16,12 +16,6 @@ from edgekit.train import RECIPES, TrainConfig
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
     return RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=out, epochs=3, progress=False))
-
-
-def _one_line_error(result, fragment):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
 
 
 def test_eval_uses_the_recorded_dataset_and_shows_torch_beside_the_runtime(trained, tmp_path):
@@ -89,6 +83,10 @@ def test_runtime_lists_are_checked():
     with pytest.raises(BadInputError, match="did you mean 'ort-cpu'"):
         resolve_runtimes("ort-cpux")
     assert resolve_runtimes("ort,ort-cpu")[0] == ["ort-cpu"]
+    # 'all' leaves out the runtimes that cannot read the file, and says why.
+    names, skipped = resolve_runtimes("all", ".xml")
+    assert "ort-cpu" not in names and skipped["ort-cpu"] == "cannot load .xml files"
+    assert "openvino" in names
     with pytest.raises(RuntimeUnavailableError):
         _unavailable_runtime_request()
 
@@ -127,7 +125,7 @@ def test_cli_errors_are_one_line_and_write_no_json(trained, tmp_path, args, frag
         shutil.copy(_png(tmp_path), folder / name / "a.png")
     args = [a.format(model=trained.onnx, folder=folder) for a in args]
     result = run_cli("eval", *args, "--json", str(tmp_path / "e.json"))
-    _one_line_error(result, fragment)
+    assert_one_line_error(result, fragment)
     assert not (tmp_path / "e.json").exists()
 
 

@@ -156,3 +156,17 @@ def test_missing_openvino_is_a_one_line_error(zoo_onnx, tmp_path):
     result = run_cli("runtimes", "--json", str(tmp_path / "r.json"), prelude=block_imports("openvino"))
     row = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())}["openvino"]
     assert not row["available"] and row["install"] == "pip install 'edgekit[openvino]'"
+
+
+def test_fp16_onnx_keeps_the_models_own_io_names(zoo_onnx, tmp_path):
+    # An FP16 model's graph input is also named after the Cast that follows it; OpenVINO may
+    # report either name, and edgekit must expose the model's own.
+    from edgekit.quantize import QuantizeConfig, quantize
+
+    half = quantize(zoo_onnx("lenet5").path, tmp_path / "half.onnx", QuantizeConfig(mode="fp16")).path
+    x = np.random.default_rng(0).standard_normal((1, 1, 32, 32)).astype(np.float32)
+    with get_runtime("openvino")(half) as ov_runtime, get_runtime("ort-cpu")(half) as ort_runtime:
+        assert list(ov_runtime.inputs) == list(ort_runtime.inputs) == ["input"]
+        assert list(ov_runtime.outputs) == ["output"]
+        np.testing.assert_allclose(ov_runtime.run({"input": x})["output"], ort_runtime.run({"input": x})["output"],
+                                   rtol=2e-2, atol=2e-2)

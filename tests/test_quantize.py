@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 from edgekit.errors import BadInputError
 from edgekit.meta import read_meta
@@ -150,14 +150,6 @@ def test_library_errors_are_bad_input(lenet, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.onnx"]
 
 
-def _one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_cli_quantizes_and_reports_what_it_wrote(lenet, calib_npz, tmp_path):
     out = tmp_path / "q.onnx"
     result = run_cli("quantize", str(lenet), "-o", str(out), "--calib", str(calib_npz), "--calib-size", "16")
@@ -186,8 +178,8 @@ def test_cli_error_paths_leave_no_file(lenet, tmp_path):
         (["--mode", "int8-dynamic", "--report", "--max-drop", "1"], "--max-drop needs labelled data"),
     ]
     for args, message in cases:
-        _one_line_error(run_cli("quantize", str(lenet), "-o", str(out), *args), message)
-    _one_line_error(run_cli("quantize", str(tmp_path / "nope.onnx"), "-o", str(out), "--mode", "fp16"),
+        assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), *args), message)
+    assert_one_line_error(run_cli("quantize", str(tmp_path / "nope.onnx"), "-o", str(out), "--mode", "fp16"),
                     "model file not found")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "shape.npz", "wrong.npz"]
 

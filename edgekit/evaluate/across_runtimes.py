@@ -37,8 +37,9 @@ class Comparison:
                 "reference_note": self.reference_note, "skipped": dict(self.skipped)}
 
 
-def resolve_runtimes(spec: str) -> tuple[list[str], dict[str, str]]:
-    """'all' → every available FP32 runtime (others listed as skipped); 'a,b' → exactly those."""
+def resolve_runtimes(spec: str, suffix: str = ".onnx") -> tuple[list[str], dict[str, str]]:
+    """'all' → every available FP32 runtime that loads ``suffix`` files (others listed as skipped);
+    'a,b' → exactly those."""
     from edgekit.runtimes import RUNTIMES, get_runtime
     from edgekit.runtimes.base import unavailable_message
 
@@ -51,6 +52,9 @@ def resolve_runtimes(spec: str) -> tuple[list[str], dict[str, str]]:
     for name in RUNTIMES.names() if everything else names:
         runtime = get_runtime(name)
         if runtime.name in chosen:
+            continue
+        if everything and suffix.lower() not in runtime.suffixes:
+            skipped[runtime.name] = f"cannot load {suffix} files"
             continue
         if getattr(runtime, "precision", "fp32") != "fp32" and everything:
             skipped[runtime.name] = f"not an FP32 runtime ({runtime.precision})"
@@ -119,7 +123,7 @@ def compare_runtimes(
     meta = read_meta(path)  # also: "model file not found"
     if batch_size < 1:
         raise BadInputError(f"batch size must be at least 1, got {batch_size}")
-    names, skipped = resolve_runtimes(runtimes)
+    names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
     dataset = load_split(spec, split, split_seed, **options)
     check_labels(meta, dataset, spec)

@@ -133,10 +133,20 @@ class OpenVINORuntime(Runtime):
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
             raise BadInputError(f"openvino cannot load {self.model_path}: {_first_line(exc)}") from None
         self._request = self._compiled.create_infer_request()
-        self._output_names = [_port_name(port, i, "output") for i, port in enumerate(self._compiled.outputs)]
-        inputs = {spec.name: spec for spec in (_spec(p, i, "input") for i, p in enumerate(self._compiled.inputs))}
-        outputs = {spec.name: spec for spec in (_spec(p, i, "output") for i, p in enumerate(self._compiled.outputs))}
+        input_names, self._output_names = self._io_names(core)
+        inputs = {s.name: s for s in (_spec(p, n) for p, n in zip(self._compiled.inputs, input_names))}
+        outputs = {s.name: s for s in (_spec(p, n) for p, n in zip(self._compiled.outputs, self._output_names))}
         return inputs, outputs
+
+    def _io_names(self, core) -> tuple[list[str], list[str]]:
+        """The model's own input/output names. A compiled port can carry several names (an FP16
+        model's ``input`` is also ``graph_input_cast_0``); then the read model says which is its own."""
+        ports = (self._compiled.inputs, self._compiled.outputs)
+        if any(len(port.get_names()) > 1 for group in ports for port in group):
+            model = core.read_model(str(self.model_path))
+            ports = (model.inputs, model.outputs)
+        return ([_port_name(p, i, "input") for i, p in enumerate(ports[0])],
+                [_port_name(p, i, "output") for i, p in enumerate(ports[1])])
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         # share_outputs=False: results are copies, so a later run cannot overwrite them.
@@ -224,13 +234,13 @@ def _port_name(port, index: int, kind: str) -> str:
         return f"{kind}_{index}"
 
 
-def _spec(port, index: int, kind: str) -> TensorSpec:
+def _spec(port, name: str) -> TensorSpec:
     try:
         dtype = np.dtype(port.get_element_type().to_dtype()).name
     except Exception:  # dynamic or exotic element type
         dtype = str(port.get_element_type())
     shape = tuple(dim.get_length() if dim.is_static else None for dim in port.get_partial_shape())
-    return TensorSpec(_port_name(port, index, kind), dtype, shape)
+    return TensorSpec(name, dtype, shape)
 
 
 def _first_line(exc: Exception) -> str:
