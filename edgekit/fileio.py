@@ -51,3 +51,13 @@ def read_npz(path: str | Path, kind: str) -> dict:
             return {name: archive[name] for name in archive.files}
     except (OSError, ValueError) as exc:
         raise BadInputError(f"cannot read {kind} file {path} as .npz: {str(exc).splitlines()[0]}") from None
+
+
+def model_size_mb(path: str | Path) -> float:
+    """Size of a model on disk in MiB, an OpenVINO IR's .bin weights included."""
+    path = Path(path)
+    size = path.stat().st_size
+    weights = path.with_suffix(".bin")
+    if path.suffix.lower() == ".xml" and weights.is_file():
+        size += weights.stat().st_size
+    return size / 2**20

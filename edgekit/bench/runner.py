@@ -13,6 +13,7 @@ from edgekit.bench.inputs import random_feeds
 from edgekit.bench.latency import LatencyStats, LoopPlan, time_calls
 from edgekit.bench.records import BenchRecord, ColdStart
 from edgekit.errors import BadInputError
+from edgekit.fileio import model_size_mb
 from edgekit.meta import read_meta
 from edgekit.runtimes import get_runtime
 from edgekit.system import current_rss_mb, peak_rss_mb
@@ -62,7 +63,7 @@ def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str 
     return BenchRecord(
         model=name or meta.model_name or path.stem,
         model_path=str(path),
-        model_size_mb=_size_mb(path),
+        model_size_mb=model_size_mb(path),
         runtime=runtime_class.name,
         runtime_version=availability.version,
         device=description.get("device_name") or (availability.devices[0] if availability.devices else ""),
@@ -79,11 +80,3 @@ def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str 
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         breakdown_ms=breakdown,
     )
-
-
-def _size_mb(path: Path) -> float:
-    size = path.stat().st_size
-    weights = path.with_suffix(".bin")
-    if path.suffix.lower() == ".xml" and weights.is_file():
-        size += weights.stat().st_size
-    return size / 2**20

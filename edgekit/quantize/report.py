@@ -7,6 +7,8 @@ Every row is measured in the same process, one after the other, so ratios compar
 
 from __future__ import annotations
 
+from edgekit.fileio import model_size_mb
+
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,10 +42,7 @@ class Variant:
 
     @property
     def size_mb(self) -> float:
-        size = self.path.stat().st_size
-        if self.path.suffix.lower() == ".xml":
-            size += self.path.with_suffix(".bin").stat().st_size
-        return size / 2**20
+        return model_size_mb(self.path)
 
 
 @dataclass(frozen=True)
