@@ -7,8 +7,6 @@ Every row is measured in the same process, one after the other, so ratios compar
 
 from __future__ import annotations
 
-from edgekit.fileio import model_size_mb
-
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import numpy as np
 from edgekit.bench import BenchConfig, LoopPlan, benchmark
 from edgekit.datasets.base import Split
 from edgekit.errors import BadInputError
+from edgekit.fileio import model_size_mb
 from edgekit.meta import ModelMeta
 from edgekit.parity import compare_outputs
 from edgekit.runtimes import RUNTIMES, get_runtime
