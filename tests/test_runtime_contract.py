@@ -71,6 +71,10 @@ def test_errors_before_open(name, tmp_path):
         runtime_class(tmp_path / "missing.onnx").open()
     with pytest.raises(BadInputError, match="has no option"):
         runtime_class(tmp_path / "m.onnx", no_such_option=1)
+    with pytest.raises(BadInputError, match="option threads must be int or none, got 'abc'"):
+        runtime_class(tmp_path / "m.onnx", threads="abc")
+    with pytest.raises(BadInputError, match="threads must be a positive integer"):
+        runtime_class(tmp_path / "m.onnx", threads=0)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00not a model" * 50)
     availability = runtime_class.probe()

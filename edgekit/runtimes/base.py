@@ -8,6 +8,7 @@ resources. The backend's package is imported inside ``_open``/``probe`` only.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,10 +53,33 @@ class Availability:
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """Options every runtime accepts; backends subclass this to add their own."""
+    """Options every runtime accepts; backends subclass this to add their own.
+
+    Values are checked against the field annotations, so ``-O threads=abc`` is a one-line
+    error and not a traceback from deep inside a backend.
+    """
 
     threads: int | None = None
     device: str | None = None
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for option in dataclasses.fields(self):
+            value = getattr(self, option.name)
+            allowed = typing.get_args(hints[option.name]) or (hints[option.name],)
+            if not any(_is_instance(value, kind) for kind in allowed):
+                names = " or ".join("none" if kind is type(None) else kind.__name__ for kind in allowed)
+                raise BadInputError(f"option {option.name} must be {names}, got {value!r}")
+        if self.threads is not None and self.threads < 1:
+            raise BadInputError(f"option threads must be a positive integer, got {self.threads}")
+
+
+def _is_instance(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 class Runtime(ABC):

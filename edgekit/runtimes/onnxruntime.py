@@ -127,6 +127,13 @@ class OrtCpuRuntime(OrtRuntime):
 
     name: ClassVar[str] = "ort-cpu"
 
+    @classmethod
+    def make_options(cls, **options: Any) -> RuntimeOptions:
+        made = super().make_options(**options)
+        if made.device is not None and made.device.lower() != "cpu":
+            raise BadInputError(f"runtime 'ort-cpu' runs on the CPU only, not '{made.device}' (for a GPU: -r ort-cuda)")
+        return made
+
 
 def _specs(nodes: list[Any]) -> dict[str, TensorSpec]:
     return {

@@ -103,9 +103,7 @@ class OpenVINORuntime(Runtime):
             if not (isinstance(streams, int) and streams >= 1) and str(streams).upper() != "AUTO":
                 raise BadInputError(f"openvino streams must be a positive integer or AUTO, got '{streams}'")
             config["NUM_STREAMS"] = str(streams).upper()
-        if options.threads is not None:
-            if not isinstance(options.threads, int) or options.threads < 1:
-                raise BadInputError(f"threads must be a positive integer, got '{options.threads}'")
+        if options.threads is not None:  # type and range checked by RuntimeOptions
             config["INFERENCE_NUM_THREADS"] = options.threads
         precision = options.precision.lower()
         if precision not in PRECISIONS:
