@@ -11,15 +11,21 @@ from pathlib import Path
 from edgekit.errors import BadInputError
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path (same suffix); on success it replaces ``target``, on error it is removed."""
+def check_output_path(target: str | Path) -> Path:
+    """Fail early, before any work, if ``target`` cannot be written: a directory, or no parent."""
     target = Path(target)
     if target.is_dir():
         raise BadInputError(f"output path {target} is a directory")
+    if not target.parent.is_dir():
+        raise BadInputError(f"output directory {target.parent} does not exist")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path (same suffix); on success it replaces ``target``, on error it is removed."""
+    target = check_output_path(target)
     parent = target.parent
-    if not parent.exists():
-        raise BadInputError(f"output directory {parent} does not exist")
     fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=parent)
     os.close(fd)
     temporary = Path(name)

@@ -110,3 +110,10 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_zoo_only_options_are_refused_for_a_file(zoo_onnx):
     result = run_cli("bench", str(zoo_onnx("lenet5").path), "--input-size", "64")
     assert_one_line_error(result, "apply to zoo models")
+
+
+@pytest.mark.parametrize("command", [["bench", "lenet5", "--runs", "2"], ["runtimes"], ["models"]])
+def test_unwritable_json_path_fails_before_the_work(tmp_path, command):
+    result = run_cli(*command, "--json", str(tmp_path / "no" / "such" / "dir.json"))
+    assert_one_line_error(result, "output directory", "does not exist")
+    assert "p50" not in result.stdout and not result.stdout.strip()

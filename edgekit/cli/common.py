@@ -61,6 +61,15 @@ def _coerce(raw: str) -> Any:
     return raw
 
 
+def check_outputs(*paths: Path | None) -> None:
+    """Refuse unwritable output paths before any work is done (the user should not wait for it)."""
+    from edgekit.fileio import check_output_path
+
+    for path in paths:
+        if path is not None:
+            check_output_path(path)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     from edgekit.fileio import write_text_atomic

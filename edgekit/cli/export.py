@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, handle_errors
+from edgekit.cli.common import check_outputs, console, handle_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +38,7 @@ def export(
         from edgekit.errors import BadInputError
 
         raise BadInputError(f"output must be an .onnx file, got '{output}'")
+    check_outputs(output)
     size = parse_input_size(input_size) if input_size else None
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size,
                           atol=atol, rtol=rtol, seed=seed)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, fmt_count, handle_errors, write_json
+from edgekit.cli.common import check_outputs, console, fmt_count, handle_errors, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +19,7 @@ def inspect(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON."),
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
+    check_outputs(json_out)
     from rich.markup import escape
     from rich.table import Table
 

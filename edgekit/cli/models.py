@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, fmt_count, handle_errors, write_json
+from edgekit.cli.common import check_outputs, console, fmt_count, handle_errors, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def models(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the list as JSON.")) -> None:
     """List the zoo: architectures, parameter counts and default input sizes."""
+    check_outputs(json_out)
     from rich.table import Table
 
     from edgekit.zoo.catalog import entries

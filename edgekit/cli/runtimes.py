@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, handle_errors, write_json
+from edgekit.cli.common import check_outputs, console, handle_errors, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def runtimes(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the list as JSON.")) -> None:
     """List every registered runtime: available or missing (why, what to install), version, devices."""
+    check_outputs(json_out)
     from rich.markup import escape
     from rich.table import Table
 
