@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import BadInputError, RuntimeUnavailableError
-from edgekit.parity import ParityReport, compare_outputs
+from edgekit.parity import ParityReport, check_tolerance, compare_outputs
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ def compare(
     from edgekit.runtimes import get_runtime
     from edgekit.sources import resolve_model
 
+    check_tolerance(atol, rtol, min_cosine)
     classes = _runtime_classes(runtimes, runtime_options or {})
     is_zoo = not Path(str(model)).is_file()
     if not is_zoo and len(classes) < 2:

@@ -52,6 +52,9 @@ def read_npz(path: str | Path, kind: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{kind} file not found: {path}")
+    with path.open("rb") as stream:
+        if stream.read(4) != b"PK\x03\x04":  # .npz files are zip archives
+            raise BadInputError(f"{kind} file {path} is not an .npz archive (numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}

@@ -62,6 +62,16 @@ class ParityReport:
         return text + (f" on {', '.join(failing)}" if failing else "")
 
 
+def check_tolerance(atol: float, rtol: float, min_cosine: float = 0.999) -> None:
+    """Reject tolerances no comparison can meet or that make no sense."""
+    from edgekit.errors import BadInputError
+
+    if atol < 0 or rtol < 0:
+        raise BadInputError(f"tolerances must not be negative, got atol {atol:g}, rtol {rtol:g}")
+    if not -1.0 <= min_cosine <= 1.0:
+        raise BadInputError(f"min cosine must be between -1 and 1, got {min_cosine:g}")
+
+
 def compare_outputs(
     reference: Mapping[str, np.ndarray],
     candidate: Mapping[str, np.ndarray],
@@ -70,6 +80,7 @@ def compare_outputs(
     min_cosine: float = 0.999,
 ) -> ParityReport:
     """Compare the reference's outputs with the candidate's of the same name; a missing one fails."""
+    check_tolerance(atol, rtol, min_cosine)
     results = []
     for name, expected in reference.items():
         if name not in candidate:

@@ -7,8 +7,6 @@ from pathlib import Path
 from edgekit.errors import BadInputError
 from edgekit.paths import cache_dir
 
-MODEL_SUFFIXES = (".onnx", ".xml", ".engine", ".plan")
-
 
 def resolve_model(
     source: str,
@@ -27,7 +25,7 @@ def resolve_model(
         if input_size is not None or weights is not None:
             raise BadInputError(f"--input-size and --weights apply to zoo models, not to the file {source}")
         return path
-    if path.suffix.lower() in MODEL_SUFFIXES or "/" in source or path.is_dir():
+    if path.suffix or "/" in source or path.is_dir():  # zoo names have no suffix
         raise BadInputError(f"model file not found: {source}")
     from edgekit.zoo.catalog import get_entry
 

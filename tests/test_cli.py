@@ -117,3 +117,21 @@ def test_unwritable_json_path_fails_before_the_work(tmp_path, command):
     result = run_cli(*command, "--json", str(tmp_path / "no" / "such" / "dir.json"))
     assert_one_line_error(result, "output directory", "does not exist")
     assert "p50" not in result.stdout and not result.stdout.strip()
+
+
+def test_inspect_takes_a_zoo_name_and_refuses_other_formats(tmp_path):
+    result = run_cli("inspect", "lenet5", env={"EDGEKIT_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0 and "61.71 k" in result.stdout, result.stderr
+    ir = tmp_path / "m.xml"
+    ir.write_text("<net/>")
+    assert_one_line_error(run_cli("inspect", str(ir)), "inspect reads .onnx files")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["bench", "README.md"], "model file not found: README.md"),
+    (["export", "lenet5", "--atol", "-1"], "tolerances must not be negative"),
+    (["compare", "lenet5", "--runtimes", "ort-cpu", "--min-cosine", "2"], "min cosine must be between -1 and 1"),
+])
+def test_more_bad_input(tmp_path, args, fragment):
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), fragment)
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
 
 def inspect(
-    model: Path = typer.Argument(..., help="An .onnx file."),
+    model: str = typer.Argument(..., help="An .onnx file, or a zoo name (exported to the cache first)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON."),
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
@@ -25,7 +25,9 @@ def inspect(
 
     from edgekit.graph.summary import summarize
 
-    summary = summarize(model)
+    from edgekit.sources import resolve_model
+
+    summary = summarize(resolve_model(model))
     out = console()
     opsets = ", ".join(f"{domain} {version}" for domain, version in summary.opsets.items())
     out.print(f"[bold]{escape(summary.path)}[/]  {summary.file_size_bytes / 2**20:.2f} MB  "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
-from edgekit.parity import ParityReport
+from edgekit.parity import ParityReport, check_tolerance
 
 MIN_OPSET, MAX_OPSET = 9, 20
 
@@ -29,6 +29,7 @@ class ExportConfig:
             raise BadInputError(f"opset must be between {MIN_OPSET} and {MAX_OPSET}, got {self.opset}")
         if self.batch < 1:
             raise BadInputError(f"batch must be at least 1, got {self.batch}")
+        check_tolerance(self.atol, self.rtol)
         if self.input_size is not None and min(self.input_size) < 1:
             raise BadInputError(f"input size must be positive, got {self.input_size}")
 

@@ -61,6 +61,8 @@ def summarize(path: str | Path) -> GraphSummary:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"model file not found: {path}")
+    if path.suffix.lower() != ".onnx":
+        raise BadInputError(f"inspect reads .onnx files, not {path.name} (bench and eval take other formats)")
     try:
         model = onnx.load(str(path))
     except (DecodeError, RuntimeError, ValueError) as exc:
