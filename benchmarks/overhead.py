@@ -58,7 +58,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    from edgekit.exporters import ExportConfig
     from edgekit.exporters.torch_onnx import export_zoo_model
 
     with tempfile.TemporaryDirectory() as folder:

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, first_line
 
 
 def check_output_path(target: str | Path) -> Path:
@@ -59,7 +59,7 @@ def read_npz(path: str | Path, kind: str) -> dict:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except (OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read {kind} file {path} as .npz: {str(exc).splitlines()[0]}") from None
+        raise BadInputError(f"cannot read {kind} file {path} as .npz: {first_line(exc)}") from None
 
 
 def model_size_mb(path: str | Path) -> float:

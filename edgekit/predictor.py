@@ -42,10 +42,8 @@ class Predictor:
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Any]:
         """Predictions for a batch of images (one per image, in order)."""
-        from edgekit.evaluate.runner import predict_split
-        from edgekit.datasets.base import Split
+        from edgekit.tasks.run import predict_images
 
         if not self.runtime.is_open:
             self.runtime.open()
-        split = Split("predict", self.meta.task, list(images), [None] * len(images), self.meta.labels)
-        return predict_split(self.runtime, self.task, self.meta, split, batch_size=max(1, len(images)))
+        return predict_images(self.runtime, self.task, self.meta, images, batch_size=max(1, len(images)))

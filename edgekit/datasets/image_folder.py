@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.datasets.base import Split, split_indices
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -75,4 +75,4 @@ def read_image(path: Path) -> np.ndarray:
         with image_module.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for truncated or foreign files
-        raise BadInputError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise BadInputError(f"cannot read image {path}: {first_line(exc)}") from None

@@ -44,26 +44,9 @@ class EvalRecord:
 
 def predict_split(runtime, task, meta, split: Split, batch_size: int) -> list[Any]:
     """Run every image of ``split`` through an open runtime; one prediction per image."""
-    batch_dim = runtime.inputs[meta.input_name].shape[0] if meta.input_name in runtime.inputs else None
-    if isinstance(batch_dim, int):
-        batch_size = batch_dim  # a fixed-batch model takes exactly that many
-    predictions: list[Any] = []
-    for images, _ in split.batches(batch_size):
-        feeds, transforms = task.preprocess(images, meta)
-        padded = len(images)
-        if isinstance(batch_dim, int) and padded < batch_dim:
-            feeds = {k: _pad(v, batch_dim) for k, v in feeds.items()}
-        outputs = runtime.run(feeds)
-        outputs = {k: v[:padded] for k, v in outputs.items()}
-        predictions.extend(task.postprocess(outputs, meta, transforms))
-    return predictions
+    from edgekit.tasks.run import predict_images
 
-
-def _pad(array, size: int):
-    import numpy as np
-
-    pad = np.repeat(array[-1:], size - array.shape[0], axis=0)
-    return np.concatenate([array, pad], axis=0)
+    return predict_images(runtime, task, meta, split.images, batch_size)
 
 
 def evaluate(

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.deps import require
-from edgekit.errors import BadInputError, CheckFailedError
+from edgekit.errors import BadInputError, CheckFailedError, first_line
 from edgekit.exporters.config import ExportConfig, ExportResult
 from edgekit.fileio import atomic_path
 from edgekit.meta import ModelMeta
@@ -70,10 +70,10 @@ def export_module(
                     do_constant_folding=True,
                 )
         except torch.onnx.errors.OnnxExporterError as exc:
-            first_line = str(exc).strip().splitlines()[0].split(" Please feel free")[0]
+            reason = first_line(exc).split(" Please feel free")[0]
             raise BadInputError(
                 f"torch cannot export {meta.model_name or 'the model'} at {size[0]}x{size[1]} "
-                f"(opset {config.opset}): {first_line}"
+                f"(opset {config.opset}): {reason}"
             ) from None
         _write_metadata(temporary, meta, torch.__version__)
         parity = _validate(temporary, sample.numpy(), reference, config)
@@ -106,9 +106,9 @@ def _torch_outputs(model, sample, output_names: tuple[str, ...], meta: ModelMeta
         with torch.no_grad():
             result = model(sample)
     except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
+        reason = first_line(exc)
         raise BadInputError(
-            f"input {tuple(sample.shape)} does not fit {meta.model_name or 'the model'}: {first_line}"
+            f"input {tuple(sample.shape)} does not fit {meta.model_name or 'the model'}: {reason}"
         ) from None
     tensors = list(result) if isinstance(result, (tuple, list)) else [result]
     if len(tensors) != len(output_names):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.deps import require
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, first_line
 from edgekit.graph.macs import count_macs
 from edgekit.meta import ModelMeta
 
@@ -66,7 +66,7 @@ def summarize(path: str | Path) -> GraphSummary:
     try:
         model = onnx.load(str(path))
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise BadInputError(f"{path} is not an ONNX model ({str(exc).splitlines()[0] if str(exc) else 'cannot parse'})") from None
+        raise BadInputError(f"{path} is not an ONNX model ({first_line(exc)})") from None
     if not model.graph.node:
         raise BadInputError(f"{path} is not an ONNX model (no graph nodes)")
     from edgekit.meta import read_meta

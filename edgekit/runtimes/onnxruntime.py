@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgekit.errors import BadInputError, RuntimeUnavailableError
+from edgekit.errors import BadInputError, RuntimeUnavailableError, first_line
 from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
 from edgekit.system import cpu_name
 
@@ -93,8 +93,7 @@ class OrtRuntime(Runtime):
         try:
             self._session = ort.InferenceSession(str(self.model_path), options, providers=self.execution_providers())
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInputError(f"onnxruntime cannot load {self.model_path}: {first_line}") from None
+            raise BadInputError(f"onnxruntime cannot load {self.model_path}: {first_line(exc)}") from None
         if self._session.get_providers()[0] != self.provider:
             # ORT falls back to the CPU silently when a provider fails to initialize.
             raise RuntimeUnavailableError(

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, first_line
 from edgekit.paths import cache_dir
 from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
 
@@ -35,6 +35,10 @@ class OpenVINOOptions(RuntimeOptions):
     streams: int | str | None = None
     precision: str = "f32"
     cache: bool = True
+
+
+# OpenVINO errors start with C++ source locations; the message a user needs comes after them.
+OPENVINO_NOISE = ("Exception from", "Check '")
 
 
 @lru_cache(maxsize=1)
@@ -129,7 +133,7 @@ class OpenVINORuntime(Runtime):
             # Compiling from the path (not a read Model) lets a cache hit skip reading the model too.
             self._compiled = core.compile_model(str(self.model_path), self.device, config)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
-            raise BadInputError(f"openvino cannot load {self.model_path}: {_first_line(exc)}") from None
+            raise BadInputError(f"openvino cannot load {self.model_path}: {first_line(exc, OPENVINO_NOISE)}") from None
         self._request = self._compiled.create_infer_request()
         input_names, self._output_names = self._io_names(core)
         inputs = {s.name: s for s in (_spec(p, n) for p, n in zip(self._compiled.inputs, input_names))}
@@ -241,8 +245,3 @@ def _spec(port, name: str) -> TensorSpec:
     return TensorSpec(name, dtype, shape)
 
 
-def _first_line(exc: Exception) -> str:
-    """The informative line of an OpenVINO error (they start with C++ source locations)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
-    return (useful or lines or [type(exc).__name__])[0]

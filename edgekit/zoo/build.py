@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, first_line
 from edgekit.zoo.catalog import ZooEntry, get_entry
 
 
@@ -61,7 +61,7 @@ def torch_load(path: str | Path, kind: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip errors of many types
-        raise BadInputError(f"cannot read {kind} {path}: {str(exc).splitlines()[0]}") from None
+        raise BadInputError(f"cannot read {kind} {path}: {first_line(exc)}") from None
 
 
 def count_parameters(name: str | ZooEntry) -> int:
