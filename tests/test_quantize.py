@@ -176,6 +176,9 @@ def test_cli_error_paths_leave_no_file(lenet, tmp_path):
         (["--calib", "digitz"], "unknown dataset 'digitz'"),
         (["--mode", "int8-dynamic", "--method", "kl"], "unknown calibration method 'kl'"),
         (["--mode", "int8-dynamic", "--report", "--max-drop", "1"], "--max-drop needs labelled data"),
+        (["--mode", "fp16", "--calib", "digits"], "--calib: only int8-static uses calibration"),
+        (["-m", "fp16", "-m", "int8-dynamic", "--calib-size", "8", "--method", "entropy"],
+         "--calib-size, --method: only int8-static uses calibration, and no selected mode (fp16, int8-dynamic) does"),
     ]
     for args, message in cases:
         assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), *args), message)
