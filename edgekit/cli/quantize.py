@@ -99,8 +99,8 @@ def _print_result(out, result) -> None:
     agreement = ""
     if check:
         agreement = f"; vs FP32 on {check['samples']} samples: cosine {check['cosine']:.4f}"
-        if check.get("top1_agreement") is not None:
-            agreement += f", top-1 agreement {check['top1_agreement']:.1%}"
+        if check.get("top1_agreement_pct") is not None:
+            agreement += f", top-1 agreement {check['top1_agreement_pct']:.1f}%"
     out.print(f"wrote {result.path} ({result.config.variant}, {result.meta.precision}){agreement}")
     if kernels:
         out.print(f"nodes: {kernels}")

@@ -192,7 +192,8 @@ def _agreement(reference: Path, candidate: Path, meta: ModelMeta, sample: dict[s
             raise BadInputError(f"the quantized model does not run on ONNX Runtime: {exc}") from None
     parity = compare_outputs(outputs[0], outputs[1])
     worst = min(parity.outputs, key=lambda o: o.cosine)
-    return {"cosine": round(worst.cosine, 6), "top1_agreement": worst.top1_agreement,
+    top1 = None if worst.top1_agreement is None else round(100.0 * worst.top1_agreement, 3)
+    return {"cosine": round(worst.cosine, 6), "top1_agreement_pct": top1,
             "samples": int(len(next(iter(sample.values()))))}
 
 
