@@ -202,3 +202,18 @@ def test_cli_report_sweeps_modes_and_writes_each_variant(lenet, calib_npz, tmp_p
     assert all(r["p50_ms"] > 0 and r["cosine"] > 0.98 for r in rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.ort-fp16.onnx", "lenet.ort-int8-static.onnx", "r.json"]
     assert read_meta(tmp_path / "lenet.ort-fp16.onnx").precision == "fp16"
+
+
+def test_agreement_check_uses_many_samples_beyond_calibration(zoo_onnx, calib_npz, tmp_path):
+    fixed = zoo_onnx("lenet5").path  # batch fixed at 1: the check runs the samples one by one
+    out = tmp_path / "q.onnx"
+    result = run_cli("quantize", str(fixed), "-o", str(out), "--calib", "digits", "--calib-size", "8")
+    assert result.returncode == 0, result.stderr
+    assert "vs FP32 on 32 samples (digits val split)" in result.stdout.replace("\n", " ")
+    check = read_meta(out).recipe["check"]
+    assert check["samples"] == 32 and check["data"] == "digits val split" and check["cosine"] > 0.9
+    quantize(fixed, tmp_path / "h.onnx", QuantizeConfig(mode="fp16"))
+    assert read_meta(tmp_path / "h.onnx").recipe["check"]["samples"] == 32
+    quantize(fixed, tmp_path / "n.onnx", QuantizeConfig(calib=str(calib_npz), calib_size=4))
+    check = read_meta(tmp_path / "n.onnx").recipe["check"]  # an .npz is all there is: its 32 images
+    assert check["samples"] == 32 and "calibration data" in check["data"]

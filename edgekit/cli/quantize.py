@@ -98,7 +98,8 @@ def _print_result(out, result) -> None:
     kernels = ", ".join(f"{op} {n}" for op, n in list(result.node_types.items())[:6])
     agreement = ""
     if check:
-        agreement = f"; vs FP32 on {check['samples']} samples: cosine {check['cosine']:.4f}"
+        source = f" ({check['data']})" if check.get("data") else ""
+        agreement = f"; vs FP32 on {check['samples']} samples{source}: cosine {check['cosine']:.4f}"
         if check.get("top1_agreement_pct") is not None:
             agreement += f", top-1 agreement {check['top1_agreement_pct']:.1f}%"
     out.print(f"wrote {result.path} ({result.config.variant}, {result.meta.precision}){agreement}")

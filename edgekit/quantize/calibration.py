@@ -47,6 +47,13 @@ def calibration_batches(
     data: str, model: Path, meta: ModelMeta, size: int, seed: int = 0, split: str = "train"
 ) -> list[dict[str, np.ndarray]]:
     """Up to ``size`` samples from ``data`` as feed dicts, batched as ``model`` takes them."""
+    return batch_feeds(calibration_arrays(data, model, meta, size, seed, split), model_inputs(model))
+
+
+def calibration_arrays(
+    data: str, model: Path, meta: ModelMeta, size: int, seed: int = 0, split: str = "train"
+) -> dict[str, np.ndarray]:
+    """Up to ``size`` preprocessed samples from ``data``: input name → array (samples first), unbatched."""
     specs = model_inputs(model)
     path = Path(data)
     if path.suffix.lower() == ".npz":
@@ -55,7 +62,7 @@ def calibration_batches(
         images = _folder_images(path, size, seed) if path.is_dir() else _dataset_images(data, size, seed, split, meta)
         arrays = preprocess(images, meta)
     _check_shapes(arrays, specs, data)
-    return batch_feeds(arrays, specs)
+    return arrays
 
 
 def preprocess(images: list[np.ndarray], meta: ModelMeta) -> dict[str, np.ndarray]:
