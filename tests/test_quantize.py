@@ -217,3 +217,24 @@ def test_agreement_check_uses_many_samples_beyond_calibration(zoo_onnx, calib_np
     quantize(fixed, tmp_path / "n.onnx", QuantizeConfig(calib=str(calib_npz), calib_size=4))
     check = read_meta(tmp_path / "n.onnx").recipe["check"]  # an .npz is all there is: its 32 images
     assert check["samples"] == 32 and "calibration data" in check["data"]
+
+
+def test_calibration_data_must_fit_the_models_task_and_labels(lenet, resnet, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "q.onnx"
+    assert_one_line_error(run_cli("quantize", str(resnet), "-o", str(out), "--calib", "digits"),
+                          "differ from the classes of digits", "calibrate on the data it was trained for")
+    assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), "--calib", "shapes"),
+                          "'shapes' is detection data, the model is a classification model")
+    folder = tmp_path / "pets"
+    for index, name in enumerate(("cat", "dog")):
+        (folder / name).mkdir(parents=True)
+        Image.fromarray(_images(1, 72, seed=index)[0]).save(folder / name / "a.png")
+    assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), "--calib", str(folder)),
+                          "differ from the classes of")
+    assert not out.exists()
+    # an ImageNet model on one's own image folder is legitimate: a warning, and the model is written
+    result = run_cli("quantize", str(resnet), "-o", str(out), "--calib", str(folder), "--calib-size", "2")
+    assert result.returncode == 0 and out.is_file(), result.stderr
+    assert "warning: the model's labels" in result.stderr

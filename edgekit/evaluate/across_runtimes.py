@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.datasets.base import Split, load_split
+from edgekit.datasets.base import Split, check_labels, load_split
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.runner import EvalRecord, evaluate
 from edgekit.meta import ModelMeta, read_meta
@@ -83,13 +83,6 @@ def dataset_for(meta: ModelMeta, data: str | None, seed: int | None) -> tuple[st
     return spec, options, split_seed
 
 
-def check_labels(meta: ModelMeta, split: Split, spec: str) -> None:
-    if meta.task == "classification" and meta.labels and tuple(meta.labels) != tuple(split.labels):
-        shown = lambda labels: ", ".join(labels[:6]) + (" …" if len(labels) > 6 else "")  # noqa: E731
-        raise BadInputError(f"the model's labels ({shown(meta.labels)}) differ from the classes of {spec} "
-                            f"({shown(split.labels)}): evaluate on the data it was trained for")
-
-
 def reference_metrics(
     meta: ModelMeta, split: Split, batch_size: int, check_only: bool = False
 ) -> tuple[dict[str, float] | None, str]:
@@ -137,7 +130,7 @@ def compare_runtimes(
     names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
     dataset = load_split(spec, split, split_seed, **options)
-    check_labels(meta, dataset, spec)
+    check_labels(meta, dataset.labels, spec)
     if reference:  # asked for explicitly: fail before the runtimes are timed when it cannot be had
         _, why = reference_metrics(meta, dataset, batch_size, check_only=True)
         if why:
