@@ -39,6 +39,18 @@ def test_eval_runs_without_torch(trained, tmp_path):
     assert report["records"][0]["metrics"]["top1"] == pytest.approx(trained.metrics["test_top1"])
 
 
+def test_explicit_torch_that_cannot_be_honoured_is_an_error(trained, zoo_onnx, tmp_path):
+    path = zoo_onnx("lenet5", dynamic_batch=True).path
+    result = run_cli("eval", str(path), "-d", "digits", "--torch", "--json", str(tmp_path / "e.json"))
+    assert_one_line_error(result, "--torch: no torch reference")
+    assert "no training checkpoint" in result.stderr and not (tmp_path / "e.json").exists()
+    blocked = run_cli("eval", str(trained.onnx), "--torch", prelude=block_imports("torch", "torchvision", "onnx"))
+    assert_one_line_error(blocked, "torch is not installed")
+    # the default shows it when it can, and says why not otherwise; --no-torch skips it
+    assert run_cli("eval", str(path), "-d", "digits").returncode == 0
+    assert compare_runtimes(trained.onnx, "ort-cpu", reference=False).reference_note == "not asked for"
+
+
 def test_all_runtimes_give_the_same_figures(trained):
     comparison = compare_runtimes(trained.onnx, "all", data="digits", split="val", batch_size=64)
     names = [r.runtime for r in comparison.records]

@@ -76,7 +76,7 @@ def test_static_int8_is_qdq_close_to_fp32_and_records_its_recipe(resnet, calib_n
     assert recipe["mode"] == "int8-static" and recipe["method"] == "minmax" and recipe["per_channel"] is True
     assert recipe["activations"] == "u8" and recipe["calib_size"] == 24 and recipe["calib_samples"] == 24
     assert recipe["source_sha256"] == file_sha256(resnet) and recipe["runtime_target"] == "ort-cpu"
-    assert recipe["check"]["cosine"] >= 0.98
+    assert recipe["check"]["cosine"] >= 0.98 and 0 <= recipe["check"]["top1_agreement_pct"] <= 100  # percent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx"]  # no helper files left beside it
 
 
@@ -176,6 +176,9 @@ def test_cli_error_paths_leave_no_file(lenet, tmp_path):
         (["--calib", "digitz"], "unknown dataset 'digitz'"),
         (["--mode", "int8-dynamic", "--method", "kl"], "unknown calibration method 'kl'"),
         (["--mode", "int8-dynamic", "--report", "--max-drop", "1"], "--max-drop needs labelled data"),
+        (["--mode", "fp16", "--calib", "digits"], "--calib: only int8-static uses calibration"),
+        (["-m", "fp16", "-m", "int8-dynamic", "--calib-size", "8", "--method", "entropy"],
+         "--calib-size, --method: only int8-static uses calibration, and no selected mode (fp16, int8-dynamic) does"),
     ]
     for args, message in cases:
         assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), *args), message)
@@ -199,3 +202,39 @@ def test_cli_report_sweeps_modes_and_writes_each_variant(lenet, calib_npz, tmp_p
     assert all(r["p50_ms"] > 0 and r["cosine"] > 0.98 for r in rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.ort-fp16.onnx", "lenet.ort-int8-static.onnx", "r.json"]
     assert read_meta(tmp_path / "lenet.ort-fp16.onnx").precision == "fp16"
+
+
+def test_agreement_check_uses_many_samples_beyond_calibration(zoo_onnx, calib_npz, tmp_path):
+    fixed = zoo_onnx("lenet5").path  # batch fixed at 1: the check runs the samples one by one
+    out = tmp_path / "q.onnx"
+    result = run_cli("quantize", str(fixed), "-o", str(out), "--calib", "digits", "--calib-size", "8")
+    assert result.returncode == 0, result.stderr
+    assert "vs FP32 on 32 samples (digits val split)" in result.stdout.replace("\n", " ")
+    check = read_meta(out).recipe["check"]
+    assert check["samples"] == 32 and check["data"] == "digits val split" and check["cosine"] > 0.9
+    quantize(fixed, tmp_path / "h.onnx", QuantizeConfig(mode="fp16"))
+    assert read_meta(tmp_path / "h.onnx").recipe["check"]["samples"] == 32
+    quantize(fixed, tmp_path / "n.onnx", QuantizeConfig(calib=str(calib_npz), calib_size=4))
+    check = read_meta(tmp_path / "n.onnx").recipe["check"]  # an .npz is all there is: its 32 images
+    assert check["samples"] == 32 and "calibration data" in check["data"]
+
+
+def test_calibration_data_must_fit_the_models_task_and_labels(lenet, resnet, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "q.onnx"
+    assert_one_line_error(run_cli("quantize", str(resnet), "-o", str(out), "--calib", "digits"),
+                          "differ from the classes of digits", "calibrate on the data it was trained for")
+    assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), "--calib", "shapes"),
+                          "'shapes' is detection data, the model is a classification model")
+    folder = tmp_path / "pets"
+    for index, name in enumerate(("cat", "dog")):
+        (folder / name).mkdir(parents=True)
+        Image.fromarray(_images(1, 72, seed=index)[0]).save(folder / name / "a.png")
+    assert_one_line_error(run_cli("quantize", str(lenet), "-o", str(out), "--calib", str(folder)),
+                          "differ from the classes of")
+    assert not out.exists()
+    # an ImageNet model on one's own image folder is legitimate: a warning, and the model is written
+    result = run_cli("quantize", str(resnet), "-o", str(out), "--calib", str(folder), "--calib-size", "2")
+    assert result.returncode == 0 and out.is_file(), result.stderr
+    assert "warning: the model's labels" in result.stderr

@@ -78,7 +78,7 @@ def test_measure_builds_the_precision_table(lenet, labelled, tmp_path):
         assert row.p50_ms > 0 and row.p90_ms >= row.p50_ms and row.metric == "top1"
         assert row.speedup == pytest.approx(fp32.p50_ms / row.p50_ms)
         assert row.accuracy_drop == pytest.approx(100.0 - row.accuracy)
-        assert row.cosine >= 0.98 and row.top1_agreement >= 0.8
+        assert row.cosine >= 0.98 and row.top1_agreement_pct >= 80
     assert rows["ort-int8-static"].size_mb < fp32.size_mb / 2.5  # int8 weights: about a quarter
     assert rows["ort-fp16"].size_mb < fp32.size_mb * 0.6
 
@@ -157,3 +157,40 @@ def test_tensorrt_fp16_and_int8_engines_build(lenet, labelled, tmp_path):
         assert out.stat().st_size > 0 and result.meta.precision == mode
         recorded = json.loads(out.with_suffix(".engine.json").read_text())
         assert json.loads(recorded["recipe"])["runtime_target"] == "trt"
+
+
+def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
+    """An evaluator reporting fractions says so (points_per_unit = 100); the report shows points."""
+    import json
+
+    from edgekit.quantize.report import Variant
+    from edgekit.tasks import TASKS
+    from edgekit.tasks.classification import ClassificationTask, TopKEvaluator
+    from edgekit.tasks.detection import CocoEvaluator
+
+    assert CocoEvaluator.points_per_unit == 100.0 and TopKEvaluator.points_per_unit == 1.0
+
+    class FractionTopK(TopKEvaluator):
+        points_per_unit = 100.0
+
+        def compute(self):
+            return {k: v if k == "count" else v / 100.0 for k, v in super().compute().items()}
+
+    class FractionTask(ClassificationTask):
+        name = "fraction-classification"
+
+        def evaluator(self, meta):
+            return FractionTopK()
+
+    TASKS.add(FractionTask.name, FractionTask)
+    try:
+        split, _ = labelled
+        meta = read_meta(lenet).with_(task=FractionTask.name)
+        feeds = [{"input": np.zeros((2, 1, 32, 32), np.float32)}]
+        report = measure([Variant("fp32", lenet, "fp32")], meta, QUICK, split, feeds)
+    finally:
+        TASKS._targets.pop(FractionTask.name)
+    (row,) = report.rows
+    assert row.accuracy == 100.0 and row.metrics["top1"] == 100.0 and row.metrics["count"] == 64
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["rows"][0]["top1_agreement_pct"] == 100.0 and "percent" in data["units"]["top1_agreement_pct"]

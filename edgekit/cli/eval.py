@@ -22,7 +22,10 @@ def eval_command(
     seed: Optional[int] = typer.Option(None, help="Split seed [default: the one the model was trained with, else 0]."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per inference call (fixed-batch models use theirs)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
-    torch_reference: bool = typer.Option(True, "--torch/--no-torch", help="Also evaluate the source torch checkpoint when it is known."),
+    torch_reference: Optional[bool] = typer.Option(
+        None, "--torch/--no-torch",
+        help="Also evaluate the source torch checkpoint [default: when it is known and torch is installed; "
+             "--torch: required, an error if it cannot be]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the records as JSON."),
 ) -> None:
     """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split."""

@@ -22,8 +22,8 @@ def quantize(
     backend: Optional[list[str]] = typer.Option(None, help="ort (ONNX Runtime) | nncf (OpenVINO) | trt (TensorRT "
                                                 "engine), repeatable [default: ort]."),
     calib: Optional[str] = typer.Option(None, help="Calibration data: dataset name (digits, shapes), image folder or .npz."),
-    calib_size: int = typer.Option(128, help="Calibration samples."),
-    method: str = typer.Option("minmax", help="Calibration: minmax | entropy | percentile."),
+    calib_size: Optional[int] = typer.Option(None, help="Calibration samples [default: 128]."),
+    method: Optional[str] = typer.Option(None, help="Calibration: minmax | entropy | percentile [default: minmax]."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel."),
     activations: str = typer.Option("u8", help="Activation type of static INT8: u8 (fast with s8 weights) | s8."),
     exclude: Optional[list[str]] = typer.Option(None, help="Node to keep in float: a name, @first or @last (repeatable)."),
@@ -52,9 +52,10 @@ def quantize(
     pairs = [(b, m) for b in backends for m in modes]
     if len(pairs) > 1:  # in a sweep, skip combinations no backend offers (nncf has int8-static only)
         pairs = [(b, m) for b, m in pairs if f"{b}:{m}" in QUANTIZERS] or pairs[:1]
-    configs = [QuantizeConfig(mode=m, backend=b, calib=calib, calib_size=calib_size, method=method,
-                              per_channel=per_channel, activations=activations, exclude=tuple(exclude or ()),
-                              seed=seed) for b, m in pairs]
+    configs = [QuantizeConfig(mode=m, backend=b, calib=calib, calib_size=calib_size or 128,
+                              method=method or "minmax", per_channel=per_channel, activations=activations,
+                              exclude=tuple(exclude or ()), seed=seed) for b, m in pairs]
+    _check_calibration_used(configs, calib, calib_size, method, report or max_drop is not None)
     if max_drop is not None and max_drop < 0:
         raise BadInputError(f"--max-drop must be 0 or more, got {max_drop}")
     if not output.parent.is_dir():
@@ -67,6 +68,20 @@ def quantize(
         return
     _sweep(out, source, output, configs, runtime, eval_data or calib, eval_size, max_drop, threads, duration,
            json_out, seed)
+
+
+def _check_calibration_used(configs, calib, calib_size, method, measured: bool) -> None:
+    """Calibration options with no calibrating mode would be silently ignored: refuse them. (With
+    --report/--max-drop, --calib is still the default evaluation data, so it alone is accepted.)"""
+    from edgekit.errors import BadInputError
+
+    if any(c.mode == "int8-static" for c in configs):
+        return
+    given = [name for name, value in (("--calib", None if measured else calib), ("--calib-size", calib_size),
+                                      ("--method", method)) if value is not None]
+    if given:
+        modes = ", ".join(dict.fromkeys(c.mode for c in configs))
+        raise BadInputError(f"{', '.join(given)}: only int8-static uses calibration, and no selected mode ({modes}) does")
 
 
 def _wide_console():
@@ -83,9 +98,10 @@ def _print_result(out, result) -> None:
     kernels = ", ".join(f"{op} {n}" for op, n in list(result.node_types.items())[:6])
     agreement = ""
     if check:
-        agreement = f"; vs FP32 on {check['samples']} samples: cosine {check['cosine']:.4f}"
-        if check.get("top1_agreement") is not None:
-            agreement += f", top-1 agreement {check['top1_agreement']:.1%}"
+        source = f" ({check['data']})" if check.get("data") else ""
+        agreement = f"; vs FP32 on {check['samples']} samples{source}: cosine {check['cosine']:.4f}"
+        if check.get("top1_agreement_pct") is not None:
+            agreement += f", top-1 agreement {check['top1_agreement_pct']:.1f}%"
     out.print(f"wrote {result.path} ({result.config.variant}, {result.meta.precision}){agreement}")
     if kernels:
         out.print(f"nodes: {kernels}")

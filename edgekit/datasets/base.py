@@ -7,14 +7,17 @@ Robot tier: numpy only. Loaders that need more (scikit-learn, Pillow) import it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit.errors import BadInputError
 from edgekit.registry import Registry
+
+if TYPE_CHECKING:
+    from edgekit.meta import ModelMeta
 
 SPLITS = ("train", "val", "test")
 
@@ -88,3 +91,11 @@ def load_split(spec: str, split: str = "test", seed: int = 0, **options: Any) ->
         raise BadInputError(f"dataset not found: {spec}")
     DATASETS.canonical(spec)  # raises "unknown dataset ... did you mean"
     raise AssertionError("unreachable")
+
+
+def check_labels(meta: ModelMeta, labels: Sequence[str], spec: str, use: str = "evaluate") -> None:
+    """A classifier with labels must be given data of the same classes (a model without labels takes any)."""
+    if meta.task == "classification" and meta.labels and tuple(meta.labels) != tuple(labels):
+        shown = lambda names: ", ".join(names[:6]) + (" …" if len(names) > 6 else "")  # noqa: E731
+        raise BadInputError(f"the model's labels ({shown(meta.labels)}) differ from the classes of {spec} "
+                            f"({shown(tuple(labels))}): {use} on the data it was trained for")

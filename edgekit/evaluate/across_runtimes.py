@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.datasets.base import Split, load_split
+from edgekit.datasets.base import Split, check_labels, load_split
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.runner import EvalRecord, evaluate
 from edgekit.meta import ModelMeta, read_meta
@@ -83,15 +83,13 @@ def dataset_for(meta: ModelMeta, data: str | None, seed: int | None) -> tuple[st
     return spec, options, split_seed
 
 
-def check_labels(meta: ModelMeta, split: Split, spec: str) -> None:
-    if meta.task == "classification" and meta.labels and tuple(meta.labels) != tuple(split.labels):
-        shown = lambda labels: ", ".join(labels[:6]) + (" …" if len(labels) > 6 else "")  # noqa: E731
-        raise BadInputError(f"the model's labels ({shown(meta.labels)}) differ from the classes of {spec} "
-                            f"({shown(split.labels)}): evaluate on the data it was trained for")
+def reference_metrics(
+    meta: ModelMeta, split: Split, batch_size: int, check_only: bool = False
+) -> tuple[dict[str, float] | None, str]:
+    """The torch model's metrics when the metadata names a recipe and an existing checkpoint.
 
-
-def reference_metrics(meta: ModelMeta, split: Split, batch_size: int) -> tuple[dict[str, float] | None, str]:
-    """The torch model's metrics when the metadata names a recipe and an existing checkpoint."""
+    ``check_only``: compute nothing; the note is "" when the reference can be computed, else why not.
+    """
     source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
     recipe, checkpoint = source.get("recipe"), source.get("checkpoint")
     if not recipe or not checkpoint:
@@ -110,15 +108,21 @@ def reference_metrics(meta: ModelMeta, split: Split, batch_size: int) -> tuple[d
         missing = True
     if missing:
         return None, "torch is not installed"
+    if check_only:
+        return None, ""
     return REFERENCE_EVALUATORS.get(recipe)(checkpoint, meta, split, batch_size), f"torch, {checkpoint}"
 
 
 def compare_runtimes(
     model: str | Path, runtimes: str = "ort-cpu", data: str | None = None, split: str = "test",
     seed: int | None = None, batch_size: int = 32, runtime_options: dict[str, Any] | None = None,
-    reference: bool = True,
+    reference: bool | None = None,
 ) -> Comparison:
-    """Evaluate ``model`` on each runtime of ``runtimes`` (a name, 'a,b' or 'all') on the same split."""
+    """Evaluate ``model`` on each runtime of ``runtimes`` (a name, 'a,b' or 'all') on the same split.
+
+    ``reference``: None shows the torch figure when it can be computed; True requires it (a
+    BadInputError says why it cannot be); False skips it.
+    """
     path = Path(model)
     meta = read_meta(path)  # also: "model file not found"
     if batch_size < 1:
@@ -126,8 +130,12 @@ def compare_runtimes(
     names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
     dataset = load_split(spec, split, split_seed, **options)
-    check_labels(meta, dataset, spec)
+    check_labels(meta, dataset.labels, spec)
+    if reference:  # asked for explicitly: fail before the runtimes are timed when it cannot be had
+        _, why = reference_metrics(meta, dataset, batch_size, check_only=True)
+        if why:
+            raise BadInputError(f"--torch: no torch reference for {path.name}: {why}")
     records = tuple(evaluate(path, dataset, name, batch_size, runtime_options, dataset=spec) for name in names)
-    metrics, note = reference_metrics(meta, dataset, batch_size) if reference else (None, "not asked for")
+    metrics, note = reference_metrics(meta, dataset, batch_size) if reference is not False else (None, "not asked for")
     records = tuple(dataclasses.replace(r, reference=metrics) for r in records)
     return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped)

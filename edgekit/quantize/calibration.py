@@ -17,6 +17,7 @@ from edgekit.meta import ModelMeta
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
 DEFAULT_BATCH = 8
+IMAGENET_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,26 @@ def calibration_batches(
     data: str, model: Path, meta: ModelMeta, size: int, seed: int = 0, split: str = "train"
 ) -> list[dict[str, np.ndarray]]:
     """Up to ``size`` samples from ``data`` as feed dicts, batched as ``model`` takes them."""
+    return batch_feeds(calibration_arrays(data, model, meta, size, seed, split), model_inputs(model))
+
+
+def calibration_arrays(
+    data: str, model: Path, meta: ModelMeta, size: int, seed: int = 0, split: str = "train"
+) -> dict[str, np.ndarray]:
+    """Up to ``size`` preprocessed samples from ``data``: input name → array (samples first), unbatched."""
     specs = model_inputs(model)
     path = Path(data)
     if path.suffix.lower() == ".npz":
         arrays = _npz_inputs(path, specs, meta, size)
     else:
-        images = _folder_images(path, size, seed) if path.is_dir() else _dataset_images(data, size, seed, split, meta)
+        if path.is_dir():
+            _check_folder(path, meta)
+            images = _folder_images(path, size, seed)
+        else:
+            images = _dataset_images(data, size, seed, split, meta)
         arrays = preprocess(images, meta)
     _check_shapes(arrays, specs, data)
-    return batch_feeds(arrays, specs)
+    return arrays
 
 
 def preprocess(images: list[np.ndarray], meta: ModelMeta) -> dict[str, np.ndarray]:
@@ -100,13 +112,16 @@ def _dataset_images(spec: str, size: int, seed: int, split: str, meta: ModelMeta
     metadata's ``extra.source``), the split is rebuilt as in training (same seed and options,
     e.g. shapes sizes): calibration then comes from the model's own train split, and evaluation
     on its test split never sees a training image."""
-    from edgekit.datasets.base import load_split
+    from edgekit.datasets.base import check_labels, load_split
 
     options, split_seed = recorded_split(meta, spec, seed)
     try:
         loaded = load_split(spec, split=split, seed=split_seed, **options)
     except ModuleNotFoundError as exc:
         raise BadInputError(f"calibration dataset '{spec}' is not available in this install ({exc.name})") from None
+    if meta.task != "unknown" and loaded.task != meta.task:
+        raise BadInputError(f"calibration dataset '{spec}' is {loaded.task} data, the model is a {meta.task} model")
+    check_labels(meta, loaded.labels, spec, use="calibrate")
     if not len(loaded):
         raise BadInputError(f"calibration dataset '{spec}' has no {split} images")
     return list(loaded.images[:size])
@@ -118,6 +133,29 @@ def recorded_split(meta: ModelMeta, spec: str, seed: int) -> tuple[dict, int]:
     if not source or source.get("dataset") != spec:
         return {}, seed
     return dict(source.get("dataset_options") or {}), int(source.get("seed", seed))
+
+
+def _check_folder(folder: Path, meta: ModelMeta) -> None:
+    """A folder of class folders must hold a classifier's classes. Loose images (any task) pass, and
+    so does any folder for a 1000-class ImageNet model (calibrating an ImageNet architecture on one's
+    own images is legitimate): that only warns on stderr."""
+    import sys
+
+    from edgekit.datasets.base import check_labels
+    from edgekit.datasets.image_folder import list_image_folder
+
+    if meta.task != "classification" or not meta.labels:
+        return
+    try:
+        classes = list_image_folder(folder)[0]
+    except BadInputError:  # no class folders (or one): unlabelled calibration images
+        return
+    try:
+        check_labels(meta, classes, str(folder), use="calibrate")
+    except BadInputError as exc:
+        if len(meta.labels) != IMAGENET_CLASSES:
+            raise
+        print(f"warning: {exc}", file=sys.stderr)
 
 
 def _folder_images(folder: Path, size: int, seed: int) -> list[np.ndarray]:

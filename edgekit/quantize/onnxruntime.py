@@ -17,7 +17,7 @@ from edgekit.deps import require
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.quantize.base import QuantizeConfig, QuantizeResult, precision_of, recipe
-from edgekit.quantize.calibration import calibration_batches, model_inputs
+from edgekit.quantize.calibration import batch_feeds, calibration_arrays, calibration_batches, model_inputs
 
 # Not used: ORT's CalibMaxIntermediateOutputs option. In onnxruntime 1.32 MinMaxCalibrater drops
 # each full chunk of outputs without computing its ranges (only the last chunk counts) and fails
@@ -25,21 +25,23 @@ from edgekit.quantize.calibration import calibration_batches, model_inputs
 # therefore about calib_size x the model's activation size (~2 GB for resnet18 at 224 x 128).
 #: node types whose weights carry the model's first and last layers ("@first"/"@last" in exclude)
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+#: samples the finished model is compared with FP32 on (cheap: a few ms each on small models)
+CHECK_SAMPLES = 32
 
 
 def quantize_static(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
     """Calibrated INT8 in QDQ format (QuantizeLinear/DequantizeLinear around each quantized op)."""
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
         quantized = Path(folder) / "quantized.onnx"
-        info, sample = write_qdq(source, quantized, config, meta)
-        return _finish(quantized, output, config, meta, info, source, sample)
+        info = write_qdq(source, quantized, config, meta)
+        return _finish(quantized, output, config, meta, info, source)
 
 
 def write_qdq(
     source: Path, target: Path, config: QuantizeConfig, meta: ModelMeta, symmetric: bool = False,
     runtime_target: str = "ort-cpu",
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Calibrate and write a QDQ model to ``target`` (a scratch path); returns its recipe and one batch.
+) -> dict[str, Any]:
+    """Calibrate and write a QDQ model to ``target`` (a scratch path); returns its recipe.
 
     ``symmetric`` forces zero-point-free ranges, as TensorRT's explicit quantization requires.
     """
@@ -63,7 +65,7 @@ def write_qdq(
     samples = sum(len(next(iter(b.values()))) for b in batches)
     info = recipe(config, source, runtime_target, excluded_nodes=excluded, calib_batches=len(batches),
                   calib_samples=samples, symmetric=symmetric)
-    return info, batches[0]
+    return info
 
 
 def quantize_dynamic(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
@@ -76,7 +78,7 @@ def quantize_dynamic(source: Path, output: Path, config: QuantizeConfig, meta: M
         quiet(q.quantize_dynamic)(str(prepared), str(quantized), per_channel=config.per_channel,
                                    weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded or None)
         info = recipe(config, source, "ort-cpu", excluded_nodes=excluded)
-        return _finish(quantized, output, config, meta, info, source, None)
+        return _finish(quantized, output, config, meta, info, source)
 
 
 def convert_fp16(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
@@ -90,7 +92,7 @@ def convert_fp16(source: Path, output: Path, config: QuantizeConfig, meta: Model
         converted_path = Path(folder) / "fp16.onnx"
         onnx.save(converted, str(converted_path))
         info = recipe(config, source, "any")
-        return _finish(converted_path, output, config, meta, info, source, None)
+        return _finish(converted_path, output, config, meta, info, source)
 
 
 def resolve_exclusions(model: Path, exclude: tuple[str, ...]) -> list[str]:
@@ -153,8 +155,7 @@ def _prepare(source: Path, folder: Path) -> Path:
 
 
 def _finish(
-    quantized: Path, output: Path, config: QuantizeConfig, meta: ModelMeta, info: dict[str, Any],
-    source: Path, sample: dict[str, np.ndarray] | None,
+    quantized: Path, output: Path, config: QuantizeConfig, meta: ModelMeta, info: dict[str, Any], source: Path,
 ) -> QuantizeResult:
     """Record the recipe in the metadata, check the model runs and agrees, then write it."""
     import onnx
@@ -163,7 +164,8 @@ def _finish(
     from edgekit.fileio import atomic_path
 
     model = onnx.load(str(quantized))
-    info["check"] = _agreement(source, quantized, meta, sample)
+    feeds, count, origin = check_feeds(source, meta, config)
+    info["check"] = {**_agreement(source, quantized, feeds, count), "data": origin}
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
     set_metadata(model, new_meta)
     model.producer_name = "edgekit"
@@ -172,28 +174,53 @@ def _finish(
     return QuantizeResult(output, config, new_meta, node_types(model))
 
 
-def _agreement(reference: Path, candidate: Path, meta: ModelMeta, sample: dict[str, np.ndarray] | None) -> dict:
-    """Cosine / top-1 agreement of the candidate with FP32 on one batch (calibration data or random)."""
+def check_feeds(source: Path, meta: ModelMeta, config: QuantizeConfig) -> tuple[list[dict[str, np.ndarray]], int, str]:
+    """Up to CHECK_SAMPLES samples to compare with FP32, batched as the model takes them (one by one
+    for a fixed batch of 1); returns (feeds, real samples, where they came from). A dataset gives its
+    val split, images the calibration did not see; a folder or .npz, its images; no data, random inputs."""
+    specs = model_inputs(source)
+    if config.calib:
+        data = config.calib
+        named = Path(data).suffix.lower() != ".npz" and not Path(data).is_dir()
+        try:
+            # a dataset's val split under the calibration's seed is disjoint from the train split it
+            # calibrated on; a folder's other seed draws other images where it has more
+            arrays = calibration_arrays(data, source, meta, CHECK_SAMPLES, config.seed + (0 if named else 1),
+                                        split="val" if named else "train")
+            origin = f"{data} val split" if named else f"{data} (the calibration data)"
+        except BadInputError:
+            if not named:
+                raise
+            arrays = calibration_arrays(data, source, meta, CHECK_SAMPLES, config.seed)  # no val split
+            origin = f"{data} calibration split"
+        return batch_feeds(arrays, specs), len(next(iter(arrays.values()))), origin
+    rng = np.random.default_rng(0)
+    arrays = {spec.name: rng.standard_normal([CHECK_SAMPLES] + [d if isinstance(d, int) and d > 0 else 1
+                                                                for d in spec.shape[1:]]).astype(spec.dtype)
+              for spec in specs}
+    return batch_feeds(arrays, specs), CHECK_SAMPLES, "random inputs"
+
+
+def _agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]], count: int) -> dict:
+    """Worst-output cosine and top-1 agreement (percent) of the candidate with FP32 over ``count`` samples."""
     from edgekit.parity import compare_outputs
     from edgekit.runtimes import open_runtime
 
-    if sample is None:
-        rng = np.random.default_rng(0)
-        sample = {}
-        for spec in model_inputs(reference):
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
-            sample[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
     outputs = []
     for path in (reference, candidate):
+        collected: dict[str, list[np.ndarray]] = {}
         try:
             with open_runtime("ort-cpu", path) as runtime:
-                outputs.append(runtime.run(sample))
+                for feed in feeds:
+                    for name, value in runtime.run(feed).items():
+                        collected.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
         except BadInputError as exc:
             raise BadInputError(f"the quantized model does not run on ONNX Runtime: {exc}") from None
+        outputs.append({name: np.concatenate(parts)[:count] for name, parts in collected.items()})
     parity = compare_outputs(outputs[0], outputs[1])
     worst = min(parity.outputs, key=lambda o: o.cosine)
-    return {"cosine": round(worst.cosine, 6), "top1_agreement": worst.top1_agreement,
-            "samples": int(len(next(iter(sample.values()))))}
+    top1 = None if worst.top1_agreement is None else round(100.0 * worst.top1_agreement, 3)
+    return {"cosine": round(worst.cosine, 6), "top1_agreement_pct": top1, "samples": count}
 
 
 def quiet(function):

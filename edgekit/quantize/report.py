@@ -25,8 +25,10 @@ from edgekit.runtimes import RUNTIMES, get_runtime
 
 #: runtime option names that carry an inference-precision hint, in the order we look for them
 PRECISION_HINT_OPTIONS = ("inference_precision", "precision_hint", "precision")
-#: tasks whose evaluator reports fractions (COCO mAP in 0..1): the table and --max-drop use points
-FRACTION_TASKS = ("detection",)
+#: what the report's numbers are in (also written into its JSON)
+UNITS = {"accuracy": "percentage points (top-1 %; mAP x 100)", "accuracy_drop": "percentage points",
+         "metrics": "percentage points, count excepted", "top1_agreement_pct": "percent of samples",
+         "cosine": "cosine similarity (-1..1)", "size_mb": "MB (10^6 bytes)", "p50_ms": "ms", "p90_ms": "ms"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Variant:
 
 @dataclass(frozen=True)
 class PrecisionRow:
+    """One variant on one runtime. ``accuracy``, ``accuracy_drop`` and ``metrics`` are in percentage
+    points whatever the evaluator reports (mAP fractions x 100); ``top1_agreement_pct`` is percent."""
+
     variant: str
     runtime: str
     precision: str
@@ -57,7 +62,7 @@ class PrecisionRow:
     accuracy: float | None
     accuracy_drop: float | None
     cosine: float | None
-    top1_agreement: float | None
+    top1_agreement_pct: float | None
     path: str
     metrics: dict[str, float] = field(default_factory=dict)  # every metric of the evaluator (mAP@0.5 too)
 
@@ -70,7 +75,7 @@ class PrecisionReport:
     rows: tuple[PrecisionRow, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "units": dict(UNITS)}
 
     def row(self, variant: str, runtime: str) -> PrecisionRow | None:
         return next((r for r in self.rows if r.variant == variant and r.runtime == runtime), None)
@@ -123,7 +128,8 @@ def _measure_one(
     if reference is not None:
         parity = compare_outputs(reference, _outputs(variant.path, runtime, parity_feeds, options))
         worst = min(parity.outputs, key=lambda o: o.cosine)
-        cosine, top1 = worst.cosine, worst.top1_agreement
+        cosine = worst.cosine
+        top1 = None if worst.top1_agreement is None else 100.0 * worst.top1_agreement
     p50 = record.latency.p50_ms
     return PrecisionRow(
         variant=variant.name, runtime=runtime, precision=variant.precision, size_mb=variant.size_mb,
@@ -132,14 +138,14 @@ def _measure_one(
         metric=metric or "", accuracy=accuracy,
         accuracy_drop=(base.accuracy - accuracy) if base and base.accuracy is not None and accuracy is not None
         else (0.0 if base is None and accuracy is not None else None),
-        cosine=cosine, top1_agreement=top1, path=str(variant.path), metrics=metrics,
+        cosine=cosine, top1_agreement_pct=top1, path=str(variant.path), metrics=metrics,
     )
 
 
 def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: ModelMeta, split: Split,
               config: MeasureConfig) -> tuple[str, dict[str, float]]:
-    """The primary metric's name and every metric, with the *source* model's metadata, so IR files
-    and engines are read the same way."""
+    """The primary metric's name and every metric in percentage points (the evaluator's
+    ``points_per_unit``), with the *source* model's metadata, so IR files and engines are read the same way."""
     from edgekit.evaluate.runner import predict_split
     from edgekit.tasks import get_task
 
@@ -149,7 +155,7 @@ def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: Mod
         predictions = predict_split(session, task, meta, split, config.batch_size)
     evaluator.update(predictions, list(split.targets))
     metric = type(evaluator).primary_metric
-    scale = 100.0 if meta.task in FRACTION_TASKS else 1.0
+    scale = type(evaluator).points_per_unit
     return metric, {name: float(value) * (1.0 if name == "count" else scale)
                     for name, value in evaluator.compute().items()}
 
@@ -194,7 +200,7 @@ def render(report: PrecisionReport, kept: tuple[str, str] | None = None):
         table.add_row(
             row.variant + mark, row.runtime, f"{row.size_mb:.2f}", f"{row.p50_ms:.3f}", f"{row.p90_ms:.3f}", speed,
             _fmt(row.accuracy, "{:.2f}", row.metric), _fmt(row.accuracy_drop, "{:+.2f}"),
-            _fmt(row.cosine, "{:.4f}"), _fmt(row.top1_agreement, "{:.1%}"),
+            _fmt(row.cosine, "{:.4f}"), _fmt(row.top1_agreement_pct, "{:.1f}%"),
         )
     return table
 

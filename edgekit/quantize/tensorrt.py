@@ -40,7 +40,7 @@ def build_int8(source: Path, output: Path, config: QuantizeConfig, meta: ModelMe
     signed = dataclasses.replace(config, activations="s8", backend="trt")
     with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
         qdq = Path(folder) / "qdq.onnx"
-        info, _ = write_qdq(source, qdq, signed, meta, symmetric=True, runtime_target="trt")
+        info = write_qdq(source, qdq, signed, meta, symmetric=True, runtime_target="trt")
         return _build(qdq, output, signed, meta, info, int8=True, shapes_from=source)
 
 

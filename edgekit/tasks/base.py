@@ -27,6 +27,8 @@ class Evaluator(ABC):
 
     #: the metric that ranks models for this task (used by reports and --max-drop)
     primary_metric: ClassVar[str] = ""
+    #: multiply a metric by this to get percentage points (1.0 for percent, 100.0 for fractions)
+    points_per_unit: ClassVar[float] = 1.0
 
 
 class Task(ABC):

@@ -176,6 +176,7 @@ class CocoEvaluator(Evaluator):
     """
 
     primary_metric: ClassVar[str] = "map50_95"
+    points_per_unit: ClassVar[float] = 100.0  # fractions in [0, 1]
     reported: ClassVar[tuple[str, ...]] = ("map50_95", "map50", "map75", "ar100", "count")
 
     def __init__(self, num_classes: int | None = None) -> None:
