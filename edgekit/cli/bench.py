@@ -37,17 +37,13 @@ def bench(
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
-    from edgekit.runtimes.base import unavailable_message
-    from edgekit.errors import RuntimeUnavailableError
     from edgekit.sources import resolve_model
 
     # Check everything cheap before a possibly slow export.
     runtime_class = get_runtime(runtime)
     options = {"threads": threads, "device": device, **parse_options(option)}
     runtime_class.make_options(**options)
-    availability = runtime_class.probe()
-    if not availability.available:
-        raise RuntimeUnavailableError(unavailable_message(availability))
+    runtime_class.ensure_available()
     plan = LoopPlan.from_options(warmup, runs, duration)
     config = BenchConfig(runtime=runtime_class.name, batch=batch, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None

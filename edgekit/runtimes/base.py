@@ -119,9 +119,7 @@ class Runtime(ABC):
                 f"runtime '{self.name}' cannot load '{self.model_path.name}' "
                 f"(expected {' or '.join(self.suffixes)})"
             )
-        availability = self.probe()
-        if not availability.available:
-            raise RuntimeUnavailableError(unavailable_message(availability))
+        self.ensure_available()
         self._inputs, self._outputs = self._open()
         return self
 
@@ -192,6 +190,14 @@ class Runtime(ABC):
             problem = _mismatch(spec, array)
             if problem:
                 raise BadInputError(f"input '{name}' {problem}; model expects {expected}")
+
+    @classmethod
+    def ensure_available(cls) -> Availability:
+        """The probe's answer, or a RuntimeUnavailableError saying why and what to install."""
+        availability = cls.probe()
+        if not availability.available:
+            raise RuntimeUnavailableError(unavailable_message(availability))
+        return availability
 
     # ---- for subclasses ----------------------------------------------------
     @classmethod
