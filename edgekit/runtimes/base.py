@@ -22,15 +22,29 @@ from edgekit.errors import BadInputError, EdgekitError, RuntimeUnavailableError
 Dim = int | str | None
 
 
+#: TensorSpec.kind values: a dense tensor, or ONNX's non-tensor types (passed to the runtime unchecked)
+KINDS = ("tensor", "sequence", "optional", "map")
+#: TensorSpec.dtype of a string tensor (numpy arrays of kind U, S or O are accepted for it)
+STRING = "string"
+
+
 @dataclass(frozen=True)
 class TensorSpec:
-    """Name, numpy dtype name and shape of a model input or output (str/None = symbolic)."""
+    """Name, element type and shape of a model input or output (str/None = symbolic).
+
+    ``dtype`` is a numpy dtype name where numpy has one, ``"string"`` for string tensors, or
+    the runtime's own name (``bfloat16``, ``seq(tensor(float))``) for types the wrapper
+    cannot check. ``kind`` says whether it is a tensor or a sequence/optional/map value.
+    """
 
     name: str
     dtype: str
     shape: tuple[Dim, ...]
+    kind: str = "tensor"
 
     def __str__(self) -> str:
+        if self.kind != "tensor":
+            return f"{self.name}: {self.dtype}"
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)
         return f"{self.name}: {self.dtype}[{dims}]"
 
@@ -95,6 +109,7 @@ class Runtime(ABC):
         self.options = self.make_options(**options)
         self._inputs: dict[str, TensorSpec] | None = None
         self._outputs: dict[str, TensorSpec] | None = None
+        self._checks: tuple[_InputCheck, ...] | None = None
 
     @classmethod
     def make_options(cls, **options: Any) -> RuntimeOptions:
@@ -120,14 +135,16 @@ class Runtime(ABC):
                 f"(expected {' or '.join(self.suffixes)})"
             )
         self.ensure_available()
-        self._inputs, self._outputs = self._open()
+        inputs, outputs = self._open()
+        self._checks = tuple(_InputCheck.of(spec) for spec in inputs.values())
+        self._inputs, self._outputs = inputs, outputs
         return self
 
     def close(self) -> None:
         """Release the model; safe to call twice."""
         if self.is_open:
             self._close()
-        self._inputs = self._outputs = None
+        self._inputs = self._outputs = self._checks = None
 
     def __enter__(self) -> Runtime:
         return self.open()
@@ -158,8 +175,12 @@ class Runtime(ABC):
         return {"runtime": self.name, **dataclasses.asdict(self.options)}
 
     # ---- inference -------------------------------------------------------
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Validate ``feeds`` against the declared inputs, run, return outputs by name."""
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate ``feeds`` against the declared inputs, run, return outputs by name.
+
+        Safe to call from several threads at once on one open runtime. The returned arrays
+        belong to the caller: a later call never overwrites them.
+        """
         self.check_feeds(feeds)
         return self._run(feeds)
 
@@ -180,16 +201,35 @@ class Runtime(ABC):
         """Extra per-call timings in ms (GPU runtimes: host↔device copies); none by default."""
         return {}
 
-    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
-        inputs = self._require_open()[0]
-        expected = "; ".join(str(spec) for spec in inputs.values())
-        if set(feeds) != set(inputs):
-            raise BadInputError(f"model expects inputs {expected}, got {sorted(feeds)}")
-        for name, spec in inputs.items():
-            array = feeds[name]
-            problem = _mismatch(spec, array)
+    def check_feeds(self, feeds: Mapping[str, Any]) -> None:
+        """Raise BadInputError unless ``feeds`` names every input with a value the runtime takes.
+
+        Only what can be checked correctly is: a tensor's dtype (where numpy has it), rank and
+        static dims. Sequence, map and optional inputs go to the runtime as they are (an
+        optional one may be left out). The checks are built once, at open.
+        """
+        checks = self._checks
+        if checks is None:
+            self._require_open()
+        found = 0
+        for check in checks:
+            value = feeds.get(check.name, _MISSING)
+            if value is _MISSING:
+                if check.kind != "optional":
+                    self._refuse(f"got inputs {sorted(feeds)}")
+                continue
+            found += 1
+            problem = check.problem(value)
             if problem:
-                raise BadInputError(f"input '{name}' {problem}; model expects {expected}")
+                self._refuse(f"input '{check.name}' {problem}")
+        if found != len(feeds):
+            self._refuse(f"got inputs {sorted(feeds)}")
+
+    def _refuse(self, problem: str) -> None:
+        expected = "; ".join(str(spec) for spec in self._require_open()[0].values())
+        if problem.startswith("got inputs"):
+            raise BadInputError(f"model expects inputs {expected}, {problem}")
+        raise BadInputError(f"{problem}; model expects {expected}")
 
     @classmethod
     def ensure_available(cls) -> Availability:
@@ -215,17 +255,55 @@ class Runtime(ABC):
         """Free backend resources (default: nothing to free)."""
 
 
-def _mismatch(spec: TensorSpec, array: np.ndarray) -> str:
-    if not isinstance(array, np.ndarray):
-        return f"is a {type(array).__name__}, not a numpy array"
-    if array.dtype.name != spec.dtype:
-        return f"has dtype {array.dtype.name}"
-    if array.ndim != len(spec.shape):
-        return f"has shape {tuple(array.shape)}"
-    for size, dim in zip(array.shape, spec.shape):
-        if isinstance(dim, int) and dim != size:
-            return f"has shape {tuple(array.shape)}"
-    return ""
+_MISSING = object()
+_STRING_KINDS = frozenset("USO")
+
+
+@dataclass(frozen=True)
+class _InputCheck:
+    """What ``check_feeds`` verifies for one input, prepared once so a call costs ~1 µs."""
+
+    name: str
+    kind: str
+    dtype: np.dtype | str | None  # None: not checkable here; STRING: any string array
+    ndim: int | None
+    static_dims: tuple[tuple[int, int], ...]  # (axis, size) for every fixed dimension
+
+    @classmethod
+    def of(cls, spec: TensorSpec) -> _InputCheck:
+        if spec.kind != "tensor":
+            return cls(spec.name, spec.kind, None, None, ())
+        dtype: np.dtype | str | None = STRING if spec.dtype == STRING else _numpy_dtype(spec.dtype)
+        static = tuple((axis, size) for axis, size in enumerate(spec.shape) if isinstance(size, int))
+        return cls(spec.name, spec.kind, dtype, len(spec.shape), static)
+
+    def problem(self, value: Any) -> str:
+        """Why ``value`` cannot be this input ('' when it can)."""
+        if self.kind != "tensor":
+            return ""
+        if not isinstance(value, np.ndarray):
+            return f"is a {type(value).__name__}, not a numpy array"
+        dtype = self.dtype
+        if dtype is STRING:
+            if value.dtype.kind not in _STRING_KINDS:
+                return f"has dtype {value.dtype.name}, not strings"
+        elif dtype is not None and value.dtype != dtype:
+            return f"has dtype {value.dtype.name}"
+        shape = value.shape
+        if len(shape) != self.ndim:
+            return f"has shape {tuple(shape)}"
+        for axis, size in self.static_dims:
+            if shape[axis] != size:
+                return f"has shape {tuple(shape)}"
+        return ""
+
+
+def _numpy_dtype(name: str) -> np.dtype | None:
+    """numpy's dtype for a TensorSpec dtype name, or None when numpy has no such type (bfloat16)."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        return None
 
 
 def unavailable_message(availability: Availability) -> str:

@@ -10,21 +10,28 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgekit.errors import BadInputError, RuntimeUnavailableError, first_line
-from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
+from edgekit.runtimes.base import STRING, Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
 from edgekit.system import cpu_name
 
-# ONNX Runtime's type strings → numpy dtype names.
-_ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(double)": "float64",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(bool)": "bool",
-}
+# ONNX Runtime's element type names that differ from numpy's ("tensor(float)" → float32).
+_ORT_ELEMENTS = {"float": "float32", "double": "float64", "string": STRING}
+# ONNX Runtime's type-string prefixes of non-tensor values → TensorSpec.kind
+_ORT_KINDS = {"seq(": "sequence", "optional(": "optional", "map(": "map"}
+
+
+def ort_type(type_string: str) -> tuple[str, str]:
+    """(dtype, kind) of an ONNX Runtime type string: 'tensor(uint16)' → ('uint16', 'tensor').
+
+    Element types numpy lacks keep ORT's name (bfloat16, float8e4m3fn) and go unchecked;
+    sequences, optionals and maps keep the whole type string.
+    """
+    if type_string.startswith("tensor(") and type_string.endswith(")"):
+        element = type_string[len("tensor("):-1]
+        return _ORT_ELEMENTS.get(element, element), "tensor"
+    for prefix, kind in _ORT_KINDS.items():
+        if type_string.startswith(prefix):
+            return type_string, kind
+    return type_string, "tensor"
 
 
 @dataclass(frozen=True)
@@ -100,11 +107,16 @@ class OrtRuntime(Runtime):
                 f"onnxruntime could not start {self.provider} for '{self.name}' "
                 f"(got {', '.join(self._session.get_providers())}); check the CUDA/cuDNN/TensorRT libraries"
             )
-        return _specs(self._session.get_inputs()), _specs(self._session.get_outputs())
+        outputs = _specs(self._session.get_outputs())
+        self._output_names = list(outputs)
+        return _specs(self._session.get_inputs()), outputs
 
-    def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = list(self.outputs)
-        return dict(zip(names, self._session.run(names, dict(feeds))))
+    def _run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        # InferenceSession.run is thread-safe and returns new arrays on every call.
+        names = self._output_names
+        if type(feeds) is not dict:
+            feeds = dict(feeds)
+        return dict(zip(names, self._session.run(names, feeds)))
 
     def _prepare(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
         # The bare session call: nothing but ORT's own work is inside the timed loop.
@@ -135,10 +147,11 @@ class OrtCpuRuntime(OrtRuntime):
 
 
 def _specs(nodes: list[Any]) -> dict[str, TensorSpec]:
-    return {
-        node.name: TensorSpec(node.name, _ORT_DTYPES.get(node.type, node.type), tuple(node.shape))
-        for node in nodes
-    }
+    specs = {}
+    for node in nodes:
+        dtype, kind = ort_type(node.type)
+        specs[node.name] = TensorSpec(node.name, dtype, tuple(node.shape or ()), kind)
+    return specs
 
 
 # ---- GPU execution providers ----------------------------------------------------------------
