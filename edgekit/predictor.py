@@ -1,49 +1,192 @@
-"""The embedding API: load an exported .onnx and run it on images, torch-free.
+"""The embedding API: load an exported model and run it on camera frames or images, torch-free.
 
     from edgekit import Predictor
-    with Predictor("lenet5.onnx", runtime="ort-cpu") as predict:
-        predictions = predict([image])          # HxW(xC) uint8 arrays
+    with Predictor("detector.onnx", runtime="openvino", color="BGR") as predict:
+        detections = predict(frame)               # one HxWx3 uint8 frame → one prediction
+        print(predict.last_timing.line())         # "0.9 ms preprocess, 1.3 ms inference, ..."
 
-Pre- and post-processing come from the file's metadata (task, input size, colour,
-mean/std, resize mode, labels); only numpy and the chosen runtime are imported.
+Pre- and post-processing come from the file's metadata (task, input size, colour, mean/std,
+resize mode, labels), or from settings passed here for a model without it; only numpy and
+the chosen runtime are imported.
+
+Thread safety: one open Predictor may be called from several threads at once on every
+runtime (ONNX Runtime sessions are thread-safe; OpenVINO gets one infer request per thread).
+``last_timing`` is per thread. Opening and closing are not meant to race with calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgekit.camera.frames import check_color, to_frames
 from edgekit.errors import BadInputError
-from edgekit.meta import ModelMeta, read_meta
+from edgekit.meta import COLORS, RESIZES, ModelMeta, read_meta
 from edgekit.runtimes import get_runtime
-from edgekit.tasks import get_task
+from edgekit.tasks import TASKS, get_task
+from edgekit.tasks.run import StageTiming, batch_size_for, run_batches
+
+#: Settings that stand in for (or override) a model's metadata.
+SETTINGS = ("task", "input_size", "mean", "std", "labels", "resize", "model_color", "input_name")
 
 
 class Predictor:
-    """A model file bound to one runtime and to the task its metadata names."""
+    """A model file bound to one runtime and to the task its metadata (or ``settings``) names.
 
-    def __init__(self, model: str | Path, runtime: str = "ort-cpu", **runtime_options: Any) -> None:
+    ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
+    copy is made). ``batch_size`` caps images per inference call for dynamic-batch models
+    (default 8). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
+    input_name) describe a model without edgekit metadata or override it; everything else
+    goes to the runtime (threads, device, ...).
+    """
+
+    def __init__(self, model: str | Path, runtime: str = "ort-cpu", *, color: str = "RGB",
+                 batch_size: int | None = None, **options: Any) -> None:
         self.model_path = Path(model)
-        self.meta: ModelMeta = read_meta(self.model_path)
-        if self.meta.task == "unknown":
-            raise BadInputError(f"{self.model_path} has no edgekit task metadata: export it with edgekit")
+        settings = {key: options.pop(key) for key in SETTINGS if options.get(key) is not None}
+        file_meta = read_meta(self.model_path)
+        self.meta: ModelMeta = _with_settings(file_meta, settings, self.model_path)
         self.task = get_task(self.meta.task)
-        self.runtime = get_runtime(runtime)(self.model_path, **runtime_options)
+        self.color = check_color(color)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.runtime = get_runtime(runtime)(self.model_path, **options)
+        # a model without metadata: what its settings leave out is read from the model at open
+        self._from_model = () if file_meta.task != "unknown" else tuple(
+            key for key in ("input_name", "input_size") if key not in settings)
+        self._ready = False
+        self._lock = threading.Lock()
+        self._local = threading.local()
 
-    def __enter__(self) -> Predictor:
-        self.runtime.open()
+    # ---- lifecycle ---------------------------------------------------------
+    def open(self) -> Predictor:
+        """Load the model (also done by ``with`` or the first call)."""
+        with self._lock:
+            if not self._ready:
+                self.runtime.open()
+                self.meta = _fit_to_model(self.meta, self.runtime, self._from_model)
+                self._ready = True
         return self
 
+    def close(self) -> None:
+        with self._lock:
+            self._ready = False
+            self.runtime.close()
+
+    def __enter__(self) -> Predictor:
+        return self.open()
+
     def __exit__(self, *exc: object) -> None:
-        self.runtime.close()
+        self.close()
 
-    def __call__(self, images: Sequence[np.ndarray]) -> list[Any]:
-        """Predictions for a batch of images (one per image, in order)."""
-        from edgekit.tasks.run import predict_images
+    # ---- prediction ----------------------------------------------------------
+    def __call__(self, images: Any, color: str | None = None) -> Any:
+        """Predictions for one image (→ one prediction) or a batch (→ a list, in order).
 
-        if not self.runtime.is_open:
-            self.runtime.open()
-        return predict_images(self.runtime, self.task, self.meta, images, batch_size=max(1, len(images)))
+        An image is a uint8 HxW, HxWx1, HxWx3 or HxWx4 numpy array, a PIL image or a file
+        path; a batch is a list of them or an NxHxWxC array. ``color`` overrides the
+        Predictor's frame colour order for this call. Stage times: ``last_timing``.
+        """
+        frames, single = to_frames(images)
+        predictions, timing = self.predict_frames(frames, color)
+        self._local.timing = timing
+        return predictions[0] if single else predictions
+
+    def predict_frames(self, frames: Sequence[np.ndarray], color: str | None = None) -> tuple[list[Any], StageTiming]:
+        """Checked uint8 frames → (one prediction per frame, stage timing of the call)."""
+        if not self._ready:
+            self.open()
+        frames = _in_rgb(frames, self.color if color is None else check_color(color))
+        return run_batches(self.runtime, self.task, self.meta, frames, self.batch_size)
+
+    @property
+    def last_timing(self) -> StageTiming | None:
+        """Stage timing of this thread's last call (None before the first)."""
+        return getattr(self._local, "timing", None)
+
+    def stream(self, frames: Iterable[Any], color: str | None = None) -> Iterator[tuple[Any, Any, StageTiming]]:
+        """(frame, prediction, timing) for each frame, pipelined: a worker thread reads and
+        pre-processes frame n+1 while frame n is inferred. See ``edgekit.camera.pipeline``."""
+        from edgekit.camera.pipeline import pipelined
+
+        if not self._ready:
+            self.open()
+        yield from pipelined(self, frames, self.color if color is None else check_color(color))
+
+    @property
+    def images_per_call(self) -> int:
+        """How many images go to the model in one inference call."""
+        if not self._ready:
+            self.open()
+        return batch_size_for(self.runtime, self.meta, self.batch_size)[0]
+
+
+def _in_rgb(frames: Sequence[np.ndarray], color: str) -> Sequence[np.ndarray]:
+    """BGR frames as RGB views (reversed channel axis: no copy); gray frames as they are."""
+    if color == "RGB":
+        return frames
+    return [frame[:, :, 2::-1] if frame.ndim == 3 and frame.shape[2] >= 3 else frame for frame in frames]
+
+
+def _with_settings(meta: ModelMeta, settings: dict[str, Any], path: Path) -> ModelMeta:
+    """The file's metadata with explicit settings applied, checked; a one-line error if neither says the task."""
+    if not settings and meta.task == "unknown":
+        raise BadInputError(
+            f"{path} has no edgekit task metadata: export it with edgekit, or pass its settings "
+            "(e.g. Predictor(path, task='classification', input_size=(224, 224), mean=..., std=..., labels=...))")
+    changes = dict(settings)
+    if "model_color" in changes:
+        changes["color"] = str(changes.pop("model_color")).upper()
+    for key in ("mean", "std", "labels"):
+        if key in changes:
+            changes[key] = tuple(changes[key])
+    if "input_size" in changes:
+        changes["input_size"] = _size(changes["input_size"])
+    meta = meta.with_(**changes)
+    _check_meta(meta, path)
+    return meta
+
+
+def _size(value: Any) -> tuple[int, int]:
+    size = (value, value) if isinstance(value, int) else tuple(value)
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise BadInputError(f"input_size must be a positive int or (height, width), got {value!r}")
+    return size  # type: ignore[return-value]
+
+
+def _check_meta(meta: ModelMeta, path: Path) -> None:
+    if meta.task == "unknown":
+        raise BadInputError(f"{path} has no edgekit task metadata: pass task= ({', '.join(TASKS.names())})")
+    if meta.task not in TASKS.names():
+        TASKS.get(meta.task)  # raises "unknown task ... did you mean"
+    if meta.color not in COLORS:
+        raise BadInputError(f"model colour must be one of {', '.join(COLORS)}, got '{meta.color}'")
+    if meta.resize not in RESIZES:
+        raise BadInputError(f"resize must be one of {', '.join(RESIZES)}, got '{meta.resize}'")
+    for key in ("mean", "std"):
+        values = getattr(meta, key)
+        if len(values) != meta.channels or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+            raise BadInputError(f"{key} must be {meta.channels} finite numbers for a {meta.color} model, got {values!r}")
+    if any(v == 0 for v in meta.std):
+        raise BadInputError(f"std must not contain 0, got {meta.std!r}")
+
+
+def _fit_to_model(meta: ModelMeta, runtime, from_model: tuple[str, ...]) -> ModelMeta:
+    """Check the metadata against the opened model; fill ``from_model`` keys from its only input."""
+    inputs = runtime.inputs
+    if "input_name" in from_model and meta.input_name not in inputs and len(inputs) == 1:
+        meta = meta.with_(input_name=next(iter(inputs)))
+    if meta.input_name not in inputs:
+        raise BadInputError(f"the model has no input '{meta.input_name}' (it has {', '.join(inputs)}); pass input_name=")
+    shape = inputs[meta.input_name].shape
+    if "input_size" in from_model and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
+        meta = meta.with_(input_size=(shape[2], shape[3]))
+    return meta
+
+
+__all__ = ["Predictor", "StageTiming"]

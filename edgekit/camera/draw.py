@@ -1,0 +1,83 @@
+"""Predictions drawn on frames (boxes, labels, scores) and written atomically: images or a video.
+
+Imports OpenCV when used (``pip install 'edgekit[camera]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.camera.sources import require_cv2
+from edgekit.errors import BadInputError
+from edgekit.fileio import atomic_path
+
+PALETTE = ((56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
+           (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0))
+
+
+def annotate(image: np.ndarray, prediction: Any, color: str = "BGR") -> np.ndarray:
+    """A BGR copy of ``image`` with the prediction drawn: boxes with label and score for a
+    detection, the top class and its probability for a classification."""
+    cv2 = require_cv2("drawing predictions")
+    canvas = _to_bgr(image, color, cv2)
+    scale = max(canvas.shape[:2]) / 640
+    thickness = max(1, round(2 * scale))
+    if hasattr(prediction, "boxes"):
+        for box, score, label, name in zip(prediction.boxes, prediction.scores, prediction.labels,
+                                           prediction.names or [str(int(c)) for c in prediction.labels]):
+            shade = PALETTE[int(label) % len(PALETTE)]
+            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), shade, thickness)
+            _label(canvas, f"{name} {float(score):.2f}", (x1, max(y1, 12)), shade, scale, cv2)
+    elif hasattr(prediction, "probabilities"):
+        _label(canvas, f"{prediction.names[0]} {prediction.probabilities[0]:.2f}", (4, 4 + round(18 * scale)),
+               PALETTE[0], scale, cv2)
+    return canvas
+
+
+def _to_bgr(image: np.ndarray, color: str, cv2) -> np.ndarray:
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
+    pixels = image[:, :, :3]
+    return np.ascontiguousarray(pixels[:, :, ::-1] if color == "RGB" else pixels)
+
+
+def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], shade, scale: float, cv2) -> None:
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * max(scale, 0.5)
+    (width, height), base = cv2.getTextSize(text, font, size, 1)
+    x, y = origin
+    cv2.rectangle(canvas, (x, y - height - base), (x + width, y), shade, -1)
+    cv2.putText(canvas, text, (x, y - base), font, size, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def save_image(image_bgr: np.ndarray, target: Path) -> None:
+    """Write a BGR image atomically (the format follows the suffix)."""
+    cv2 = require_cv2("saving annotated images")
+    with atomic_path(target) as temporary:
+        if not cv2.imwrite(str(temporary), image_bgr):
+            raise BadInputError(f"cannot write image {target}")
+
+
+@contextlib.contextmanager
+def video_writer(target: Path, fps: float, size: tuple[int, int]) -> Iterator[Any]:
+    """An OpenCV VideoWriter on a temporary file that becomes ``target`` when the block ends
+    normally (or by Ctrl-C, the usual way to stop a camera); removed on any other error."""
+    cv2 = require_cv2("saving a video")
+    interrupted = False
+    with atomic_path(target) as temporary:
+        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not writer.isOpened():
+            raise BadInputError(f"cannot write video {target} (OpenCV has no mp4v encoder here)")
+        try:
+            yield writer
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            writer.release()
+    if interrupted:
+        raise KeyboardInterrupt

@@ -1,0 +1,112 @@
+"""Frames as the Predictor takes them: uint8 HxW or HxWxC numpy arrays, from arrays, files or PIL.
+
+Robot tier: numpy only; reading an image file uses Pillow or OpenCV, whichever is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import BadInputError
+
+ACCEPTED = "uint8 images: HxW, HxWx1, HxWx3 or HxWx4 numpy arrays (0–255), PIL images or image file paths"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+COLORS = ("RGB", "BGR")
+
+
+def is_single(images: Any) -> bool:
+    """Whether ``images`` is one image (an array of rank 2 or 3, a path, a PIL image), not a batch."""
+    if isinstance(images, np.ndarray):
+        return images.ndim in (2, 3)
+    return isinstance(images, (str, Path)) or _is_pil(images)
+
+
+def to_frames(images: Any) -> tuple[list[np.ndarray], bool]:
+    """(frames, was_single): every image as a checked uint8 HxW(xC) array, in order.
+
+    Arrays are used as they are (no copy); files are read; PIL images converted to RGB or L.
+    Raises a one-line BadInputError for anything else (float, uint16, bool, complex images...).
+    """
+    single = is_single(images)
+    if single:
+        items: Sequence[Any] = [images]
+    elif isinstance(images, np.ndarray):
+        if images.ndim != 4:
+            raise BadInputError(f"expected one image (HxW or HxWxC) or a batch NxHxWxC, got shape {images.shape}; {ACCEPTED}")
+        items = list(images)
+    elif isinstance(images, Sequence):
+        items = images
+    else:
+        raise BadInputError(f"expected an image or a list of images, got {type(images).__name__}; Predictor takes {ACCEPTED}")
+    if not len(items):
+        raise BadInputError("no images given")
+    return [to_frame(item, index) for index, item in enumerate(items)], single
+
+
+def to_frame(image: Any, index: int = 0) -> np.ndarray:
+    """One image as a checked uint8 array."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if _is_pil(image):
+        return np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB"))
+    if not isinstance(image, np.ndarray):
+        raise BadInputError(f"image {index} is a {type(image).__name__}; Predictor takes {ACCEPTED}")
+    return check_frame(image, index)
+
+
+def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:
+    """``frame`` itself if it is a uint8 HxW, HxWx1, HxWx3 or HxWx4 array, else a one-line error."""
+    if frame.dtype != np.uint8:
+        raise BadInputError(f"image {index} has dtype {frame.dtype.name}; Predictor takes {ACCEPTED} "
+                            "(for floats in [0, 1]: (x * 255).round().astype(np.uint8))")
+    if frame.ndim == 3 and frame.shape[2] not in (1, 3, 4):
+        raise BadInputError(f"image {index} has {frame.shape[2]} channels (shape {frame.shape}); Predictor takes {ACCEPTED}")
+    if frame.ndim not in (2, 3) or 0 in frame.shape:
+        raise BadInputError(f"image {index} has shape {frame.shape}; Predictor takes {ACCEPTED}")
+    return frame
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as an RGB (or gray) uint8 array, through Pillow or else OpenCV."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"image file not found: {path}")
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        return _read_with_opencv(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _read_with_opencv(path: Path) -> np.ndarray:
+    try:
+        import cv2
+    except ImportError:
+        raise BadInputError(f"reading {path.name} needs Pillow or OpenCV: pip install pillow, or pip install 'edgekit[camera]'") from None
+    frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if frame is None or frame.dtype != np.uint8:
+        raise BadInputError(f"cannot read image {path}")
+    if frame.ndim == 3 and frame.shape[2] >= 3:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB if frame.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return frame
+
+
+def check_color(color: str) -> str:
+    """The colour order of the frames a caller passes: RGB or BGR (gray frames are gray either way)."""
+    upper = str(color).upper()
+    if upper not in COLORS:
+        raise BadInputError(f"color must be RGB or BGR (the order of your frames' channels), got '{color}'")
+    return upper
+
+
+def _is_pil(image: Any) -> bool:
+    return type(image).__module__.startswith("PIL.") and hasattr(image, "convert")

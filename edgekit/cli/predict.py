@@ -1,0 +1,179 @@
+"""`edgekit predict`: run a model on images, folders, a video file or a camera; print or save."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from edgekit.cli.common import handle_errors, parse_options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(handle_errors(predict))
+
+
+def predict(
+    model: str = typer.Argument(..., help="An .onnx/.xml file, or a zoo name (exported to the cache first)."),
+    sources: Optional[list[str]] = typer.Argument(None, help="Image files, folders of images, or one video file."),
+    camera: Optional[int] = typer.Option(None, "--camera", help="Read live frames from camera N (OpenCV)."),
+    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name (see `edgekit runtimes`)."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads [default: the runtime's]."),
+    device: Optional[str] = typer.Option(None, help="Device for runtimes that have several."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
+    json_lines: bool = typer.Option(False, "--json", help="Print one JSON object per frame instead of text."),
+    save: Optional[Path] = typer.Option(None, help="Write annotated images (or an annotated .mp4) into this folder."),
+    top_k: int = typer.Option(5, help="Classes printed per image (classifiers)."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (videos, cameras)."),
+    realtime: bool = typer.Option(False, help="Play a video at its own frame rate, dropping frames the model is too slow for (as a camera)."),
+) -> None:
+    """Predict with MODEL on SOURCES (images, folders, a video) or --camera N.
+
+    Prints top-k classes or boxes per image and the time per stage; a video or camera shows
+    FPS and per-stage latency while it runs, drops stale frames (latency never grows), and
+    stops cleanly on Ctrl-C with a summary.
+    """
+    from edgekit.errors import BadInputError
+
+    if (camera is None) == (not sources):
+        raise BadInputError("give image files, folders or a video file, or --camera N (not both)")
+    for name, value in (("top-k", top_k), ("max-frames", max_frames if max_frames is not None else 1)):
+        if value < 1:
+            raise BadInputError(f"--{name} must be at least 1, got {value}")
+    from edgekit import Predictor
+    from edgekit.camera.loop import run_loop
+    from edgekit.sources import resolve_model
+
+    save_dir = _save_folder(save)
+    source = _open_source(sources or [], camera, realtime)
+    try:
+        predictor = Predictor(resolve_model(model), runtime, threads=threads, device=device, **parse_options(option))
+        predictor.open()
+        if hasattr(predictor.task, "top_k"):
+            predictor.task.top_k = max(top_k, 1)
+    except BaseException:
+        source.close()
+        raise
+    live = getattr(source, "fps", None) is not None
+    printer = _Printer(json_lines, top_k, per_frame=json_lines or not live)
+    status = _status if live and sys.stderr.isatty() else None
+    with predictor, _saver(save_dir, source) as keep:
+        summary = run_loop(predictor, source, lambda r: (printer(r), keep(r)), status, max_frames)
+    if status is not None:
+        typer.echo("", err=True)
+    if summary.frames:
+        ms = {name: stats.mean_ms for name, stats in
+              (("pre", summary.preprocess), ("inf", summary.inference), ("post", summary.postprocess))}
+        typer.echo(f"{summary.frames} {'frames' if live else 'images'}: {ms['pre']:.2f} ms preprocess, "
+                   f"{ms['inf']:.2f} ms inference, {ms['post']:.2f} ms postprocess per image "
+                   f"({predictor.runtime.name})", err=json_lines)
+    if live:
+        typer.echo(summary.line(), err=json_lines)
+
+
+def _save_folder(save: Path | None) -> Path | None:
+    from edgekit.errors import BadInputError
+
+    if save is None:
+        return None
+    if save.exists() and not save.is_dir():
+        raise BadInputError(f"--save {save} is not a folder")
+    if not save.parent.is_dir():
+        raise BadInputError(f"--save folder's parent {save.parent} does not exist")
+    save.mkdir(exist_ok=True)
+    return save
+
+
+def _open_source(sources: list[str], camera: int | None, realtime: bool):
+    from edgekit.camera.sources import Camera, ImageFiles, VideoFile, image_paths, is_video
+    from edgekit.errors import BadInputError
+
+    if camera is not None:
+        return Camera(camera)
+    videos = [s for s in sources if is_video(s)]
+    if videos:
+        if len(sources) > 1:
+            raise BadInputError("give one video file, or image files and folders (not both)")
+        return VideoFile(videos[0], realtime=realtime)
+    return ImageFiles(image_paths(sources))
+
+
+def _saver(save_dir: Path | None, source):
+    """A context whose value is called with each FrameResult to save its annotated frame."""
+    import contextlib
+
+    from edgekit.camera.draw import annotate, save_image, video_writer
+
+    if save_dir is None:
+        return contextlib.nullcontext(lambda result: None)
+    if getattr(source, "fps", None) is None:  # image files: one annotated image each
+        used: set[str] = set()
+
+        def keep_image(result) -> None:
+            name = Path(result.frame.name)
+            target = name.name if name.name not in used else f"{name.stem}-{result.frame.index}{name.suffix}"
+            used.add(target)
+            suffix = name.suffix.lower() if name.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
+            save_image(annotate(result.frame.image, result.prediction, source.color),
+                       save_dir / (Path(target).stem + suffix))
+
+        return contextlib.nullcontext(keep_image)
+    stem = Path(source.path).stem if hasattr(source, "path") else "camera"
+    return _video_saver(video_writer(save_dir / f"{stem}.mp4", source.fps, source.size), annotate, source.color)
+
+
+class _video_saver:
+    def __init__(self, writer_context, annotate, color: str) -> None:
+        self._context, self._annotate, self._color = writer_context, annotate, color
+
+    def __enter__(self):
+        writer = self._context.__enter__()
+        return lambda result: writer.write(self._annotate(result.frame.image, result.prediction, self._color))
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._context.__exit__(*exc)
+
+
+class _Printer:
+    """Prints each FrameResult as text or a JSON line."""
+
+    def __init__(self, json_lines: bool, top_k: int, per_frame: bool) -> None:
+        self.json_lines, self.top_k, self.per_frame = json_lines, top_k, per_frame
+
+    def __call__(self, result) -> None:
+        if not self.per_frame:
+            return
+        prediction, frame = result.prediction, result.frame
+        if self.json_lines:
+            record = {"source": frame.name, "frame": frame.index, **prediction_dict(prediction, self.top_k),
+                      "timing_ms": {k: round(v, 3) for k, v in result.timing.per_image_ms().items()}}
+            typer.echo(json.dumps(record))
+        else:
+            typer.echo(f"{frame.name or frame.index}: {prediction_text(prediction, self.top_k)}")
+
+
+def prediction_dict(prediction: Any, top_k: int) -> dict[str, Any]:
+    """A JSON-ready view of a classification or detection."""
+    if hasattr(prediction, "boxes"):
+        return {"detections": [
+            {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "label": int(label), "name": name}
+            for box, score, label, name in zip(prediction.boxes, prediction.scores, prediction.labels,
+                                               prediction.names or [str(int(c)) for c in prediction.labels])]}
+    return {"classes": [{"class": c, "name": n, "probability": round(p, 5)} for c, n, p in
+                        list(zip(prediction.classes, prediction.names, prediction.probabilities))[:top_k]]}
+
+
+def prediction_text(prediction: Any, top_k: int) -> str:
+    if hasattr(prediction, "boxes"):
+        items = prediction_dict(prediction, top_k)["detections"]
+        boxes = ", ".join(f"{d['name']} {d['score']:.2f} [{', '.join(f'{v:.0f}' for v in d['box'])}]" for d in items)
+        return f"{len(items)} objects" + (f": {boxes}" if items else "")
+    return ", ".join(f"{n} {p:.3f}" for n, p in list(zip(prediction.names, prediction.probabilities))[:top_k])
+
+
+def _status(line: str) -> None:
+    sys.stderr.write("\r" + line)
+    sys.stderr.flush()
