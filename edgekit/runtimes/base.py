@@ -298,12 +298,15 @@ class _InputCheck:
         return ""
 
 
+# numpy's own element types; others (bfloat16, float8, int4 — even when a package such as
+# ml_dtypes teaches numpy their names) are left for the runtime to judge.
+_NUMPY_TYPES = frozenset(("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+                          "float16", "float32", "float64", "complex64", "complex128"))
+
+
 def _numpy_dtype(name: str) -> np.dtype | None:
-    """numpy's dtype for a TensorSpec dtype name, or None when numpy has no such type (bfloat16)."""
-    try:
-        return np.dtype(name)
-    except TypeError:
-        return None
+    """numpy's dtype for a TensorSpec dtype name, or None when numpy has no such built-in type."""
+    return np.dtype(name) if name in _NUMPY_TYPES else None
 
 
 def unavailable_message(availability: Availability) -> str:
