@@ -39,13 +39,14 @@ class Predictor:
 
     ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
     copy is made). ``batch_size`` caps images per inference call for dynamic-batch models
-    (default 8). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
+    (default 8). ``route`` picks the host pre-processing route where the task offers several
+    (numpy, opencv). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
     input_name) describe a model without edgekit metadata or override it; everything else
     goes to the runtime (threads, device, ...).
     """
 
     def __init__(self, model: str | Path, runtime: str = "ort-cpu", *, color: str = "RGB",
-                 batch_size: int | None = None, **options: Any) -> None:
+                 batch_size: int | None = None, route: str | None = None, **options: Any) -> None:
         self.model_path = Path(model)
         settings = {key: options.pop(key) for key in SETTINGS if options.get(key) is not None}
         file_meta = read_meta(self.model_path)
@@ -55,6 +56,7 @@ class Predictor:
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
+        self.route = route
         self.runtime = get_runtime(runtime)(self.model_path, **options)
         # a model without metadata: what its settings leave out is read from the model at open
         self._from_model = () if file_meta.task != "unknown" else tuple(
@@ -101,8 +103,8 @@ class Predictor:
         """Checked uint8 frames → (one prediction per frame, stage timing of the call)."""
         if not self._ready:
             self.open()
-        frames = _in_rgb(frames, self.color if color is None else check_color(color))
-        return run_batches(self.runtime, self.task, self.meta, frames, self.batch_size)
+        color = self.color if color is None else check_color(color)
+        return run_batches(self.runtime, self.task, self.meta, frames, self.batch_size, color, self.route)
 
     @property
     def last_timing(self) -> StageTiming | None:
@@ -124,13 +126,6 @@ class Predictor:
         if not self._ready:
             self.open()
         return batch_size_for(self.runtime, self.meta, self.batch_size)[0]
-
-
-def _in_rgb(frames: Sequence[np.ndarray], color: str) -> Sequence[np.ndarray]:
-    """BGR frames as RGB views (reversed channel axis: no copy); gray frames as they are."""
-    if color == "RGB":
-        return frames
-    return [frame[:, :, 2::-1] if frame.ndim == 3 and frame.shape[2] >= 3 else frame for frame in frames]
 
 
 def _with_settings(meta: ModelMeta, settings: dict[str, Any], path: Path) -> ModelMeta:

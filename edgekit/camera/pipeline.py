@@ -59,8 +59,8 @@ def pipelined(predictor, frames: Iterable[Any], color: str, depth: int = 1) -> I
         try:
             for index, item in enumerate(frames):
                 frame = item if isinstance(item, Frame) else Frame(to_frame(item, index), index, time.perf_counter_ns())
-                pixels = frame.image if color == "RGB" or frame.image.ndim == 2 else frame.image[:, :, 2::-1]
-                if not _put(handoff, (frame, prepare_chunk(task, meta, [pixels], fixed)), stop):
+                prepared = prepare_chunk(task, meta, [frame.image], fixed, color, predictor.route)
+                if not _put(handoff, (frame, prepared), stop):
                     return
         except BaseException as error:  # handed to the caller's thread, raised there
             _put(handoff, _Failure(error), stop)

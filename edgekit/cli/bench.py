@@ -28,12 +28,18 @@ def bench(
     weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo model."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
     seed: int = typer.Option(0, help="Seed of the random input."),
+    images: Optional[list[Path]] = typer.Option(None, "--images", help="Also time the whole Predictor path (pre/inference/post) on these images or folders."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Also time the whole Predictor path on this video's frames."),
 ) -> None:
     """Benchmark MODEL on one runtime; timing wraps only the inference call on prepared inputs.
 
-    Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds.
+    Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds. With
+    --images or --video, the whole pipeline on those frames is timed too, per stage.
     """
     check_outputs(json_out)
+    from edgekit.bench.pipeline import frames_for
+
+    frames = frames_for(images, video)  # read (and checked) before any export or timing
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
@@ -50,8 +56,15 @@ def bench(
     path = resolve_model(model, batch=batch, input_size=size, weights=weights)
     record = benchmark(path, config)
     print_record(record)
+    data = record.to_dict()
+    if frames is not None:
+        from edgekit.bench.pipeline import pipeline_benchmark, print_pipeline
+
+        pipeline = pipeline_benchmark(path, frames, runtime_class.name, plan, options)
+        print_pipeline(pipeline, record.latency.p50_ms)
+        data["pipeline"] = pipeline.to_dict()
     if json_out:
-        write_json(json_out, record.to_dict())
+        write_json(json_out, data)
 
 
 def print_record(record) -> None:

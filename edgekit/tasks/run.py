@@ -6,6 +6,8 @@ where the time of a prediction went.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks.base import Task
 
@@ -63,14 +66,16 @@ def batch_size_for(runtime, meta: ModelMeta, requested: int | None) -> tuple[int
 
 
 def run_batches(runtime, task: Task, meta: ModelMeta, images: Sequence[np.ndarray],
-                batch_size: int | None = None) -> tuple[list[Any], StageTiming]:
+                batch_size: int | None = None, color: str = "RGB", route: str | None = None,
+                ) -> tuple[list[Any], StageTiming]:
     """One prediction per image and the time each stage took. Images go to the model in chunks
-    of ``batch_size`` (default 8), so memory stays flat however many images are given."""
+    of ``batch_size`` (default 8), so memory stays flat however many images are given.
+    ``color`` is the images' channel order (RGB or BGR); ``route`` the pre-processing route."""
     size, fixed = batch_size_for(runtime, meta, batch_size)
     predictions: list[Any] = []
     timing = NO_TIME
     for start in range(0, len(images), size):
-        prepared = prepare_chunk(task, meta, images[start : start + size], fixed)
+        prepared = prepare_chunk(task, meta, images[start : start + size], fixed, color, route)
         chunk_predictions, chunk_timing = finish_chunk(runtime, task, meta, prepared)
         predictions.extend(chunk_predictions)
         timing = timing + chunk_timing
@@ -88,10 +93,16 @@ class Prepared:
     padded: bool = False
 
 
-def prepare_chunk(task: Task, meta: ModelMeta, images: Sequence[np.ndarray], fixed: int | None) -> Prepared:
+def prepare_chunk(task: Task, meta: ModelMeta, images: Sequence[np.ndarray], fixed: int | None,
+                  color: str = "RGB", route: str | None = None) -> Prepared:
     """Pre-process ``images`` (padded to a fixed batch by repeating the last one)."""
     start = time.perf_counter_ns()
-    feeds, transforms = task.preprocess(images, meta)
+    if _takes_color(type(task)):
+        feeds, transforms = task.preprocess(images, meta, color=color, route=route)
+    else:  # a task that takes RGB only: BGR frames as reversed views (no copy)
+        if route is not None:
+            raise BadInputError(f"the {task.name} task has no pre-processing routes (asked for '{route}')")
+        feeds, transforms = task.preprocess(in_rgb(images, color), meta)
     padded = fixed is not None and len(images) < fixed
     if padded:
         feeds = {name: _pad(array, fixed) for name, array in feeds.items()}
@@ -109,6 +120,20 @@ def finish_chunk(runtime, task: Task, meta: ModelMeta, prepared: Prepared) -> tu
     predictions = task.postprocess(outputs, meta, prepared.transforms)
     done = clock()
     return predictions, StageTiming(prepared.count, prepared.preprocess_ns, inferred - start, done - inferred)
+
+
+def in_rgb(frames: Sequence[np.ndarray], color: str) -> Sequence[np.ndarray]:
+    """BGR frames as RGB views (reversed channel axis: no copy); gray frames as they are."""
+    if color == "RGB":
+        return frames
+    return [frame[:, :, 2::-1] if frame.ndim == 3 and frame.shape[2] >= 3 else frame for frame in frames]
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_color(task_class: type) -> bool:
+    """Whether the task's preprocess takes ``color``/``route`` (the frames' order, a host route)."""
+    parameters = inspect.signature(task_class.preprocess).parameters
+    return "color" in parameters and "route" in parameters
 
 
 def predict_images(runtime, task: Task, meta: ModelMeta, images: Sequence[np.ndarray], batch_size: int) -> list[Any]:
