@@ -1,0 +1,256 @@
+"""The robot path, measured side by side in one run (ratios, not absolute numbers).
+
+1. tiny:   per-call cost of edgekit's Runtime.run on a one-Add 1×16 model against the runtime's
+           own best call (target ≤ 1.2× + a few µs).
+2. models: Predictor end-to-end p50 on a 640×480 RGB frame ÷ the bare inference call on a
+           prepared tensor, batch 1 (targets: mobilenet_v3_small ≤ 1.5×, resnet18 ≤ 1.1×,
+           the shapes detector ≤ 1.5×), with each stage's p50 and the Predictor's own cost.
+3. video:  the detector on a generated 30 FPS 640×480 video played in real time (as a camera):
+           processed FPS, dropped frames, capture-to-prediction latency (target ≥ 30 FPS,
+           latency ≤ 2 frames); and the pipelined throughput on the same file as fast as it decodes.
+
+    python benchmarks/robot_path.py [--runtimes ort-cpu,openvino] [--threads 2]
+        [--detector runs/detector/detector.onnx] [--route opencv] [--parts tiny,models,video]
+
+Without --detector a randomly initialised shapes detector is exported (its post-processing sees
+few peaks, so a trained one is the fairer test). Zoo models are exported with random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edgekit import Predictor  # noqa: E402
+from edgekit.bench.latency import LatencyStats, LoopPlan, time_calls  # noqa: E402
+from edgekit.runtimes import open_runtime  # noqa: E402
+
+TARGETS = {"mobilenet_v3_small": 1.5, "resnet18": 1.1, "detector": 1.5}
+
+
+def frame_640x480() -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    return np.ascontiguousarray(cv2.resize(data.astronaut(), (640, 480), interpolation=cv2.INTER_AREA))
+
+
+def tiny_model(folder: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1, 16], np.ones(16, np.float32))
+    graph = helper.make_graph([helper.make_node("Add", ["x", "one"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [one])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "tiny.onnx"))
+    return folder / "tiny.onnx"
+
+
+def per_call_us(call, calls: int = 3000, rounds: int = 5) -> float:
+    """Best mean per-call time over ``rounds`` of ``calls`` calls, in µs."""
+    for _ in range(200):
+        call()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            call()
+        best = min(best, (time.perf_counter_ns() - start) / calls / 1e3)
+    return best
+
+
+def bare_calls(runtime: str, path: Path, threads: int, feeds: dict) -> dict[str, callable]:
+    """The runtime's own calls, without edgekit, for the same model and threads."""
+    if runtime == "ort-cpu":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return {"session.run": lambda: session.run(None, feeds)}
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+    request = compiled.create_infer_request()
+    arrays = list(feeds.values())
+
+    def set_inputs():  # every call hands over its input, as a robot's loop does
+        for index, array in enumerate(arrays):
+            request.set_input_tensor(index, ov.Tensor(array, shared_memory=True))
+
+    def start_wait():
+        set_inputs()
+        request.start_async()
+        request.wait()
+
+    def set_infer():
+        set_inputs()
+        request.infer()
+
+    return {"infer(feeds, share_inputs, share_outputs)": lambda: request.infer(feeds, share_inputs=True, share_outputs=True),
+            "set_input_tensor + infer()": set_infer, "set_input_tensor + start_async() + wait()": start_wait}
+
+
+def part_tiny(runtimes: list[str], threads: int, folder: Path) -> None:
+    print("\n== 1. wrapper cost per call: one Add on 1x16 float32 ==")
+    path = tiny_model(folder)
+    feeds = {"x": np.random.default_rng(0).random((1, 16), dtype=np.float32)}
+    for runtime in runtimes:
+        bare = bare_calls(runtime, path, threads, feeds)
+        with open_runtime(runtime, path, threads=threads) as rt:
+            rt.run(feeds)
+            for _ in range(2):  # interleaved rounds: the best of each is compared
+                bare_us = {name: per_call_us(call) for name, call in bare.items()}
+                edgekit_us = per_call_us(lambda: rt.run(feeds))
+            chosen = rt.describe().get("call", "")
+        best_name = min(bare_us, key=bare_us.get)
+        best = bare_us[best_name]
+        print(f"{runtime:9s} bare best {best:7.1f} µs ({best_name})  edgekit run {edgekit_us:7.1f} µs"
+              f"{f' (call={chosen})' if chosen else ''}  ratio {edgekit_us / best:.2f}x  (+{edgekit_us - best:.1f} µs)"
+              f"  target <= 1.2x + a few µs")
+        for name, value in bare_us.items():
+            print(f"           {name}: {value:.1f} µs")
+
+
+def detector_model(folder: Path, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    import torch
+
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.torch_onnx import export_module
+    from edgekit.train.detector import detector_meta
+    from edgekit.zoo.detector import OUTPUT_NAMES, centernet_small
+
+    torch.manual_seed(0)
+    target = folder / "detector-random.onnx"
+    export_module(centernet_small(3).eval(), detector_meta(("circle", "square", "triangle"), {}), target,
+                  ExportConfig(dynamic_batch=True, batch=2), output_names=OUTPUT_NAMES)
+    return target
+
+
+def part_models(runtimes: list[str], threads: int, models: dict[str, Path], route: str | None, seconds: float) -> None:
+    print(f"\n== 2. Predictor end to end on a 640x480 RGB frame vs bare inference, batch 1, {threads} threads ==")
+    frame = frame_640x480()
+    plan = LoopPlan(warmup=10, min_runs=30, min_duration_s=seconds)
+    print(f"{'model':20s} {'runtime':9s} {'bare p50':>9s} {'e2e p50':>9s} {'ratio':>6s} {'target':>6s} | "
+          f"{'pre':>7s} {'infer':>7s} {'post':>7s} {'own':>6s}  (ms; own = Predictor's bookkeeping, µs)")
+    for name, path in models.items():
+        for runtime in runtimes:
+            with Predictor(path, runtime, threads=threads, route=route) as predict:
+                predict(frame)
+                feeds, _ = predict.task.preprocess([frame], predict.meta)
+                bare_call = predict.runtime.prepare(feeds)
+                bare_p50, e2e = [], None
+                for _ in range(2):  # bare, Predictor, bare, Predictor: side by side
+                    bare_p50.append(LatencyStats.from_ns(time_calls(bare_call, plan)).p50_ms)
+                    rows = predictor_rows(predict, frame, plan)
+                    e2e = rows if e2e is None or np.median(rows[:, 3]) < np.median(e2e[:, 3]) else e2e
+            bare = min(bare_p50)
+            p50 = np.median(e2e, axis=0) / 1e6
+            own_us = float(np.median(e2e[:, 3] - e2e[:, :3].sum(axis=1))) / 1e3
+            ratio = p50[3] / bare
+            verdict = "ok" if ratio <= TARGETS[name] else "MISS"
+            print(f"{name:20s} {runtime:9s} {bare:9.3f} {p50[3]:9.3f} {ratio:5.2f}x {TARGETS[name]:5.1f}x | "
+                  f"{p50[0]:7.3f} {p50[1]:7.3f} {p50[2]:7.3f} {own_us:6.1f}  {verdict}")
+
+
+def predictor_rows(predict, frame: np.ndarray, plan: LoopPlan) -> np.ndarray:
+    """(preprocess, inference, postprocess, end-to-end) ns per call."""
+    for _ in range(plan.warmup):
+        predict(frame)
+    rows = []
+    deadline = time.perf_counter_ns() + int(plan.min_duration_s * 1e9)
+    while len(rows) < plan.min_runs or time.perf_counter_ns() < deadline:
+        start = time.perf_counter_ns()
+        predict(frame)
+        end = time.perf_counter_ns()
+        t = predict.last_timing
+        rows.append((t.preprocess_ns, t.inference_ns, t.postprocess_ns, end - start))
+    return np.asarray(rows, dtype=np.int64)
+
+
+def shapes_video(path: Path, frames: int = 150, fps: int = 30) -> Path:
+    """Moving filled circles, squares and triangles on a cluttered background, 640x480 at ``fps``."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(60, 200, (480, 640, 3), dtype=np.uint8), (0, 0), 6)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for index in range(frames):
+        image = background.copy()
+        x = 80 + (index * 4) % 480
+        cv2.circle(image, (x, 140), 45, (40, 40, 220), -1)
+        cv2.rectangle(image, (560 - x // 2, 260), (640 - x // 2, 340), (40, 200, 40), -1)
+        triangle = np.array([[x // 2 + 100, 460], [x // 2 + 190, 460], [x // 2 + 145, 380]], np.int32)
+        cv2.fillPoly(image, [triangle], (220, 120, 30))
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def part_video(runtimes: list[str], threads: int, detector: Path, folder: Path, route: str | None) -> None:
+    from edgekit.camera.loop import run_loop
+    from edgekit.camera.sources import VideoFile
+
+    print(f"\n== 3. detector on a generated 30 FPS 640x480 video, {threads} threads ==")
+    video = shapes_video(folder / "shapes.mp4")
+    for runtime in runtimes:
+        with Predictor(detector, runtime, threads=threads, route=route) as predict:
+            list(predict.stream(VideoFile(video)))  # warm up (and let openvino choose its call)
+            fast = run_loop(predict, VideoFile(video))
+            live = run_loop(predict, VideoFile(video, realtime=True))
+        period_ms = 1000.0 / 30
+        latency = live.latency
+        print(f"{runtime:9s} real time: {live.fps:5.1f} FPS processed, {live.dropped} of {live.frames + live.dropped} "
+              f"frames dropped, latency p50 {latency.p50_ms:.1f} ms ({latency.p50_ms / period_ms:.2f} frames), "
+              f"p99 {latency.p99_ms:.1f} ms ({latency.p99_ms / period_ms:.2f} frames)  target >= 30 FPS, <= 2 frames")
+        print(f"{'':9s} as fast as it decodes (pipelined): {fast.fps:6.1f} FPS, stage p50 {fast.preprocess.p50_ms:.2f} / "
+              f"{fast.inference.p50_ms:.2f} / {fast.postprocess.p50_ms:.2f} ms")
+
+
+def preprocess_route(route: str | None) -> str:
+    module = importlib.import_module("edgekit.tasks.preprocess")
+    if hasattr(module, "default_route"):
+        return route or f"{module.default_route()} (default)"
+    return "numpy (the only route in this build)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runtimes", default="ort-cpu,openvino")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--detector", help="a trained shapes detector .onnx (default: randomly initialised)")
+    parser.add_argument("--route", help="host pre-processing route, where the build offers several")
+    parser.add_argument("--parts", default="tiny,models,video")
+    parser.add_argument("--seconds", type=float, default=2.0, help="minimum timing per measurement")
+    args = parser.parse_args()
+    runtimes, parts = args.runtimes.split(","), args.parts.split(",")
+    from edgekit.sources import resolve_model
+
+    print(f"pre-processing route: {preprocess_route(args.route)}")
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        if "tiny" in parts:
+            part_tiny(runtimes, args.threads, folder)
+        detector = detector_model(folder, args.detector) if {"models", "video"} & set(parts) else None
+        if "models" in parts:
+            models = {name: resolve_model(name) for name in ("mobilenet_v3_small", "resnet18")}
+            part_models(runtimes, args.threads, {**models, "detector": detector}, args.route, args.seconds)
+        if "video" in parts:
+            part_video(runtimes, args.threads, detector, folder, args.route)
+
+
+if __name__ == "__main__":
+    main()
