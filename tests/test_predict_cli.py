@@ -120,3 +120,44 @@ def test_images_work_without_opencv_and_video_names_the_extra(zoo_onnx, images, 
     assert_one_line_error(run_cli("predict", model, "--camera", "0", prelude=no_cv2), "pip install 'edgekit[camera]'")
     assert_one_line_error(run_cli("predict", model, str(images), "--save", str(tmp_path / "o"), prelude=no_cv2),
                           "pip install 'edgekit[camera]'")
+
+
+def test_ctrl_c_stops_a_live_loop_cleanly_with_a_summary(zoo_onnx, tmp_path):
+    import os
+    import signal
+    import time
+
+    from conftest import REPO
+
+    video = write_video(tmp_path / "long.mp4", frames=300)  # 10 s at 30 FPS, played in real time
+    code = "import sys\nfrom edgekit.cli.app import main\nsys.argv = ['edgekit', *sys.argv[1:]]\nmain()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "predict", str(zoo_onnx("lenet5").path), str(video), "--realtime", "--json",
+         "--save", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    first = process.stdout.readline()  # the loop is running
+    assert json.loads(first)["frame"] == 0
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    frames = 1 + len(rest.splitlines())
+    assert "(stopped by Ctrl-C)" in stderr and f"{frames} frames in" in stderr and "Traceback" not in stderr
+    assert frames < 300
+    saved = list((tmp_path / "out").iterdir())
+    assert [p.name for p in saved] == ["long.mp4"]  # complete, under its final name; no temporary left
+    capture = cv2.VideoCapture(str(saved[0]))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    capture.release()
+
+
+def test_predict_on_a_quantized_model(zoo_onnx, images, tmp_path):
+    pytest.importorskip("onnxruntime.quantization")
+    quantized = tmp_path / "lenet5-int8.onnx"
+    made = run_cli("quantize", str(zoo_onnx("lenet5").path), "--mode", "int8-dynamic", "-o", str(quantized))
+    assert made.returncode == 0, made.stderr
+    result = run_cli("predict", str(quantized), str(images), "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 3 and all(len(r["classes"]) == 5 for r in records)
+    assert abs(sum(c["probability"] for c in records[0]["classes"]) - 1.0) < 0.5
