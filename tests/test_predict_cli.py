@@ -62,6 +62,7 @@ def test_predict_on_openvino(zoo_onnx, images):
     assert result.returncode == 0 and "(openvino)" in result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_and_leave_nothing(zoo_onnx, images, tmp_path):
     model = str(zoo_onnx("lenet5").path)
     out = tmp_path / "out"
@@ -151,6 +152,7 @@ def test_ctrl_c_stops_a_live_loop_cleanly_with_a_summary(zoo_onnx, tmp_path):
     capture.release()
 
 
+@pytest.mark.slow
 def test_predict_on_a_quantized_model(zoo_onnx, images, tmp_path):
     pytest.importorskip("onnxruntime.quantization")
     quantized = tmp_path / "lenet5-int8.onnx"
