@@ -92,7 +92,7 @@ def test_model_without_metadata_is_one_line(tmp_path, images):
     assert_one_line_error(run_cli("predict", str(tmp_path / "plain.onnx"), str(images)), "no edgekit task metadata")
 
 
-def test_predictor_and_predict_cli_without_torch_onnx(zoo_onnx, images):
+def test_predictor_and_predict_cli_without_torch_onnx(zoo_onnx, images, tmp_path):
     path = zoo_onnx("lenet5").path
     script = block_imports("torch", "torchvision", "onnx") + f"""
 import numpy as np
@@ -109,6 +109,10 @@ print('ok')
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
     cli = run_cli("predict", str(path), str(images), prelude=block_imports("torch", "torchvision", "onnx"))
     assert cli.returncode == 0 and "3 images:" in cli.stdout, cli.stderr
+    video = write_video(tmp_path / "v.mp4", frames=4)
+    cli = run_cli("predict", str(path), str(video), "--save", str(tmp_path / "out"),
+                  prelude=block_imports("torch", "torchvision", "onnx"))
+    assert cli.returncode == 0 and "4 frames in" in cli.stdout and (tmp_path / "out" / "v.mp4").is_file(), cli.stderr
 
 
 def test_images_work_without_opencv_and_video_names_the_extra(zoo_onnx, images, tmp_path):
