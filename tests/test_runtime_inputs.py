@@ -89,3 +89,20 @@ def test_bfloat16_input_is_not_refused_for_a_dtype_numpy_lacks(tmp_path):
     with open_runtime("ort-cpu", path) as rt:
         assert rt.inputs["x"].dtype == "bfloat16"
         rt.check_feeds({"x": np.zeros((1, 3), np.uint16)})  # passes the wrapper; the runtime decides
+
+
+@pytest.mark.parametrize("runtime", ["ort-cpu", pytest.param("openvino", marks=pytest.mark.openvino)])
+def test_read_only_and_strided_arrays_are_taken(tmp_path, runtime):
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1, 16], np.ones(16, np.float32))
+    path = _save(tmp_path / "add.onnx", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+                 [helper.make_node("Add", ["x", "one"], ["y"])])
+    model = onnx.load(str(path))
+    model.graph.initializer.append(one)
+    onnx.save(model, str(path))
+    frozen = np.arange(16, dtype=np.float32).reshape(1, 16)
+    frozen.flags.writeable = False  # e.g. np.frombuffer over a camera driver's buffer
+    strided = np.arange(32, dtype=np.float32).reshape(1, 32)[:, ::2]
+    with open_runtime(runtime, path) as rt:
+        np.testing.assert_array_equal(rt.run({"x": frozen})["y"], frozen + 1)
+        np.testing.assert_array_equal(rt.run({"x": strided})["y"], strided + 1)

@@ -251,8 +251,9 @@ class RequestPerThread:
         tensor = self._tensor
         for index, name in enumerate(self._input_names):
             array = feeds[name]
-            if not array.flags.c_contiguous:
-                array = np.ascontiguousarray(array)
+            flags = array.flags
+            if not (flags.c_contiguous and flags.writeable):  # OpenVINO shares only these
+                array = np.array(array, order="C")
             request.set_input_tensor(index, tensor(array, shared_memory=True))
         sync = self._sync
         if sync is None:
