@@ -12,8 +12,9 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 
-def _save(path, inputs, outputs, nodes):
-    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs), opset_imports=[helper.make_opsetid("", 18)])
+def _save(path, inputs, outputs, nodes, initializers=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -96,10 +97,7 @@ def test_read_only_and_strided_arrays_are_taken(tmp_path, runtime):
     one = helper.make_tensor("one", TensorProto.FLOAT, [1, 16], np.ones(16, np.float32))
     path = _save(tmp_path / "add.onnx", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
-                 [helper.make_node("Add", ["x", "one"], ["y"])])
-    model = onnx.load(str(path))
-    model.graph.initializer.append(one)
-    onnx.save(model, str(path))
+                 [helper.make_node("Add", ["x", "one"], ["y"])], [one])
     frozen = np.arange(16, dtype=np.float32).reshape(1, 16)
     frozen.flags.writeable = False  # e.g. np.frombuffer over a camera driver's buffer
     strided = np.arange(32, dtype=np.float32).reshape(1, 32)[:, ::2]
