@@ -57,9 +57,9 @@ def predict(
     except BaseException:
         source.close()
         raise
-    live = getattr(source, "fps", None) is not None
-    printer = _Printer(json_lines, top_k, per_frame=json_lines or not live)
-    status = _status if live and sys.stderr.isatty() else None
+    video = getattr(source, "fps", None) is not None  # a video or a camera, not image files
+    printer = _Printer(json_lines, top_k, per_frame=json_lines or not video)
+    status = _status if video and sys.stderr.isatty() else None
     with predictor, _saver(save_dir, source) as keep:
         summary = run_loop(predictor, source, lambda r: (printer(r), keep(r)), status, max_frames)
     if status is not None:
@@ -67,10 +67,10 @@ def predict(
     if summary.frames:
         ms = {name: stats.mean_ms for name, stats in
               (("pre", summary.preprocess), ("inf", summary.inference), ("post", summary.postprocess))}
-        typer.echo(f"{summary.frames} {'frames' if live else 'images'}: {ms['pre']:.2f} ms preprocess, "
+        typer.echo(f"{summary.frames} {'frames' if video else 'images'}: {ms['pre']:.2f} ms preprocess, "
                    f"{ms['inf']:.2f} ms inference, {ms['post']:.2f} ms postprocess per image "
                    f"({predictor.runtime.name})", err=json_lines)
-    if live:
+    if video:
         typer.echo(summary.line(), err=json_lines)
 
 
