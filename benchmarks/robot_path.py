@@ -148,10 +148,11 @@ def part_models(runtimes: list[str], threads: int, models: dict[str, Path], rout
           f"{'pre':>7s} {'infer':>7s} {'post':>7s} {'own':>6s}  (ms; own = Predictor's bookkeeping, µs)")
     for name, path in models.items():
         for runtime in runtimes:
-            with Predictor(path, runtime, threads=threads, route=route) as predict:
+            with Predictor(path, runtime, threads=threads, route=route) as predict, \
+                    open_runtime(runtime, path, threads=threads) as plain:  # the runtime's own defaults
                 predict(frame)
                 feeds, _ = predict.task.preprocess([frame], predict.meta)
-                bare_call = predict.runtime.prepare(feeds)
+                bare_call = plain.prepare(feeds)
                 bare_p50, e2e = [], None
                 for _ in range(2):  # bare, Predictor, bare, Predictor: side by side
                     bare_p50.append(LatencyStats.from_ns(time_calls(bare_call, plan)).p50_ms)

@@ -42,7 +42,8 @@ class Predictor:
     (default 8). ``route`` picks the host pre-processing route where the task offers several
     (numpy, opencv). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
     input_name) describe a model without edgekit metadata or override it; everything else
-    goes to the runtime (threads, device, ...).
+    goes to the runtime (threads, device, ...), over the runtime's ``host_work_defaults``
+    (ONNX Runtime: ``spinning=False``, so idle pool threads leave the cores to pre-processing).
     """
 
     def __init__(self, model: str | Path, runtime: str = "ort-cpu", *, color: str = "RGB",
@@ -57,7 +58,9 @@ class Predictor:
             raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.route = route
-        self.runtime = get_runtime(runtime)(self.model_path, **options)
+        runtime_class = get_runtime(runtime)
+        options = {**runtime_class.host_work_defaults, **{k: v for k, v in options.items() if v is not None}}
+        self.runtime = runtime_class(self.model_path, **options)
         # a model without metadata: what its settings leave out is read from the model at open
         self._from_model = () if file_meta.task != "unknown" else tuple(
             key for key in ("input_name", "input_size") if key not in settings)

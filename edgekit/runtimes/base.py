@@ -103,6 +103,9 @@ class Runtime(ABC):
     extra: ClassVar[str]
     Options: ClassVar[type[RuntimeOptions]] = RuntimeOptions
     suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+    #: option defaults for a caller that does host work between runs (the Predictor's pre- and
+    #: post-processing); explicit options win
+    host_work_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: str | Path, **options: Any) -> None:
         self.model_path = Path(model)
