@@ -64,3 +64,31 @@ def test_openvino_call_modes_agree(zoo_onnx, call):
         for _ in range(20):  # auto times both ways on its first calls, then keeps one
             np.testing.assert_allclose(rt.run({"input": x})["output"], expected, rtol=1e-4, atol=1e-5)
         assert rt.describe()["call"] in (("sync", "async") if call == "auto" else (call,))
+
+
+def test_a_runtime_that_cannot_run_concurrently_is_serialized(zoo_onnx):
+    import threading
+    import time
+
+    from edgekit.runtimes.onnxruntime import OrtCpuRuntime
+
+    class OneContext(OrtCpuRuntime):  # as TensorRT: one execution context, fixed buffers
+        concurrent_runs = False
+        active = peak = 0
+        guard = threading.Lock()
+
+        def _run(self, feeds):
+            with self.guard:
+                type(self).active += 1
+                type(self).peak = max(type(self).peak, type(self).active)
+            time.sleep(0.002)  # widen the window in which a second call could enter
+            try:
+                return super()._run(feeds)
+            finally:
+                with self.guard:
+                    type(self).active -= 1
+
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    with OneContext(zoo_onnx("lenet5").path) as rt, ThreadPoolExecutor(THREADS) as pool:
+        outputs = list(pool.map(lambda _: rt.run({"input": x})["output"], range(40)))
+    assert OneContext.peak == 1 and len(outputs) == 40

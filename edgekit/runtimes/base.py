@@ -8,6 +8,7 @@ resources. The backend's package is imported inside ``_open``/``probe`` only.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -103,6 +104,9 @@ class Runtime(ABC):
     extra: ClassVar[str]
     Options: ClassVar[type[RuntimeOptions]] = RuntimeOptions
     suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+    #: whether ``_run`` may run in several threads at once; if not, ``run`` serializes calls
+    #: (a backend with one execution context and fixed buffers, such as TensorRT's)
+    concurrent_runs: ClassVar[bool] = False
     #: option defaults for a caller that does host work between runs (the Predictor's pre- and
     #: post-processing); explicit options win
     host_work_defaults: ClassVar[dict[str, Any]] = {}
@@ -113,6 +117,7 @@ class Runtime(ABC):
         self._inputs: dict[str, TensorSpec] | None = None
         self._outputs: dict[str, TensorSpec] | None = None
         self._checks: tuple[_InputCheck, ...] | None = None
+        self._run_lock = None if self.concurrent_runs else threading.Lock()
 
     @classmethod
     def make_options(cls, **options: Any) -> RuntimeOptions:
@@ -185,7 +190,11 @@ class Runtime(ABC):
         belong to the caller: a later call never overwrites them.
         """
         self.check_feeds(feeds)
-        return self._run(feeds)
+        lock = self._run_lock
+        if lock is None:
+            return self._run(feeds)
+        with lock:
+            return self._run(feeds)
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
         """Validate once and return the cheapest call that runs one finished inference.

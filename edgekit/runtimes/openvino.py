@@ -74,6 +74,8 @@ class OpenVINORuntime(Runtime):
     extra: ClassVar[str] = "openvino"
     Options: ClassVar[type[RuntimeOptions]] = OpenVINOOptions
     suffixes: ClassVar[tuple[str, ...]] = (".onnx", ".xml")
+    # one infer request per calling thread (RequestPerThread)
+    concurrent_runs: ClassVar[bool] = True
 
     @classmethod
     def probe(cls) -> Availability:
