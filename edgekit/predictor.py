@@ -10,7 +10,8 @@ resize mode, labels), or from settings passed here for a model without it; only 
 the chosen runtime are imported.
 
 Thread safety: one open Predictor may be called from several threads at once on every
-runtime (ONNX Runtime sessions are thread-safe; OpenVINO gets one infer request per thread).
+runtime (ONNX Runtime sessions are thread-safe; OpenVINO gets one infer request per thread;
+a runtime with one execution context, such as TensorRT's, serializes its runs).
 ``last_timing`` is per thread. Opening and closing are not meant to race with calls.
 """
 
