@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.camera.frames import check_color, to_frames
+from edgekit.camera.frames import as_items, check_color, to_frame
 from edgekit.errors import BadInputError
 from edgekit.meta import COLORS, RESIZES, ModelMeta, read_meta
 from edgekit.runtimes import get_runtime
 from edgekit.tasks import TASKS, get_task
-from edgekit.tasks.run import StageTiming, batch_size_for, run_batches
+from edgekit.tasks.run import NO_TIME, StageTiming, batch_size_for, run_batches
 
 #: Settings that stand in for (or override) a model's metadata.
 SETTINGS = ("task", "input_size", "mean", "std", "labels", "resize", "model_color", "input_name")
@@ -98,8 +98,15 @@ class Predictor:
         path; a batch is a list of them or an NxHxWxC array. ``color`` overrides the
         Predictor's frame colour order for this call. Stage times: ``last_timing``.
         """
-        frames, single = to_frames(images)
-        predictions, timing = self.predict_frames(frames, color)
+        items, single = as_items(images)
+        size = self.images_per_call
+        predictions: list[Any] = []
+        timing = NO_TIME
+        for start in range(0, len(items), size):  # files are read one chunk at a time
+            frames = [to_frame(item, start + index) for index, item in enumerate(items[start : start + size])]
+            chunk_predictions, chunk_timing = self.predict_frames(frames, color)
+            predictions.extend(chunk_predictions)
+            timing = timing + chunk_timing
         self._local.timing = timing
         return predictions[0] if single else predictions
 

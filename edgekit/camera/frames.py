@@ -31,20 +31,25 @@ def to_frames(images: Any) -> tuple[list[np.ndarray], bool]:
     Arrays are used as they are (no copy); files are read; PIL images converted to RGB or L.
     Raises a one-line BadInputError for anything else (float, uint16, bool, complex images...).
     """
-    single = is_single(images)
-    if single:
-        items: Sequence[Any] = [images]
-    elif isinstance(images, np.ndarray):
+    items, single = as_items(images)
+    return [to_frame(item, index) for index, item in enumerate(items)], single
+
+
+def as_items(images: Any) -> tuple[Sequence[Any], bool]:
+    """(images as a sequence, was_single), not yet read or checked (see ``to_frame``)."""
+    if is_single(images):
+        return [images], True
+    if isinstance(images, np.ndarray):
         if images.ndim != 4:
             raise BadInputError(f"expected one image (HxW or HxWxC) or a batch NxHxWxC, got shape {images.shape}; {ACCEPTED}")
-        items = list(images)
+        items: Sequence[Any] = images
     elif isinstance(images, Sequence):
         items = images
     else:
         raise BadInputError(f"expected an image or a list of images, got {type(images).__name__}; Predictor takes {ACCEPTED}")
     if not len(items):
         raise BadInputError("no images given")
-    return [to_frame(item, index) for index, item in enumerate(items)], single
+    return items, False
 
 
 def to_frame(image: Any, index: int = 0) -> np.ndarray:
