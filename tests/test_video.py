@@ -44,6 +44,35 @@ def test_stream_is_pipelined_and_matches_per_frame_calls(zoo_onnx):
     assert all(r.timing.images == 1 and r.latency_ns >= r.timing.inference_ns for r in results)
 
 
+def test_stream_overlaps_capture_of_the_next_frame_with_inference(zoo_onnx):
+    from edgekit.runtimes.onnxruntime import OrtCpuRuntime
+
+    intervals = {"capture": [], "inference": []}
+
+    class SlowCamera(OrtCpuRuntime):  # a real session whose runs take as long as a capture
+        def _run(self, feeds):
+            start = time.perf_counter()
+            time.sleep(0.02)
+            outputs = super()._run(feeds)
+            intervals["inference"].append((start, time.perf_counter()))
+            return outputs
+
+    def capture():
+        for _ in range(6):
+            start = time.perf_counter()
+            time.sleep(0.02)  # waiting for the camera, GIL released
+            intervals["capture"].append((start, time.perf_counter()))
+            yield np.zeros((32, 32), np.uint8)
+
+    predict = Predictor(zoo_onnx("lenet5").path)
+    predict.runtime = SlowCamera(predict.model_path)
+    with predict:
+        assert len(list(predict.stream(capture()))) == 6
+    inference, captured = intervals["inference"], intervals["capture"]
+    overlapping = [n for n in range(5) if captured[n + 1][0] < inference[n][1] and inference[n][0] < captured[n + 1][1]]
+    assert len(overlapping) >= 3, intervals  # frame n+1 was being captured while frame n was inferred
+
+
 def test_stream_raises_a_bad_frame_in_the_callers_thread(zoo_onnx):
     frames = [np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.float64)]
     with Predictor(zoo_onnx("lenet5").path) as predict:
