@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.camera.frames import as_items, check_color, to_frame
+from edgekit.camera.pipeline import FrameResult
 from edgekit.errors import BadInputError
 from edgekit.meta import COLORS, RESIZES, ModelMeta, read_meta
 from edgekit.runtimes import get_runtime
@@ -122,9 +123,10 @@ class Predictor:
         """Stage timing of this thread's last call (None before the first)."""
         return getattr(self._local, "timing", None)
 
-    def stream(self, frames: Iterable[Any], color: str | None = None) -> Iterator[tuple[Any, Any, StageTiming]]:
-        """(frame, prediction, timing) for each frame, pipelined: a worker thread reads and
-        pre-processes frame n+1 while frame n is inferred. See ``edgekit.camera.pipeline``."""
+    def stream(self, frames: Iterable[Any], color: str | None = None) -> Iterator[FrameResult]:
+        """A FrameResult (frame, prediction, stage timing, capture-to-prediction latency) per
+        frame, in order, pipelined: a worker thread reads and pre-processes frame n+1 while
+        frame n is inferred here. ``frames``: arrays, paths, PIL images or camera Frames."""
         from edgekit.camera.pipeline import pipelined
 
         if not self._ready:
