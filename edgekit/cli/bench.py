@@ -58,7 +58,8 @@ def bench(
     print_record(record)
     data = record.to_dict()
     if frames is not None:
-        from edgekit.bench.pipeline import pipeline_benchmark, print_pipeline
+        from edgekit.bench.pipeline import pipeline_benchmark
+        from edgekit.cli.pipeline_table import print_pipeline
 
         pipeline = pipeline_benchmark(path, frames, runtime_class.name, plan, options)
         print_pipeline(pipeline, record.latency.p50_ms)
