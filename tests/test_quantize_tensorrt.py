@@ -136,3 +136,16 @@ def test_sweep_is_a_library_call_returning_a_record(tiny, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.ort-fp16.onnx", "tiny.ort-int8-dynamic.onnx"]
     with pytest.raises(BadInputError, match="--max-drop must be 0 or more"):
         SweepConfig(max_drop=float("nan"))
+
+
+def test_tensorrt_quantize_without_tensorrt_is_one_line_before_any_work(tiny, tmp_path):
+    from edgekit.runtimes import get_runtime
+
+    if get_runtime("trt").probe().available:
+        pytest.skip("TensorRT and a GPU are here")
+    model, calib = tiny
+    for mode in ("int8-static", "fp16"):
+        args = ["--calib", str(calib)] if mode == "int8-static" else []
+        result = run_cli("quantize", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "trt", "--mode", mode, *args)
+        assert_one_line_error(result, "runtime 'trt' is not available", "pip install 'edgekit[tensorrt]'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "tiny.onnx"]

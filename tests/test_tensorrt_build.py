@@ -240,11 +240,13 @@ def test_one_logger_per_process_collects_errors_per_call_and_thread(model):
     assert logger.errors == [] and logger.summary() == "no error message from TensorRT"
 
 
-def test_warnings_go_to_logging_not_stdout(caplog):
+def test_warnings_go_to_logging_not_stderr(caplog, capsys):
     logger = tb.get_logger(fake_trt("10.3.0.26"))
-    with caplog.at_level(logging.WARNING, logger="edgekit.tensorrt"):
+    with caplog.at_level(logging.INFO, logger="edgekit.tensorrt"):
         logger.log("WARNING", "weights are out of range")
-    assert "weights are out of range" in caplog.text and logger.errors == []
+    assert "TensorRT warning: weights are out of range" in caplog.text and logger.errors == []
+    logger.log("WARNING", "again, with no logging configured")
+    assert capsys.readouterr() == ("", "")  # stderr keeps the CLI's one-line error alone
 
 
 def test_parser_error_is_one_line(model):

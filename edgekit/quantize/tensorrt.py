@@ -34,7 +34,7 @@ def build_fp16(source: Path, output: Path, config: QuantizeConfig, meta: ModelMe
     """An FP16 engine from the FP32 ONNX model."""
     from edgekit.runtimes.tensorrt_build import STRONG_TYPING_SINCE, trt_version
 
-    trt = require("tensorrt", "tensorrt")
+    trt = _tensorrt()
     info = recipe(config, source, "trt")
     with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
         onnx_path = source
@@ -47,12 +47,22 @@ def build_fp16(source: Path, output: Path, config: QuantizeConfig, meta: ModelMe
 
 def build_int8(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
     """An INT8 engine from a symmetric Q/DQ model with float biases, calibrated on ``config.calib``."""
-    trt = require("tensorrt", "tensorrt")
+    trt = _tensorrt()  # before calibrating: without TensorRT or a GPU nothing else is worth doing
     signed = trt_qdq_config(config)
     with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
         qdq = Path(folder) / "qdq.onnx"
         info = write_trt_qdq(source, qdq, signed, meta)
         return _build(trt, qdq, output, signed, meta, info, source)
+
+
+def _tensorrt():
+    """The tensorrt module, or the trt runtime's one-line reason why not (not installed, no GPU)."""
+    from edgekit.runtimes import get_runtime
+
+    get_runtime("trt").ensure_available()
+    import tensorrt
+
+    return tensorrt
 
 
 def trt_qdq_config(config: QuantizeConfig) -> QuantizeConfig:

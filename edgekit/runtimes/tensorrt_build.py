@@ -128,7 +128,8 @@ _LOGGER_LOCK = threading.Lock()
 
 def get_logger(trt: Any):
     """The process's TensorRT logger: collects ERROR/INTERNAL_ERROR messages per thread (``clear()``
-    before each call, ``summary()`` for a one-line message) and passes warnings to ``logging``."""
+    before each call, ``summary()`` for a one-line message) and passes the rest to the
+    ``edgekit.tensorrt`` logger (warnings at INFO, the rest at DEBUG); it never prints."""
     global _LOGGER
     with _LOGGER_LOCK:
         if _LOGGER is None or _LOGGER[0] is not trt:
@@ -150,8 +151,8 @@ def _make_logger(trt: Any):
             if level in errors:
                 self._errors.messages.append(text)
                 _log.debug("TensorRT error: %s", text)
-            elif level == severity.WARNING:
-                _log.warning("TensorRT: %s", text)
+            elif level == severity.WARNING:  # INFO: TensorRT warns a lot, and stderr holds the one-line error
+                _log.info("TensorRT warning: %s", text)
             else:
                 _log.debug("TensorRT: %s", text)
 
