@@ -60,7 +60,8 @@ class SweepResult:
         return (row.variant, row.runtime) if row else None
 
 
-def make_configs(modes: Sequence[str] | None, backends: Sequence[str] | None, **common: Any) -> list[QuantizeConfig]:
+def make_configs(modes: Sequence[str] | None, backends: Sequence[str] | None,
+                 **common: Any) -> list[QuantizeConfig]:
     """One config per (backend, mode); in a sweep, pairs no backend offers (nncf has int8-static
     only) are skipped. ``common``: the other QuantizeConfig fields."""
     modes = list(dict.fromkeys(modes or ["int8-static"]))
