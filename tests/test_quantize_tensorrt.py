@@ -136,6 +136,8 @@ def test_sweep_is_a_library_call_returning_a_record(tiny, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.ort-fp16.onnx", "tiny.ort-int8-dynamic.onnx"]
     with pytest.raises(BadInputError, match="--max-drop must be 0 or more"):
         SweepConfig(max_drop=float("nan"))
+    with pytest.raises(BadInputError, match="unknown runtime 'openvno'"):
+        SweepConfig(runtimes=("ort-cpu", "openvno"))
 
 
 def test_tensorrt_quantize_without_tensorrt_is_one_line_before_any_work(tiny, tmp_path):

@@ -43,6 +43,10 @@ class SweepConfig:
             raise BadInputError(f"--max-drop must be 0 or more, got {self.max_drop}")
         if self.eval_size < 1:
             raise BadInputError(f"--eval-size must be at least 1, got {self.eval_size}")
+        from edgekit.runtimes import RUNTIMES
+
+        for name in self.runtimes:  # a typo is found before any export or quantization, with a suggestion
+            RUNTIMES.canonical(name)
 
 
 @dataclass(frozen=True)
