@@ -155,8 +155,10 @@ def test_tensorrt_fp16_and_int8_engines_build(lenet, labelled, tmp_path):
         out = tmp_path / f"{mode}.engine"
         result = quantize(lenet, out, config)
         assert out.stat().st_size > 0 and result.meta.precision == mode
-        recorded = json.loads(out.with_suffix(".engine.json").read_text())
-        assert json.loads(recorded["recipe"])["runtime_target"] == "trt"
+        recorded = json.loads(json.loads(out.with_suffix(".engine.json").read_text())["recipe"])
+        assert recorded["runtime_target"] == "trt"
+        # the built engine was run once against FP32 and the agreement recorded
+        assert recorded["check"]["samples"] > 0 and recorded["check"]["cosine"] > 0.98
 
 
 def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
