@@ -46,6 +46,6 @@ def resolve_model(
 def _weights_tag(weights: Path) -> str:
     if not weights.is_file():
         raise BadInputError(f"weights file not found: {weights}")
-    import hashlib
+    from edgekit.hashing import file_sha256
 
-    return hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    return file_sha256(weights)[:12]

@@ -1,6 +1,7 @@
 """Shared fixtures and hardware skips. Markers: gpu, tensorrt, openvino, slow.
 
-Set EDGEKIT_REQUIRE_GPU=1 on a GPU machine to turn GPU skips into failures.
+Set EDGEKIT_REQUIRE_GPU=1 on a GPU machine to turn GPU skips into failures: a gpu/tensorrt test
+that cannot run then fails in its setup (pytest exits 1), so a GPU job that lost its GPU is red.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ DEFAULT_TEST_SIZE = (64, 64)
 
 
 def _gpu_present() -> bool:
-    try:
-        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    """edgekit's one GPU probe (the CUDA driver's device list), as the runtimes use it."""
+    from edgekit.runtimes.cuda import gpu_names
+
+    return bool(gpu_names())
 
 
 def _module_present(name: str) -> bool:
@@ -32,20 +33,31 @@ def _module_present(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+REQUIRED_MISSING = pytest.StashKey[str]()
+
+
 def pytest_collection_modifyitems(config, items):
     require_gpu = os.environ.get("EDGEKIT_REQUIRE_GPU") == "1"
+    gpu = _gpu_present()
     missing = {
-        "gpu": None if _gpu_present() else "no NVIDIA GPU on this machine",
-        "tensorrt": None if _module_present("tensorrt") and _gpu_present() else "tensorrt or a GPU is missing",
+        "gpu": None if gpu else "no NVIDIA GPU on this machine",
+        "tensorrt": None if _module_present("tensorrt") and gpu else "tensorrt or a GPU is missing",
         "openvino": None if _module_present("openvino") else "openvino is not installed",
     }
     for item in items:
         for marker, reason in missing.items():
             if reason and marker in item.keywords:
                 if require_gpu and marker in ("gpu", "tensorrt"):
-                    item.add_marker(pytest.mark.xfail(reason=f"EDGEKIT_REQUIRE_GPU=1 but {reason}", strict=True, run=False))
+                    item.stash[REQUIRED_MISSING] = f"EDGEKIT_REQUIRE_GPU=1 but {reason}"
                 else:
                     item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_runtest_setup(item):
+    """Fail (not skip, not xfail: both exit 0) a GPU test that EDGEKIT_REQUIRE_GPU=1 requires."""
+    reason = item.stash.get(REQUIRED_MISSING, None)
+    if reason:
+        pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

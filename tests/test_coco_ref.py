@@ -11,6 +11,7 @@ import pytest
 from edgekit.datasets import Split, load_split
 from edgekit.datasets.coco import coco_dict, detections_from_results, load_coco, read_annotations, write_coco
 from edgekit.errors import BadInputError
+from edgekit.evaluate.metrics import make_evaluator
 from edgekit.meta import ModelMeta
 from edgekit.tasks import get_task
 
@@ -42,7 +43,7 @@ def test_evaluation_reproduces_published_coco_figures():
     assert len(split) == 100 and sum(len(t["labels"]) for t in split.targets) == 839
     predictions = detections_from_results(REFERENCE / "instances_val2014_fakebbox100_results.json", split)
     assert sum(len(p) for p in predictions) == 734
-    evaluator = get_task("detection").evaluator(ModelMeta(task="detection", labels=split.labels))
+    evaluator = make_evaluator(ModelMeta(task="detection", labels=split.labels))
     evaluator.update(predictions, list(split.targets))
     metrics = evaluator.compute()
     published = _published(REFERENCE / "cocoapi_val2014_fake_eval_res.txt")

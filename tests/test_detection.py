@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.evaluate.coco_metrics import coco_map
+from edgekit.evaluate.metrics import make_evaluator
 from edgekit.meta import ModelMeta
 from edgekit.tasks import get_task
 from edgekit.tasks.detection import Detection, batched_nms, box_iou, decode_centernet, local_peaks, nms
@@ -165,7 +166,7 @@ def test_map_agrees_with_pycocotools_directly():
 
 def test_no_detections_scores_zero_and_evaluator_needs_samples():
     targets = [{"boxes": np.array([[0, 0, 10, 10]], np.float32), "labels": np.array([0])}]
-    evaluator = get_task("detection").evaluator(ModelMeta(task="detection", labels=("a",)))
+    evaluator = make_evaluator(ModelMeta(task="detection", labels=("a",)))
     with pytest.raises(Exception, match="no samples"):
         evaluator.compute()
     evaluator.update([_detection([], [], [])], targets)

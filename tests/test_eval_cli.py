@@ -18,6 +18,7 @@ def trained(tmp_path_factory):
     return RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=out, epochs=3, progress=False))
 
 
+@pytest.mark.slow
 def test_eval_uses_the_recorded_dataset_and_shows_torch_beside_the_runtime(trained, tmp_path):
     result = run_cli("eval", str(trained.onnx), "--runtime", "ort-cpu", "--json", str(tmp_path / "e.json"))
     assert result.returncode == 0, result.stderr
@@ -30,6 +31,7 @@ def test_eval_uses_the_recorded_dataset_and_shows_torch_beside_the_runtime(train
     assert "torch (checkpoint)" in result.stdout and "seed 0" in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_runs_without_torch(trained, tmp_path):
     result = run_cli("eval", str(trained.onnx), "--json", str(tmp_path / "e.json"),
                      prelude=block_imports("torch", "torchvision", "onnx"))
@@ -39,6 +41,7 @@ def test_eval_runs_without_torch(trained, tmp_path):
     assert report["records"][0]["metrics"]["top1"] == pytest.approx(trained.metrics["test_top1"])
 
 
+@pytest.mark.slow
 def test_explicit_torch_that_cannot_be_honoured_is_an_error(trained, zoo_onnx, tmp_path):
     path = zoo_onnx("lenet5", dynamic_batch=True).path
     result = run_cli("eval", str(path), "-d", "digits", "--torch", "--json", str(tmp_path / "e.json"))

@@ -1,7 +1,13 @@
-"""ort-cuda, ort-trt and trt. What needs no GPU runs everywhere (probes, errors, cache keys);
-the rest is marked gpu/tensorrt and skips without the hardware (EDGEKIT_REQUIRE_GPU=1 fails instead)."""
+"""ort-cuda, ort-trt and trt. What needs no GPU runs everywhere (probes, errors, cache keys,
+libcudart choice, the EDGEKIT_REQUIRE_GPU switch); the rest is marked gpu/tensorrt and skips
+without the hardware (EDGEKIT_REQUIRE_GPU=1 fails instead)."""
 
 import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +69,86 @@ def test_engine_cache_key_covers_model_flags_version_and_gpu(zoo_onnx):
     assert base not in others and len(others) == 5
 
 
+def test_libcudart_matching_the_driver_is_tried_first():
+    from edgekit.runtimes.cuda import order_candidates, runtime_major
+
+    assert [runtime_major(p) for p in ("libcudart.so.12", "/v/nvidia/cu13/lib/libcudart.so.13",
+                                       "/v/nvidia/cuda_runtime/lib/libcudart.so.12.4.127", "libcudart.so")] == [12, 13, 12, None]
+    paths = ["libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "/v/nvidia/cu13/lib/libcudart.so.13", "libcudart.so"]
+    assert order_candidates(paths, 12) == ["libcudart.so.12", "libcudart.so.11.0", "libcudart.so",
+                                           "libcudart.so.13", "/v/nvidia/cu13/lib/libcudart.so.13"]
+    assert order_candidates(paths, 13)[:2] == ["libcudart.so.13", "/v/nvidia/cu13/lib/libcudart.so.13"]
+    assert order_candidates(paths, None) == paths  # no driver: the order given
+
+
+def test_cuda_device_is_set_once_in_every_thread(monkeypatch):
+    from edgekit.runtimes import cuda
+
+    calls = []
+    monkeypatch.setattr(cuda, "set_device", lambda device: calls.append((threading.get_ident(), device)))
+    monkeypatch.setattr(cuda, "_CURRENT", threading.local())
+    for _ in range(3):
+        cuda.ensure_device(1)
+    workers = [threading.Thread(target=cuda.ensure_device, args=(1,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+        worker.join()
+    cuda.ensure_device(0)
+    assert [device for _, device in calls] == [1, 1, 1, 0] and len({ident for ident, _ in calls[:3]}) == 3
+
+
+def test_ort_trt_engine_folder_is_keyed_by_model_content(tmp_path):
+    """ONNX Runtime names engines by graph and tensor names: a retrained model (same names, new
+    weights, here in an external-data file) must get a new folder, not reuse the stale engine."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def save(weights):
+        w = numpy_helper.from_array(weights.astype(np.float32), "w")
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", 1, [1, 4])],
+                                  [helper.make_tensor_value_info("y", 1, [1, 4])], [w])
+        onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"), save_as_external_data=True,
+                  location="m.weights", size_threshold=0)
+        return tmp_path / "m.onnx"
+
+    trt_class = get_runtime("ort-trt")
+    path = save(np.eye(4))
+    first = trt_class(path, engine_cache_dir=str(tmp_path / "cache")).provider_options()
+    assert first["trt_engine_cache_path"] != first["trt_timing_cache_path"]
+    assert Path(first["trt_engine_cache_path"]).parent == tmp_path / "cache"
+    assert first == trt_class(path, engine_cache_dir=str(tmp_path / "cache")).provider_options()
+    (tmp_path / "m.weights").write_bytes((2 * np.eye(4)).astype(np.float32).tobytes())
+    second = trt_class(path, engine_cache_dir=str(tmp_path / "cache")).provider_options()
+    assert second["trt_engine_cache_path"] != first["trt_engine_cache_path"]
+    assert "trt_engine_cache_path" not in trt_class(path, engine_cache=False).provider_options()
+
+
+def test_require_gpu_turns_gpu_skips_into_failures(tmp_path):
+    """Run pytest on a tiny gpu-marked test with this suite's conftest: skipped (exit 0) normally,
+    failed (exit 1, reason shown) with EDGEKIT_REQUIRE_GPU=1 — xfail(run=False) used to exit 0."""
+    if gpu_names():
+        pytest.skip("a GPU is present: the gpu test would run")
+    (tmp_path / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    (tmp_path / "test_tiny.py").write_text("import pytest\n\n@pytest.mark.gpu\ndef test_on_gpu():\n    pass\n"
+                                           "\n@pytest.mark.tensorrt\ndef test_on_trt():\n    pass\n"
+                                           "\ndef test_anywhere():\n    pass\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: x\n    tensorrt: x\n    openvino: x\n    slow: x\n")
+    repo = Path(__file__).resolve().parents[1]
+
+    def pytest_run(**env):
+        full = {key: value for key, value in os.environ.items() if key != "EDGEKIT_REQUIRE_GPU"}
+        full.update(PYTHONPATH=str(repo), **env)
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(tmp_path)],
+                              capture_output=True, text=True, env=full, cwd=tmp_path, timeout=300)
+
+    normal = pytest_run()
+    assert normal.returncode == 0 and "1 passed, 2 skipped" in normal.stdout, normal.stdout
+    required = pytest_run(EDGEKIT_REQUIRE_GPU="1")
+    assert required.returncode == 1, required.stdout
+    assert "1 passed, 2 errors" in required.stdout and "EDGEKIT_REQUIRE_GPU=1 but no NVIDIA GPU" in required.stdout
+
+
 @pytest.mark.parametrize("name", ["ort-cuda", "ort-trt", "trt"])
 def test_unavailable_gpu_runtime_is_a_one_line_error(name, zoo_onnx):
     if get_runtime(name).probe().available:
@@ -87,11 +173,15 @@ def _reference(path, x):
 @pytest.mark.parametrize("name", ["ort-cuda", "ort-trt"])
 def test_ort_gpu_matches_cpu_and_benches_on_device(name, zoo_onnx, tmp_path):
     path = zoo_onnx("lenet5", dynamic_batch=True).path
-    with open_runtime(name, path, device="cuda:0") as runtime:
+    options = {"engine_cache_dir": str(tmp_path / "engines")} if name == "ort-trt" else {}
+    with open_runtime(name, path, device="cuda:0", **options) as runtime:
         assert runtime.describe()["providers"][0] != "CPUExecutionProvider"
         for batch in (1, 3):
             np.testing.assert_allclose(runtime.run({"input": _x(batch)})["output"], _reference(path, _x(batch)),
                                        rtol=1e-3, atol=1e-4)
+        if name == "ort-trt":  # TensorRT really ran: it wrote engines into this model's own folder
+            assert runtime.engines() and runtime.describe()["trt_engines"] >= 1
+            assert all(engine.parent == runtime.engine_folder() for engine in runtime.engines())
     result = run_cli("bench", str(zoo_onnx("lenet5").path), "--runtime", name, "--runs", "20", "--warmup", "2",
                      "--json", str(tmp_path / "b.json"))
     assert result.returncode == 0, result.stderr
@@ -123,13 +213,23 @@ def test_trt_builds_caches_and_runs_dynamic_batch(zoo_onnx, tmp_path, monkeypatc
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_trt_fp16_and_bench_breakdown(zoo_onnx, tmp_path):
+    """FP16 from an FP16 ONNX: strongly typed on TensorRT >= 10.12 (11 has no FP16 flag), the FP16
+    flag before; an FP32 ONNX with fp16=True is a one-line error where strong typing is on."""
+    import tensorrt as trt
+
     from edgekit.parity import compare_outputs
+    from edgekit.quantize.base import QuantizeConfig, quantize
+    from edgekit.runtimes.tensorrt_build import STRONG_TYPING_SINCE, trt_version
 
     path = zoo_onnx("resnet18").path
+    half = quantize(path, tmp_path / "half.onnx", QuantizeConfig(mode="fp16")).path
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    with open_runtime("ort-cpu", path) as reference, open_runtime("trt", path, fp16=True) as runtime:
+    with open_runtime("ort-cpu", path) as reference, open_runtime("trt", half, fp16=True) as runtime:
         report = compare_outputs(reference.run({"input": x}), runtime.run({"input": x}), atol=0.05, rtol=0.05, min_cosine=0.99)
     assert report.outputs[0].cosine > 0.99
+    if trt_version(trt) >= STRONG_TYPING_SINCE:
+        with pytest.raises(BadInputError, match="builds strongly typed networks"):
+            open_runtime("trt", path, fp16=True)
     result = run_cli("bench", str(path), "--runtime", "trt", "--runs", "20", "--json", str(tmp_path / "b.json"))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "b.json").read_text())

@@ -6,7 +6,7 @@ import pytest
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks import get_task
-from edgekit.tasks.classification import TopKEvaluator
+from edgekit.evaluate.metrics import TopKEvaluator, make_evaluator
 from edgekit.tasks.preprocess import bilinear, convert_color, preprocess_images, resize
 
 
@@ -86,7 +86,7 @@ def test_topk_accuracy():
     task = get_task("classification")
     meta = ModelMeta(task="classification")
     logits = np.tile(np.arange(10, dtype=np.float32), (4, 1))  # every image predicts 9, 8, 7, 6, 5, ...
-    evaluator = task.evaluator(meta)
+    evaluator = make_evaluator(meta)
     evaluator.update(task.postprocess({"o": logits}, meta, []), [9, 5, 4, 0])
     assert evaluator.compute() == {"top1": 25.0, "top5": 50.0, "count": 4.0}
     assert TopKEvaluator.primary_metric == "top1"

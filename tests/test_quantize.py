@@ -219,6 +219,7 @@ def test_agreement_check_uses_many_samples_beyond_calibration(zoo_onnx, calib_np
     assert check["samples"] == 32 and "calibration data" in check["data"]
 
 
+@pytest.mark.slow
 def test_calibration_data_must_fit_the_models_task_and_labels(lenet, resnet, tmp_path):
     from PIL import Image
 

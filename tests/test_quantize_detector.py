@@ -9,6 +9,8 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # every test here trains the shapes detector first
+
 pytest.importorskip("edgekit.train.detector")
 
 SMALL = {"train_size": 256, "val_size": 16, "test_size": 80, "eval_every": 4, "eval_size": 16}

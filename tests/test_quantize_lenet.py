@@ -16,6 +16,8 @@ from edgekit.datasets.base import load_split
 from edgekit.evaluate.runner import evaluate
 from edgekit.meta import read_meta
 
+pytestmark = pytest.mark.slow  # every test here trains LeNet-5 on digits first (or quantizes it)
+
 EPOCHS = 6          # ~2 s on one thread; test top-1 is already > 90 %
 BUDGET_PT = 2.0     # INT8 may cost at most this many points of test top-1
 

@@ -155,8 +155,10 @@ def test_tensorrt_fp16_and_int8_engines_build(lenet, labelled, tmp_path):
         out = tmp_path / f"{mode}.engine"
         result = quantize(lenet, out, config)
         assert out.stat().st_size > 0 and result.meta.precision == mode
-        recorded = json.loads(out.with_suffix(".engine.json").read_text())
-        assert json.loads(recorded["recipe"])["runtime_target"] == "trt"
+        recorded = json.loads(json.loads(out.with_suffix(".engine.json").read_text())["recipe"])
+        assert recorded["runtime_target"] == "trt"
+        # the built engine was run once against FP32 and the agreement recorded
+        assert recorded["check"]["samples"] > 0 and recorded["check"]["cosine"] > 0.98
 
 
 def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
@@ -165,8 +167,8 @@ def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
 
     from edgekit.quantize.report import Variant
     from edgekit.tasks import TASKS
-    from edgekit.tasks.classification import ClassificationTask, TopKEvaluator
-    from edgekit.tasks.detection import CocoEvaluator
+    from edgekit.evaluate.metrics import EVALUATORS, CocoEvaluator, TopKEvaluator
+    from edgekit.tasks.classification import ClassificationTask
 
     assert CocoEvaluator.points_per_unit == 100.0 and TopKEvaluator.points_per_unit == 1.0
 
@@ -179,10 +181,8 @@ def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
     class FractionTask(ClassificationTask):
         name = "fraction-classification"
 
-        def evaluator(self, meta):
-            return FractionTopK()
-
     TASKS.add(FractionTask.name, FractionTask)
+    EVALUATORS.add(FractionTask.name, FractionTopK)
     try:
         split, _ = labelled
         meta = read_meta(lenet).with_(task=FractionTask.name)
@@ -190,6 +190,7 @@ def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
         report = measure([Variant("fp32", lenet, "fp32")], meta, QUICK, split, feeds)
     finally:
         TASKS._targets.pop(FractionTask.name)
+        EVALUATORS._targets.pop(FractionTask.name)
     (row,) = report.rows
     assert row.accuracy == 100.0 and row.metrics["top1"] == 100.0 and row.metrics["count"] == 64
     data = json.loads(json.dumps(report.to_dict()))

@@ -20,6 +20,7 @@ def trained(tmp_path_factory):
     return RECIPES.get("detector")(config)
 
 
+@pytest.mark.slow
 def test_short_training_learns(trained):
     from edgekit.datasets import load_split
     from edgekit.meta import read_meta
@@ -37,6 +38,7 @@ def test_short_training_learns(trained):
     assert trained.metrics["map50_95"] > untrained["map50_95"] + 0.08, trained.metrics
 
 
+@pytest.mark.slow
 def test_export_carries_what_decoding_needs(trained):
     from edgekit.meta import read_meta
 
@@ -53,6 +55,7 @@ def test_export_carries_what_decoding_needs(trained):
     assert trained.checkpoint.is_file()
 
 
+@pytest.mark.slow
 def test_onnx_runtime_gives_the_torch_metrics(trained):
     from edgekit.datasets import load_split
     from edgekit.evaluate import evaluate
@@ -64,6 +67,7 @@ def test_onnx_runtime_gives_the_torch_metrics(trained):
     assert record.metrics["map50_95"] == pytest.approx(trained.metrics["map50_95"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_robot_tier_detects_without_torch(trained):
     import subprocess
     import sys
@@ -112,6 +116,7 @@ def test_bad_configuration_is_one_clear_error(tmp_path):
         train(TrainConfig(data="shapes", output_dir=tmp_path / "file", progress=False))
 
 
+@pytest.mark.slow
 def test_eval_cli_shows_runtimes_beside_the_torch_checkpoint(trained, tmp_path):
     import json
 
@@ -123,6 +128,7 @@ def test_eval_cli_shows_runtimes_beside_the_torch_checkpoint(trained, tmp_path):
     assert records["records"][0]["metrics"]["map50_95"] == pytest.approx(trained.metrics["map50_95"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_train_cli_and_its_errors(tmp_path):
     args = ("train", "detector", "--data", "shapes", "--out", str(tmp_path / "run"), "--epochs", "1", "-q",
             "-O", "train_size=32", "-O", "val_size=8", "-O", "test_size=8", "-O", "eval_every=0")

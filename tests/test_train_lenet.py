@@ -96,6 +96,7 @@ def test_bad_settings_are_refused_without_leaving_a_folder(tmp_path, changes, fr
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_trains_and_writes_json(tmp_path):
     result = run_cli("train", "lenet5", "--data", "digits", "--epochs", "3", "--out", str(tmp_path / "out"),
                      "--json", str(tmp_path / "r.json"), "--quiet", "--per-class", "40")

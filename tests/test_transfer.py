@@ -42,6 +42,7 @@ def test_new_head_learns_new_classes_from_ten_examples_each(backbone, tmp_path, 
     assert evaluate_checkpoint(result.checkpoint, meta, test)["top1"] == record.metrics["top1"]
 
 
+@pytest.mark.slow
 def test_features_mode_freezes_the_backbone_and_finetune_trains_the_last_layers(backbone, tmp_path):
     import torch
 
@@ -57,6 +58,7 @@ def test_features_mode_freezes_the_backbone_and_finetune_trains_the_last_layers(
     assert tuned_state["7.weight"].shape == (5, 400)  # the whole fc classifier became one new head
 
 
+@pytest.mark.slow
 def test_zoo_backbone_with_user_weights(tmp_path):
     """Mechanics only: a random-weight MobileNetV3 stands in for the user's trained weights."""
     import torch
@@ -91,6 +93,7 @@ def test_bad_backbones_are_refused(tmp_path, source, options, fragment):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_cli_transfer_and_a_foreign_checkpoint(backbone, tmp_path):
     result = run_cli("train", "lenet5", "--data", "digits", "--classes", "5-9", "--per-class", "5", "--epochs", "5",
                      "--transfer-from", str(backbone.checkpoint), "--mode", "features", "--out", str(tmp_path / "o"), "-q")

@@ -41,47 +41,26 @@ def quantize(
     """Quantize MODEL. With several --mode, --report or --max-drop: build every variant, measure
     them side by side, and (with --max-drop) write the fastest one within budget to OUTPUT."""
     from edgekit.errors import BadInputError
-    from edgekit.quantize.base import QuantizeConfig
     from edgekit.quantize.base import quantize as run_quantize
+    from edgekit.quantize.sweep import SweepConfig, check_calibration_used, make_configs, sweep
     from edgekit.sources import resolve_model
 
-    from edgekit.quantize.base import QUANTIZERS
-
-    modes = list(dict.fromkeys(mode or ["int8-static"]))
-    backends = list(dict.fromkeys(backend or ["ort"]))
-    pairs = [(b, m) for b in backends for m in modes]
-    if len(pairs) > 1:  # in a sweep, skip combinations no backend offers (nncf has int8-static only)
-        pairs = [(b, m) for b, m in pairs if f"{b}:{m}" in QUANTIZERS] or pairs[:1]
-    configs = [QuantizeConfig(mode=m, backend=b, calib=calib, calib_size=calib_size or 128,
-                              method=method or "minmax", per_channel=per_channel, activations=activations,
-                              exclude=tuple(exclude or ()), seed=seed) for b, m in pairs]
-    _check_calibration_used(configs, calib, calib_size, method, report or max_drop is not None)
-    if max_drop is not None and max_drop < 0:
-        raise BadInputError(f"--max-drop must be 0 or more, got {max_drop}")
+    configs = make_configs(mode, backend, calib=calib, calib_size=calib_size or 128, method=method or "minmax",
+                           per_channel=per_channel, activations=activations, exclude=tuple(exclude or ()), seed=seed)
+    check_calibration_used(configs, calib, calib_size, method, report or max_drop is not None)
+    options = SweepConfig(runtimes=tuple(runtime or ()), eval_data=eval_data, eval_size=eval_size,
+                          max_drop=max_drop, threads=threads, duration=duration, seed=seed)
     if not output.parent.is_dir():
         raise BadInputError(f"output directory {output.parent} does not exist")
     source = resolve_model(model)
     out = _wide_console()
     if len(configs) == 1 and not report and max_drop is None:
-        result = run_quantize(source, output, configs[0])
-        _print_result(out, result)
+        _print_result(out, run_quantize(source, output, configs[0]))
         return
-    _sweep(out, source, output, configs, runtime, eval_data or calib, eval_size, max_drop, threads, duration,
-           json_out, seed)
-
-
-def _check_calibration_used(configs, calib, calib_size, method, measured: bool) -> None:
-    """Calibration options with no calibrating mode would be silently ignored: refuse them. (With
-    --report/--max-drop, --calib is still the default evaluation data, so it alone is accepted.)"""
-    from edgekit.errors import BadInputError
-
-    if any(c.mode == "int8-static" for c in configs):
-        return
-    given = [name for name, value in (("--calib", None if measured else calib), ("--calib-size", calib_size),
-                                      ("--method", method)) if value is not None]
-    if given:
-        modes = ", ".join(dict.fromkeys(c.mode for c in configs))
-        raise BadInputError(f"{', '.join(given)}: only int8-static uses calibration, and no selected mode ({modes}) does")
+    result = sweep(source, output, configs, options)
+    _print_sweep(out, result)
+    if json_out:
+        write_json(json_out, result.report.to_dict())
 
 
 def _wide_console():
@@ -107,78 +86,14 @@ def _print_result(out, result) -> None:
         out.print(f"nodes: {kernels}")
 
 
-def _sweep(out, source, output, configs, runtimes, eval_data, eval_size, max_drop, threads, duration,
-           json_out, seed) -> None:
-    import tempfile
+def _print_sweep(out, result) -> None:
+    from edgekit.quantize.report import render
 
-    from edgekit.bench import LoopPlan
-    from edgekit.errors import BadInputError
-    from edgekit.meta import read_meta
-    from edgekit.quantize.calibration import calibration_batches
-    from edgekit.quantize.report import MeasureConfig, Variant, bf16_variant, measure, render
-    from edgekit.quantize.select import build_variants, choose
-    from edgekit.runtimes import RUNTIMES
-
-    meta = read_meta(source)
-    names = runtimes or [name for name in ("ort-cpu", "openvino") if name in RUNTIMES]
-    config = MeasureConfig(runtimes=tuple(names), threads=threads,
-                           plan=LoopPlan(warmup=5, min_runs=20, min_duration_s=duration))
-    split = _eval_split(eval_data, meta, eval_size, seed)
-    if max_drop is not None and split is None:
-        raise BadInputError("--max-drop needs labelled data to measure accuracy: --eval DATASET (or --calib DATASET)")
-    parity = calibration_batches(eval_data, source, meta, 64, seed, split="test") if eval_data else None
-    fp32 = Variant("fp32", source, "fp32")
-    extra = [v for v in (bf16_variant(fp32),) if v is not None and "openvino" in [RUNTIMES.canonical(n) for n in names]]
-
-    def run(variants):
-        return measure(variants, meta, config, split, parity)
-
-    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as folder:
-        if max_drop is not None:
-            result, selection, kept = choose(source, output, configs, max_drop, RUNTIMES.canonical(names[0]),
-                                             Path(folder), run, extra)
-            out.print(render(result, (selection.kept.variant, selection.kept.runtime) if selection.kept else None))
-            for variant, runtime, verdict in selection.reasons:
-                out.print(f"  {variant} on {runtime}: {verdict}")
-            out.print(f"{selection.summary} → {kept}")
-        else:
-            variants = build_variants(source, Path(folder), configs)
-            result = run([*variants, *extra])
-            out.print(render(result))
-            _keep_all(out, variants[1:], output, len(configs) == 1)
-    if json_out:
-        write_json(json_out, result.to_dict())
-
-
-def _keep_all(out, variants, output: Path, single: bool) -> None:
-    """Move the built variants out of the scratch folder: OUTPUT itself, or OUTPUT.<variant>.<suffix>."""
-    import os
-
-    for variant in variants:
-        target = output if single else output.with_name(f"{output.stem}.{variant.name}{variant.path.suffix}")
-        if variant.path.suffix == ".xml":
-            os.replace(variant.path.with_suffix(".bin"), target.with_suffix(".bin"))
-        os.replace(variant.path, target)
-        out.print(f"wrote {target}")
-
-
-def _eval_split(data, meta, size: int, seed: int):
-    """The test split of a labelled dataset for accuracy, or None (image folders of unlabelled
-    images and .npz inputs carry no labels)."""
-    from pathlib import Path as _Path
-
-    from edgekit.datasets.base import load_split
-    from edgekit.errors import BadInputError
-
-    if not data or _Path(data).suffix.lower() == ".npz" or meta.task == "unknown":
-        return None
-    from edgekit.quantize.calibration import recorded_split
-
-    options, split_seed = recorded_split(meta, data, seed)  # the model's own test split, when it is its dataset
-    try:
-        split = load_split(data, split="test", seed=split_seed, **options)
-    except (ModuleNotFoundError, BadInputError):
-        return None
-    if split.task != meta.task:
-        raise BadInputError(f"model task '{meta.task}' does not match dataset task '{split.task}'")
-    return split.take(size)
+    out.print(render(result.report, result.kept))
+    if result.selection is None:
+        for path in result.written:
+            out.print(f"wrote {path}")
+        return
+    for variant, runtime, verdict in result.selection.reasons:
+        out.print(f"  {variant} on {runtime}: {verdict}")
+    out.print(f"{result.selection.summary} → {result.written[0]}")

@@ -10,6 +10,7 @@ from typing import Any
 
 from edgekit.datasets.base import Split
 from edgekit.errors import BadInputError
+from edgekit.evaluate.metrics import make_evaluator
 from edgekit.meta import read_meta
 from edgekit.runtimes import get_runtime
 from edgekit.tasks import get_task
@@ -59,7 +60,7 @@ def evaluate(
     if meta.task != split.task:
         raise BadInputError(f"model task '{meta.task}' does not match dataset task '{split.task}'")
     task = get_task(meta.task)
-    evaluator = task.evaluator(meta)
+    evaluator = make_evaluator(meta)
     start = time.perf_counter()
     with get_runtime(runtime)(path, **(runtime_options or {})) as session:
         predictions = predict_split(session, task, meta, split, batch_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import warnings
@@ -147,8 +146,6 @@ def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], 
 
 
 def _file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    from edgekit.hashing import file_sha256
+
+    return f"sha256:{file_sha256(path)[:16]}"

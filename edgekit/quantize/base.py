@@ -7,12 +7,12 @@ import string, so listing quantizers imports nothing heavy.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgekit.errors import BadInputError
+from edgekit.hashing import file_sha256
 from edgekit.meta import ModelMeta
 from edgekit.registry import Registry
 
@@ -88,16 +88,66 @@ class Quantizer(Protocol):
     def __call__(self, source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult: ...
 
 
-QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
-QUANTIZERS.add("ort:int8-static", "edgekit.quantize.onnxruntime:quantize_static")
-QUANTIZERS.add("ort:int8-dynamic", "edgekit.quantize.onnxruntime:quantize_dynamic")
-QUANTIZERS.add("ort:fp16", "edgekit.quantize.onnxruntime:convert_fp16")
-QUANTIZERS.add("nncf:int8-static", "edgekit.quantize.openvino:quantize_nncf", aliases=("openvino:int8-static",))
-QUANTIZERS.add("trt:fp16", "edgekit.quantize.tensorrt:build_fp16", aliases=("tensorrt:fp16",))
-QUANTIZERS.add("trt:int8-static", "edgekit.quantize.tensorrt:build_int8", aliases=("tensorrt:int8-static",))
+@dataclass(frozen=True)
+class QuantizerKind:
+    """One quantization backend: its modes (mode → import string of the quantizer), the file it
+    writes (and other suffixes an output may have), and the runtimes that run its artifacts."""
 
-#: the file suffix each backend writes
-SUFFIXES = {"ort": ".onnx", "nncf": ".xml", "trt": ".engine"}
+    backend: str
+    functions: dict[str, str]
+    suffix: str
+    other_suffixes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    mode_runtimes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(self.functions)
+
+    def runtimes(self, mode: str) -> tuple[str, ...]:
+        """Runtimes that run this mode's artifact; () means every runtime that loads the suffix."""
+        return self.mode_runtimes.get(mode, ())
+
+    def accepts(self, output: Path) -> bool:
+        return output.suffix.lower() in (self.suffix, *self.other_suffixes)
+
+
+#: FP16 ONNX runs on ONNX Runtime only: OpenVINO computes it in f32 anyway (its own f16/bf16 is the
+#: precision hint, the fp32+bf16-hint row), and its compiled model renames the input to the fused
+#: Cast's tensor (graph_input_cast_0), so the file's own feeds would not fit.
+_ORT_ONLY = ("ort-cpu", "ort-cuda", "ort-trt")
+KINDS: dict[str, QuantizerKind] = {kind.backend: kind for kind in (
+    QuantizerKind("ort", {"int8-static": "edgekit.quantize.onnxruntime:quantize_static",
+                          "int8-dynamic": "edgekit.quantize.onnxruntime:quantize_dynamic",
+                          "fp16": "edgekit.quantize.onnxruntime:convert_fp16"}, ".onnx",
+                  mode_runtimes={"fp16": _ORT_ONLY}),
+    QuantizerKind("nncf", {"int8-static": "edgekit.quantize.openvino:quantize_nncf"}, ".xml", (".onnx",),
+                  aliases=("openvino",)),
+    QuantizerKind("trt", {"fp16": "edgekit.quantize.tensorrt:build_fp16",
+                          "int8-static": "edgekit.quantize.tensorrt:build_int8"}, ".engine", aliases=("tensorrt",)),
+)}
+
+QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
+for _kind in KINDS.values():
+    for _mode, _target in _kind.functions.items():
+        QUANTIZERS.add(f"{_kind.backend}:{_mode}", _target, aliases=tuple(f"{a}:{_mode}" for a in _kind.aliases))
+
+#: the file suffix each backend writes (derived from KINDS; kept for callers of the old table)
+SUFFIXES = {backend: kind.suffix for backend, kind in KINDS.items()}
+
+
+def kind_of(backend: str) -> QuantizerKind:
+    """The quantizer kind named ``backend`` (or an alias of it)."""
+    name = backend.lower()
+    for kind in KINDS.values():
+        if name == kind.backend or name in kind.aliases:
+            return kind
+    raise BadInputError(f"unknown quantization backend '{backend}' (expected {', '.join(KINDS)})")
+
+
+def output_name(source: Path, config: QuantizeConfig) -> str:
+    """File name of a variant built in a sweep: ``<stem>.<variant><suffix>``."""
+    return f"{source.stem}.{config.variant}{kind_of(config.backend).suffix}"
 
 
 def quantize(source: str | Path, output: str | Path, config: QuantizeConfig) -> QuantizeResult:
@@ -109,17 +159,36 @@ def quantize(source: str | Path, output: str | Path, config: QuantizeConfig) -> 
         raise BadInputError(f"model file not found: {source}")
     if source.suffix.lower() != ".onnx":
         raise BadInputError(f"quantization starts from an .onnx model, got '{source.name}'")
-    backend = config.backend.lower()
-    if backend not in SUFFIXES:
-        raise BadInputError(f"unknown quantization backend '{config.backend}' (expected {', '.join(SUFFIXES)})")
+    kind = kind_of(config.backend)
     quantizer = QUANTIZERS.get(config.key)
-    expected = SUFFIXES[backend]
-    if output.suffix.lower() not in (expected, *((".onnx",) if backend == "nncf" else ())):
-        raise BadInputError(f"{config.key} writes a {expected} file, got output '{output.name}'")
+    if not kind.accepts(output):
+        raise BadInputError(f"{config.key} writes a {kind.suffix} file, got output '{output.name}'")
     meta = read_meta(source)
     if meta.precision != "fp32":
         raise BadInputError(f"{source.name} is already {meta.precision}: quantize the FP32 model")
+    check_standard_ops(source)
     return quantizer(source, output, config, meta)
+
+
+#: operator domains the quantizers and runtimes know (ONNX, ONNX-ML, ONNX Runtime's contrib ops)
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
+
+
+def check_standard_ops(source: Path) -> None:
+    """Refuse, in one line, a model with an operator from a custom domain (a plugin or a
+    framework-specific op): calibration runs the model on ONNX Runtime, which cannot run it."""
+    import onnx
+
+    try:
+        model = onnx.load(str(source), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise BadInputError(f"{source.name} is not a readable ONNX model: {str(exc).splitlines()[0]}") from None
+    local = {(function.domain, function.name) for function in model.functions}
+    for node in model.graph.node:
+        if node.domain not in STANDARD_DOMAINS and (node.domain, node.op_type) not in local:
+            name = f" '{node.name}'" if node.name else ""
+            raise BadInputError(f"{source.name}: node{name} is {node.domain}::{node.op_type}, an operator from a "
+                                f"custom domain that quantization cannot run (standard ONNX operators only)")
 
 
 def recipe(config: QuantizeConfig, source: Path, runtime_target: str, **extra: Any) -> dict[str, Any]:
@@ -144,14 +213,6 @@ def recipe(config: QuantizeConfig, source: Path, runtime_target: str, **extra: A
 
 def precision_of(mode: str) -> str:
     return "fp16" if mode == "fp16" else "int8"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_dict(config: QuantizeConfig) -> dict[str, Any]:

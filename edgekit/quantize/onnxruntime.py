@@ -39,11 +39,13 @@ def quantize_static(source: Path, output: Path, config: QuantizeConfig, meta: Mo
 
 def write_qdq(
     source: Path, target: Path, config: QuantizeConfig, meta: ModelMeta, symmetric: bool = False,
-    runtime_target: str = "ort-cpu",
+    runtime_target: str = "ort-cpu", quantize_bias: bool = True,
 ) -> dict[str, Any]:
     """Calibrate and write a QDQ model to ``target`` (a scratch path); returns its recipe.
 
-    ``symmetric`` forces zero-point-free ranges, as TensorRT's explicit quantization requires.
+    ``symmetric`` forces zero-point-free ranges, as TensorRT's explicit quantization requires;
+    ``quantize_bias=False`` keeps biases in float (TensorRT's ONNX parser refuses INT32 biases
+    behind a DequantizeLinear, and quantizes them itself).
     """
     q = require("onnxruntime.quantization", "ort")
     batches = calibration_batches(config.calib or "", source, meta, config.calib_size, config.seed)
@@ -54,6 +56,8 @@ def write_qdq(
     extra: dict[str, Any] = {}
     if symmetric:
         extra.update(ActivationSymmetric=True, WeightSymmetric=True)
+    if not quantize_bias:
+        extra["QuantizeBias"] = False
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as folder:
         prepared = _prepare(source, Path(folder))
         excluded = resolve_exclusions(prepared, config.exclude)
@@ -64,7 +68,7 @@ def write_qdq(
         )
     samples = sum(len(next(iter(b.values()))) for b in batches)
     info = recipe(config, source, runtime_target, excluded_nodes=excluded, calib_batches=len(batches),
-                  calib_samples=samples, symmetric=symmetric)
+                  calib_samples=samples, symmetric=symmetric, quantize_bias=quantize_bias)
     return info
 
 
@@ -165,7 +169,7 @@ def _finish(
 
     model = onnx.load(str(quantized))
     feeds, count, origin = check_feeds(source, meta, config)
-    info["check"] = {**_agreement(source, quantized, feeds, count), "data": origin}
+    info["check"] = {**agreement(source, quantized, feeds, count), "data": origin}
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
     set_metadata(model, new_meta)
     model.producer_name = "edgekit"
@@ -201,22 +205,25 @@ def check_feeds(source: Path, meta: ModelMeta, config: QuantizeConfig) -> tuple[
     return batch_feeds(arrays, specs), CHECK_SAMPLES, "random inputs"
 
 
-def _agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]], count: int) -> dict:
-    """Worst-output cosine and top-1 agreement (percent) of the candidate with FP32 over ``count`` samples."""
+def agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]], count: int,
+              runtime: str = "ort-cpu") -> dict:
+    """Worst-output cosine and top-1 agreement (percent) of the candidate (run on ``runtime``) with
+    FP32 (on ONNX Runtime's CPU) over ``count`` samples."""
     from edgekit.parity import compare_outputs
-    from edgekit.runtimes import open_runtime
+    from edgekit.runtimes import get_runtime, open_runtime
 
     outputs = []
-    for path in (reference, candidate):
+    for path, name in ((reference, "ort-cpu"), (candidate, runtime)):
         collected: dict[str, list[np.ndarray]] = {}
         try:
-            with open_runtime("ort-cpu", path) as runtime:
+            with open_runtime(name, path) as session:
                 for feed in feeds:
-                    for name, value in runtime.run(feed).items():
-                        collected.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
+                    for output, value in session.run(feed).items():
+                        collected.setdefault(output, []).append(np.asarray(value, dtype=np.float32))
         except BadInputError as exc:
-            raise BadInputError(f"the quantized model does not run on ONNX Runtime: {exc}") from None
-        outputs.append({name: np.concatenate(parts)[:count] for name, parts in collected.items()})
+            where = "ONNX Runtime" if name == "ort-cpu" else get_runtime(name).name
+            raise BadInputError(f"the quantized model does not run on {where}: {exc}") from None
+        outputs.append({output: np.concatenate(parts)[:count] for output, parts in collected.items()})
     parity = compare_outputs(outputs[0], outputs[1])
     worst = min(parity.outputs, key=lambda o: o.cosine)
     top1 = None if worst.top1_agreement is None else round(100.0 * worst.top1_agreement, 3)

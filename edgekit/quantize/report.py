@@ -146,11 +146,12 @@ def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: Mod
               config: MeasureConfig) -> tuple[str, dict[str, float]]:
     """The primary metric's name and every metric in percentage points (the evaluator's
     ``points_per_unit``), with the *source* model's metadata, so IR files and engines are read the same way."""
+    from edgekit.evaluate.metrics import make_evaluator
     from edgekit.evaluate.runner import predict_split
     from edgekit.tasks import get_task
 
     task = get_task(meta.task)
-    evaluator = task.evaluator(meta)
+    evaluator = make_evaluator(meta)
     with get_runtime(runtime)(variant.path, **options) as session:
         predictions = predict_split(session, task, meta, split, config.batch_size)
     evaluator.update(predictions, list(split.targets))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.quantize.base import SUFFIXES, QuantizeConfig, quantize
+from edgekit.quantize.base import QuantizeConfig, kind_of, output_name, quantize
 from edgekit.quantize.report import PrecisionReport, PrecisionRow, Variant
 
 MIN_SPEEDUP = 1.05
@@ -70,17 +70,10 @@ def build_variants(source: Path, folder: Path, configs: Sequence[QuantizeConfig]
     """FP32 (the source) plus one quantized artifact per config, written into ``folder``."""
     variants = [Variant("fp32", source, "fp32")]
     for config in configs:
-        target = folder / f"{source.stem}.{config.variant}{SUFFIXES[config.backend]}"
-        result = quantize(source, target, config)
-        variants.append(Variant(config.variant, result.path, result.meta.precision, _runtimes_for(config)))
+        result = quantize(source, folder / output_name(source, config), config)
+        runtimes = kind_of(config.backend).runtimes(config.mode)
+        variants.append(Variant(config.variant, result.path, result.meta.precision, runtimes))
     return variants
-
-
-def _runtimes_for(config: QuantizeConfig) -> tuple[str, ...]:
-    """FP16 ONNX runs on ONNX Runtime only: OpenVINO computes it in f32 anyway (its own f16/bf16 is
-    the precision hint, the fp32+bf16-hint row), and its compiled model renames the input to the
-    fused Cast's tensor (graph_input_cast_0), so the file's own feeds would not fit."""
-    return ("ort-cpu", "ort-cuda", "ort-trt") if config.mode == "fp16" and config.backend == "ort" else ()
 
 
 def sensitive_retry(configs: Sequence[QuantizeConfig]) -> list[QuantizeConfig]:

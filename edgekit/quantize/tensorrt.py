@@ -1,12 +1,17 @@
-"""TensorRT FP16 and INT8 engines, built from ONNX with the TensorRT Python API.
+"""TensorRT FP16 and INT8 engines, built by the one engine builder (runtimes/tensorrt_build.py).
 
-INT8 uses explicit quantization: the model is first calibrated by ONNX Runtime into a QDQ
-graph with *symmetric* signed ranges (TensorRT accepts only zero-point-free Q/DQ), then built
-with the INT8 (and FP16, for the layers left in float) builder flags. This is TensorRT 10's
-recommended path; it needs no implicit calibrator, no device buffers during calibration and no
-calibration cache. The engine's recipe goes to a ``.json`` beside it (engines hold no metadata).
+The precision is put into the ONNX before TensorRT sees it, which works on every TensorRT from
+10.0 to 11 (11 removed the FP16/INT8 builder flags; strong typing is always on):
 
-Untested in this project's CI machine (no GPU); guarded by the ``tensorrt`` test marker.
+- INT8: explicit quantization. ONNX Runtime calibrates a Q/DQ model with *symmetric* signed
+  ranges (TensorRT accepts only zero-point-free Q/DQ) and biases left in float
+  (``QuantizeBias=False``: TensorRT's parser refuses INT32 biases behind a DequantizeLinear).
+- FP16: on TensorRT >= 10.12 the FP32 model is converted to an FP16 ONNX (inputs and outputs
+  kept float32) and built strongly typed; older 10.x builds the FP32 model with the FP16 flag.
+
+The built engine is run once against FP32 (ONNX Runtime on the CPU) on the check samples and the
+agreement goes into the recipe, which is written to a ``.json`` beside the engine (engines hold
+no metadata). Needs a GPU; guarded by the ``tensorrt`` test marker.
 """
 
 from __future__ import annotations
@@ -18,72 +23,99 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.deps import require
-from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.quantize.base import QuantizeConfig, QuantizeResult, precision_of, recipe
-from edgekit.quantize.calibration import model_inputs
 
-WORKSPACE_BYTES = 1 << 30
-MAX_DYNAMIC_BATCH = 8
+#: the builder's memory limit for quantized builds
+WORKSPACE_MB = 1024
 
 
 def build_fp16(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
     """An FP16 engine from the FP32 ONNX model."""
+    from edgekit.runtimes.tensorrt_build import STRONG_TYPING_SINCE, trt_version
+
+    trt = _tensorrt()
     info = recipe(config, source, "trt")
-    return _build(source, output, config, meta, info, int8=False)
+    with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
+        onnx_path = source
+        if trt_version(trt) >= STRONG_TYPING_SINCE:
+            onnx_path = Path(folder) / "fp16.onnx"
+            write_fp16_onnx(source, onnx_path, config)
+            info["strongly_typed_from"] = "fp16 onnx"
+        return _build(trt, onnx_path, output, config, meta, info, source)
 
 
 def build_int8(source: Path, output: Path, config: QuantizeConfig, meta: ModelMeta) -> QuantizeResult:
-    """An INT8 engine from a symmetric QDQ model calibrated on ``config.calib``."""
-    from edgekit.quantize.onnxruntime import write_qdq
-
-    signed = dataclasses.replace(config, activations="s8", backend="trt")
+    """An INT8 engine from a symmetric Q/DQ model with float biases, calibrated on ``config.calib``."""
+    trt = _tensorrt()  # before calibrating: without TensorRT or a GPU nothing else is worth doing
+    signed = trt_qdq_config(config)
     with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
         qdq = Path(folder) / "qdq.onnx"
-        info = write_qdq(source, qdq, signed, meta, symmetric=True, runtime_target="trt")
-        return _build(qdq, output, signed, meta, info, int8=True, shapes_from=source)
+        info = write_trt_qdq(source, qdq, signed, meta)
+        return _build(trt, qdq, output, signed, meta, info, source)
+
+
+def _tensorrt():
+    """The tensorrt module, or the trt runtime's one-line reason why not (not installed, no GPU)."""
+    from edgekit.runtimes import get_runtime
+
+    get_runtime("trt").ensure_available()
+    import tensorrt
+
+    return tensorrt
+
+
+def trt_qdq_config(config: QuantizeConfig) -> QuantizeConfig:
+    """TensorRT takes signed activations only."""
+    return dataclasses.replace(config, activations="s8", backend="trt")
+
+
+def write_trt_qdq(source: Path, target: Path, config: QuantizeConfig, meta: ModelMeta) -> dict[str, Any]:
+    """The Q/DQ model TensorRT builds an INT8 engine from: symmetric ranges, float biases. Runs on
+    ONNX Runtime's CPU too (which is how it is checked here). Returns its recipe."""
+    from edgekit.quantize.onnxruntime import write_qdq
+
+    return write_qdq(source, target, trt_qdq_config(config), meta, symmetric=True, runtime_target="trt",
+                     quantize_bias=False)
+
+
+def write_fp16_onnx(source: Path, target: Path, config: QuantizeConfig) -> None:
+    """FP16 weights and activations, float32 inputs and outputs (ONNX Runtime's converter)."""
+    onnx = require("onnx", "quantize")
+    float16 = require("onnxruntime.transformers.float16", "ort")
+    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True,
+                                             node_block_list=list(config.exclude) or None)
+    onnx.save(model, str(target))
 
 
 def _build(
-    onnx_path: Path, output: Path, config: QuantizeConfig, meta: ModelMeta, info: dict[str, Any],
-    int8: bool, shapes_from: Path | None = None,
+    trt: Any, onnx_path: Path, output: Path, config: QuantizeConfig, meta: ModelMeta, info: dict[str, Any],
+    source: Path,
 ) -> QuantizeResult:
-    trt = require("tensorrt", "tensorrt")
     from edgekit.fileio import atomic_path, write_text_atomic
+    from edgekit.paths import cache_dir
+    from edgekit.runtimes import cuda
+    from edgekit.runtimes.tensorrt_build import BuildSpec, build_engine, slug
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BadInputError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
-    builder_config = builder.create_builder_config()
-    builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    builder_config.set_flag(trt.BuilderFlag.FP16)
-    if int8:
-        builder_config.set_flag(trt.BuilderFlag.INT8)
-    _add_profile(trt, builder, builder_config, shapes_from or onnx_path)
-    serialized = builder.build_serialized_network(network, builder_config)
-    if serialized is None:
-        raise BadInputError(f"TensorRT could not build a {config.mode} engine from {onnx_path.name}")
+    names = cuda.gpu_names()
+    timing = cache_dir("tensorrt") / f"timing-{trt.__version__}-{slug(names[0] if names else 'gpu')}.cache"
+    spec = BuildSpec(precision=precision_of(config.mode), workspace_mb=WORKSPACE_MB)
+    engine = build_engine(trt, onnx_path, spec, timing)
     info["tensorrt"] = trt.__version__
+    with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
+        scratch = Path(folder) / "check.engine"
+        scratch.write_bytes(engine)
+        info["check"] = engine_agreement(source, scratch, meta, config)
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
     with atomic_path(output) as temporary:
-        temporary.write_bytes(bytes(serialized))
+        temporary.write_bytes(engine)
         write_text_atomic(output.with_suffix(output.suffix + ".json"), json.dumps(new_meta.to_props(), indent=2))
     return QuantizeResult(output, config, new_meta, {})
 
 
-def _add_profile(trt: Any, builder: Any, builder_config: Any, onnx_path: Path) -> None:
-    """Dynamic batch → one optimization profile (1, 1..8); other dims must be static."""
-    specs = model_inputs(onnx_path)
-    if all(all(isinstance(d, int) and d > 0 for d in spec.shape) for spec in specs):
-        return
-    profile = builder.create_optimization_profile()
-    for spec in specs:
-        rest = spec.shape[1:]
-        if not all(isinstance(d, int) and d > 0 for d in rest):
-            raise BadInputError(f"input '{spec.name}' has symbolic non-batch dims {spec.shape}: export it static")
-        profile.set_shape(spec.name, (1, *rest), (1, *rest), (MAX_DYNAMIC_BATCH, *rest))
-    builder_config.add_optimization_profile(profile)
+def engine_agreement(source: Path, engine: Path, meta: ModelMeta, config: QuantizeConfig) -> dict[str, Any]:
+    """The engine run once against FP32 on the check samples: worst cosine, top-1 agreement."""
+    from edgekit.quantize.onnxruntime import agreement, check_feeds
+
+    feeds, count, origin = check_feeds(source, meta, config)
+    return {**agreement(source, engine, feeds, count, runtime="trt"), "data": origin}

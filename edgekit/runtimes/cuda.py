@@ -10,7 +10,9 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import re
 import sys
+import threading
 import time
 from functools import lru_cache
 
@@ -64,13 +66,49 @@ def gpu_names() -> tuple[str, ...]:
     return tuple(names)
 
 
+@lru_cache(maxsize=1)
+def driver_major() -> int | None:
+    """The CUDA major version the driver supports (13 for a 13.x driver); None without a driver."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    version = ctypes.c_int(0)
+    if driver.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value <= 0:
+        return None
+    return version.value // 1000
+
+
+def runtime_major(path: str) -> int | None:
+    """The CUDA major version a libcudart path is for: libcudart.so.12[.x] or a pip wheel's
+    nvidia/cu13/lib folder; None for an unversioned name."""
+    match = re.search(r"libcudart\.so\.(\d+)", path) or re.search(r"[/\\]cu(\d+)[/\\]lib[/\\]", path)
+    return int(match.group(1)) if match else None
+
+
+def order_candidates(paths: list[str], driver: int | None) -> list[str]:
+    """Try the libcudart that matches the driver first, then older ones (newest first), then
+    unversioned names; a runtime newer than the driver cannot initialize, so it comes last."""
+    def rank(indexed: tuple[int, str]) -> tuple[int, int, int]:
+        index, path = indexed
+        major = runtime_major(path)
+        if driver is None or major is None:
+            return (2 if major is None else 1, 0, index)
+        if major == driver:
+            return (0, 0, index)
+        return (1, driver - major, index) if major < driver else (3, major, index)
+
+    unique = list(dict.fromkeys(paths))
+    return [path for _, path in sorted(enumerate(unique), key=rank)]
+
+
 def _candidate_paths() -> list[str]:
-    """libcudart from the system, then from pip's nvidia-cuda-runtime wheels."""
-    paths = list(_RUNTIME_NAMES)
+    """libcudart from the system and from pip's nvidia-cuda-runtime wheels, matching the driver first."""
+    paths = [name for name in _RUNTIME_NAMES if name != "libcudart.so"]
     for root in sys.path:
         paths += sorted(glob.glob(os.path.join(root, "nvidia", "cuda_runtime", "lib", "libcudart.so*")))
         paths += sorted(glob.glob(os.path.join(root, "nvidia", "cu*", "lib", "libcudart.so*")))
-    return paths
+    return order_candidates([*paths, "libcudart.so"], driver_major())
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +156,17 @@ def check(status: int, what: str) -> None:
 
 def set_device(device_id: int) -> None:
     check(runtime_library().cudaSetDevice(device_id), f"cudaSetDevice({device_id})")
+
+
+_CURRENT = threading.local()
+
+
+def ensure_device(device_id: int) -> None:
+    """Make ``device_id`` the calling thread's current device (CUDA keeps one per thread), calling
+    cudaSetDevice only when this thread has not set it yet."""
+    if getattr(_CURRENT, "device", None) != device_id:
+        set_device(device_id)
+        _CURRENT.device = device_id
 
 
 def runtime_version() -> str:

@@ -178,15 +178,31 @@ class OrtCudaOptions(OrtOptions):
 
     device_id: int = 0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from edgekit.runtimes.cuda import parse_device_id
+
+        if self.device_id < 0:
+            raise BadInputError(f"option device_id must be 0 or more, got {self.device_id}")
+        given = parse_device_id(self.device, self.device_id)
+        if self.device is not None and self.device_id not in (0, given):
+            raise BadInputError(f"device '{self.device}' and device_id {self.device_id} disagree")
+
 
 @dataclass(frozen=True)
 class OrtTrtOptions(OrtCudaOptions):
-    """``fp16``: let TensorRT pick FP16 kernels; ``engine_cache``: keep built engines (and the
-    timing cache) under ``engine_cache_dir`` [default: edgekit's cache dir, ort-trt/]."""
+    """``fp16``: let TensorRT pick FP16 kernels; ``engine_cache``: keep built engines under
+    ``engine_cache_dir`` [default: edgekit's cache dir, ort-trt/], in one folder per model content
+    (ONNX Runtime names engines by graph and tensor names, not weights); the timing cache is shared."""
 
     fp16: bool = False
     engine_cache: bool = True
     engine_cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.engine_cache_dir is not None and not self.engine_cache_dir.strip():
+            raise BadInputError("option engine_cache_dir must be a folder, got an empty string")
 
 
 class _OrtGpuRuntime(OrtRuntime):
@@ -223,10 +239,7 @@ class _OrtGpuRuntime(OrtRuntime):
     def device_id(self) -> int:
         from edgekit.runtimes.cuda import parse_device_id
 
-        given = parse_device_id(self.options.device, self.options.device_id)
-        if self.options.device is not None and self.options.device_id not in (0, given):
-            raise BadInputError(f"device '{self.options.device}' and device_id {self.options.device_id} disagree")
-        return given
+        return parse_device_id(self.options.device, self.options.device_id)  # agreement checked in the options
 
     def provider_options(self) -> dict[str, Any]:
         return {"device_id": self.device_id}
@@ -303,15 +316,41 @@ class OrtTrtRuntime(_OrtGpuRuntime):
     provider: ClassVar[str] = "TensorrtExecutionProvider"
 
     def provider_options(self) -> dict[str, Any]:
-        from edgekit.paths import cache_dir
-
         options: dict[str, Any] = {"device_id": self.device_id, "trt_fp16_enable": bool(self.options.fp16)}
         if self.options.engine_cache:
-            folder = self.options.engine_cache_dir or str(cache_dir("ort-trt"))
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            options.update(trt_engine_cache_enable=True, trt_engine_cache_path=folder,
-                           trt_timing_cache_enable=True, trt_timing_cache_path=folder)
+            folder = self.engine_folder()
+            folder.mkdir(parents=True, exist_ok=True)
+            options.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(folder),
+                           trt_timing_cache_enable=True, trt_timing_cache_path=str(folder.parent))
         return options
+
+    def engine_root(self) -> Path:
+        from edgekit.paths import cache_dir
+
+        return Path(self.options.engine_cache_dir) if self.options.engine_cache_dir else cache_dir("ort-trt")
+
+    def engine_folder(self) -> Path:
+        """Where this model's engines go: a folder named by the model's content (with its external
+        data), so a retrained model under the same file and tensor names never reuses a stale engine."""
+        from edgekit.hashing import model_sha256
+
+        if getattr(self, "_engine_folder", None) is None:  # hashed once per runtime: a big model takes a while
+            self._engine_folder = self.engine_root() / f"{self.model_path.stem}-{model_sha256(self.model_path)[:16]}"
+        return self._engine_folder
+
+    def engines(self) -> list[Path]:
+        """Engines TensorRT wrote for this model: proof that TensorRT, not the CUDA or CPU fallback,
+        ran it (ONNX Runtime builds them when a session starts, or at the first run of a dynamic shape)."""
+        if not self.options.engine_cache:
+            return []
+        folder = self.engine_folder()
+        return sorted(folder.glob("*.engine")) if folder.is_dir() else []
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        if self.options.engine_cache and hasattr(self, "_session"):
+            info.update(engine_cache=str(self.engine_folder()), trt_engines=len(self.engines()))
+        return info
 
     def execution_providers(self) -> list[tuple[str, dict[str, Any]]]:
         return [(self.provider, self.provider_options()),

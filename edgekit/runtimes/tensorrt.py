@@ -1,15 +1,13 @@
-"""Native TensorRT (10.x Python API): build an engine from .onnx, cache it, run it on device buffers.
+"""Native TensorRT (10.x and 11 Python API): the runner half of the loader/runner split.
 
-Engines are cached under edgekit's cache dir, keyed by a hash of (model bytes, build flags,
-TensorRT version, GPU name); a timing cache per (TensorRT version, GPU) speeds up rebuilds.
-CUDA is driven through edgekit.runtimes.cuda (ctypes), so neither torch nor pycuda is needed.
+Engines come from ``tensorrt_build.build_engine`` (the one builder, shared with the quantizer),
+cached under edgekit's cache dir keyed by (model with its external data, build spec, TensorRT
+version, GPU); a timing cache per (TensorRT version, GPU) speeds up rebuilds. CUDA is driven
+through edgekit.runtimes.cuda (ctypes), so neither torch nor pycuda is needed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +17,17 @@ import numpy as np
 
 from edgekit.errors import BadInputError, EdgekitError
 from edgekit.fileio import atomic_path
+from edgekit.meta import ENGINE_SUFFIXES
 from edgekit.paths import cache_dir
 from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
-
-ENGINE_SUFFIXES = (".engine", ".plan")
+from edgekit.runtimes.tensorrt_build import BuildSpec, check_batches
 
 
 @dataclass(frozen=True)
 class TensorRTOptions(RuntimeOptions):
-    """``fp16``: allow FP16 kernels; dynamic batch gets one optimization profile with
-    min 1, opt ``opt_batch``, max ``max_batch``; ``workspace_mb``: builder memory limit;
-    ``cache``: keep built engines on disk; ``device``: cuda:N."""
+    """``fp16``: an FP16 engine (TensorRT < 10.12: the FP16 flag; later: the ONNX must be FP16);
+    dynamic batch gets one optimization profile with min 1, opt ``opt_batch``, max ``max_batch``;
+    ``workspace_mb``: builder memory limit; ``cache``: keep built engines on disk; ``device``: cuda:N."""
 
     fp16: bool = False
     opt_batch: int = 1
@@ -37,23 +35,19 @@ class TensorRTOptions(RuntimeOptions):
     workspace_mb: int | None = None
     cache: bool = True
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_batches(self.opt_batch, self.max_batch)
+        if self.workspace_mb is not None and self.workspace_mb < 1:
+            raise BadInputError(f"option workspace_mb must be at least 1, got {self.workspace_mb}")
+        if self.device is not None:
+            from edgekit.runtimes.cuda import parse_device_id
 
-def _logger(trt):
-    """A TensorRT logger that keeps error messages for one-line exceptions."""
+            parse_device_id(self.device)
 
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg) -> None:
-            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                self.errors.append(str(msg).strip())
-
-        def last_error(self) -> str:
-            return self.errors[-1].splitlines()[0] if self.errors else "see the TensorRT log"
-
-    return Logger()
+    @property
+    def build_spec(self) -> BuildSpec:
+        return BuildSpec("fp16" if self.fp16 else "fp32", self.opt_batch, self.max_batch, self.workspace_mb)
 
 
 class TensorRTRuntime(Runtime):
@@ -95,15 +89,14 @@ class TensorRTRuntime(Runtime):
         import tensorrt as trt
 
         from edgekit.runtimes import cuda
+        from edgekit.runtimes.tensorrt_build import get_logger
 
-        options = self.options
-        if not 1 <= options.opt_batch <= options.max_batch:
-            raise BadInputError(f"need 1 <= opt_batch <= max_batch, got {options.opt_batch} and {options.max_batch}")
         names = cuda.gpu_names()
         if self.device_id >= len(names):
             raise BadInputError(f"no GPU cuda:{self.device_id} (found {len(names)})")
-        cuda.set_device(self.device_id)
-        self._logger = _logger(trt)
+        cuda.ensure_device(self.device_id)
+        self._logger = get_logger(trt)
+        self._logger.clear()
         try:
             return self._load(trt, names[self.device_id])
         except BaseException:
@@ -112,13 +105,14 @@ class TensorRTRuntime(Runtime):
 
     def _load(self, trt, gpu_name: str) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
         from edgekit.runtimes import cuda
+        from edgekit.runtimes.tensorrt_build import numpy_dtype
 
         data, self.engine_path, self.cache_hit = self._engine_bytes(trt, gpu_name)
         self._trt_runtime = trt.Runtime(self._logger)
         self._engine = self._trt_runtime.deserialize_cuda_engine(data)
         if self._engine is None:
             raise BadInputError(f"TensorRT cannot load engine {self.engine_path or self.model_path}: "
-                                f"{self._logger.last_error()}")
+                                f"{self._logger.summary()}")
         self._context = self._engine.create_execution_context()
         self._stream = cuda.Stream()
         self._buffers: dict[str, cuda.DeviceBuffer] = {}
@@ -126,7 +120,7 @@ class TensorRTRuntime(Runtime):
         inputs, outputs = {}, {}
         for index in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(index)
-            dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))).name
+            dtype = numpy_dtype(trt, self._engine.get_tensor_dtype(name), name).name
             shape = tuple(int(d) if d >= 0 else None for d in self._engine.get_tensor_shape(name))
             if self._engine.get_tensor_mode(name) != trt.TensorIOMode.INPUT:
                 outputs[name] = TensorSpec(name, dtype, shape)
@@ -139,12 +133,16 @@ class TensorRTRuntime(Runtime):
     def _engine_bytes(self, trt, gpu_name: str) -> tuple[bytes, Path | None, bool]:
         """A serialized engine, where it lives, and whether it was reused: the given .engine/.plan,
         a cached build, or a fresh build (written to the cache when ``cache`` is on)."""
+        from edgekit.runtimes.tensorrt_build import build_engine, slug
+
         if self.model_path.suffix.lower() in ENGINE_SUFFIXES:
             return self.model_path.read_bytes(), self.model_path, True
-        target = cache_dir("tensorrt") / f"{self.model_path.stem}-{self.cache_key(trt.__version__, gpu_name)}.engine"
+        folder = cache_dir("tensorrt")
+        target = folder / f"{self.model_path.stem}-{self.cache_key(trt.__version__, gpu_name)}.engine"
         if self.options.cache and target.is_file():
             return target.read_bytes(), target, True
-        data = self._build(trt, cache_dir("tensorrt") / f"timing-{trt.__version__}-{_slug(gpu_name)}.cache")
+        timing = folder / f"timing-{trt.__version__}-{slug(gpu_name)}.cache"
+        data = build_engine(trt, self.model_path, self.options.build_spec, timing)
         if not self.options.cache:
             return data, None, False
         with atomic_path(target) as temporary:
@@ -152,56 +150,10 @@ class TensorRTRuntime(Runtime):
         return data, target, False
 
     def cache_key(self, trt_version: str, gpu_name: str) -> str:
-        """Hash of everything that makes an engine: model bytes, build flags, TensorRT, GPU."""
-        digest = hashlib.sha256()
-        with open(self.model_path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        o = self.options
-        flags = {"fp16": o.fp16, "opt_batch": o.opt_batch, "max_batch": o.max_batch, "workspace_mb": o.workspace_mb}
-        digest.update(json.dumps({"flags": flags, "trt": trt_version, "gpu": gpu_name}, sort_keys=True).encode())
-        return digest.hexdigest()[:24]
+        """Hash of everything that makes an engine: model (+ external data), build spec, TensorRT, GPU."""
+        from edgekit.runtimes.tensorrt_build import engine_cache_key
 
-    def _build(self, trt, timing_cache: Path) -> bytes:
-        builder = trt.Builder(self._logger)
-        # TensorRT 10 networks are always explicit-batch; the flag only exists (deprecated) for 8.x.
-        flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse_from_file(str(self.model_path)):
-            raise BadInputError(f"TensorRT cannot parse {self.model_path}: {_parser_error(parser)}")
-        config = builder.create_builder_config()
-        if self.options.workspace_mb:
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.options.workspace_mb << 20)
-        if self.options.fp16:
-            config.set_flag(trt.BuilderFlag.FP16)
-        profile = self._profile(builder, network)
-        if profile is not None:
-            config.add_optimization_profile(profile)
-        cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise EdgekitError(f"TensorRT could not build an engine for {self.model_path}: {self._logger.last_error()}")
-        with atomic_path(timing_cache) as temporary:
-            temporary.write_bytes(memoryview(config.get_timing_cache().serialize()))
-        return bytes(memoryview(serialized))
-
-    def _profile(self, builder, network):
-        """One optimization profile when an input's batch is dynamic; other dynamic dims are refused."""
-        profile = builder.create_optimization_profile()
-        dynamic = False
-        for index in range(network.num_inputs):
-            tensor = network.get_input(index)
-            shape = list(tensor.shape)
-            if any(d < 0 for d in shape[1:]):
-                raise BadInputError(f"input '{tensor.name}' has dynamic dims other than the batch {shape}: "
-                                    "export it with a fixed input size")
-            if shape and shape[0] < 0:
-                dynamic = True
-                o = self.options
-                profile.set_shape(tensor.name, [1, *shape[1:]], [o.opt_batch, *shape[1:]], [o.max_batch, *shape[1:]])
-        return profile if dynamic else None
+        return engine_cache_key(self.model_path, self.options.build_spec, trt_version, gpu_name)
 
     # ---- running -----------------------------------------------------------------------
     def _bind(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -209,14 +161,16 @@ class TensorRTRuntime(Runtime):
 
         Returns empty host arrays for the outputs, shaped for these inputs.
         """
-        from edgekit.runtimes.cuda import DeviceBuffer
+        from edgekit.runtimes.cuda import DeviceBuffer, ensure_device
 
+        ensure_device(self.device_id)  # CUDA's current device is per thread: a Predictor may run from several
+        self._logger.clear()
         for name, array in feeds.items():
             limit = self._max_batch.get(name)
             if limit is not None and array.shape[0] > limit:
                 raise BadInputError(f"batch {array.shape[0]} is above the engine's max batch {limit} (option max_batch)")
             if not self._context.set_input_shape(name, tuple(array.shape)):
-                raise BadInputError(f"TensorRT rejects shape {tuple(array.shape)} for '{name}': {self._logger.last_error()}")
+                raise BadInputError(f"TensorRT rejects shape {tuple(array.shape)} for '{name}': {self._logger.summary()}")
         hosts = {name: np.empty(tuple(self._context.get_tensor_shape(name)), np.dtype(spec.dtype))
                  for name, spec in self.outputs.items()}
         for name, array in [*feeds.items(), *hosts.items()]:
@@ -232,7 +186,7 @@ class TensorRTRuntime(Runtime):
 
     def _execute(self) -> None:
         if not self._context.execute_async_v3(self._stream.handle):
-            raise EdgekitError(f"TensorRT execution failed: {self._logger.last_error()}")
+            raise EdgekitError(f"TensorRT execution failed: {self._logger.summary()}")
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {name: np.ascontiguousarray(array) for name, array in feeds.items()}
@@ -296,23 +250,3 @@ class TensorRTRuntime(Runtime):
             info.update(engine=str(self.engine_path or ""), engine_cache_hit=self.cache_hit,
                         device_name=names[self.device_id] if self.device_id < len(names) else "")
         return info
-
-
-def _parser_error(parser) -> str:
-    """The ONNX parser's first error as one line: node, operator and description."""
-    if parser.num_errors == 0:
-        return "unknown parser error"
-    error = parser.get_error(0)
-    where = []
-    for attribute in ("node_name", "node_operator"):
-        getter = getattr(error, attribute, None)
-        value = getter() if callable(getter) else None
-        if value:
-            where.append(str(value))
-    prefix = f"node {' '.join(where)}: " if where else ""
-    more = f" (+{parser.num_errors - 1} more)" if parser.num_errors > 1 else ""
-    return f"{prefix}{error.desc().splitlines()[0]}{more}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "gpu"

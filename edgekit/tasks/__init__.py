@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgekit.registry import Registry
-from edgekit.tasks.base import Evaluator, Task
+from edgekit.tasks.base import Task
 
 TASKS: Registry[type[Task]] = Registry("task", entry_point_group="edgekit.tasks")
 TASKS.add("classification", "edgekit.tasks.classification:ClassificationTask")
@@ -15,4 +15,4 @@ def get_task(name: str) -> Task:
     return TASKS.get(name)()
 
 
-__all__ = ["TASKS", "Evaluator", "Task", "get_task"]
+__all__ = ["TASKS", "Task", "get_task"]

@@ -1,4 +1,5 @@
-"""The task protocol: how images become model inputs and outputs become predictions.
+"""The task protocol: how images become model inputs and outputs become predictions (no metrics:
+those are ``edgekit.evaluate.metrics``).
 
 A task is chosen by the ``task`` field of a model's metadata. Robot tier: numpy only.
 """
@@ -13,22 +14,6 @@ import numpy as np
 
 from edgekit.meta import ModelMeta
 from edgekit.tasks.preprocess import ImageTransform, preprocess_images
-
-
-class Evaluator(ABC):
-    """Accumulates predictions against targets, then computes metrics."""
-
-    @abstractmethod
-    def update(self, predictions: Sequence[Any], targets: Sequence[Any]) -> None: ...
-
-    @abstractmethod
-    def compute(self) -> dict[str, float]:
-        """Metric name → value (e.g. top1, top5; map50, map50_95)."""
-
-    #: the metric that ranks models for this task (used by reports and --max-drop)
-    primary_metric: ClassVar[str] = ""
-    #: multiply a metric by this to get percentage points (1.0 for percent, 100.0 for fractions)
-    points_per_unit: ClassVar[float] = 1.0
 
 
 class Task(ABC):
@@ -46,6 +31,3 @@ class Task(ABC):
         self, outputs: Mapping[str, np.ndarray], meta: ModelMeta, transforms: Sequence[ImageTransform]
     ) -> list[Any]:
         """Raw outputs for a batch → one prediction per image."""
-
-    @abstractmethod
-    def evaluator(self, meta: ModelMeta) -> Evaluator: ...

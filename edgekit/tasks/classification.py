@@ -1,4 +1,4 @@
-"""Image classification: softmax/top-k post-processing and top-1/top-5 accuracy."""
+"""Image classification: softmax and top-k post-processing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
-from edgekit.tasks.base import Evaluator, Task
+from edgekit.tasks.base import Task
 from edgekit.tasks.preprocess import ImageTransform
 
 
@@ -52,27 +52,3 @@ class ClassificationTask(Task):
             predictions.append(ClassPrediction(tuple(int(c) for c in classes),
                                                tuple(float(p) for p in probabilities[row, classes]), names))
         return predictions
-
-    def evaluator(self, meta: ModelMeta) -> TopKEvaluator:
-        return TopKEvaluator()
-
-
-class TopKEvaluator(Evaluator):
-    """Top-1 and top-5 accuracy in percent."""
-
-    primary_metric: ClassVar[str] = "top1"
-
-    def __init__(self) -> None:
-        self._top1 = self._top5 = self._count = 0
-
-    def update(self, predictions: Sequence[ClassPrediction], targets: Sequence[int]) -> None:
-        for prediction, target in zip(predictions, targets, strict=True):
-            self._count += 1
-            self._top1 += int(prediction.classes[0] == int(target))
-            self._top5 += int(int(target) in prediction.classes[:5])
-
-    def compute(self) -> dict[str, float]:
-        if not self._count:
-            raise BadInputError("no samples were evaluated")
-        return {"top1": 100.0 * self._top1 / self._count, "top5": 100.0 * self._top5 / self._count,
-                "count": float(self._count)}

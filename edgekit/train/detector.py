@@ -312,7 +312,9 @@ def evaluate_checkpoint(
     checkpoint: str | Path, meta: ModelMeta, split: Split, batch_size: int = 64,
 ) -> dict[str, float]:
     """COCO mAP of the torch model in ``checkpoint`` on ``split`` (the reference for runtimes)."""
-    evaluator = DetectionTask().evaluator(meta)
+    from edgekit.evaluate.metrics import make_evaluator
+
+    evaluator = make_evaluator(meta)
     evaluator.update(predict_torch(load_detector(checkpoint), split.images, meta, batch_size), list(split.targets))
     return evaluator.compute()
 

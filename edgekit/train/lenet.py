@@ -258,12 +258,13 @@ def evaluate_checkpoint(checkpoint: str | Path, meta: ModelMeta, split: Split, b
     """Top-1/top-5 of the torch model in ``checkpoint`` on ``split`` (the reference for runtimes)."""
     import torch
 
+    from edgekit.evaluate.metrics import make_evaluator
     from edgekit.tasks.classification import ClassificationTask
 
     data, _ = load_checkpoint(checkpoint)
     model = build_from_checkpoint(data)
     task = ClassificationTask()
-    evaluator = task.evaluator(meta)
+    evaluator = make_evaluator(meta)
     with torch.no_grad():
         for images, targets in split.batches(batch_size):
             feeds, transforms = task.preprocess(images, meta)

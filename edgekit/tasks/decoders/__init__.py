@@ -1,0 +1,19 @@
+"""Detector output formats by name (``meta.extra["decoder"]["type"]``). Listing names imports nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekit.registry import Registry
+from edgekit.tasks.decoders.base import COMMON_SETTINGS, Decoded, Decoder
+
+DECODERS: Registry[type[Decoder]] = Registry("detection decoder", entry_point_group="edgekit.decoders")
+DECODERS.add("centernet", "edgekit.tasks.decoders.centernet:CenterNetDecoder")
+
+
+def decoder_settings(decoder: type[Decoder], given: dict[str, Any]) -> dict[str, Any]:
+    """Common settings, then the decoder's defaults, then ``given`` (the model's metadata)."""
+    return {**COMMON_SETTINGS, **decoder.defaults, **given, "type": decoder.name}
+
+
+__all__ = ["COMMON_SETTINGS", "DECODERS", "Decoded", "Decoder", "decoder_settings"]

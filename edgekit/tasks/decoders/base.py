@@ -1,0 +1,46 @@
+"""The decoder protocol: a detector's raw outputs → boxes, scores and labels per image.
+
+A decoder is chosen by ``meta.extra["decoder"]["type"]``; its settings are the common ones
+below, then the decoder's own ``defaults``, then the model's metadata. Robot tier: numpy only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgekit.errors import BadInputError
+
+#: (boxes (k, 4) x1 y1 x2 y2 in model-input pixels, scores (k,), labels (k,) int64) for one image
+Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+#: settings every decoder takes: what DetectionTask applies after decoding
+COMMON_SETTINGS: dict[str, Any] = {"score_threshold": 0.05, "iou_threshold": 0.5, "max_detections": 100}
+
+
+class Decoder(ABC):
+    """Turns one batch of raw detector outputs into candidate boxes per image."""
+
+    name: ClassVar[str]
+    #: this format's own settings and their defaults (output names, stride, ...)
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: True when the model already ran NMS (DetectionTask then only thresholds and truncates)
+    nms_in_graph: ClassVar[bool] = False
+
+    @abstractmethod
+    def decode(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> list[Decoded]:
+        """One ``Decoded`` per image of the batch, best first or in any order."""
+
+    @staticmethod
+    def named_outputs(outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any], count: int) -> list[np.ndarray]:
+        """The ``count`` outputs named by ``settings["outputs"]``, in that order."""
+        names = list(settings["outputs"])
+        if len(names) != count:
+            raise BadInputError(f"decoder '{settings['type']}' needs {count} output names, metadata gives {names}")
+        missing = [name for name in names if name not in outputs]
+        if missing:
+            raise BadInputError(f"detector outputs {sorted(outputs)} lack {missing} named in the model's metadata")
+        return [np.asarray(outputs[name]) for name in names]

@@ -1,0 +1,68 @@
+"""CenterNet-style raw outputs: class heatmap, box size and centre offset maps.
+
+``heatmap`` is N×C×H×W class scores in [0, 1]; ``size`` N×2×H×W box width/height in stride
+units (``log``: their logarithm); ``offset`` N×2×H×W the box centre minus the cell's corner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgekit.errors import BadInputError
+from edgekit.tasks.decoders.base import Decoded, Decoder
+
+
+class CenterNetDecoder(Decoder):
+    """3×3 peak extraction and top-k over the heatmap; boxes from the size/offset maps."""
+
+    name: ClassVar[str] = "centernet"
+    defaults: ClassVar[dict[str, Any]] = {"outputs": ["heatmap", "size", "offset"], "stride": 4,
+                                          "size_encoding": "log"}
+
+    def decode(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> list[Decoded]:
+        heatmap, size, offset = self.named_outputs(outputs, settings, 3)
+        return decode_centernet(heatmap, size, offset, settings["stride"], settings["max_detections"],
+                                settings["size_encoding"])
+
+
+def local_peaks(heatmap: np.ndarray) -> np.ndarray:
+    """Keep only the cells that are the maximum of their 3×3 neighbourhood (others → 0)."""
+    padded = np.pad(heatmap, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    height, width = heatmap.shape[2:]
+    neighbourhood = np.max(
+        [padded[:, :, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0
+    )
+    return np.where(heatmap >= neighbourhood, heatmap, 0.0)
+
+
+def decode_centernet(
+    heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: float, top_k: int = 100,
+    size_encoding: str = "log",
+) -> list[Decoded]:
+    """Per image, the ``top_k`` peak cells as (boxes in model-input pixels, scores, labels)."""
+    heatmap = np.asarray(heatmap, np.float32)
+    if heatmap.ndim != 4 or size.shape[1:] != (2, *heatmap.shape[2:]) or offset.shape != size.shape:
+        raise BadInputError(
+            "expected heatmap N×C×H×W with size and offset N×2×H×W, "
+            f"got {heatmap.shape}, {size.shape}, {offset.shape}"
+        )
+    batch, classes, height, width = heatmap.shape
+    peaks = local_peaks(heatmap).reshape(batch, -1)
+    k = min(top_k, peaks.shape[1])
+    results = []
+    for index in range(batch):
+        flat = np.argpartition(-peaks[index], k - 1)[:k] if k < peaks.shape[1] else np.arange(peaks.shape[1])
+        flat = flat[np.argsort(-peaks[index, flat], kind="stable")]
+        labels, cells = np.divmod(flat, height * width)
+        rows, cols = np.divmod(cells, width)
+        wh = size[index][:, rows, cols].T.astype(np.float32)  # (k, 2)
+        wh = np.exp(wh) if size_encoding == "log" else wh
+        centre_x = cols + offset[index, 0, rows, cols]
+        centre_y = rows + offset[index, 1, rows, cols]
+        boxes = np.stack([centre_x - wh[:, 0] / 2, centre_y - wh[:, 1] / 2,
+                          centre_x + wh[:, 0] / 2, centre_y + wh[:, 1] / 2], axis=1) * stride
+        results.append((boxes.astype(np.float32), peaks[index, flat].astype(np.float32), labels.astype(np.int64)))
+    return results

@@ -1,0 +1,31 @@
+""".ci/run: the fast lane and pytest arguments passed through. Runs the real script against a
+stand-in .venv/bin/python that prints its arguments (the venv setup is CI's, not this test's)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ci_run(tmp_path: Path, *args: str) -> list[str]:
+    (tmp_path / ".ci").mkdir(exist_ok=True)
+    shutil.copy(REPO / ".ci" / "run", tmp_path / ".ci" / "run")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True, exist_ok=True)
+    python.write_text('#!/bin/sh\nif [ "$2" = pip ]; then exit 0; fi\nfor a in "$@"; do echo "$a"; done\n')
+    python.chmod(0o755)
+    result = subprocess.run(["bash", str(tmp_path / ".ci" / "run"), *args], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_ci_runs_everything_by_default_and_a_fast_lane_on_request(tmp_path):
+    assert _ci_run(tmp_path) == ["-m", "pytest", "-q"]
+    assert _ci_run(tmp_path, "--fast") == ["-m", "pytest", "-q", "-m", "not slow"]
+    assert _ci_run(tmp_path, "--fast", "tests/test_x.py", "-k", "a b") == [
+        "-m", "pytest", "-q", "-m", "not slow", "tests/test_x.py", "-k", "a b"]
+    assert _ci_run(tmp_path, "-x") == ["-m", "pytest", "-q", "-x"]

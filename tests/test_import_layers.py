@@ -1,0 +1,68 @@
+"""The robot tier reaches nothing above it: no workstation module, no torch/onnx, even lazily.
+
+Every import statement of a robot-tier module is read from its source (inside functions too),
+so an import that only runs on some path is caught before it ships to a device.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
+# What runs on the device: metadata, registries, runtimes, tasks, the Predictor and its frame
+# sources (camera), latency timing.
+ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.registry", "edgekit.paths", "edgekit.system",
+              "edgekit.fileio", "edgekit.deps", "edgekit.hashing", "edgekit.parity", "edgekit.predictor", "edgekit.runtimes", "edgekit.tasks",
+              "edgekit.bench", "edgekit.camera")
+# Third-party packages the robot tier may import: numpy, one runtime, optional image I/O.
+ROBOT_THIRD_PARTY = {"numpy", "onnxruntime", "openvino", "tensorrt", "cv2", "PIL"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def in_robot_tier(name: str) -> bool:
+    return any(name == root or (root != "edgekit" and name.startswith(root + ".")) for root in ROBOT_TIER)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of everything ``path`` imports, anywhere in the file."""
+    found: set[str] = set()
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                found.add(".".join(base + ([node.module] if node.module else [])))
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+ROBOT_FILES = [p for p in sorted(PACKAGE.rglob("*.py")) if in_robot_tier(module_name(p))]
+
+
+def test_robot_tier_is_found():
+    names = {module_name(p) for p in ROBOT_FILES}
+    assert {"edgekit.predictor", "edgekit.runtimes.base", "edgekit.tasks.detection", "edgekit.meta"} <= names
+
+
+@pytest.mark.parametrize("path", ROBOT_FILES, ids=lambda p: module_name(p))
+def test_robot_module_imports_nothing_above_it(path):
+    upward = []
+    for name in sorted(imported_modules(path)):
+        top = name.split(".")[0]
+        if top == "edgekit":
+            if not in_robot_tier(name):
+                upward.append(name)
+        elif top not in sys.stdlib_module_names and top != "__future__" and top not in ROBOT_THIRD_PARTY:
+            upward.append(name)
+    assert not upward, f"{module_name(path)} imports {upward} (robot tier: stdlib, numpy, a runtime, edgekit's robot tier)"
