@@ -76,6 +76,7 @@ def test_bad_inputs_are_one_line_and_leave_nothing(zoo_onnx, images, tmp_path):
         (["predict", model, str(images), "--camera", "0"], "not both"),
         (["predict", model, str(tmp_path / "nothing.png")], "no such image"),
         (["predict", model, str(images), "--top-k", "0"], "--top-k"),
+        (["predict", model, str(images), "--realtime"], "does not apply to images"),
         (["predict", model, str(images), "-r", "tensort"], "did you mean"),
     ]
     for args, fragment in cases:

@@ -98,6 +98,8 @@ def _open_source(sources: list[str], camera: int | None, realtime: bool):
         if len(sources) > 1:
             raise BadInputError("give one video file, or image files and folders (not both)")
         return VideoFile(videos[0], realtime=realtime)
+    if realtime:
+        raise BadInputError("--realtime plays a video file at its frame rate; it does not apply to images")
     return ImageFiles(image_paths(sources))
 
 
