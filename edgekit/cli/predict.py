@@ -72,6 +72,8 @@ def predict(
                    f"({predictor.runtime.name})", err=json_lines)
     if video:
         typer.echo(summary.line(), err=json_lines)
+    elif summary.interrupted:
+        typer.echo(f"stopped by Ctrl-C after {summary.frames} images", err=True)
 
 
 def _save_folder(save: Path | None) -> Path | None:
