@@ -121,6 +121,15 @@ def part_tiny(runtimes: list[str], threads: int, folder: Path) -> None:
               f"  target <= 1.2x + a few µs")
         for name, value in bare_us.items():
             print(f"           {name}: {value:.1f} µs")
+    from edgekit.sources import resolve_model
+
+    lenet, frame = resolve_model("lenet5"), np.zeros((32, 32), np.uint8)
+    for runtime in runtimes:
+        with Predictor(lenet, runtime, threads=threads) as predict:
+            rows = predictor_rows(predict, frame, LoopPlan(warmup=200, min_runs=3000, min_duration_s=1.0))
+        own = rows[:, 3] - rows[:, :3].sum(axis=1)
+        print(f"{runtime:9s} Predictor on LeNet-5 (32x32 gray frame): end to end p50 {np.median(rows[:, 3]) / 1e3:.1f} µs, "
+              f"of which its own bookkeeping (frame checks, chunking, timing) p50 {np.median(own) / 1e3:.1f} µs")
 
 
 def detector_model(folder: Path, given: str | None) -> Path:
