@@ -206,11 +206,13 @@ def _padding(attrs: Mapping[str, Any]) -> str:
     if auto not in ("NOTSET", ""):
         return auto.lower()
     pads = list(attrs.get("pads") or [])
-    if not pads:
+    if not any(pads):
         return "0"
     half = len(pads) // 2
     begin, end = pads[:half], pads[half:]
-    return ",".join(map(str, begin)) if begin == end else f"{begin}/{end}"
+    if begin == end:
+        return str(begin[0]) if len(set(begin)) == 1 else ",".join(map(str, begin))
+    return f"{','.join(map(str, begin))}/{','.join(map(str, end))}"  # begin/end differ
 
 
 def _macs(node, shapes, weights, attrs) -> int | None:
