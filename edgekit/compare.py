@@ -155,7 +155,7 @@ def compare(
     results = tuple(
         RuntimeParity(name, *described[name],
                       compare_outputs(_merge(reference), _merge(outputs[name]), atol, rtol, min_cosine),
-                      _box_agreement(meta, reference, outputs[name], iou_threshold, score_tol))
+                      box_agreement(meta, reference, outputs[name], iou_threshold, score_tol))
         for name in candidates
     )
     return CompareRecord(
@@ -230,7 +230,7 @@ def _merge(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]
     return merged
 
 
-def _box_agreement(meta, reference, candidate, iou_threshold: float, score_tol: float) -> BoxAgreement | None:
+def box_agreement(meta, reference, candidate, iou_threshold: float, score_tol: float) -> BoxAgreement | None:
     """Box-matched agreement when the model is a detector with a known decoder."""
     if meta.task != "detection":
         return None

@@ -104,7 +104,7 @@ def _compare_one(
     max_rel = float((diff / np.maximum(np.abs(b), atol)).max()) if diff.size else 0.0
     cosine = cosine_similarity(a, b)
     top1 = None
-    if b.ndim == 2 and b.shape[1] > 1:
+    if b.ndim == 2 and b.shape[1] > 1 and b.shape[0] > 0:
         top1 = float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
     passed = finite and cosine >= min_cosine and bool(np.all(diff <= atol + rtol * np.abs(b)))
     return OutputParity(name, max_abs, max_rel, cosine, top1, passed)
@@ -168,7 +168,10 @@ def match_boxes(reference, candidate, score_threshold: float, iou_threshold: flo
         taken: set[int] = set()
         clear = score_threshold + score_tol
         for i in np.argsort(-np.asarray(ref.scores), kind="stable"):
-            order = [j for j in np.argsort(-iou[i], kind="stable") if j not in taken and iou[i, j] >= iou_threshold]
+            # the best-overlapping free box, one of the same label first (overlapping boxes of other
+            # classes are not this detection)
+            order = sorted((j for j in range(len(cand.scores)) if j not in taken and iou[i, j] >= iou_threshold),
+                           key=lambda j: (cand.labels[j] != ref.labels[i], -iou[i, j]))
             if not order:
                 totals["missing"] += int(ref.scores[i] >= clear)
                 continue

@@ -13,8 +13,11 @@ DEFAULT_SIZE = (320, 320)
 
 def _detector_types() -> tuple[type, ...]:
     try:
-        from torchvision.models.detection import FCOS, SSD, GeneralizedRCNN, RetinaNet
-    except ImportError:  # torchvision absent: nothing to recognise
+        from torchvision.models.detection.fcos import FCOS
+        from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+        from torchvision.models.detection.retinanet import RetinaNet
+        from torchvision.models.detection.ssd import SSD
+    except ImportError:  # torchvision absent (or reorganised): nothing to recognise
         return ()
     return (GeneralizedRCNN, SSD, RetinaNet, FCOS)
 

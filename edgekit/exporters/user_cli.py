@@ -47,4 +47,4 @@ def export_user_model(source: ModelSource, output: Path | None, opset: int, batc
     size_mb = result.path.stat().st_size / 2**20
     out.print(f"exported [bold]{escape(source.label)}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, "
               f"task {result.meta.task})")
-    out.print(f"verified on ONNX Runtime vs torch: {escape(result.parity.summary())}")
+    out.print(f"verified on ONNX Runtime vs torch: {escape(result.summary)}")
