@@ -118,22 +118,9 @@ def compare(
         raise BadInputError("comparing a model file needs at least two runtimes (the first is the reference) "
                             "or --load-outputs; a zoo or torch model is compared against torch")
     path = resolve_model(str(model), batch=batch, input_size=input_size, weights=weights, inputs=io.specs)
-    batches = _given_batches(io)
     given = runtime_options or {}
     options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
-    outputs: dict[str, list[dict[str, np.ndarray]]] = {}
-    described: dict[str, tuple[str, str]] = {}
-    for cls in classes:
-        with get_runtime_class(cls.name)(path, **options[cls.name]) as runtime:
-            if batches is None:
-                batches = [_random_inputs(runtime, path, batch, seed)]
-            else:
-                check_feeds(batches, runtime.inputs, _describe_source(io))
-            outputs[cls.name] = [runtime.run(feeds) for feeds in batches]
-            availability = cls.probe()
-            device = runtime.describe().get("device_name") or (availability.devices or ("",))[0]
-            described[cls.name] = (availability.version, str(device))
-    assert batches is not None
+    batches, outputs, described = _run_all(classes, options, path, _given_batches(io), io, batch, seed)
     first = outputs[classes[0].name]
     if io.load_outputs is not None:
         reference_name = f"saved outputs {Path(io.load_outputs).name}"
@@ -163,6 +150,23 @@ def compare(
         inputs={k: list(v.shape) for k, v in batches[0].items()}, input_source=_describe_source(io, seed),
         atol=atol, rtol=rtol, min_cosine=min_cosine, results=results, batches=len(batches),
     )
+
+
+def _run_all(classes, options, path: Path, batches, io: CompareInputs, batch: int, seed: int):
+    """Every runtime on every batch: (batches, outputs by runtime, (version, device) by runtime)."""
+    outputs: dict[str, list[dict[str, np.ndarray]]] = {}
+    described: dict[str, tuple[str, str]] = {}
+    for cls in classes:
+        with get_runtime_class(cls.name)(path, **options[cls.name]) as runtime:
+            if batches is None:
+                batches = [_random_inputs(runtime, path, batch, seed)]
+            else:
+                check_feeds(batches, runtime.inputs, _describe_source(io))
+            outputs[cls.name] = [runtime.run(feeds) for feeds in batches]
+            availability = cls.probe()
+            device = runtime.describe().get("device_name") or (availability.devices or ("",))[0]
+            described[cls.name] = (availability.version, str(device))
+    return batches, outputs, described
 
 
 def get_runtime_class(name: str):

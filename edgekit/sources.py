@@ -83,8 +83,8 @@ def resolve_model(
     parsed = parse_source(source)
     if parsed.kind == "file":
         if input_size is not None or weights is not None or inputs:
-            raise BadInputError(f"--input-size, --weights and --input apply to models exported by edgekit, "
-                                f"not to the file {source}")
+            raise BadInputError(f"--input-size, --weights and --input apply to zoo models and torch sources "
+                                f"exported by edgekit, not to the file {source}")
         return Path(source)
     if parsed.is_torch:
         return _export_torch_source(parsed, batch, dynamic_batch, input_size, opset, weights, inputs)

@@ -29,10 +29,11 @@ def inspect(
     check_outputs(json_out)
     from edgekit.graph.summary import summarize
     from edgekit.inputs.specs import parse_input_specs, shape_overrides
-    from edgekit.sources import resolve_model
+    from edgekit.sources import parse_source, resolve_model
 
-    shapes = shape_overrides(parse_input_specs(input_spec))
-    path = resolve_model(model)
+    specs = parse_input_specs(input_spec)
+    path = resolve_model(model, inputs=specs if parse_source(model).is_torch else ())
+    shapes = shape_overrides(specs)
     if runtime:
         from edgekit.graph.placement import inspect_placement
 
