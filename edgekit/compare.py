@@ -120,7 +120,12 @@ def compare(
     path = resolve_model(str(model), batch=batch, input_size=input_size, weights=weights, inputs=io.specs)
     given = runtime_options or {}
     options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
-    batches, outputs, described = _run_all(classes, options, path, _given_batches(io), io, batch, seed)
+    batches = _given_batches(io)
+    if batches is None and io.specs and source.kind == "file":  # --input shapes a file's random inputs
+        from edgekit.inputs.specs import sample_feeds
+
+        batches = [sample_feeds(io.specs, seed)]
+    batches, outputs, described = _run_all(classes, options, path, batches, io, batch, seed)
     first = outputs[classes[0].name]
     if io.load_outputs is not None:
         reference_name = f"saved outputs {Path(io.load_outputs).name}"

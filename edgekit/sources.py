@@ -81,9 +81,9 @@ def resolve_model(
     Exporting needs torch; reusing a cached export or a given file does not.
     """
     parsed = parse_source(source)
-    if parsed.kind == "file":
-        if input_size is not None or weights is not None or inputs:
-            raise BadInputError(f"--input-size, --weights and --input apply to zoo models and torch sources "
+    if parsed.kind == "file":  # --input then only shapes the random inputs of bench/compare
+        if input_size is not None or weights is not None:
+            raise BadInputError(f"--input-size and --weights apply to zoo models and torch sources "
                                 f"exported by edgekit, not to the file {source}")
         return Path(source)
     if parsed.is_torch:

@@ -54,8 +54,12 @@ def bench(
     from edgekit.inputs.specs import parse_input_specs
     from edgekit.inputs.user_feeds import first_batch
 
-    path = resolve_model(model, batch=batch, input_size=size, weights=weights, inputs=parse_input_specs(input_spec))
-    record = benchmark(path, config, feeds=first_batch(path, data_loader, load_inputs))
+    from edgekit.inputs.specs import sample_feeds
+
+    specs = parse_input_specs(input_spec)
+    path = resolve_model(model, batch=batch, input_size=size, weights=weights, inputs=specs)
+    feeds = first_batch(path, data_loader, load_inputs) or (sample_feeds(specs, seed) if specs else None)
+    record = benchmark(path, config, feeds=feeds)
     print_record(record)
     if json_out:
         write_json(json_out, record.to_dict())

@@ -169,19 +169,10 @@ def _meta_for(meta: ModelMeta, specs: Sequence[InputSpec]) -> ModelMeta:
 
 
 def sample_inputs(specs: Sequence[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs for tracing and the export check: normal floats, small integers, False."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in specs:
-        dtype = np.dtype(spec.dtype)
-        shape = spec.sample_shape()
-        if dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[spec.name] = np.zeros(shape, dtype)
-        else:
-            feeds[spec.name] = rng.integers(0, 4, shape).astype(dtype)
-    return feeds
+    """Seeded inputs for tracing and the export check (see ``edgekit.inputs.specs.sample_feeds``)."""
+    from edgekit.inputs.specs import sample_feeds
+
+    return sample_feeds(specs, seed)
 
 
 def torch_outputs(loaded: LoadedModel, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

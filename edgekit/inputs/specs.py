@@ -89,3 +89,21 @@ def parse_input_specs(texts: Iterable[str] | None) -> tuple[InputSpec, ...]:
 def shape_overrides(specs: Sequence[InputSpec]) -> dict[str, tuple[Dim, ...]]:
     """Input name → dims, for resolving a model's dynamic dims."""
     return {spec.name: spec.shape for spec in specs}
+
+
+def sample_feeds(specs: Sequence[InputSpec], seed: int = 0) -> dict:
+    """Seeded inputs at each spec's sample shape: normal floats, small integers, False."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        dtype = np.dtype(spec.dtype)
+        shape = spec.sample_shape()
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[spec.name] = np.zeros(shape, dtype)
+        else:
+            feeds[spec.name] = rng.integers(0, 4, shape).astype(dtype)
+    return feeds
