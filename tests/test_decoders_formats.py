@@ -139,5 +139,13 @@ def test_yolo_variants_and_ssd_priors():
     np.testing.assert_allclose(decode_priors(np.zeros((1, 4), np.float32), priors, (0.1, 0.2)), priors)
     shifted = decode_priors(np.array([[1.0, 0.0, 0.0, np.log(2) / 0.2]], np.float32), priors, (0.1, 0.2))
     np.testing.assert_allclose(shifted, [[0.5 + 0.1 * 0.2, 0.5, 0.2, 0.8]], rtol=1e-5)
+    ssd = DECODERS.get("ssd")()
+    settings = decoder_settings(DECODERS.get("ssd"), {"outputs": ["loc", "conf", "priors"], "encoding": "priors",
+                                                      "background": 0, "input_size": [100, 200]})
+    conf = np.array([[[0.1, 0.9, 0.0]]], np.float32)  # background, class 0, class 1
+    (boxes, scores, labels), = ssd.decode({"loc": np.zeros((1, 1, 4), np.float32), "conf": conf,
+                                           "priors": priors}, settings)
+    np.testing.assert_allclose(boxes, [[0.4 * 200, 0.3 * 100, 0.6 * 200, 0.7 * 100]], rtol=1e-5)
+    assert labels.tolist() == [0] and scores.tolist() == pytest.approx([0.9])
     with pytest.raises(Exception, match="expects one"):
         yolo.decode({"output": np.zeros((1, 2, 3, 4), np.float32)}, decoder_settings(DECODERS.get("yolo"), {}))

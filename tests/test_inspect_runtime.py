@@ -64,3 +64,26 @@ def test_cli_runtime_table_and_json(tmp_path):
     assert data["findings"][0]["node"] == "odd" and data["loadable"] is False
     unknown = run_cli("inspect", str(path), "--runtime", "openvin")
     assert unknown.returncode == 2 and "did you mean" in unknown.stderr
+
+
+def test_ort_multi_provider_log_lists_fallbacks_and_memcpy():
+    """The per-node lines ORT's session logs with a GPU provider (its VerifyEachNodeIsAssignedToAnEp format)."""
+    from edgekit.graph.placement import _parse_ort_log
+
+    prefix = "2026-01-01 00:00:00.0 [V:onnxruntime:, session_state.cc:1601 VerifyEachNodeIsAssignedToAnEp]"
+    log = "\n".join([
+        f"{prefix} Node placements",
+        f"{prefix}  Node(s) placed on [CUDAExecutionProvider]. Number of nodes: 3",
+        f"{prefix}   Conv (/conv/Conv)",
+        f"{prefix}   MemcpyFromHost (Memcpy)",
+        f"{prefix}   Relu (/relu/Relu)",
+        f"{prefix}  Node(s) placed on [CPUExecutionProvider]. Number of nodes: 2",
+        f"{prefix}   ScatterND (/ScatterND)",
+        f"{prefix}   MemcpyToHost (Memcpy_token_1)",
+    ])
+    placement, findings = _parse_ort_log(log, "CUDAExecutionProvider")
+    assert placement == {"CUDAExecutionProvider": 3, "CPUExecutionProvider": 2}
+    assert [(f.node, f.op, f.placed_on) for f in findings] == [
+        ("Memcpy", "MemcpyFromHost", "CUDAExecutionProvider"), ("/ScatterND", "ScatterND", "CPUExecutionProvider"),
+        ("Memcpy_token_1", "MemcpyToHost", "CPUExecutionProvider")]
+    assert "not CUDAExecutionProvider" in findings[1].hint and "copy" in findings[0].hint
