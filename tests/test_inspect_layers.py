@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.graph.summary import summarize

@@ -44,6 +44,10 @@ def export(
 
         return export_user_model(source, output, opset, batch, dynamic_batch, input_size, weights, atol, rtol, seed,
                                  input_spec, meta_pair, meta_file)
+    if input_spec:
+        from edgekit.errors import BadInputError
+
+        raise BadInputError("--input describes a user model's inputs; a zoo model takes --input-size")
     entry = get_entry(model)
     output = output or Path(f"{entry.name}.onnx")
     if output.suffix.lower() != ".onnx":
@@ -54,7 +58,17 @@ def export(
     size = parse_input_size(input_size) if input_size else None
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size,
                           atol=atol, rtol=rtol, seed=seed)
+    if meta_pair or meta_file:  # checked before the export, written after it
+        from edgekit.exporters.metadata import apply_changes
+        from edgekit.exporters.user_cli import meta_changes
+
+        changes = meta_changes(meta_pair, meta_file)
+        apply_changes(entry.meta(size or entry.input_size, ()), changes)
     result = export_zoo_model(entry.name, output, config, weights=weights)
+    if meta_pair or meta_file:
+        from edgekit.exporters.metadata import update_file
+
+        result = type(result)(result.path, update_file(result.path, changes), result.parity)
     size_mb = result.path.stat().st_size / 2**20
     out = console()
     h, w = result.meta.input_size
