@@ -104,7 +104,7 @@ def _compare_one(
     max_rel = float((diff / np.maximum(np.abs(b), atol)).max()) if diff.size else 0.0
     cosine = cosine_similarity(a, b)
     top1 = None
-    if b.ndim == 2 and b.shape[1] > 1:
+    if b.ndim == 2 and b.shape[1] > 1 and b.shape[0] > 0:
         top1 = float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
     passed = finite and cosine >= min_cosine and bool(np.all(diff <= atol + rtol * np.abs(b)))
     return OutputParity(name, max_abs, max_rel, cosine, top1, passed)
@@ -118,3 +118,71 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     if norm == 0.0:
         return 1.0 if not a.any() and not b.any() else 0.0
     return float(np.dot(a, b) / norm)
+
+
+@dataclass(frozen=True)
+class BoxAgreement:
+    """Detections of a candidate matched to the reference's by IoU (one-to-one, best first).
+
+    Boxes whose score is within ``score_tol`` of the score threshold may appear on one side only
+    (a runtime's rounding legitimately flips them), so they are not required to match.
+    """
+
+    reference_boxes: int
+    candidate_boxes: int
+    matched: int
+    missing: int  # reference boxes clearly above the threshold that match nothing
+    extra: int  # candidate boxes clearly above the threshold that match nothing
+    mean_iou: float
+    max_score_diff: float
+    label_agreement: float
+    iou_threshold: float
+    score_tol: float
+
+    @property
+    def passed(self) -> bool:
+        return (self.missing == 0 and self.extra == 0 and self.label_agreement == 1.0
+                and self.max_score_diff <= self.score_tol)
+
+    def summary(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        return (f"{self.matched}/{self.reference_boxes} boxes matched at IoU ≥ {self.iou_threshold:g} "
+                f"(mean IoU {self.mean_iou:.4f}), {self.missing} missing, {self.extra} extra, labels agree "
+                f"{self.label_agreement:.1%}, max score diff {self.max_score_diff:.3g} (tol {self.score_tol:g}): "
+                f"{verdict}")
+
+
+def match_boxes(reference, candidate, score_threshold: float, iou_threshold: float = 0.5,
+                score_tol: float = 0.02) -> BoxAgreement:
+    """Agreement of two lists of per-image detections (objects with boxes/scores/labels)."""
+    from edgekit.tasks.boxes import box_iou
+
+    totals = {"ref": 0, "cand": 0, "matched": 0, "missing": 0, "extra": 0, "labels": 0}
+    ious: list[float] = []
+    score_diff = 0.0
+    for ref, cand in zip(reference, candidate, strict=True):
+        totals["ref"] += len(ref.scores)
+        totals["cand"] += len(cand.scores)
+        iou = box_iou(ref.boxes, cand.boxes) if len(ref.scores) and len(cand.scores) else \
+            np.zeros((len(ref.scores), len(cand.scores)))
+        taken: set[int] = set()
+        clear = score_threshold + score_tol
+        for i in np.argsort(-np.asarray(ref.scores), kind="stable"):
+            # the best-overlapping free box, one of the same label first (overlapping boxes of other
+            # classes are not this detection)
+            order = sorted((j for j in range(len(cand.scores)) if j not in taken and iou[i, j] >= iou_threshold),
+                           key=lambda j: (cand.labels[j] != ref.labels[i], -iou[i, j]))
+            if not order:
+                totals["missing"] += int(ref.scores[i] >= clear)
+                continue
+            j = order[0]
+            taken.add(j)
+            totals["matched"] += 1
+            ious.append(float(iou[i, j]))
+            score_diff = max(score_diff, abs(float(ref.scores[i]) - float(cand.scores[j])))
+            totals["labels"] += int(ref.labels[i] == cand.labels[j])
+        totals["extra"] += sum(1 for j in range(len(cand.scores)) if j not in taken and cand.scores[j] >= clear)
+    return BoxAgreement(totals["ref"], totals["cand"], totals["matched"], totals["missing"], totals["extra"],
+                        float(np.mean(ious)) if ious else 1.0, score_diff,
+                        totals["labels"] / totals["matched"] if totals["matched"] else 1.0,
+                        iou_threshold, score_tol)

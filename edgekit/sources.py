@@ -1,11 +1,70 @@
-"""Turn what the user typed (an .onnx path or a zoo name) into a model file."""
+"""Turn what the user typed into a model file.
+
+A source is one of: a model file (.onnx, an OpenVINO .xml, a TensorRT engine) used as is; a zoo
+name; a Python factory ``path/to/file.py:factory`` or ``package.module:factory`` returning an
+``nn.Module``; a TorchScript file (.ts, .pt, .pth, .torchscript); a ``torch.export`` program
+(.pt2). Torch sources are exported to the cache (keyed by the source's bytes, the weights, the
+input specs and the opset) and verified against torch like a zoo export.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import BadInputError
+from edgekit.inputs.specs import InputSpec
 from edgekit.paths import cache_dir
+
+TORCHSCRIPT_SUFFIXES = (".ts", ".pt", ".pth", ".torchscript", ".jit")
+EXPORTED_PROGRAM_SUFFIXES = (".pt2",)
+_MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model argument names: ``kind`` is file, zoo, factory, torchscript or exported."""
+
+    kind: str
+    location: str
+    factory: str = ""
+
+    @property
+    def is_torch(self) -> bool:
+        return self.kind in ("factory", "torchscript", "exported")
+
+    @property
+    def label(self) -> str:
+        return f"{self.location}:{self.factory}" if self.factory else self.location
+
+
+def parse_source(text: str) -> ModelSource:
+    """Classify ``text`` without importing anything heavy; missing files are errors here."""
+    text = str(text)
+    location, colon, factory = text.rpartition(":")
+    if colon and location and _IDENTIFIER.match(factory) and not Path(text).is_file():
+        if location.endswith(".py"):
+            if not Path(location).is_file():
+                raise BadInputError(f"model factory file not found: {location}")
+            return ModelSource("factory", location, factory)
+        if _MODULE_PATH.match(location):
+            return ModelSource("factory", location, factory)
+        raise BadInputError(f"'{text}' is neither a file.py:factory nor a package.module:factory")
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if suffix in TORCHSCRIPT_SUFFIXES + EXPORTED_PROGRAM_SUFFIXES:
+        if not path.is_file():
+            raise BadInputError(f"model file not found: {text}")
+        return ModelSource("exported" if suffix in EXPORTED_PROGRAM_SUFFIXES else "torchscript", text)
+    if path.is_file():
+        return ModelSource("file", text)
+    if path.suffix or "/" in text or path.is_dir():  # zoo names have no suffix
+        raise BadInputError(f"model file not found: {text}")
+    return ModelSource("zoo", text)
 
 
 def resolve_model(
@@ -15,23 +74,28 @@ def resolve_model(
     input_size: tuple[int, int] | None = None,
     opset: int = 17,
     weights: str | Path | None = None,
+    inputs: Sequence[InputSpec] = (),
 ) -> Path:
-    """Return a model file for ``source``: an existing path as is, a zoo name exported to the cache.
+    """Return a model file for ``source``: a file as is, anything else exported to the cache.
 
     Exporting needs torch; reusing a cached export or a given file does not.
     """
-    path = Path(source)
-    if path.is_file():
+    parsed = parse_source(source)
+    if parsed.kind == "file":  # --input then only shapes the random inputs of bench/compare
         if input_size is not None or weights is not None:
-            raise BadInputError(f"--input-size and --weights apply to zoo models, not to the file {source}")
-        return path
-    if path.suffix or "/" in source or path.is_dir():  # zoo names have no suffix
-        raise BadInputError(f"model file not found: {source}")
+            raise BadInputError(f"--input-size and --weights apply to zoo models and torch sources "
+                                f"exported by edgekit, not to the file {source}")
+        return Path(source)
+    if parsed.is_torch:
+        return _export_torch_source(parsed, batch, dynamic_batch, input_size, opset, weights, inputs)
+    if inputs:
+        raise BadInputError("--input applies to user models and model files, not to zoo models "
+                            "(use --input-size)")
     from edgekit.zoo.catalog import get_entry
 
     entry = get_entry(source)  # raises "unknown model ... did you mean"
     size = input_size or entry.input_size
-    weights_tag = "random" if weights is None else _weights_tag(Path(weights))
+    weights_tag = "random" if weights is None else file_tag(Path(weights))
     batch_tag = "dyn" if dynamic_batch else f"b{batch}"
     target = cache_dir("models") / f"{entry.name}-{size[0]}x{size[1]}-{batch_tag}-op{opset}-{weights_tag}.onnx"
     if not target.is_file():
@@ -43,9 +107,41 @@ def resolve_model(
     return target
 
 
-def _weights_tag(weights: Path) -> str:
-    if not weights.is_file():
-        raise BadInputError(f"weights file not found: {weights}")
+def _export_torch_source(
+    source: ModelSource, batch: int, dynamic_batch: bool, input_size: tuple[int, int] | None, opset: int,
+    weights: str | Path | None, inputs: Sequence[InputSpec],
+) -> Path:
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.user_module import export_source
+
+    config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=input_size)
+    key = "|".join([source.kind, source.label, source_tag(source), "random" if weights is None else
+                    file_tag(Path(weights)), ";".join(map(str, inputs)), repr(config)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(source.location).stem + (f"-{source.factory}" if source.factory else ""))
+    target = cache_dir("models") / f"user-{stem}-{digest}.onnx"
+    if not target.is_file():
+        export_source(source, target, config, weights=weights, inputs=inputs)
+    return target
+
+
+def source_tag(source: ModelSource) -> str:
+    """A digest of the code or file a torch source is read from (so an edited file re-exports)."""
+    if source.kind != "factory" or source.location.endswith(".py"):
+        return file_tag(Path(source.location))
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(source.location)
+    except (ImportError, ValueError):
+        spec = None
+    origin = getattr(spec, "origin", None)
+    return file_tag(Path(origin)) if origin and Path(origin).is_file() else "module"
+
+
+def file_tag(path: Path) -> str:
     from edgekit.hashing import file_sha256
 
-    return file_sha256(weights)[:12]
+    if not path.is_file():
+        raise BadInputError(f"weights file not found: {path}")
+    return file_sha256(path)[:12]

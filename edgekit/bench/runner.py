@@ -34,8 +34,13 @@ class BenchConfig:
             raise BadInputError(f"batch must be at least 1, got {self.batch}")
 
 
-def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str | None = None) -> BenchRecord:
-    """Measure ``model`` on ``config.runtime``; timing wraps only the prepared inference call."""
+def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str | None = None,
+              feeds: dict[str, Any] | None = None) -> BenchRecord:
+    """Measure ``model`` on ``config.runtime``; timing wraps only the prepared inference call.
+
+    ``feeds``: the inputs to time (e.g. from the user's data loader) instead of seeded random ones.
+    """
+    given_feeds = feeds
     path = Path(model)
     if not path.is_file():
         raise BadInputError(f"model file not found: {path}")
@@ -48,7 +53,8 @@ def benchmark(model: str | Path, config: BenchConfig = BenchConfig(), name: str 
     runtime.open()
     try:
         loaded = time.perf_counter_ns()
-        feeds = random_feeds(runtime.inputs, config.batch, meta, config.seed)
+        feeds = given_feeds if given_feeds is not None else random_feeds(runtime.inputs, config.batch, meta,
+                                                                         config.seed)
         call = runtime.prepare(feeds)
         first_start = time.perf_counter_ns()
         call()

@@ -28,6 +28,10 @@ def bench(
     weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo model."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
     seed: int = typer.Option(0, help="Seed of the random input."),
+    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
+    data_loader: Optional[str] = typer.Option(None, "--data-loader", help="file.py:function yielding dicts of "
+                                              "input name → array (the first batch is timed)."),
+    load_inputs: Optional[Path] = typer.Option(None, "--load-inputs", help=".npz of inputs to time (first batch)."),
     images: Optional[list[Path]] = typer.Option(None, "--images", help="Also time the whole Predictor path (pre/inference/post) on these images or folders."),
     video: Optional[Path] = typer.Option(None, "--video", help="Also time the whole Predictor path on this video's frames."),
 ) -> None:
@@ -53,8 +57,15 @@ def bench(
     plan = LoopPlan.from_options(warmup, runs, duration)
     config = BenchConfig(runtime=runtime_class.name, batch=batch, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None
-    path = resolve_model(model, batch=batch, input_size=size, weights=weights)
-    record = benchmark(path, config)
+    from edgekit.inputs.specs import parse_input_specs
+    from edgekit.inputs.user_feeds import first_batch
+
+    from edgekit.inputs.specs import sample_feeds
+
+    specs = parse_input_specs(input_spec)
+    path = resolve_model(model, batch=batch, input_size=size, weights=weights, inputs=specs)
+    feeds = first_batch(path, data_loader, load_inputs) or (sample_feeds(specs, seed) if specs else None)
+    record = benchmark(path, config, feeds=feeds)
     print_record(record)
     data = record.to_dict()
     if frames is not None:

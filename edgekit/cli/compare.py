@@ -15,9 +15,11 @@ def register(app: typer.Typer) -> None:
 
 
 def compare(
-    model: str = typer.Argument(..., help="An .onnx file, or a zoo name (exported first; torch is the reference)."),
+    model: str = typer.Argument(..., help="An .onnx file, a zoo name or a user torch model (file.py:factory, "
+                                          "TorchScript, .pt2): exported first, torch is the reference."),
     runtimes: str = typer.Option("ort-cpu,openvino", "--runtimes", "-r", help="Comma-separated runtime names."),
-    inputs: Optional[Path] = typer.Option(None, "--inputs", help=".npz with one array per model input [default: random]."),
+    inputs: Optional[Path] = typer.Option(None, "--inputs", "--load-inputs",
+                                          help=".npz with one array per model input [default: random]."),
     seed: int = typer.Option(0, help="Seed of the random inputs."),
     batch: int = typer.Option(1, help="Batch size of the random inputs (and of a zoo export)."),
     input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),
@@ -28,6 +30,16 @@ def compare(
     option: Optional[list[str]] = typer.Option(None, "--option", "-O",
                                                help="Runtime option RUNTIME.KEY=VALUE, e.g. openvino.precision=bf16."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
+    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
+    data_loader: Optional[str] = typer.Option(None, "--data-loader", help="file.py:function yielding dicts of "
+                                              "input name → array (every batch is compared)."),
+    save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the inputs used (.npz)."),
+    save_outputs: Optional[Path] = typer.Option(None, "--save-outputs", help="Save the reference's outputs (.npz) "
+                                                "as golden outputs for a later --load-outputs."),
+    load_outputs: Optional[Path] = typer.Option(None, "--load-outputs", help="Golden outputs (.npz) to check every "
+                                                "runtime against (exit 1 on mismatch)."),
+    iou: float = typer.Option(0.5, "--iou", help="Detectors: IoU at which boxes match."),
+    score_tol: float = typer.Option(0.02, "--score-tol", help="Detectors: largest score difference of matched boxes."),
 ) -> None:
     """Run MODEL on each runtime with the same inputs; exit 1 if any output is outside --atol/--rtol.
 
@@ -38,18 +50,24 @@ def compare(
     from edgekit.errors import CheckFailedError
     from edgekit.exporters.config import parse_input_size
 
-    check_outputs(json_out)
+    from edgekit.compare import CompareInputs
+    from edgekit.inputs.specs import parse_input_specs
+
+    check_outputs(json_out, save_inputs, save_outputs)
     names = [name.strip() for name in runtimes.split(",") if name.strip()]
+    io = CompareInputs(inputs=inputs, data_loader=data_loader, specs=parse_input_specs(input_spec),
+                       save_inputs=save_inputs, save_outputs=save_outputs, load_outputs=load_outputs)
     record = run_compare(
-        model, names, inputs=inputs, seed=seed, batch=batch,
+        model, names, seed=seed, batch=batch,
         input_size=parse_input_size(input_size) if input_size else None, weights=weights,
-        atol=atol, rtol=rtol, min_cosine=min_cosine, runtime_options=_split_options(option),
+        atol=atol, rtol=rtol, min_cosine=min_cosine, runtime_options=_split_options(option), io=io,
+        iou_threshold=iou, score_tol=score_tol,
     )
     print_record(record)
     if json_out:
         write_json(json_out, record.to_dict())
     if not record.passed:
-        failing = "; ".join(f"{r.runtime}: {r.parity.summary()}" for r in record.results if not r.passed)
+        failing = "; ".join(f"{r.runtime}: {(r.boxes or r.parity).summary()}" for r in record.results if not r.passed)
         raise CheckFailedError(f"compare failed against {record.reference} — {failing}")
 
 
@@ -82,6 +100,9 @@ def print_record(record) -> None:
                           f"{output.max_rel:.3g}", f"{output.cosine:.6f}", top1, verdict)
     out = console()
     out.print(table)
+    for result in record.results:
+        if result.boxes is not None:
+            out.print(f"{result.runtime} detections vs {record.reference}: {result.boxes.summary()}")
     out.print(f"tolerance: atol {record.atol:g}, rtol {record.rtol:g}, cosine ≥ {record.min_cosine:g} — "
               + ("[green]all runtimes pass[/]" if record.passed else
                  f"[red]failed: {', '.join(record.failed_runtimes)}[/]"))

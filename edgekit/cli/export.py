@@ -1,4 +1,4 @@
-"""`edgekit export`: zoo model → verified ONNX file with metadata."""
+"""`edgekit export`: zoo model or user torch model → verified ONNX file with metadata."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    model: str = typer.Argument(..., help="Zoo model name (see `edgekit models`)."),
+    model: str = typer.Argument(..., help="Zoo model name (see `edgekit models`), file.py:factory, "
+                                          "package.module:factory, a TorchScript file or a .pt2 program."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .onnx file [default: MODEL.onnx]."),
     opset: int = typer.Option(17, help="ONNX opset version."),
     batch: int = typer.Option(1, help="Fixed batch size of the exported graph."),
@@ -25,13 +26,28 @@ def export(
     atol: float = typer.Option(1e-4, help="Absolute tolerance of the torch-vs-ONNX Runtime check."),
     rtol: float = typer.Option(1e-3, help="Relative tolerance of the torch-vs-ONNX Runtime check."),
     seed: int = typer.Option(0, help="Seed for random weights and the check's input."),
+    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32] "
+                                                   "(repeatable; '?' or a name for a dynamic dim)."),
+    meta_pair: Optional[list[str]] = typer.Option(None, "--meta", help="Metadata KEY=VALUE (see `edgekit meta set`)."),
+    meta_file: Optional[Path] = typer.Option(None, "--meta-file", help="Metadata from a YAML mapping."),
 ) -> None:
     """Export a zoo model to ONNX, then check it on ONNX Runtime against torch (exit 1 if they differ)."""
     from edgekit.exporters.config import ExportConfig, parse_input_size
     from edgekit.exporters.torch_onnx import export_zoo_model
+    from edgekit.sources import parse_source
     from edgekit.zoo.catalog import get_entry
     from rich.markup import escape
 
+    source = parse_source(model)
+    if source.is_torch:
+        from edgekit.exporters.user_cli import export_user_model
+
+        return export_user_model(source, output, opset, batch, dynamic_batch, input_size, weights, atol, rtol, seed,
+                                 input_spec, meta_pair, meta_file)
+    if input_spec:
+        from edgekit.errors import BadInputError
+
+        raise BadInputError("--input describes a user model's inputs; a zoo model takes --input-size")
     entry = get_entry(model)
     output = output or Path(f"{entry.name}.onnx")
     if output.suffix.lower() != ".onnx":
@@ -42,7 +58,17 @@ def export(
     size = parse_input_size(input_size) if input_size else None
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size,
                           atol=atol, rtol=rtol, seed=seed)
+    if meta_pair or meta_file:  # checked before the export, written after it
+        from edgekit.exporters.metadata import apply_changes
+        from edgekit.exporters.user_cli import meta_changes
+
+        changes = meta_changes(meta_pair, meta_file)
+        apply_changes(entry.meta(size or entry.input_size, ()), changes)
     result = export_zoo_model(entry.name, output, config, weights=weights)
+    if meta_pair or meta_file:
+        from edgekit.exporters.metadata import update_file
+
+        result = type(result)(result.path, update_file(result.path, changes), result.parity)
     size_mb = result.path.stat().st_size / 2**20
     out = console()
     h, w = result.meta.input_size

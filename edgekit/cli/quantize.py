@@ -37,6 +37,9 @@ def quantize(
     duration: float = typer.Option(1.0, help="Seconds of timing per row of the report."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     seed: int = typer.Option(0, help="Seed for calibration and evaluation sampling."),
+    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
+    data_loader: Optional[str] = typer.Option(None, "--data-loader", help="Calibration from file.py:function "
+                                              "yielding dicts of input name → array."),
 ) -> None:
     """Quantize MODEL. With several --mode, --report or --max-drop: build every variant, measure
     them side by side, and (with --max-drop) write the fastest one within budget to OUTPUT."""
@@ -45,6 +48,15 @@ def quantize(
     from edgekit.quantize.sweep import SweepConfig, check_calibration_used, make_configs, sweep
     from edgekit.sources import resolve_model
 
+    from edgekit.inputs.specs import parse_input_specs
+
+    specs = parse_input_specs(input_spec)
+    if data_loader is not None:
+        from edgekit.inputs.user_feeds import calibration_npz
+
+        if calib is not None:
+            raise BadInputError("give either --calib or --data-loader, not both")
+        calib = str(calibration_npz(data_loader))
     configs = make_configs(mode, backend, calib=calib, calib_size=calib_size or 128, method=method or "minmax",
                            per_channel=per_channel, activations=activations, exclude=tuple(exclude or ()), seed=seed)
     check_calibration_used(configs, calib, calib_size, method, report or max_drop is not None)
@@ -52,7 +64,7 @@ def quantize(
                           max_drop=max_drop, threads=threads, duration=duration, seed=seed)
     if not output.parent.is_dir():
         raise BadInputError(f"output directory {output.parent} does not exist")
-    source = resolve_model(model)
+    source = resolve_model(model, inputs=specs)
     out = _wide_console()
     if len(configs) == 1 and not report and max_drop is None:
         _print_result(out, run_quantize(source, output, configs[0]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
@@ -41,6 +42,11 @@ class ExportResult:
     path: Path
     meta: ModelMeta
     parity: ParityReport
+    boxes: Any = None  # detectors: BoxAgreement of the decoded detections (the verdict when raw tensors differ)
+
+    @property
+    def summary(self) -> str:
+        return self.boxes.summary() if self.boxes is not None else self.parity.summary()
 
 
 def parse_input_size(text: str) -> tuple[int, int]:

@@ -78,7 +78,7 @@ def infer_shapes(model) -> dict[str, Shape]:
     """Static shape of every tensor onnx can infer (symbolic dims → 1)."""
     import onnx
 
-    light = _without_weight_data(model)
+    light = without_weight_data(model)
     inferred = onnx.shape_inference.infer_shapes(light, data_prop=True)
     graph = inferred.graph
     shapes: dict[str, Shape] = {init.name: tuple(init.dims) for init in model.graph.initializer}
@@ -89,8 +89,9 @@ def infer_shapes(model) -> dict[str, Shape]:
     return shapes
 
 
-def _without_weight_data(model):
-    """A copy in which large initializers are graph inputs (shape only): cheap to infer on."""
+def without_weight_data(model):
+    """A copy in which initializers are graph inputs (shape only), except small well-formed constants
+    (shapes, axes) that data propagation needs: nothing is allocated from declared dims."""
     import onnx
 
     light = onnx.ModelProto(ir_version=model.ir_version)
@@ -101,7 +102,7 @@ def _without_weight_data(model):
     graph.output.extend(model.graph.output)
     declared = {value.name for value in model.graph.input}
     for init in model.graph.initializer:
-        if math.prod(init.dims) <= 64:
+        if all(d >= 0 for d in init.dims) and math.prod(init.dims) <= 64 and not init.external_data:
             graph.initializer.append(init)  # small constants (shapes, axes) feed data propagation
         elif init.name not in declared:
             graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))

@@ -10,7 +10,7 @@ from typing import Any
 
 from edgekit.deps import require
 from edgekit.errors import BadInputError, first_line
-from edgekit.graph.macs import count_macs
+from edgekit.graph.layers import LayerRow, layer_table
 from edgekit.meta import ModelMeta
 
 # Initializer element types that hold learned weights (float, or quantized integers).
@@ -39,13 +39,15 @@ class GraphSummary:
     node_count: int
     op_histogram: dict[str, int]
     parameters: int
-    macs: int
+    macs: int | None  # None when a counted layer has a dynamic non-batch dim (see macs_note)
     meta: ModelMeta
+    macs_note: str = ""
+    layers: tuple[LayerRow, ...] = ()
 
     @property
-    def flops(self) -> int:
+    def flops(self) -> int | None:
         """FLOPs counted as two per MAC."""
-        return 2 * self.macs
+        return None if self.macs is None else 2 * self.macs
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -53,24 +55,14 @@ class GraphSummary:
         return data
 
 
-def summarize(path: str | Path) -> GraphSummary:
-    """Load ``path`` with onnx and compute its summary."""
-    onnx = require("onnx", "torch")
-    from google.protobuf.message import DecodeError
-
+def summarize(path: str | Path, shapes: dict | None = None, layers: bool = False) -> GraphSummary:
+    """Load ``path`` with onnx (external data never read) and compute its summary; ``shapes``
+    (input name → dims) resolves dynamic dims, ``layers`` keeps the per-layer table."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"model file not found: {path}")
-    if path.suffix.lower() != ".onnx":
-        raise BadInputError(f"inspect reads .onnx files, not {path.name} (bench and eval take other formats)")
-    try:
-        model = onnx.load(str(path))
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise BadInputError(f"{path} is not an ONNX model ({first_line(exc)})") from None
-    if not model.graph.node:
-        raise BadInputError(f"{path} is not an ONNX model (no graph nodes)")
+    model = load_model(path)
     from edgekit.meta import read_meta
 
+    table = layer_table(model, shapes)
     initializer_names = {init.name for init in model.graph.initializer}
     return GraphSummary(
         path=str(path),
@@ -83,16 +75,37 @@ def summarize(path: str | Path) -> GraphSummary:
         node_count=len(model.graph.node),
         op_histogram=dict(Counter(node.op_type for node in model.graph.node).most_common()),
         parameters=count_parameters(model),
-        macs=count_macs(model),
+        macs=table.macs,
         meta=read_meta(path),
+        macs_note=table.macs_note,
+        layers=table.rows if layers else (),
     )
+
+
+def load_model(path: Path):
+    """The graph of an .onnx file without its external data (never opened, wherever it points)."""
+    onnx = require("onnx", "torch")
+    from google.protobuf.message import DecodeError
+
+    if not path.is_file():
+        raise BadInputError(f"model file not found: {path}")
+    if path.suffix.lower() != ".onnx":
+        raise BadInputError(f"inspect reads .onnx files, not {path.name} (bench and eval take other formats)")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise BadInputError(f"{path} is not an ONNX model ({first_line(exc)})") from None
+    if not model.graph.node:
+        raise BadInputError(f"{path} is not an ONNX model (no graph nodes)")
+    return model
 
 
 def count_parameters(model) -> int:
     """Elements of weight-like initializers and Constant tensors (int64 shape constants excluded)."""
     import math
 
-    total = sum(math.prod(init.dims) for init in model.graph.initializer if init.data_type in _WEIGHT_TYPES)
+    total = sum(math.prod(init.dims) for init in model.graph.initializer
+                if init.data_type in _WEIGHT_TYPES and all(d >= 0 for d in init.dims))
     for node in model.graph.node:
         if node.op_type == "Constant":
             for attribute in node.attribute:

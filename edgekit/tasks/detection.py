@@ -61,6 +61,7 @@ class DetectionTask(Task):
         given = dict(meta.extra.get("decoder", {}))
         decoder = DECODERS.get(str(given.get("type", "centernet")))
         settings = decoder_settings(decoder, given)
+        settings.setdefault("input_size", list(meta.input_size))  # for decoders of normalized boxes
         settings.update({k: v for k, v in self.overrides.items() if v is not None})
         return decoder(), settings
 

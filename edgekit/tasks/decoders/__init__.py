@@ -9,6 +9,9 @@ from edgekit.tasks.decoders.base import COMMON_SETTINGS, Decoded, Decoder
 
 DECODERS: Registry[type[Decoder]] = Registry("detection decoder", entry_point_group="edgekit.decoders")
 DECODERS.add("centernet", "edgekit.tasks.decoders.centernet:CenterNetDecoder")
+DECODERS.add("yolo", "edgekit.tasks.decoders.yolo:YoloDecoder")
+DECODERS.add("ssd", "edgekit.tasks.decoders.ssd:SsdDecoder")
+DECODERS.add("torchvision", "edgekit.tasks.decoders.torchvision:TorchvisionDecoder")
 
 
 def decoder_settings(decoder: type[Decoder], given: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,179 @@
+"""Set a model's edgekit metadata from ``key=value`` pairs or a small YAML file (``edgekit meta set``).
+
+Values are checked before anything is written, and the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import BadInputError, first_line
+from edgekit.meta import COLORS, RESIZES, TASKS, ModelMeta
+
+FIELDS = ("task", "model_name", "input_name", "input_layout", "input_size", "color", "mean", "std", "resize",
+          "labels", "precision", "decoder")
+
+
+def parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
+    """``['task=detection', 'decoder.type=yolo', 'labels=@labels.txt']`` → nested changes."""
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInputError(f"metadata must look like KEY=VALUE, got '{pair}'")
+        value = _read_at_file(raw.strip()) if raw.strip().startswith("@") else raw.strip()
+        head, dot, sub = key.partition(".")
+        if dot:
+            section = changes.setdefault(head, {})
+            if not isinstance(section, dict):
+                raise BadInputError(f"metadata key {head} is given both whole and as {key}")
+            section[sub] = _scalar(value) if isinstance(value, str) else value
+        else:
+            changes[key] = value
+    return changes
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping of the same keys (lists and nested mappings allowed)."""
+    from edgekit.deps import require
+
+    yaml = require("yaml", "torch")
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"metadata file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"cannot read metadata file {path}: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"metadata file {path} must hold a mapping of keys to values")
+    return {str(k): v for k, v in data.items()}
+
+
+def _read_at_file(raw: str) -> list[str]:
+    path = Path(raw[1:])
+    if not path.is_file():
+        raise BadInputError(f"file not found: {path}")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _scalar(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def apply_changes(meta: ModelMeta, changes: Mapping[str, Any]) -> ModelMeta:
+    """``meta`` with ``changes`` applied and checked; keys that are not fields go to ``extra``."""
+    values: dict[str, Any] = {}
+    extra = dict(meta.extra)
+    for key, value in changes.items():
+        if key == "decoder":
+            extra["decoder"] = {**extra.get("decoder", {}), **_decoder(value)}
+        elif key in FIELDS:
+            values[key] = _FIELD_PARSERS.get(key, _text)(key, value)
+        else:
+            extra[key] = _scalar(value) if isinstance(value, str) else value
+    updated = meta.with_(**values, extra=extra)
+    _check(updated)
+    return updated
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, (str, int, float)):
+        raise BadInputError(f"metadata {key} must be text, got {value!r}")
+    return str(value)
+
+
+def _choice(options: tuple[str, ...]):
+    def parse(key: str, value: Any) -> str:
+        text = _text(key, value)
+        matched = [o for o in options if o.lower() == text.lower()]
+        if not matched:
+            raise BadInputError(f"metadata {key} must be one of {', '.join(options)}, got '{text}'")
+        return matched[0]
+    return parse
+
+
+def _floats(key: str, value: Any) -> tuple[float, ...]:
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    try:
+        numbers = tuple(float(item) for item in items)
+    except (TypeError, ValueError):
+        raise BadInputError(f"metadata {key} must be numbers like 0.5,0.5,0.5, got {value!r}") from None
+    if not numbers or not all(math.isfinite(n) for n in numbers):
+        raise BadInputError(f"metadata {key} must be finite numbers, got {value!r}")
+    return numbers
+
+
+def _size(key: str, value: Any) -> tuple[int, int]:
+    from edgekit.exporters.config import parse_input_size
+
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        value = f"{value[0]}x{value[1]}"
+    return parse_input_size(str(value))
+
+
+def _labels(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(","))
+    if isinstance(value, (list, tuple)):
+        return tuple(str(item) for item in value)
+    raise BadInputError(f"metadata labels must be a comma list, a YAML list or @file.txt, got {value!r}")
+
+
+def _decoder(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    parsed = _scalar(value) if isinstance(value, str) else value
+    if isinstance(parsed, dict):
+        return parsed
+    if isinstance(parsed, str):
+        return {"type": parsed}
+    raise BadInputError(f"metadata decoder must be a decoder name or a JSON object, got {value!r}")
+
+
+_FIELD_PARSERS = {"task": _choice(TASKS), "color": _choice(COLORS), "resize": _choice(RESIZES),
+                  "mean": _floats, "std": _floats, "input_size": _size, "labels": _labels}
+
+
+def _check(meta: ModelMeta) -> None:
+    channels = meta.channels
+    for key in ("mean", "std"):
+        values = getattr(meta, key)
+        if len(values) not in (1, channels):
+            raise BadInputError(f"metadata {key} has {len(values)} values but color {meta.color} has {channels} channels")
+    if any(s <= 0 for s in meta.std):
+        raise BadInputError(f"metadata std must be positive, got {','.join(map(str, meta.std))}")
+    decoder = meta.extra.get("decoder")
+    if decoder is not None:
+        from edgekit.tasks.decoders import DECODERS
+
+        if "type" not in decoder:
+            raise BadInputError("metadata decoder needs a type (e.g. decoder=yolo)")
+        DECODERS.get(str(decoder["type"]))  # "unknown detection decoder ... did you mean"
+
+
+def update_file(path: str | Path, changes: Mapping[str, Any]) -> ModelMeta:
+    """Apply ``changes`` to the metadata of the ONNX file ``path`` and rewrite it atomically."""
+    from edgekit.deps import require
+    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.fileio import atomic_path
+    from edgekit.meta import read_meta
+
+    onnx = require("onnx", "torch")
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise BadInputError(f"meta set writes .onnx files, not {path.name}")
+    meta = apply_changes(read_meta(path), changes)
+    model = onnx.load(str(path), load_external_data=False)
+    set_metadata(model, meta)
+    with atomic_path(path) as temporary:
+        onnx.save(model, str(temporary))
+    return meta

@@ -1,0 +1,82 @@
+"""torchvision detectors with their in-graph post-processing (data-dependent output shapes) export
+from a user factory, run on ONNX Runtime and OpenVINO, and agree box-matched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve()
+
+
+def _calibrate_batchnorm(backbone):
+    """Random weights with BatchNorm's default statistics give near-constant features, so every score
+    ties and any order is right; one pass in train mode sets the statistics as training would."""
+    import torch
+
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    backbone.train()
+    with torch.no_grad():
+        backbone(torch.rand(4, 3, 320, 320, generator=torch.Generator().manual_seed(0)))
+    backbone.eval()
+
+
+def ssdlite():
+    import torch
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)  # never downloads
+    _calibrate_batchnorm(model.backbone)
+    return model
+
+
+def faster_rcnn():
+    import torch
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    torch.manual_seed(0)
+    model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, box_score_thresh=0.02)
+    _calibrate_batchnorm(model.backbone)
+    with torch.no_grad():  # random class logits saturate the softmax (every score 1.0: NMS order is a tie)
+        model.roi_heads.box_predictor.cls_score.weight *= 0.03
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.openvino
+@pytest.mark.parametrize("factory", ["ssdlite", "faster_rcnn"])
+def test_torchvision_detector_exports_and_agrees_across_runtimes(tmp_path, factory):
+    from edgekit import Predictor
+    from edgekit.compare import compare
+    from edgekit.exporters.user_module import export_source
+    from edgekit.meta import read_meta
+
+    path = tmp_path / f"{factory}.onnx"
+    result = export_source(f"{HERE}:{factory}", path)
+    meta = read_meta(path)
+    assert meta.task == "detection" and meta.extra["decoder"]["type"] == "torchvision"
+    assert meta.labels[1] == "person" and meta.input_size == (320, 320)
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "in.npz", input=rng.random((1, 3, 320, 320), dtype=np.float32))
+    record = compare(path, ["ort-cpu", "openvino"], inputs=tmp_path / "in.npz")
+    (openvino,) = record.results
+    assert openvino.boxes is not None and openvino.boxes.matched >= 1, openvino.boxes
+    assert openvino.passed, openvino.boxes.summary()
+    assert openvino.boxes.mean_iou > 0.98 and openvino.boxes.label_agreement == 1.0
+
+    image = rng.integers(0, 255, (240, 360, 3), dtype=np.uint8)
+    counts = []
+    for runtime in ("ort-cpu", "openvino"):
+        with Predictor(path, runtime=runtime) as predict:
+            (detection,) = predict([image])
+        counts.append(len(detection))
+        assert np.all(detection.boxes[:, 2] <= 360 + 1e-3) and np.all(detection.boxes[:, 3] <= 240 + 1e-3)
+        assert all(name in meta.labels for name in detection.names)
+    assert counts[0] == counts[1]
