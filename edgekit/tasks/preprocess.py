@@ -23,6 +23,7 @@ LETTERBOX_FILL = 114
 CROP_FRACTION = (7, 8)  # ImageNet convention: the crop is 0.875 of the shorter side
 GIVEN_COLORS = ("RGB", "BGR", "GRAY")
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # of R, G, B
+FUSED_KEY = "fused_preprocess"  # meta.extra entry of a model whose graph starts with the preprocessing
 
 #: a route: (images, meta, colour of the given images) → (NCHW float32 batch, transforms)
 Route = Callable[[Sequence[np.ndarray], ModelMeta, str], tuple[np.ndarray, list["ImageTransform"]]]
@@ -110,7 +111,12 @@ def preprocess_images(
 
     ``color`` is the channel order of the given images (RGB, BGR for OpenCV frames, GRAY);
     ``route`` picks the implementation (``numpy``, ``opencv``; default: opencv when installed).
+    A model with fused preprocessing (``edgekit fuse``) gets its uint8 NHWC frames stacked instead.
     """
+    if FUSED_KEY in meta.extra:
+        from edgekit.tasks.fused import stack_frames
+
+        return stack_frames(images, meta, color)
     if meta.input_layout != "NCHW":
         raise BadInputError(f"only NCHW inputs are supported, model says {meta.input_layout}")
     if not len(images):

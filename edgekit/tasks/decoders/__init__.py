@@ -9,6 +9,8 @@ from edgekit.tasks.decoders.base import COMMON_SETTINGS, Decoded, Decoder
 
 DECODERS: Registry[type[Decoder]] = Registry("detection decoder", entry_point_group="edgekit.decoders")
 DECODERS.add("centernet", "edgekit.tasks.decoders.centernet:CenterNetDecoder")
+DECODERS.add("boxes", "edgekit.tasks.decoders.boxes:BoxesDecoder")
+DECODERS.add("boxes-nms", "edgekit.tasks.decoders.boxes:BoxesNMSDecoder")
 
 
 def decoder_settings(decoder: type[Decoder], given: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""ONNX nodes that turn a uint8 NHWC frame into the model's normalized NCHW input.
+
+Same steps and geometry as the numpy reference (``edgekit.tasks.preprocess``): crop (center-crop:
+only the surviving source region is resized), ``Resize`` linear/half_pixel/antialias 0 (OpenCV's
+INTER_LINEAR), ``Pad`` with the letterbox fill, colour order, mean/std, NHWC→NCHW. A fixed frame
+gets its geometry computed here; a dynamic one computes it in the graph (Shape → int64 arithmetic,
+the same integer formulas as ``plan_geometry``). Workstation tier (onnx).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.exporters.graph_ops import Nodes
+from edgekit.meta import ModelMeta
+from edgekit.tasks.preprocess import CROP_FRACTION, GRAY_WEIGHTS, LETTERBOX_FILL, plan_geometry
+
+
+def preprocess_nodes(nodes: Nodes, frame: str, output: str, meta: ModelMeta, size: tuple[int, int] | None,
+                     frame_color: str) -> list[str]:
+    """Add the nodes from ``frame`` (N×H×W×C uint8) to ``output``; returns the steps, in words."""
+    steps: list[str] = []
+    if size is not None:
+        pixels = _fixed_geometry(nodes, frame, meta, size, steps)
+    else:
+        pixels = _dynamic_geometry(nodes, frame, meta, steps)
+    pixels = _colour(nodes, pixels, frame_color, meta.color, steps)
+    channels = meta.channels
+    mean = np.asarray(meta.mean, np.float32).reshape(channels) * np.float32(255.0)
+    std = np.asarray(meta.std, np.float32).reshape(channels) * np.float32(255.0)
+    pixels = nodes.op("Sub", [pixels, nodes.const(mean, np.float32, "mean")])
+    pixels = nodes.op("Div", [pixels, nodes.const(std, np.float32, "std")])
+    nodes.op("Transpose", [pixels], output, perm=[0, 3, 1, 2])
+    steps += [f"normalize(mean={list(meta.mean)}, std={list(meta.std)})", "NHWC->NCHW"]
+    return steps
+
+
+def _resize(nodes: Nodes, pixels: str, sizes: str) -> str:
+    return nodes.op("Resize", [pixels, "", "", sizes], mode="linear", coordinate_transformation_mode="half_pixel",
+                    antialias=0, axes=[1, 2])
+
+
+def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, int], steps: list[str]) -> str:
+    geometry = plan_geometry(size, meta.input_size, meta.resize)
+    top, left, height, width = geometry.crop
+    pixels = frame
+    if (height, width) != tuple(size):
+        pixels = nodes.op("Slice", [frame, nodes.const([top, left]), nodes.const([top + height, left + width]),
+                                    nodes.const([1, 2])])
+        steps.append(f"crop(top={top}, left={left}, height={height}, width={width})")
+    pixels = nodes.op("Cast", [pixels], to=1)  # float32
+    if geometry.resized != (height, width):
+        pixels = _resize(nodes, pixels, nodes.const(list(geometry.resized)))
+        steps.append(f"resize({geometry.resized[0]}x{geometry.resized[1]}, linear, half_pixel)")
+    if geometry.resized != geometry.size:
+        pad_top, pad_left = geometry.pad
+        bottom = geometry.size[0] - geometry.resized[0] - pad_top
+        right = geometry.size[1] - geometry.resized[1] - pad_left
+        pixels = nodes.op("Pad", [pixels, nodes.const([pad_top, pad_left, bottom, right]),
+                                  nodes.const(float(LETTERBOX_FILL), np.float32), nodes.const([1, 2])])
+        steps.append(f"pad(top={pad_top}, left={pad_left}, bottom={bottom}, right={right}, value={LETTERBOX_FILL})")
+    return pixels
+
+
+def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str]) -> str:
+    """The geometry of ``plan_geometry`` in int64 graph arithmetic on the frame's shape."""
+    shape = nodes.op("Shape", [frame])
+    height = nodes.op("Slice", [shape, nodes.const([1]), nodes.const([2])])
+    width = nodes.op("Slice", [shape, nodes.const([2]), nodes.const([3])])
+    dst_h, dst_w = (int(v) for v in meta.input_size)
+    c = nodes.const
+    op = nodes.op
+
+    def div(a: str, b: str) -> str:  # both non-negative: integer Div truncates = floors
+        return op("Div", [a, b])
+
+    pixels = frame
+    if meta.resize == "center-crop":
+        num, den = CROP_FRACTION
+        side = op("Mul", [op("Min", [height, width]), c([num])])
+        longest = c([den * max(dst_h, dst_w)])
+        crop_h = op("Max", [op("Min", [height, div(op("Mul", [side, c([dst_h])]), longest)]), c([1])])
+        crop_w = op("Max", [op("Min", [width, div(op("Mul", [side, c([dst_w])]), longest)]), c([1])])
+        top = div(op("Sub", [height, crop_h]), c([2]))
+        left = div(op("Sub", [width, crop_w]), c([2]))
+        starts = op("Concat", [top, left], axis=0)
+        ends = op("Concat", [op("Add", [top, crop_h]), op("Add", [left, crop_w])], axis=0)
+        pixels = op("Slice", [frame, starts, ends, c([1, 2])])
+        steps.append("crop(center, 7/8 of the shorter side, computed in-graph)")
+    pixels = op("Cast", [pixels], to=1)
+    if meta.resize != "letterbox":
+        steps.append(f"resize({dst_h}x{dst_w}, linear, half_pixel)")
+        return _resize(nodes, pixels, c([dst_h, dst_w]))
+    # letterbox: scale to fit, rounded half up, centred
+    width_limits = op("LessOrEqual", [op("Mul", [c([dst_w]), height]), op("Mul", [c([dst_h]), width])])
+    fit_h = div(op("Add", [op("Mul", [c([2 * dst_w]), height]), width]), op("Mul", [c([2]), width]))
+    fit_w = div(op("Add", [op("Mul", [c([2 * dst_h]), width]), height]), op("Mul", [c([2]), height]))
+    new_h = op("Max", [op("Where", [width_limits, fit_h, c([dst_h])]), c([1])])
+    new_w = op("Max", [op("Where", [width_limits, c([dst_w]), fit_w]), c([1])])
+    pixels = _resize(nodes, pixels, op("Concat", [new_h, new_w], axis=0))
+    spare_h, spare_w = op("Sub", [c([dst_h]), new_h]), op("Sub", [c([dst_w]), new_w])
+    pad_top, pad_left = div(spare_h, c([2])), div(spare_w, c([2]))
+    pads = op("Concat", [pad_top, pad_left, op("Sub", [spare_h, pad_top]), op("Sub", [spare_w, pad_left])], axis=0)
+    pixels = op("Pad", [pixels, pads, c(float(LETTERBOX_FILL), np.float32), c([1, 2])])
+    steps += ["resize(fit, linear, half_pixel, computed in-graph)", f"pad(centre, value={LETTERBOX_FILL})"]
+    return pixels
+
+
+def _colour(nodes: Nodes, pixels: str, frame_color: str, model_color: str, steps: list[str]) -> str:
+    """Frame channels → the model's colour order, on the resized image (cheaper; linear, so equal)."""
+    if model_color == "GRAY":
+        if frame_color == "GRAY":
+            return pixels
+        weights = GRAY_WEIGHTS[::-1] if frame_color == "BGR" else GRAY_WEIGHTS
+        steps.append(f"{frame_color}->GRAY")
+        return nodes.op("MatMul", [pixels, nodes.const(np.reshape(weights, (3, 1)), np.float32, "gray")])
+    if frame_color == "GRAY":
+        steps.append(f"GRAY->{model_color}")
+        return nodes.op("Concat", [pixels, pixels, pixels], axis=3)
+    if frame_color != model_color:
+        steps.append(f"{frame_color}->{model_color}")
+        return nodes.op("Gather", [pixels, nodes.const([2, 1, 0])], axis=3)
+    return pixels
