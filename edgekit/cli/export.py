@@ -25,6 +25,10 @@ def export(
     atol: float = typer.Option(1e-4, help="Absolute tolerance of the torch-vs-ONNX Runtime check."),
     rtol: float = typer.Option(1e-3, help="Relative tolerance of the torch-vs-ONNX Runtime check."),
     seed: int = typer.Option(0, help="Seed for random weights and the check's input."),
+    fuse_preprocess: bool = typer.Option(False, "--fuse-preprocess",
+                                         help="Put resize/crop/colour/normalize into the graph: input uint8 NHWC frames."),
+    frame: str = typer.Option("dynamic", help="With --fuse-preprocess: camera frame HxW (480x640) or 'dynamic'."),
+    frame_color: str = typer.Option("RGB", help="With --fuse-preprocess: frame channel order RGB, BGR or GRAY."),
 ) -> None:
     """Export a zoo model to ONNX, then check it on ONNX Runtime against torch (exit 1 if they differ)."""
     from edgekit.exporters.config import ExportConfig, parse_input_size
@@ -42,7 +46,18 @@ def export(
     size = parse_input_size(input_size) if input_size else None
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size,
                           atol=atol, rtol=rtol, seed=seed)
-    result = export_zoo_model(entry.name, output, config, weights=weights)
+    fuse_config = _fuse_config(frame, frame_color) if fuse_preprocess else None
+    if fuse_config is None:
+        result = export_zoo_model(entry.name, output, config, weights=weights)
+    else:
+        import tempfile
+
+        from edgekit.exporters.fuse import fuse_model
+
+        with tempfile.TemporaryDirectory(prefix="edgekit-export-") as folder:
+            result = export_zoo_model(entry.name, Path(folder) / "plain.onnx", config, weights=weights)
+            fused = fuse_model(result.path, output, fuse_config)
+        result = type(result)(fused.path, fused.meta, result.parity)
     size_mb = result.path.stat().st_size / 2**20
     out = console()
     h, w = result.meta.input_size
@@ -50,3 +65,13 @@ def export(
     out.print(f"exported [bold]{entry.name}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, opset {opset}, "
               f"input {result.meta.channels}x{h}x{w}, batch {batch_text})")
     out.print(f"verified on ONNX Runtime vs torch: {result.parity.summary()}")
+    if fuse_config is not None:
+        steps = "; ".join(fused.steps)
+        out.print(f"fused preprocessing: {escape(steps)} (input tensor max abs diff vs numpy "
+                  f"{fused.pixel_max_abs:.3g}); input is now uint8 NHWC frames")
+
+
+def _fuse_config(frame: str, frame_color: str):
+    from edgekit.exporters.config import FuseConfig, parse_frame
+
+    return FuseConfig(frame=parse_frame(frame), frame_color=frame_color.upper())

@@ -91,13 +91,12 @@ class FuseConfig:
 
 def parse_frame(text: str) -> tuple[int, int] | None:
     """Parse a camera frame size '480x640' (height x width) or 'dynamic' (any size: None)."""
-    if text.strip().lower() == "dynamic":
+    import re
+
+    text = text.strip().lower()
+    if text == "dynamic":
         return None
-    try:
-        return parse_input_size(text) if "x" in text.lower() else _bad_frame(text)
-    except BadInputError:
-        return _bad_frame(text)
-
-
-def _bad_frame(text: str):
-    raise BadInputError(f"--frame must look like 480x640 (height x width) or 'dynamic', got '{text}'")
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise BadInputError(f"--frame must look like 480x640 (height x width) or 'dynamic', got '{text}'")
+    return int(match[1]), int(match[2])

@@ -98,16 +98,18 @@ def nms_nodes(nodes: Nodes, settings: dict[str, Any]) -> list[str]:
     shift = op("Unsqueeze", [op("Mul", [op("Cast", ["labels"], to=1), span]), c([2])])
     shifted = op("Add", ["boxes", shift])
     k = op("Slice", [op("Shape", ["scores_raw"]), c([1]), c([2])])
+    # no score threshold here: a box is only ever suppressed by a higher-scoring one, so
+    # thresholding on the host afterwards keeps exactly what threshold-then-NMS keeps, and a
+    # threshold given at run time still applies
     selected = op("NonMaxSuppression", [shifted, op("Unsqueeze", ["scores_raw", c([1])]), k,
-                                        c([float(settings["iou_threshold"])], np.float32),
-                                        c([float(settings["score_threshold"])], np.float32)])
+                                        c([float(settings["iou_threshold"])], np.float32)])
     pairs = op("Gather", [selected, c([0, 2])], axis=1)
     ones = op("ConstantOfShape", [op("Slice", [op("Shape", [selected]), c([0]), c([1])])],
               value=_tensor(np.ones(1, np.bool_)))
     mask = op("ScatterND", [op("ConstantOfShape", [op("Shape", ["scores_raw"])], value=_tensor(np.zeros(1, np.bool_))),
                             pairs, ones])
     op("Where", [mask, "scores_raw", c(SUPPRESSED_SCORE, np.float32)], "scores")
-    return [f"class-wise NonMaxSuppression(iou {settings['iou_threshold']}, score {settings['score_threshold']})"]
+    return [f"class-wise NonMaxSuppression(iou {settings['iou_threshold']})"]
 
 
 def _tensor(array: np.ndarray):
