@@ -25,19 +25,32 @@ def preprocess_nodes(nodes: Nodes, frame: str, output: str, meta: ModelMeta, siz
     else:
         pixels = _dynamic_geometry(nodes, frame, meta, steps)
     pixels = _colour(nodes, pixels, frame_color, meta.color, steps)
-    channels = meta.channels
-    mean = np.asarray(meta.mean, np.float32).reshape(channels) * np.float32(255.0)
-    std = np.asarray(meta.std, np.float32).reshape(channels) * np.float32(255.0)
+    # layout first: per-channel constants then broadcast over whole H×W planes (ORT is slow at
+    # broadcasting a 3-vector along the innermost axis)
+    pixels = nodes.op("Transpose", [pixels], perm=[0, 3, 1, 2])
+    shape = (1, meta.channels, 1, 1)
+    mean = np.asarray(meta.mean, np.float32).reshape(shape) * np.float32(255.0)
+    std = np.asarray(meta.std, np.float32).reshape(shape) * np.float32(255.0)
     pixels = nodes.op("Sub", [pixels, nodes.const(mean, np.float32, "mean")])
-    pixels = nodes.op("Div", [pixels, nodes.const(std, np.float32, "std")])
-    nodes.op("Transpose", [pixels], output, perm=[0, 3, 1, 2])
-    steps += [f"normalize(mean={list(meta.mean)}, std={list(meta.std)})", "NHWC->NCHW"]
+    nodes.op("Div", [pixels, nodes.const(std, np.float32, "std")], output)
+    steps += ["NHWC->NCHW", f"normalize(mean={list(meta.mean)}, std={list(meta.std)})"]
     return steps
 
 
-def _resize(nodes: Nodes, pixels: str, sizes: str) -> str:
+def _resize(nodes: Nodes, pixels: str, height_width: str) -> str:
+    """Resize H and W of an NHWC tensor; full-rank sizes (no ``axes``) for the widest runtime support."""
+    shape = nodes.op("Shape", [pixels])
+    sizes = nodes.op("Concat", [nodes.op("Slice", [shape, nodes.const([0]), nodes.const([1])]), height_width,
+                                nodes.op("Slice", [shape, nodes.const([3]), nodes.const([4])])], axis=0)
     return nodes.op("Resize", [pixels, "", "", sizes], mode="linear", coordinate_transformation_mode="half_pixel",
-                    antialias=0, axes=[1, 2])
+                    antialias=0)
+
+
+def _pad(nodes: Nodes, pixels: str, top: str, left: str, bottom: str, right: str) -> str:
+    """Pad H and W of an NHWC tensor with the letterbox fill (full-rank pads, no ``axes``)."""
+    zero = nodes.const([0])
+    pads = nodes.op("Concat", [zero, top, left, zero, zero, bottom, right, zero], axis=0)
+    return nodes.op("Pad", [pixels, pads, nodes.const(float(LETTERBOX_FILL), np.float32)])
 
 
 def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, int], steps: list[str]) -> str:
@@ -56,8 +69,8 @@ def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, 
         pad_top, pad_left = geometry.pad
         bottom = geometry.size[0] - geometry.resized[0] - pad_top
         right = geometry.size[1] - geometry.resized[1] - pad_left
-        pixels = nodes.op("Pad", [pixels, nodes.const([pad_top, pad_left, bottom, right]),
-                                  nodes.const(float(LETTERBOX_FILL), np.float32), nodes.const([1, 2])])
+        c = nodes.const
+        pixels = _pad(nodes, pixels, c([pad_top]), c([pad_left]), c([bottom]), c([right]))
         steps.append(f"pad(top={pad_top}, left={pad_left}, bottom={bottom}, right={right}, value={LETTERBOX_FILL})")
     return pixels
 
@@ -100,8 +113,7 @@ def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str
     pixels = _resize(nodes, pixels, op("Concat", [new_h, new_w], axis=0))
     spare_h, spare_w = op("Sub", [c([dst_h]), new_h]), op("Sub", [c([dst_w]), new_w])
     pad_top, pad_left = div(spare_h, c([2])), div(spare_w, c([2]))
-    pads = op("Concat", [pad_top, pad_left, op("Sub", [spare_h, pad_top]), op("Sub", [spare_w, pad_left])], axis=0)
-    pixels = op("Pad", [pixels, pads, c(float(LETTERBOX_FILL), np.float32), c([1, 2])])
+    pixels = _pad(nodes, pixels, pad_top, pad_left, op("Sub", [spare_h, pad_top]), op("Sub", [spare_w, pad_left]))
     steps += ["resize(fit, linear, half_pixel, computed in-graph)", f"pad(centre, value={LETTERBOX_FILL})"]
     return pixels
 
