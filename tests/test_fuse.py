@@ -106,6 +106,7 @@ def test_bad_input_is_one_line_and_writes_nothing(lenet, fused_fixed, tmp_path):
         (("fuse", str(lenet), "-o", str(target), "--postprocess"), "for detectors"),
         (("fuse", str(tmp_path / "missing.onnx"), "-o", str(target)), "not found"),
         (("export", "lenet5", "-o", str(target), "--fuse-preprocess", "--frame", "axb"), "--frame must look like"),
+        (("fuse", str(lenet), "-o", str(target), "--mean", "0.5"), "only for models without it"),
     ]
     for args, fragment in cases:
         assert_one_line_error(run_cli(*args), fragment)
@@ -132,3 +133,23 @@ def test_model_without_metadata_needs_settings(tmp_path):
     with open_runtime("ort-cpu", target) as runtime:
         out = runtime.run({"frame": np.full((1, 16, 16, 3), 255, np.uint8)})["y"]
     np.testing.assert_allclose(out, (255 - 0.5 * 255) / (0.25 * 255), rtol=1e-6)
+
+
+def test_robot_tier_runs_a_fused_model_without_torch_or_onnx(fused_fixed):
+    import subprocess
+    import sys
+
+    from conftest import REPO, block_imports
+
+    code = block_imports("torch", "torchvision", "onnx") + f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+import numpy as np
+from edgekit.predictor import Predictor
+with Predictor({str(fused_fixed.path)!r}) as predict:
+    print(predict([np.zeros((480, 640, 3), np.uint8)])[0].label)
+assert "torch" not in sys.modules and "onnx" not in sys.modules
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().isdigit()

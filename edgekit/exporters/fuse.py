@@ -79,9 +79,13 @@ def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = Fuse
 
 def _source_meta(source: Path, settings: ModelMeta | None) -> ModelMeta:
     meta = read_meta(source)
+    described = meta.task != "unknown" or bool(meta.model_name)
     if settings is not None:
-        return settings if meta.task == "unknown" and not meta.model_name else meta
-    if meta.task == "unknown" and not meta.model_name:
+        if described:
+            raise BadInputError(f"{source} has edgekit metadata: the preprocessing settings are only for "
+                                "models without it")
+        return settings
+    if not described:
         raise BadInputError(f"{source} has no edgekit metadata: pass the preprocessing settings "
                             "(--resize, --color, --mean, --std) or export it with edgekit")
     return meta
