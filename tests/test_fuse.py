@@ -107,6 +107,7 @@ def test_bad_input_is_one_line_and_writes_nothing(lenet, fused_fixed, tmp_path):
         (("fuse", str(tmp_path / "missing.onnx"), "-o", str(target)), "not found"),
         (("export", "lenet5", "-o", str(target), "--fuse-preprocess", "--frame", "axb"), "--frame must look like"),
         (("fuse", str(lenet), "-o", str(target), "--mean", "0.5"), "only for models without it"),
+        (("fuse", str(lenet), "-o", str(target), "--resize-op", "nearest"), "resize op must be one of"),
     ]
     for args, fragment in cases:
         assert_one_line_error(run_cli(*args), fragment)

@@ -124,8 +124,9 @@ def test_zoo_classifiers_top1_agree_on_every_route(classifiers, tmp_path, mode):
 
 
 @pytest.mark.openvino
+@pytest.mark.parametrize("resize_op", ["resize", "gather"])
 @pytest.mark.parametrize("mode", MODES)
-def test_fused_pixels_match_numpy_on_both_runtimes(tmp_path, mode):
+def test_fused_pixels_match_numpy_on_both_runtimes(tmp_path, mode, resize_op):
     """The fused nodes alone (an identity 'model') on ORT and OpenVINO vs the numpy tensor."""
     import onnx
     from onnx import TensorProto, helper
@@ -145,7 +146,7 @@ def test_fused_pixels_match_numpy_on_both_runtimes(tmp_path, mode):
     diffs = {}
     for frame in (None, (480, 640)):
         fused = tmp_path / f"identity-{frame is None}.onnx"
-        fuse_model(tmp_path / "identity.onnx", fused, FuseConfig(frame=frame, frame_color="BGR"))
+        fuse_model(tmp_path / "identity.onnx", fused, FuseConfig(frame=frame, frame_color="BGR", resize_op=resize_op))
         images = [photos()[0]] if frame else photos()
         for runtime in ("ort-cpu", "openvino"):
             with open_runtime(runtime, fused) as rt:
@@ -153,7 +154,7 @@ def test_fused_pixels_match_numpy_on_both_runtimes(tmp_path, mode):
                     expected, _ = preprocess_images([image], meta, route="numpy")
                     actual = rt.run({"frame": np.ascontiguousarray(image[None, :, :, ::-1])})["output"]
                     diffs[(runtime, frame, index)] = float(np.abs(actual - expected).max())
-    assert max(diffs.values()) < 1e-3, f"max abs tensor diff fused vs numpy: {diffs}"
+    assert max(diffs.values()) < 1e-3, f"max abs tensor diff fused ({resize_op}) vs numpy: {diffs}"
 
 
 @pytest.fixture(scope="module")

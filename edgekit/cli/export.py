@@ -29,6 +29,8 @@ def export(
                                          help="Put resize/crop/colour/normalize into the graph: input uint8 NHWC frames."),
     frame: str = typer.Option("dynamic", help="With --fuse-preprocess: camera frame HxW (480x640) or 'dynamic'."),
     frame_color: str = typer.Option("RGB", help="With --fuse-preprocess: frame channel order RGB, BGR or GRAY."),
+    resize_op: str = typer.Option("resize", help="With --fuse-preprocess: resize (ONNX Resize) or gather "
+                                  "(Gather + lerp, faster on OpenVINO)."),
 ) -> None:
     """Export a zoo model to ONNX, then check it on ONNX Runtime against torch (exit 1 if they differ)."""
     from edgekit.exporters.config import ExportConfig, parse_input_size
@@ -46,7 +48,7 @@ def export(
     size = parse_input_size(input_size) if input_size else None
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size,
                           atol=atol, rtol=rtol, seed=seed)
-    fuse_config = _fuse_config(frame, frame_color) if fuse_preprocess else None
+    fuse_config = _fuse_config(frame, frame_color, resize_op) if fuse_preprocess else None
     if fuse_config is None:
         result = export_zoo_model(entry.name, output, config, weights=weights)
     else:
@@ -71,7 +73,7 @@ def export(
                   f"{fused.pixel_max_abs:.3g}); input is now uint8 NHWC frames")
 
 
-def _fuse_config(frame: str, frame_color: str):
+def _fuse_config(frame: str, frame_color: str, resize_op: str):
     from edgekit.exporters.config import FuseConfig, parse_frame
 
-    return FuseConfig(frame=parse_frame(frame), frame_color=frame_color.upper())
+    return FuseConfig(frame=parse_frame(frame), frame_color=frame_color.upper(), resize_op=resize_op.lower())

@@ -19,6 +19,8 @@ def fuse(
     output: Path = typer.Option(..., "-o", "--output", help="Output .onnx file."),
     frame: str = typer.Option("dynamic", help="Camera frame HxW, e.g. 480x640, or 'dynamic' (any size)."),
     frame_color: str = typer.Option("RGB", help="Channel order of the frames: RGB, BGR (OpenCV) or GRAY."),
+    resize_op: str = typer.Option("resize", help="resize (ONNX Resize; fast on ONNX Runtime) or gather "
+                                  "(bilinear as Gather + lerp; faster on OpenVINO)."),
     preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="Fuse the preprocessing."),
     postprocess: bool = typer.Option(False, "--postprocess", help="Detectors: decode boxes in the graph."),
     nms: bool = typer.Option(False, "--nms", help="With --postprocess: class-wise NMS in the graph too."),
@@ -41,7 +43,7 @@ def fuse(
         raise BadInputError(f"model file not found: {model}")
     check_outputs(output)
     config = FuseConfig(preprocess=preprocess, frame=parse_frame(frame), frame_color=frame_color.upper(),
-                        postprocess=postprocess, nms=nms, atol=atol)
+                        resize_op=resize_op.lower(), postprocess=postprocess, nms=nms, atol=atol)
     settings = _settings(model, resize, color, mean, std)
     result = fuse_model(model, output, config, settings=settings)
     out = console()

@@ -58,6 +58,7 @@ def parse_input_size(text: str) -> tuple[int, int]:
 
 
 FRAME_COLORS = ("RGB", "BGR", "GRAY")
+RESIZE_OPS = ("resize", "gather")  # ONNX Resize, or bilinear as Gather + lerp nodes
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class FuseConfig:
     preprocess: bool = True
     frame: tuple[int, int] | None = None
     frame_color: str = "RGB"
+    resize_op: str = "resize"
     postprocess: bool = False
     nms: bool = False
     pixel_atol: float = 1e-3
@@ -79,6 +81,8 @@ class FuseConfig:
     def __post_init__(self) -> None:
         if self.frame_color not in FRAME_COLORS:
             raise BadInputError(f"frame colour must be one of {', '.join(FRAME_COLORS)}, got '{self.frame_color}'")
+        if self.resize_op not in RESIZE_OPS:
+            raise BadInputError(f"resize op must be one of {', '.join(RESIZE_OPS)}, got '{self.resize_op}'")
         if self.frame is not None and min(self.frame) < 1:
             raise BadInputError(f"frame size must be positive, got {self.frame}")
         if not (self.preprocess or self.postprocess):

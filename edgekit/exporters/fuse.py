@@ -58,6 +58,7 @@ def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = Fuse
         steps += post_steps
     if config.preprocess:
         record = {"frame": list(config.frame) if config.frame else None, "color": config.frame_color,
+                  "resize_op": config.resize_op,
                   "dtype": "uint8", "steps": steps, "source_sha256": _sha256(source),
                   "source_input": meta.input_name}
         new_meta = new_meta.with_(input_name=FRAME_INPUT, input_layout="NHWC",
@@ -106,7 +107,8 @@ def _fuse_preprocess(model, meta: ModelMeta, config: FuseConfig) -> list[str]:
         raise BadInputError(f"input '{meta.input_name}' is {shape}, expected N×{expected[0]}×{expected[1]}"
                             f"×{expected[2]} (NCHW) as the metadata says")
     nodes = Nodes("edgekit_preprocess")
-    steps = preprocess_nodes(nodes, FRAME_INPUT, meta.input_name, meta, config.frame, config.frame_color)
+    steps = preprocess_nodes(nodes, FRAME_INPUT, meta.input_name, meta, config.frame, config.frame_color,
+                             config.resize_op)
     height, width = config.frame or ("height", "width")
     channels = 1 if config.frame_color == "GRAY" else 3
     frame = helper.make_tensor_value_info(FRAME_INPUT, TensorProto.UINT8, [shape[0] or "batch", height, width,

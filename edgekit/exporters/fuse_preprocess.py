@@ -17,13 +17,15 @@ from edgekit.tasks.preprocess import CROP_FRACTION, GRAY_WEIGHTS, LETTERBOX_FILL
 
 
 def preprocess_nodes(nodes: Nodes, frame: str, output: str, meta: ModelMeta, size: tuple[int, int] | None,
-                     frame_color: str) -> list[str]:
-    """Add the nodes from ``frame`` (N×H×W×C uint8) to ``output``; returns the steps, in words."""
+                     frame_color: str, resize_op: str = "resize") -> list[str]:
+    """Add the nodes from ``frame`` (N×H×W×C uint8) to ``output``; returns the steps, in words.
+
+    ``resize_op``: ``resize`` (ONNX Resize) or ``gather`` (Gather + lerp, ``fuse_bilinear``)."""
     steps: list[str] = []
     if size is not None:
-        pixels = _fixed_geometry(nodes, frame, meta, size, steps)
+        pixels = _fixed_geometry(nodes, frame, meta, size, steps, resize_op)
     else:
-        pixels = _dynamic_geometry(nodes, frame, meta, steps)
+        pixels = _dynamic_geometry(nodes, frame, meta, steps, resize_op)
     pixels = _colour(nodes, pixels, frame_color, meta.color, steps)
     # layout first: per-channel constants then broadcast over whole H×W planes (ORT is slow at
     # broadcasting a 3-vector along the innermost axis)
@@ -53,18 +55,27 @@ def _pad(nodes: Nodes, pixels: str, top: str, left: str, bottom: str, right: str
     return nodes.op("Pad", [pixels, pads, nodes.const(float(LETTERBOX_FILL), np.float32)])
 
 
-def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, int], steps: list[str]) -> str:
+def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, int], steps: list[str],
+                    resize_op: str) -> str:
     geometry = plan_geometry(size, meta.input_size, meta.resize)
     top, left, height, width = geometry.crop
-    pixels = frame
-    if (height, width) != tuple(size):
-        pixels = nodes.op("Slice", [frame, nodes.const([top, left]), nodes.const([top + height, left + width]),
-                                    nodes.const([1, 2])])
-        steps.append(f"crop(top={top}, left={left}, height={height}, width={width})")
-    pixels = nodes.op("Cast", [pixels], to=1)  # float32
-    if geometry.resized != (height, width):
-        pixels = _resize(nodes, pixels, nodes.const(list(geometry.resized)))
-        steps.append(f"resize({geometry.resized[0]}x{geometry.resized[1]}, linear, half_pixel)")
+    resizing = geometry.resized != (height, width)
+    if resize_op == "gather" and resizing:
+        from edgekit.exporters.fuse_bilinear import fixed_bilinear
+
+        pixels = fixed_bilinear(nodes, frame, geometry.crop, geometry.resized)
+        steps.append(f"crop+resize(top={top}, left={left}, {height}x{width} to "
+                     f"{geometry.resized[0]}x{geometry.resized[1]}, bilinear half_pixel as Gather + lerp)")
+    else:
+        pixels = frame
+        if (height, width) != tuple(size):
+            pixels = nodes.op("Slice", [frame, nodes.const([top, left]), nodes.const([top + height, left + width]),
+                                        nodes.const([1, 2])])
+            steps.append(f"crop(top={top}, left={left}, height={height}, width={width})")
+        pixels = nodes.op("Cast", [pixels], to=1)  # float32
+        if resizing:
+            pixels = _resize(nodes, pixels, nodes.const(list(geometry.resized)))
+            steps.append(f"resize({geometry.resized[0]}x{geometry.resized[1]}, linear, half_pixel)")
     if geometry.resized != geometry.size:
         pad_top, pad_left = geometry.pad
         bottom = geometry.size[0] - geometry.resized[0] - pad_top
@@ -75,7 +86,17 @@ def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, 
     return pixels
 
 
-def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str]) -> str:
+def _resize_to(nodes: Nodes, pixels: str, source: tuple[str, str], target: tuple[str, str], resize_op: str) -> str:
+    """uint8 NHWC ``pixels`` of int64 [1] ``source`` (h, w) → float32 at ``target`` (h, w)."""
+    if resize_op == "gather":
+        from edgekit.exporters.fuse_bilinear import dynamic_bilinear
+
+        return dynamic_bilinear(nodes, pixels, *source, *target)
+    pixels = nodes.op("Cast", [pixels], to=1)
+    return _resize(nodes, pixels, nodes.op("Concat", list(target), axis=0))
+
+
+def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str], resize_op: str) -> str:
     """The geometry of ``plan_geometry`` in int64 graph arithmetic on the frame's shape."""
     shape = nodes.op("Shape", [frame])
     height = nodes.op("Slice", [shape, nodes.const([1]), nodes.const([2])])
@@ -87,7 +108,8 @@ def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str
     def div(a: str, b: str) -> str:  # both non-negative: integer Div truncates = floors
         return op("Div", [a, b])
 
-    pixels = frame
+    pixels, source = frame, (height, width)
+    how = "bilinear half_pixel as Gather + lerp" if resize_op == "gather" else "linear, half_pixel"
     if meta.resize == "center-crop":
         num, den = CROP_FRACTION
         side = op("Mul", [op("Min", [height, width]), c([num])])
@@ -98,23 +120,22 @@ def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str
         left = div(op("Sub", [width, crop_w]), c([2]))
         starts = op("Concat", [top, left], axis=0)
         ends = op("Concat", [op("Add", [top, crop_h]), op("Add", [left, crop_w])], axis=0)
-        pixels = op("Slice", [frame, starts, ends, c([1, 2])])
+        pixels, source = op("Slice", [frame, starts, ends, c([1, 2])]), (crop_h, crop_w)
         steps.append("crop(center, 7/8 of the shorter side, computed in-graph)")
-    pixels = op("Cast", [pixels], to=1)
     if meta.resize != "letterbox":
-        steps.append(f"resize({dst_h}x{dst_w}, linear, half_pixel)")
-        return _resize(nodes, pixels, c([dst_h, dst_w]))
+        steps.append(f"resize({dst_h}x{dst_w}, {how})")
+        return _resize_to(nodes, pixels, source, (c([dst_h]), c([dst_w])), resize_op)
     # letterbox: scale to fit, rounded half up, centred
     width_limits = op("LessOrEqual", [op("Mul", [c([dst_w]), height]), op("Mul", [c([dst_h]), width])])
     fit_h = div(op("Add", [op("Mul", [c([2 * dst_w]), height]), width]), op("Mul", [c([2]), width]))
     fit_w = div(op("Add", [op("Mul", [c([2 * dst_h]), width]), height]), op("Mul", [c([2]), height]))
     new_h = op("Max", [op("Where", [width_limits, fit_h, c([dst_h])]), c([1])])
     new_w = op("Max", [op("Where", [width_limits, c([dst_w]), fit_w]), c([1])])
-    pixels = _resize(nodes, pixels, op("Concat", [new_h, new_w], axis=0))
+    pixels = _resize_to(nodes, pixels, source, (new_h, new_w), resize_op)
     spare_h, spare_w = op("Sub", [c([dst_h]), new_h]), op("Sub", [c([dst_w]), new_w])
     pad_top, pad_left = div(spare_h, c([2])), div(spare_w, c([2]))
     pixels = _pad(nodes, pixels, pad_top, pad_left, op("Sub", [spare_h, pad_top]), op("Sub", [spare_w, pad_left]))
-    steps += ["resize(fit, linear, half_pixel, computed in-graph)", f"pad(centre, value={LETTERBOX_FILL})"]
+    steps += [f"resize(fit, {how}, computed in-graph)", f"pad(centre, value={LETTERBOX_FILL})"]
     return pixels
 
 

@@ -207,14 +207,16 @@ def bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     src_h, src_w = image.shape[:2]
     if (src_h, src_w) == (height, width):
         return image.astype(np.float32, copy=False)
-    ys, y0, y1 = _axis(src_h, height)
-    xs, x0, x1 = _axis(src_w, width)
+    ys, y0, y1 = bilinear_axis(src_h, height)
+    xs, x0, x1 = bilinear_axis(src_w, width)
     top = image[y0][:, x0] * (1 - xs)[None, :, None] + image[y0][:, x1] * xs[None, :, None]
     bottom = image[y1][:, x0] * (1 - xs)[None, :, None] + image[y1][:, x1] * xs[None, :, None]
     return (top * (1 - ys)[:, None, None] + bottom * ys[:, None, None]).astype(np.float32)
 
 
-def _axis(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bilinear_axis(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``dst`` outputs along one axis of length ``src``: the weight of the high neighbour, and
+    the low and high source indices (half-pixel centres, clamped at the edges)."""
     coords = (np.arange(dst, dtype=np.float32) + 0.5) * (src / dst) - 0.5
     coords = coords.clip(0, src - 1)
     low = np.floor(coords).astype(np.int64)
