@@ -2,7 +2,8 @@
 
 For mobilenet_v3_small (center-crop 224) and the shapes detector (letterbox 128): the numpy route,
 the OpenCV route, ``cv2.dnn.blobFromImage`` (speed reference only: one scale, its own crop), the
-fused graph's extra cost (fused − plain model, same runtime), the Predictor-style call (preprocess
+fused nodes alone (``--resize-op resize`` and ``gather``) and the fused graph's extra cost (fused −
+plain model, same runtime), the Predictor-style call (preprocess
 → run → postprocess) for the plain model on each route and for the fused model, and the
 detector's numpy decoding + NMS against decoding + NMS in the graph. Rounds alternate between
 the variants so machine noise hits all alike; the median of the rounds' p50s is printed.
@@ -65,9 +66,12 @@ def build_models(folder: Path, detector: Path | None) -> dict[str, dict[str, Pat
                                  folder / "detector.onnx", ExportConfig(), output_names=OUTPUT_NAMES).path
     models["detector"] = {"plain": detector}
     for name, paths in models.items():
-        paths["fused"] = fuse_model(paths["plain"], folder / f"{name}-fused.onnx", FuseConfig(frame=FRAME)).path
-        paths["nodes-only"] = fuse_model(_identity(paths["plain"], folder / f"{name}-identity.onnx"),
-                                         folder / f"{name}-nodes.onnx", FuseConfig(frame=FRAME)).path
+        identity = _identity(paths["plain"], folder / f"{name}-identity.onnx")
+        for op in ("resize", "gather"):
+            config = FuseConfig(frame=FRAME, resize_op=op)
+            suffix = "" if op == "resize" else "-gather"
+            paths[f"fused{suffix}"] = fuse_model(paths["plain"], folder / f"{name}-fused{suffix}.onnx", config).path
+            paths[f"nodes-only{suffix}"] = fuse_model(identity, folder / f"{name}-nodes{suffix}.onnx", config).path
     models["detector"]["fused+nms"] = fuse_model(
         detector, folder / "detector-fused-nms.onnx", FuseConfig(frame=FRAME, postprocess=True, nms=True)).path
     return models
@@ -130,8 +134,9 @@ def measure(models, frame: np.ndarray, task_options: dict, threads: int, seconds
                 with open_runtime(runtime_name, paths[variant], threads=threads) as fused:
                     frame_feeds = {fused_meta.input_name: frame[None]}
                     cost = p50_ms(lambda: fused.run(frame_feeds), seconds)
-                    if variant == "nodes-only":
-                        results[(name, "preprocess: fused nodes alone", runtime_name)] = cost
+                    if variant.startswith("nodes-only"):
+                        op = "gather" if variant.endswith("gather") else "resize"
+                        results[(name, f"preprocess: fused nodes alone ({op})", runtime_name)] = cost
                         continue
                     results[(name, f"inference: {variant} model", runtime_name)] = cost
                     results[(name, f"end to end: {variant}", runtime_name)] = p50_ms(
@@ -175,10 +180,13 @@ def _print(table: dict[tuple, float], args) -> None:
             print(f"  {row:52s} " + " ".join(f"{c:9.3f}" if c is not None else f"{'':9s}" for c in cells))
         for runtime in RUNTIMES:
             plain = table[(name, "inference: plain model", runtime)]
-            extra = table[(name, "inference: fused model", runtime)] - plain
-            ratio = table[(name, "end to end: fused", runtime)] / plain
-            print(f"  {runtime}: fused preprocessing costs {extra:+.3f} ms in the graph; "
-                  f"fused end to end / plain inference = {ratio:.2f}x")
+            for variant in ("fused", "fused-gather"):
+                extra = table[(name, f"inference: {variant} model", runtime)] - plain
+                ratio = table[(name, f"end to end: {variant}", runtime)] / plain
+                print(f"  {runtime}: {variant}: preprocessing costs {extra:+.3f} ms in the graph; "
+                      f"end to end / plain inference = {ratio:.2f}x")
+            host = table[(name, "end to end: plain, opencv route", runtime)] / plain
+            print(f"  {runtime}: plain model, opencv route: end to end / plain inference = {host:.2f}x")
         if name == "detector":
             for runtime in RUNTIMES:
                 in_graph = (table[(name, "inference: fused+nms model", runtime)]
