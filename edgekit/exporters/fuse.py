@@ -44,25 +44,22 @@ def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = Fuse
     onnx = require("onnx", "torch")
     source = Path(source)
     meta = _source_meta(source, settings)
+    if config.preprocess and FUSED_KEY in meta.extra:
+        raise BadInputError(f"{source} already has fused preprocessing ({meta.extra[FUSED_KEY].get('steps')})")
     model = upgrade_opset(onnx.load(str(source)))
-    steps: list[str] = []
-    if config.preprocess:
-        if FUSED_KEY in meta.extra:
-            raise BadInputError(f"{source} already has fused preprocessing ({meta.extra[FUSED_KEY].get('steps')})")
-        steps += _fuse_preprocess(model, meta, config)
-    new_meta = meta
+    pre_steps = _fuse_preprocess(model, meta, config) if config.preprocess else []
+    new_meta, post_steps = meta, []
     if config.postprocess:
         from edgekit.exporters.fuse_postprocess import append_postprocess
 
         new_meta, post_steps = append_postprocess(model, meta, config.nms)
-        steps += post_steps
     if config.preprocess:
         record = {"frame": list(config.frame) if config.frame else None, "color": config.frame_color,
-                  "resize_op": config.resize_op,
-                  "dtype": "uint8", "steps": steps, "source_sha256": _sha256(source),
-                  "source_input": meta.input_name}
+                  "resize_op": config.resize_op, "dtype": "uint8", "steps": pre_steps,
+                  "source_sha256": _sha256(source), "source_input": meta.input_name}
         new_meta = new_meta.with_(input_name=FRAME_INPUT, input_layout="NHWC",
                                   extra={**new_meta.extra, FUSED_KEY: record})
+    steps = [*pre_steps, *post_steps]
     from edgekit.exporters.torch_onnx import set_metadata
 
     set_metadata(model, new_meta)

@@ -47,7 +47,7 @@ def append_postprocess(model, meta: ModelMeta, nms: bool) -> tuple[ModelMeta, li
              helper.make_tensor_value_info("labels", TensorProto.INT64, batch)]
     append(model, nodes, names, added)
     kept = {k: v for k, v in settings.items() if k not in ("outputs", "stride", "size_encoding", "type")}
-    new_decoder = {**kept, "type": "boxes-nms" if nms else "boxes", "outputs": list(OUTPUTS),
+    new_decoder = {**kept, "type": "boxes-nms" if nms else "boxes", "outputs": list(OUTPUTS), "in_graph_steps": steps,
                    "in_graph_from": {k: settings[k] for k in ("type", "outputs", "stride", "size_encoding")}}
     return meta.with_(extra={**meta.extra, "decoder": new_decoder}), steps
 
