@@ -174,8 +174,8 @@ def test_digits_top1_is_identical_on_every_route(lenet, tmp_path):
     from edgekit.predictor import Predictor
 
     split = load_split("digits", "test", seed=0)
-    frames = [np.repeat(bilinear(np.asarray(img, np.float32).reshape(*img.shape[:2], 1), 45, 37).round().astype(np.uint8), 3, axis=2)
-              for img in split.images]
+    shown = [bilinear(np.asarray(img, np.float32).reshape(*img.shape[:2], 1), 45, 37) for img in split.images]
+    frames = [np.repeat(image.round().astype(np.uint8), 3, axis=2) for image in shown]
     fused = {}
     for name, frame in (("fixed", (45, 37)), ("dynamic", None)):
         fused[name] = tmp_path / f"lenet-{name}.onnx"

@@ -25,8 +25,8 @@ def export(
     atol: float = typer.Option(1e-4, help="Absolute tolerance of the torch-vs-ONNX Runtime check."),
     rtol: float = typer.Option(1e-3, help="Relative tolerance of the torch-vs-ONNX Runtime check."),
     seed: int = typer.Option(0, help="Seed for random weights and the check's input."),
-    fuse_preprocess: bool = typer.Option(False, "--fuse-preprocess",
-                                         help="Put resize/crop/colour/normalize into the graph: input uint8 NHWC frames."),
+    fuse_preprocess: bool = typer.Option(
+        False, "--fuse-preprocess", help="Put resize/crop/colour/normalize into the graph: input uint8 NHWC frames."),
     frame: str = typer.Option("dynamic", help="With --fuse-preprocess: camera frame HxW (480x640) or 'dynamic'."),
     frame_color: str = typer.Option("RGB", help="With --fuse-preprocess: frame channel order RGB, BGR or GRAY."),
     resize_op: str = typer.Option("resize", help="With --fuse-preprocess: resize (ONNX Resize) or gather "
