@@ -16,7 +16,8 @@ from edgekit.exporters.graph_ops import Nodes
 from edgekit.tasks.preprocess import bilinear_axis
 
 
-def fixed_bilinear(nodes: Nodes, frame: str, crop: tuple[int, int, int, int], size: tuple[int, int]) -> str:
+def fixed_bilinear(nodes: Nodes, frame: str, crop: tuple[int, int, int, int], size: tuple[int, int],
+                   channels: int) -> str:
     """Float32 N×h×w×C: ``crop`` (top, left, height, width) of uint8 NHWC ``frame`` resized to ``size``."""
     top, left, height, width = crop
     rows_w, rows0, rows1 = bilinear_axis(height, size[0])
@@ -24,15 +25,18 @@ def fixed_bilinear(nodes: Nodes, frame: str, crop: tuple[int, int, int, int], si
     c = nodes.const
     rows = (c(rows0 + top), c(rows1 + top), c((1 - rows_w).reshape(1, -1, 1, 1), np.float32),
             c(rows_w.reshape(1, -1, 1, 1), np.float32))
-    cols = (c(cols0 + left), c(cols1 + left), c((1 - cols_w).reshape(1, 1, -1, 1), np.float32),
-            c(cols_w.reshape(1, 1, -1, 1), np.float32))
+    # column weights repeated over the channels: broadcasting a w×1 weight over w×C runs slowly
+    # on ONNX Runtime (a loop per pixel), a w×C one is one contiguous block per row
+    cols_w = np.repeat(cols_w.reshape(1, 1, -1, 1), channels, axis=3)
+    cols = (c(cols0 + left), c(cols1 + left), c(1 - cols_w, np.float32), c(cols_w, np.float32))
     return _lerp(nodes, frame, rows, cols)
 
 
-def dynamic_bilinear(nodes: Nodes, pixels: str, height: str, width: str, dst_h: str, dst_w: str) -> str:
+def dynamic_bilinear(nodes: Nodes, pixels: str, height: str, width: str, dst_h: str, dst_w: str,
+                     channels: int) -> str:
     """The same for a uint8 NHWC tensor whose ``height``/``width`` and target size are int64 [1] tensors."""
-    rows = _axis_nodes(nodes, height, dst_h, (1, -1, 1, 1))
-    cols = _axis_nodes(nodes, width, dst_w, (1, 1, -1, 1))
+    rows = _axis_nodes(nodes, height, dst_h, (1, -1, 1, 1), 1)
+    cols = _axis_nodes(nodes, width, dst_w, (1, 1, -1, 1), channels)
     return _lerp(nodes, pixels, rows, cols)
 
 
@@ -50,7 +54,7 @@ def _lerp(nodes: Nodes, pixels: str, rows: tuple[str, ...], cols: tuple[str, ...
     return op("Add", [op("Mul", [lines[0], row_w0]), op("Mul", [lines[1], row_w1])])
 
 
-def _axis_nodes(nodes: Nodes, source: str, target: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+def _axis_nodes(nodes: Nodes, source: str, target: str, shape: tuple[int, ...], repeat: int) -> tuple[str, ...]:
     """In-graph ``bilinear_axis``: low/high source indices and their weights for ``target`` outputs."""
     c, op = nodes.const, nodes.op
     ratio = op("Div", [op("Cast", [source], to=TensorProto.DOUBLE), op("Cast", [target], to=TensorProto.DOUBLE)])
@@ -64,4 +68,6 @@ def _axis_nodes(nodes: Nodes, source: str, target: str, shape: tuple[int, ...]) 
     low = op("Cast", [floor], to=TensorProto.INT64)
     high = op("Min", [op("Add", [low, c(1)]), last])
     weight = op("Reshape", [op("Sub", [coords, floor]), c(list(shape))])
+    if repeat > 1:  # over the channels (see fixed_bilinear)
+        weight = op("Concat", [weight] * repeat, axis=3)
     return low, high, op("Sub", [c(1.0, np.float32), weight]), weight

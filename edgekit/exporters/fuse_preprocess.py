@@ -22,10 +22,11 @@ def preprocess_nodes(nodes: Nodes, frame: str, output: str, meta: ModelMeta, siz
 
     ``resize_op``: ``resize`` (ONNX Resize) or ``gather`` (Gather + lerp, ``fuse_bilinear``)."""
     steps: list[str] = []
+    channels = 1 if frame_color == "GRAY" else 3  # of the frame: colour is converted after resizing
     if size is not None:
-        pixels = _fixed_geometry(nodes, frame, meta, size, steps, resize_op)
+        pixels = _fixed_geometry(nodes, frame, meta, size, steps, resize_op, channels)
     else:
-        pixels = _dynamic_geometry(nodes, frame, meta, steps, resize_op)
+        pixels = _dynamic_geometry(nodes, frame, meta, steps, resize_op, channels)
     pixels = _colour(nodes, pixels, frame_color, meta.color, steps)
     # layout first: per-channel constants then broadcast over whole H×W planes (ORT is slow at
     # broadcasting a 3-vector along the innermost axis)
@@ -56,14 +57,14 @@ def _pad(nodes: Nodes, pixels: str, top: str, left: str, bottom: str, right: str
 
 
 def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, int], steps: list[str],
-                    resize_op: str) -> str:
+                    resize_op: str, channels: int) -> str:
     geometry = plan_geometry(size, meta.input_size, meta.resize)
     top, left, height, width = geometry.crop
     resizing = geometry.resized != (height, width)
     if resize_op == "gather" and resizing:
         from edgekit.exporters.fuse_bilinear import fixed_bilinear
 
-        pixels = fixed_bilinear(nodes, frame, geometry.crop, geometry.resized)
+        pixels = fixed_bilinear(nodes, frame, geometry.crop, geometry.resized, channels)
         steps.append(f"crop+resize(top={top}, left={left}, {height}x{width} to "
                      f"{geometry.resized[0]}x{geometry.resized[1]}, bilinear half_pixel as Gather + lerp)")
     else:
@@ -86,17 +87,19 @@ def _fixed_geometry(nodes: Nodes, frame: str, meta: ModelMeta, size: tuple[int, 
     return pixels
 
 
-def _resize_to(nodes: Nodes, pixels: str, source: tuple[str, str], target: tuple[str, str], resize_op: str) -> str:
+def _resize_to(nodes: Nodes, pixels: str, source: tuple[str, str], target: tuple[str, str], resize_op: str,
+               channels: int) -> str:
     """uint8 NHWC ``pixels`` of int64 [1] ``source`` (h, w) → float32 at ``target`` (h, w)."""
     if resize_op == "gather":
         from edgekit.exporters.fuse_bilinear import dynamic_bilinear
 
-        return dynamic_bilinear(nodes, pixels, *source, *target)
+        return dynamic_bilinear(nodes, pixels, *source, *target, channels)
     pixels = nodes.op("Cast", [pixels], to=1)
     return _resize(nodes, pixels, nodes.op("Concat", list(target), axis=0))
 
 
-def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str], resize_op: str) -> str:
+def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str], resize_op: str,
+                      channels: int) -> str:
     """The geometry of ``plan_geometry`` in int64 graph arithmetic on the frame's shape."""
     shape = nodes.op("Shape", [frame])
     height = nodes.op("Slice", [shape, nodes.const([1]), nodes.const([2])])
@@ -124,14 +127,14 @@ def _dynamic_geometry(nodes: Nodes, frame: str, meta: ModelMeta, steps: list[str
         steps.append("crop(center, 7/8 of the shorter side, computed in-graph)")
     if meta.resize != "letterbox":
         steps.append(f"resize({dst_h}x{dst_w}, {how})")
-        return _resize_to(nodes, pixels, source, (c([dst_h]), c([dst_w])), resize_op)
+        return _resize_to(nodes, pixels, source, (c([dst_h]), c([dst_w])), resize_op, channels)
     # letterbox: scale to fit, rounded half up, centred
     width_limits = op("LessOrEqual", [op("Mul", [c([dst_w]), height]), op("Mul", [c([dst_h]), width])])
     fit_h = div(op("Add", [op("Mul", [c([2 * dst_w]), height]), width]), op("Mul", [c([2]), width]))
     fit_w = div(op("Add", [op("Mul", [c([2 * dst_h]), width]), height]), op("Mul", [c([2]), height]))
     new_h = op("Max", [op("Where", [width_limits, fit_h, c([dst_h])]), c([1])])
     new_w = op("Max", [op("Where", [width_limits, c([dst_w]), fit_w]), c([1])])
-    pixels = _resize_to(nodes, pixels, source, (new_h, new_w), resize_op)
+    pixels = _resize_to(nodes, pixels, source, (new_h, new_w), resize_op, channels)
     spare_h, spare_w = op("Sub", [c([dst_h]), new_h]), op("Sub", [c([dst_w]), new_w])
     pad_top, pad_left = div(spare_h, c([2])), div(spare_w, c([2]))
     pixels = _pad(nodes, pixels, pad_top, pad_left, op("Sub", [spare_h, pad_top]), op("Sub", [spare_w, pad_left]))
