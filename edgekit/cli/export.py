@@ -30,6 +30,12 @@ def export(
                                                    "(repeatable; '?' or a name for a dynamic dim)."),
     meta_pair: Optional[list[str]] = typer.Option(None, "--meta", help="Metadata KEY=VALUE (see `edgekit meta set`)."),
     meta_file: Optional[Path] = typer.Option(None, "--meta-file", help="Metadata from a YAML mapping."),
+    fuse_preprocess: bool = typer.Option(
+        False, "--fuse-preprocess", help="Put resize/crop/colour/normalize into the graph: input uint8 NHWC frames."),
+    frame: str = typer.Option("dynamic", help="With --fuse-preprocess: camera frame HxW (480x640) or 'dynamic'."),
+    frame_color: str = typer.Option("RGB", help="With --fuse-preprocess: frame channel order RGB, BGR or GRAY."),
+    resize_op: str = typer.Option("resize", help="With --fuse-preprocess: resize (ONNX Resize) or gather "
+                                  "(Gather + lerp, faster on OpenVINO)."),
 ) -> None:
     """Export a zoo model to ONNX, then check it on ONNX Runtime against torch (exit 1 if they differ)."""
     from edgekit.exporters.config import ExportConfig, parse_input_size
@@ -64,7 +70,18 @@ def export(
 
         changes = meta_changes(meta_pair, meta_file)
         apply_changes(entry.meta(size or entry.input_size, ()), changes)
-    result = export_zoo_model(entry.name, output, config, weights=weights)
+    fuse_config = _fuse_config(frame, frame_color, resize_op) if fuse_preprocess else None
+    if fuse_config is None:
+        result = export_zoo_model(entry.name, output, config, weights=weights)
+    else:
+        import tempfile
+
+        from edgekit.exporters.fuse import fuse_model
+
+        with tempfile.TemporaryDirectory(prefix="edgekit-export-") as folder:
+            result = export_zoo_model(entry.name, Path(folder) / "plain.onnx", config, weights=weights)
+            fused = fuse_model(result.path, output, fuse_config)
+        result = type(result)(fused.path, fused.meta, result.parity)
     if meta_pair or meta_file:
         from edgekit.exporters.metadata import update_file
 
@@ -76,3 +93,13 @@ def export(
     out.print(f"exported [bold]{entry.name}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, opset {opset}, "
               f"input {result.meta.channels}x{h}x{w}, batch {batch_text})")
     out.print(f"verified on ONNX Runtime vs torch: {result.parity.summary()}")
+    if fuse_config is not None:
+        steps = "; ".join(fused.steps)
+        out.print(f"fused preprocessing: {escape(steps)} (input tensor max abs diff vs numpy "
+                  f"{fused.pixel_max_abs:.3g}); input is now uint8 NHWC frames")
+
+
+def _fuse_config(frame: str, frame_color: str, resize_op: str):
+    from edgekit.exporters.config import FuseConfig, parse_frame
+
+    return FuseConfig(frame=parse_frame(frame), frame_color=frame_color.upper(), resize_op=resize_op.lower())

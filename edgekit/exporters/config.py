@@ -61,3 +61,52 @@ def parse_input_size(text: str) -> tuple[int, int]:
     if len(sizes) != 2 or min(sizes) < 1:
         raise BadInputError(f"input size must look like 224 or 224x224, got '{text}'")
     return sizes[0], sizes[1]
+
+
+FRAME_COLORS = ("RGB", "BGR", "GRAY")
+RESIZE_OPS = ("resize", "gather")  # ONNX Resize, or bilinear as Gather + lerp nodes
+
+
+@dataclass(frozen=True)
+class FuseConfig:
+    """What ``edgekit fuse`` puts into the graph: preprocessing for frames of ``frame`` (h, w;
+    None: any size) in ``frame_color`` order, and/or the detector's decoding (+ NMS); and the
+    tolerances of the check against the numpy reference (normalized pixels, then outputs)."""
+
+    preprocess: bool = True
+    frame: tuple[int, int] | None = None
+    frame_color: str = "RGB"
+    resize_op: str = "resize"
+    postprocess: bool = False
+    nms: bool = False
+    pixel_atol: float = 1e-3
+    atol: float = 1e-3
+    rtol: float = 1e-2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frame_color not in FRAME_COLORS:
+            raise BadInputError(f"frame colour must be one of {', '.join(FRAME_COLORS)}, got '{self.frame_color}'")
+        if self.resize_op not in RESIZE_OPS:
+            raise BadInputError(f"resize op must be one of {', '.join(RESIZE_OPS)}, got '{self.resize_op}'")
+        if self.frame is not None and min(self.frame) < 1:
+            raise BadInputError(f"frame size must be positive, got {self.frame}")
+        if not (self.preprocess or self.postprocess):
+            raise BadInputError("nothing to fuse: ask for the preprocessing and/or --postprocess")
+        if self.nms and not self.postprocess:
+            raise BadInputError("--nms needs --postprocess (NMS runs on the decoded boxes)")
+        check_tolerance(self.atol, self.rtol)
+        check_tolerance(self.pixel_atol, 0.0)
+
+
+def parse_frame(text: str) -> tuple[int, int] | None:
+    """Parse a camera frame size '480x640' (height x width) or 'dynamic' (any size: None)."""
+    import re
+
+    text = text.strip().lower()
+    if text == "dynamic":
+        return None
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise BadInputError(f"--frame must look like 480x640 (height x width) or 'dynamic', got '{text}'")
+    return int(match[1]), int(match[2])

@@ -21,9 +21,13 @@ class Task(ABC):
 
     name: ClassVar[str]
 
-    def preprocess(self, images: Sequence[np.ndarray], meta: ModelMeta) -> tuple[dict[str, np.ndarray], list[ImageTransform]]:
-        """Images (HxWxC uint8) → feeds for the model, plus per-image transforms."""
-        batch, transforms = preprocess_images(images, meta)
+    def preprocess(
+        self, images: Sequence[np.ndarray], meta: ModelMeta, color: str = "RGB", route: str | None = None
+    ) -> tuple[dict[str, np.ndarray], list[ImageTransform]]:
+        """Images (HxWxC uint8, ``color``: RGB, BGR or GRAY) → feeds for the model, plus per-image
+        transforms. A fused model gets its frames stacked; others go through ``route`` (default:
+        OpenCV when installed, else numpy)."""
+        batch, transforms = preprocess_images(images, meta, color=color, route=route)
         return {meta.input_name: batch}, transforms
 
     @abstractmethod

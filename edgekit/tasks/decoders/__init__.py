@@ -12,6 +12,8 @@ DECODERS.add("centernet", "edgekit.tasks.decoders.centernet:CenterNetDecoder")
 DECODERS.add("yolo", "edgekit.tasks.decoders.yolo:YoloDecoder")
 DECODERS.add("ssd", "edgekit.tasks.decoders.ssd:SsdDecoder")
 DECODERS.add("torchvision", "edgekit.tasks.decoders.torchvision:TorchvisionDecoder")
+DECODERS.add("boxes", "edgekit.tasks.decoders.boxes:BoxesDecoder")
+DECODERS.add("boxes-nms", "edgekit.tasks.decoders.boxes:BoxesNMSDecoder")
 
 
 def decoder_settings(decoder: type[Decoder], given: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def decode_centernet(
     results = []
     for index in range(batch):
         flat = np.argpartition(-peaks[index], k - 1)[:k] if k < peaks.shape[1] else np.arange(peaks.shape[1])
+        flat = np.sort(flat)  # equal scores: lower index first, as ONNX TopK (so NMS sees one order)
         flat = flat[np.argsort(-peaks[index, flat], kind="stable")]
         labels, cells = np.divmod(flat, height * width)
         rows, cols = np.divmod(cells, width)
