@@ -58,7 +58,7 @@ def test_torchvision_detector_exports_and_agrees_across_runtimes(tmp_path, facto
     from edgekit.meta import read_meta
 
     path = tmp_path / f"{factory}.onnx"
-    result = export_source(f"{HERE}:{factory}", path)
+    export_source(f"{HERE}:{factory}", path)
     meta = read_meta(path)
     assert meta.task == "detection" and meta.extra["decoder"]["type"] == "torchvision"
     assert meta.labels[1] == "person" and meta.input_size == (320, 320)

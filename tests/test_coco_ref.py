@@ -13,7 +13,6 @@ from edgekit.datasets.coco import coco_dict, detections_from_results, load_coco,
 from edgekit.errors import BadInputError
 from edgekit.evaluate.metrics import make_evaluator
 from edgekit.meta import ModelMeta
-from edgekit.tasks import get_task
 
 REFERENCE = (Path(__file__).resolve().parents[1] / "../shared/data/coco-ref").resolve()
 needs_reference = pytest.mark.skipif(

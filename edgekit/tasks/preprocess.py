@@ -9,7 +9,7 @@ Routes are picked by name from ``ROUTES``; the default is OpenCV when it is inst
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -125,9 +125,14 @@ def preprocess_images(
     return ROUTES.get(route or default_route())(images, meta, color)
 
 
+@functools.lru_cache(maxsize=1)
 def default_route() -> str:
-    """``opencv`` when cv2 can be imported, else ``numpy``."""
-    return "opencv" if importlib.util.find_spec("cv2") is not None else "numpy"
+    """``opencv`` when cv2 imports (a broken or blocked install counts as absent), else ``numpy``."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return "numpy"
+    return "opencv"
 
 
 def check_color(color: str) -> None:

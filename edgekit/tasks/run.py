@@ -6,8 +6,6 @@ where the time of a prediction went.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks.base import Task
 
@@ -97,12 +94,7 @@ def prepare_chunk(task: Task, meta: ModelMeta, images: Sequence[np.ndarray], fix
                   color: str = "RGB", route: str | None = None) -> Prepared:
     """Pre-process ``images`` (padded to a fixed batch by repeating the last one)."""
     start = time.perf_counter_ns()
-    if _takes_color(type(task)):
-        feeds, transforms = task.preprocess(images, meta, color=color, route=route)
-    else:  # a task that takes RGB only: BGR frames as reversed views (no copy)
-        if route is not None:
-            raise BadInputError(f"the {task.name} task has no pre-processing routes (asked for '{route}')")
-        feeds, transforms = task.preprocess(in_rgb(images, color), meta)
+    feeds, transforms = task.preprocess(images, meta, color=color, route=route)
     padded = fixed is not None and len(images) < fixed
     if padded:
         feeds = {name: _pad(array, fixed) for name, array in feeds.items()}
@@ -120,20 +112,6 @@ def finish_chunk(runtime, task: Task, meta: ModelMeta, prepared: Prepared) -> tu
     predictions = task.postprocess(outputs, meta, prepared.transforms)
     done = clock()
     return predictions, StageTiming(prepared.count, prepared.preprocess_ns, inferred - start, done - inferred)
-
-
-def in_rgb(frames: Sequence[np.ndarray], color: str) -> Sequence[np.ndarray]:
-    """BGR frames as RGB views (reversed channel axis: no copy); gray frames as they are."""
-    if color == "RGB":
-        return frames
-    return [frame[:, :, 2::-1] if frame.ndim == 3 and frame.shape[2] >= 3 else frame for frame in frames]
-
-
-@functools.lru_cache(maxsize=None)
-def _takes_color(task_class: type) -> bool:
-    """Whether the task's preprocess takes ``color``/``route`` (the frames' order, a host route)."""
-    parameters = inspect.signature(task_class.preprocess).parameters
-    return "color" in parameters and "route" in parameters
 
 
 def predict_images(runtime, task: Task, meta: ModelMeta, images: Sequence[np.ndarray], batch_size: int) -> list[Any]:
