@@ -10,7 +10,7 @@
            latency ≤ 2 frames); and the pipelined throughput on the same file as fast as it decodes.
 
     python benchmarks/robot_path.py [--runtimes ort-cpu,openvino] [--threads 2]
-        [--detector runs/detector/detector.onnx] [--route opencv] [--parts tiny,models,video]
+        [--detector runs/detector/detector.onnx] [--route opencv] [--parts tiny,models,video] [--no-fused]
 
 Without --detector a randomly initialised shapes detector is exported (its post-processing sees
 few peaks, so a trained one is the fairer test). Zoo models are exported with random weights.
@@ -149,31 +149,63 @@ def detector_model(folder: Path, given: str | None) -> Path:
     return target
 
 
-def part_models(runtimes: list[str], threads: int, models: dict[str, Path], route: str | None, seconds: float) -> None:
+# The resize op each runtime runs fastest in a fused graph (benchmarks/preprocess_routes.py).
+FUSED_RESIZE_OP = {"ort-cpu": "resize", "openvino": "gather"}
+
+
+def fused_model(name: str, plain: Path, runtime: str, folder: Path) -> Path:
+    """``plain`` with its pre-processing for a fixed 480x640 RGB frame fused into the graph (the
+    detector also with its decoding), verified against the numpy reference by ``fuse_model``."""
+    from edgekit.exporters.config import FuseConfig
+    from edgekit.exporters.fuse import fuse_model
+
+    target = folder / f"{name}-{runtime}-fused.onnx"
+    if not target.is_file():
+        config = FuseConfig(frame=(480, 640), resize_op=FUSED_RESIZE_OP.get(runtime, "resize"),
+                            postprocess=name == "detector")
+        fuse_model(plain, target, config)
+    return target
+
+
+def part_models(runtimes: list[str], threads: int, models: dict[str, Path], route: str | None, seconds: float,
+                folder: Path, fused: bool) -> None:
     print(f"\n== 2. Predictor end to end on a 640x480 RGB frame vs bare inference, batch 1, {threads} threads ==")
+    print("   (fused: the same model with pre-processing [and the detector's decoding] in the graph; its")
+    print("    ratio is still against the bare call of the plain model on a prepared tensor)")
     frame = frame_640x480()
     plan = LoopPlan(warmup=10, min_runs=30, min_duration_s=seconds)
-    print(f"{'model':20s} {'runtime':9s} {'bare p50':>9s} {'e2e p50':>9s} {'ratio':>6s} {'target':>6s} | "
+    print(f"{'model':26s} {'runtime':9s} {'bare p50':>9s} {'e2e p50':>9s} {'ratio':>6s} {'target':>6s} | "
           f"{'pre':>7s} {'infer':>7s} {'post':>7s} {'own':>6s}  (ms; own = Predictor's bookkeeping, µs)")
     for name, path in models.items():
         for runtime in runtimes:
-            with Predictor(path, runtime, threads=threads, route=route) as predict, \
-                    open_runtime(runtime, path, threads=threads) as plain:  # the runtime's own defaults
-                predict(frame)
-                feeds, _ = predict.task.preprocess([frame], predict.meta)
-                bare_call = plain.prepare(feeds)
-                bare_p50, e2e = [], None
-                for _ in range(2):  # bare, Predictor, bare, Predictor: side by side
-                    bare_p50.append(LatencyStats.from_ns(time_calls(bare_call, plan)).p50_ms)
-                    rows = predictor_rows(predict, frame, plan)
-                    e2e = rows if e2e is None or np.median(rows[:, 3]) < np.median(e2e[:, 3]) else e2e
-            bare = min(bare_p50)
-            p50 = np.median(e2e, axis=0) / 1e6
-            own_us = float(np.median(e2e[:, 3] - e2e[:, :3].sum(axis=1))) / 1e3
-            ratio = p50[3] / bare
-            verdict = "ok" if ratio <= TARGETS[name] else "MISS"
-            print(f"{name:20s} {runtime:9s} {bare:9.3f} {p50[3]:9.3f} {ratio:5.2f}x {TARGETS[name]:5.1f}x | "
-                  f"{p50[0]:7.3f} {p50[1]:7.3f} {p50[2]:7.3f} {own_us:6.1f}  {verdict}")
+            variants = [(name, path)] + ([(f"{name} fused", fused_model(name, path, runtime, folder))] if fused else [])
+            for label, model in variants:
+                _model_row(label, TARGETS[name], path, model, runtime, threads, route, frame, plan)
+
+
+def _model_row(label: str, target: float, plain: Path, model: Path, runtime: str, threads: int, route: str | None,
+               frame: np.ndarray, plan: LoopPlan) -> None:
+    from edgekit.meta import read_meta
+    from edgekit.tasks import get_task
+
+    plain_meta = read_meta(plain)
+    feeds, _ = get_task(plain_meta.task).preprocess([frame], plain_meta)
+    with Predictor(model, runtime, threads=threads, route=route) as predict, \
+            open_runtime(runtime, plain, threads=threads) as bare_runtime:  # the runtime's own defaults
+        predict(frame)
+        bare_call = bare_runtime.prepare(feeds)
+        bare_p50, e2e = [], None
+        for _ in range(2):  # bare, Predictor, bare, Predictor: side by side
+            bare_p50.append(LatencyStats.from_ns(time_calls(bare_call, plan)).p50_ms)
+            rows = predictor_rows(predict, frame, plan)
+            e2e = rows if e2e is None or np.median(rows[:, 3]) < np.median(e2e[:, 3]) else e2e
+    bare = min(bare_p50)
+    p50 = np.median(e2e, axis=0) / 1e6
+    own_us = float(np.median(e2e[:, 3] - e2e[:, :3].sum(axis=1))) / 1e3
+    ratio = p50[3] / bare
+    verdict = "ok" if ratio <= target else "MISS"
+    print(f"{label:26s} {runtime:9s} {bare:9.3f} {p50[3]:9.3f} {ratio:5.2f}x {target:5.1f}x | "
+          f"{p50[0]:7.3f} {p50[1]:7.3f} {p50[2]:7.3f} {own_us:6.1f}  {verdict}")
 
 
 def predictor_rows(predict, frame: np.ndarray, plan: LoopPlan) -> np.ndarray:
@@ -262,6 +294,7 @@ def main() -> None:
     parser.add_argument("--route", help="host pre-processing route, where the build offers several")
     parser.add_argument("--parts", default="tiny,models,video")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum timing per measurement")
+    parser.add_argument("--no-fused", action="store_true", help="skip the fused-graph rows")
     args = parser.parse_args()
     runtimes, parts = args.runtimes.split(","), args.parts.split(",")
     from edgekit.sources import resolve_model
@@ -274,7 +307,8 @@ def main() -> None:
         detector = detector_model(folder, args.detector) if {"models", "video"} & set(parts) else None
         if "models" in parts:
             models = {name: resolve_model(name) for name in ("mobilenet_v3_small", "resnet18")}
-            part_models(runtimes, args.threads, {**models, "detector": detector}, args.route, args.seconds)
+            part_models(runtimes, args.threads, {**models, "detector": detector}, args.route, args.seconds, folder,
+                        fused=not args.no_fused)
         if "video" in parts:
             part_video(runtimes, args.threads, detector, folder, args.route)
 

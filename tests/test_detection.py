@@ -172,3 +172,24 @@ def test_no_detections_scores_zero_and_evaluator_needs_samples():
     evaluator.update([_detection([], [], [])], targets)
     assert evaluator.compute()["map50"] == 0.0
     assert type(evaluator).primary_metric == "map50_95"
+
+
+def test_pairwise_nms_keeps_what_the_one_by_one_pass_keeps(monkeypatch):
+    """The matrix NMS (the fast path up to PAIRWISE_LIMIT boxes) and the iterative pass agree,
+    ties in score included."""
+    from edgekit.tasks import boxes
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        count = int(rng.integers(0, 150))
+        corner = rng.uniform(0, 100, (count, 2))
+        candidates = np.concatenate([corner, corner + rng.uniform(1, 40, (count, 2))], 1).astype(np.float32)
+        scores = rng.uniform(0, 1, count).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores, 1)
+        threshold = float(rng.uniform(0.1, 0.9))
+        fast = boxes.nms(candidates, scores, threshold)
+        monkeypatch.setattr(boxes, "PAIRWISE_LIMIT", -1)
+        slow = boxes.nms(candidates, scores, threshold)
+        monkeypatch.undo()
+        assert np.array_equal(fast, slow), trial

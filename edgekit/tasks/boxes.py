@@ -17,13 +17,28 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
 
 
+#: up to this many candidates NMS compares all pairs at once (an n×n float32 matrix: 16 MiB at 2048)
+PAIRWISE_LIMIT = 2048
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of the boxes kept by greedy NMS, by decreasing score (as torchvision.ops.nms).
 
     A box is suppressed when its IoU with a higher-scoring kept box is above ``iou_threshold``.
+    Up to ``PAIRWISE_LIMIT`` boxes the IoUs are computed once as a matrix and the greedy pass
+    only reads rows of it; above, each kept box is compared with the boxes still left.
     """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
+    if len(order) <= PAIRWISE_LIMIT:
+        above = box_iou(boxes[order], boxes[order]) > iou_threshold
+        suppressed = np.zeros(len(order), dtype=bool)
+        keep = []
+        for index in range(len(order)):
+            if not suppressed[index]:
+                keep.append(index)
+                suppressed |= above[index]
+        return order[np.asarray(keep, dtype=np.int64)]
     keep = []
     while order.size:
         best = order[0]
