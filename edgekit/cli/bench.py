@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,8 @@ def bench(
 
     Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds.
     """
-    check_outputs(json_out)
+    check_numbers(batch=batch, threads=threads, warmup=warmup, runs=runs, duration=duration, seed=seed)
+    check_outputs(json_out, inputs=[model, weights])
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from edgekit.cli.common import check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +38,8 @@ def compare(
     from edgekit.errors import CheckFailedError
     from edgekit.exporters.config import parse_input_size
 
-    check_outputs(json_out)
+    check_numbers(seed=seed, batch=batch, atol=atol, rtol=rtol, min_cosine=min_cosine)
+    check_outputs(json_out, inputs=[model, inputs, weights])
     names = [name.strip() for name in runtimes.split(",") if name.strip()]
     record = run_compare(
         model, names, inputs=inputs, seed=seed, batch=batch,

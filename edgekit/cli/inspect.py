@@ -19,7 +19,7 @@ def inspect(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON."),
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
-    check_outputs(json_out)
+    check_outputs(json_out, inputs=[model])
     from rich.markup import escape
     from rich.table import Table
 

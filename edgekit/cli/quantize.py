@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, handle_errors, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -37,9 +37,14 @@ def quantize(
     duration: float = typer.Option(1.0, help="Seconds of timing per row of the report."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     seed: int = typer.Option(0, help="Seed for calibration and evaluation sampling."),
+    overwrite_input: bool = typer.Option(False, "--overwrite-input", help="Allow OUTPUT to replace the source model."),
 ) -> None:
     """Quantize MODEL. With several --mode, --report or --max-drop: build every variant, measure
     them side by side, and (with --max-drop) write the fastest one within budget to OUTPUT."""
+    check_numbers(calib_size=calib_size, eval_size=eval_size, max_drop=max_drop, threads=threads, duration=duration,
+                  seed=seed)
+    check_outputs(output, inputs=[calib] if overwrite_input else [model, calib], special_ok=False, flag="--overwrite-input")
+    check_outputs(json_out, inputs=[model, calib, output])
     from edgekit.errors import BadInputError
     from edgekit.quantize.base import QuantizeConfig
     from edgekit.quantize.base import quantize as run_quantize
