@@ -10,7 +10,7 @@ from edgekit.errors import BadInputError
 from edgekit.evaluate import evaluate
 from edgekit.meta import read_meta
 from edgekit.train import RECIPES, TrainConfig
-from edgekit.train.lenet import evaluate_checkpoint, load_checkpoint
+from edgekit.train.classifier import evaluate_checkpoint, load_checkpoint
 
 
 def _train(tmp_path, name="run", **changes):

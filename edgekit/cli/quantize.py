@@ -172,7 +172,7 @@ def _eval_split(data, meta, size: int, seed: int):
     images and .npz inputs carry no labels)."""
     from pathlib import Path as _Path
 
-    from edgekit.datasets.base import load_split
+    from edgekit.datasets import load_split
     from edgekit.errors import BadInputError
 
     if not data or _Path(data).suffix.lower() == ".npz" or meta.task == "unknown":

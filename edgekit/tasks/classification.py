@@ -33,6 +33,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def check_label_count(meta: ModelMeta, classes: int) -> None:
+    """Metadata with fewer labels than the model has classes would name some predictions by index."""
+    if meta.labels and len(meta.labels) < classes:
+        raise BadInputError(f"metadata key 'labels' has {len(meta.labels)} names but the model outputs "
+                            f"{classes} classes")
+
+
 class ClassificationTask(Task):
     name: ClassVar[str] = "classification"
     top_k: int = 5
@@ -43,6 +50,7 @@ class ClassificationTask(Task):
         logits = np.asarray(next(iter(outputs.values())), dtype=np.float32)
         if logits.ndim != 2:
             raise BadInputError(f"a classifier must output (batch, classes) scores, got shape {logits.shape}")
+        check_label_count(meta, logits.shape[1])
         probabilities = softmax(logits)
         k = min(self.top_k, logits.shape[1])
         order = np.argsort(-logits, axis=1, kind="stable")[:, :k]

@@ -150,6 +150,9 @@ class DetectionTask(Task):
         if missing:
             raise BadInputError(f"detector outputs {sorted(outputs)} lack {missing} named in the model's metadata")
         heatmap, size, offset = (np.asarray(outputs[name]) for name in settings["outputs"])
+        if meta.labels and heatmap.ndim == 4 and len(meta.labels) < heatmap.shape[1]:
+            raise BadInputError(f"metadata key 'labels' has {len(meta.labels)} names but the model outputs "
+                                f"{heatmap.shape[1]} classes")
         decoded = decode_centernet(heatmap, size, offset, settings["stride"], settings["max_detections"],
                                    settings["size_encoding"])
         return [self._finish(*item, transform, settings, meta.labels)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.datasets.base import Split, load_split
+from edgekit.datasets import Split, load_split
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks.detection import DEFAULT_DECODER, DetectionTask
@@ -319,14 +319,16 @@ def evaluate_checkpoint(
 
 def load_detector(checkpoint: str | Path):
     """The torch model saved by ``train_detector``."""
-    import torch
-
+    from edgekit.zoo.build import load_weights, torch_load
     from edgekit.zoo.detector import centernet_small
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise BadInputError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = centernet_small(len(state["labels"]), state["width"], state["features"])
-    model.load_state_dict(state["state_dict"])
+    state = torch_load(path, "checkpoint")
+    if not isinstance(state, dict) or state.get("format") != "edgekit-detector/1":
+        raise BadInputError(f"{path} is not an edgekit detector checkpoint (made by `edgekit train detector`)")
+    labels, width, features = state.get("labels"), state.get("width"), state.get("features")
+    if not (isinstance(labels, list) and labels and isinstance(width, int) and isinstance(features, (list, tuple))):
+        raise BadInputError(f"checkpoint {path} lacks valid labels, width or features entries")
+    model = centernet_small(len(labels), width, features)
+    load_weights(model, state.get("state_dict"), f"checkpoint {path}")
     return model.eval()
