@@ -72,11 +72,11 @@ def check_output_path(target: str | Path, special_ok: bool = False) -> Path:
         target = Path(os.path.realpath(target))
     if not target.parent.is_dir():
         raise BadInputError(f"output directory {target.parent} does not exist")
-    _probe_folder(target.parent)
+    probe_folder(target.parent)
     return target
 
 
-def _probe_folder(folder: Path) -> None:
+def probe_folder(folder: Path) -> None:
     """Create and remove a file in ``folder``: the only reliable writability test (root, read-only mounts)."""
     try:
         fd, name = tempfile.mkstemp(prefix=".edgekit-probe-", dir=folder)

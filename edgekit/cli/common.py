@@ -88,8 +88,12 @@ class Limit:
         return math.isfinite(value) and above and value <= self.high
 
     def describe(self) -> str:
-        low = f"more than {self.low:g}" if self.open_low else f"at least {self.low:g}"
-        return f"a number {low} and at most {self.high:g}"
+        low = f"more than {_number(self.low)}" if self.open_low else f"at least {_number(self.low)}"
+        return f"a number {low} and at most {_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def max_threads() -> int:

@@ -40,6 +40,9 @@ def load_split(spec: str, split: str = "test", seed: int = 0, **options: Any) ->
         from edgekit.datasets.image_folder import load_image_folder
 
         return load_image_folder(path, split=split, seed=seed, **options)
+    if path.exists():
+        raise BadInputError(f"{spec} is not a dataset: expected digits, shapes, a folder of class folders "
+                            "or a COCO .json")
     if path.suffix or "/" in spec:
         raise BadInputError(f"dataset not found: {spec}")
     DATASETS.canonical(spec)  # raises "unknown dataset ... did you mean"

@@ -24,6 +24,8 @@ from edgekit.train.loop import FitSettings, fit
 
 CHECKPOINT_FORMAT = "edgekit-checkpoint/1"
 CLASSIFIER_OPTIONS = ("classes", "per_class", "patience", "augment", "weight_decay", "schedule", "threads")
+CLASSIFIER_KINDS = {"per_class": (int, 1), "patience": (int, 0), "augment": (bool, 0), "weight_decay": (float, 0),
+                    "threads": (int, 1)}
 # LeNet-5 is too small for intra-op threads to pay; on a busy machine they cost up to 10x.
 DEFAULT_THREADS = 1
 DEFAULT_LR = {"adam": 3e-3, "sgd": 0.05}
@@ -54,7 +56,7 @@ def dataset_options(config: TrainConfig) -> dict[str, Any]:
         raise BadInputError("--classes selects digits; for an image folder, keep only the class folders you want")
     from edgekit.datasets.digits import parse_classes
 
-    return {"classes": list(parse_classes(classes))}
+    return {"classes": list(parse_classes(str(classes) if isinstance(classes, (int, float)) else classes))}
 
 
 def take_per_class(split: Split, count: int, seed: int) -> Split:
@@ -142,7 +144,7 @@ def train_classifier(model, parameters, splits: dict[str, Split], meta: ModelMet
     def loss(net, item):
         return F.cross_entropy(net(item[0]), item[1])
 
-    def validate(net) -> float:
+    def validate(net, epoch: int) -> float:
         return accuracy(net, x_val, y_val)
 
     steps = math.ceil(len(x_train) / batch)

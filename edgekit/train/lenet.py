@@ -7,7 +7,7 @@ import time
 from edgekit.meta import ModelMeta
 from edgekit.train.base import TrainConfig, TrainResult
 from edgekit.train.classifier import (
-    CLASSIFIER_OPTIONS, DEFAULT_THREADS, load_splits, pixel_stats, recipe_info, save_model, settings_for, test_metrics,
+    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, load_splits, pixel_stats, recipe_info, save_model, settings_for, test_metrics,
     train_classifier,
 )
 from edgekit.train.loop import check_config, output_dir, seed_everything
@@ -21,7 +21,7 @@ def train_lenet(config: TrainConfig) -> TrainResult:
         from edgekit.train.transfer import train_transfer
 
         return train_transfer(config)
-    check_config(config, LENET_OPTIONS)
+    check_config(config, LENET_OPTIONS, CLASSIFIER_KINDS)
     start = time.perf_counter()
     splits = load_splits(config)  # first: bad data fails before torch is imported
     seed_everything(config.seed, int(config.options.get("threads", DEFAULT_THREADS)))

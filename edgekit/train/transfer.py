@@ -21,10 +21,11 @@ import types
 from pathlib import Path
 
 from edgekit.errors import BadInputError
+from edgekit.fileio import check_not_input
 from edgekit.meta import ModelMeta
 from edgekit.train.base import TrainConfig, TrainResult
 from edgekit.train.classifier import (
-    CLASSIFIER_OPTIONS, DEFAULT_THREADS, augment, build_from_checkpoint, cut_classifier, flag, load_checkpoint,
+    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, augment, build_from_checkpoint, cut_classifier, flag, load_checkpoint,
     load_splits, recipe_info, save_model, settings_for, test_metrics, to_tensors, train_classifier,
 )
 from edgekit.train.loop import FitResult, check_config, output_dir, seed_everything
@@ -34,11 +35,13 @@ FEATURE_COPIES = 16  # augmented views per training image for the features head
 FINETUNE_LAYERS = 2  # last parameterized layers trained in finetune mode (LeNet-5: conv2 and the head)
 FINETUNE_LR_SCALE = 0.3  # fine-tuning starts from a fitted head: a third of the from-scratch LR
 BACKBONE_LR_SCALE = 0.1  # the unfrozen backbone layers learn 10x slower than the head
+TRANSFER_KINDS = {**CLASSIFIER_KINDS, "finetune_layers": (int, 1), "augment_copies": (int, 0),
+                  "backbone_lr_scale": (float, 0)}
 
 
 def train_transfer(config: TrainConfig) -> TrainResult:
     """New head (and optionally last layers) on a trained backbone, for the classes of ``config.data``."""
-    check_config(config, TRANSFER_OPTIONS)
+    check_config(config, TRANSFER_OPTIONS, TRANSFER_KINDS)
     if config.transfer_from is None:
         raise BadInputError("transfer needs --transfer-from: a checkpoint from `edgekit train`, or a zoo model with --weights")
     mode = config.mode or "features"
@@ -51,6 +54,9 @@ def train_transfer(config: TrainConfig) -> TrainResult:
     arch = {"name": "transfer", "base": arch.get("base") or arch["name"], "num_classes": len(labels),
             "base_classes": arch.get("num_classes"), "head": head_name, "in_features": in_features}
     meta = meta.with_(labels=labels, model_name=f"{meta.model_name}-{mode}")
+    stem = Path(config.output_dir) / meta.model_name
+    for output in (stem.with_suffix(".pt"), stem.with_suffix(".onnx")):
+        check_not_input(output, [config.transfer_from, config.options.get("weights")])
     with output_dir(config.output_dir) as out:
         result = fit_head(model, head_name, splits, meta, config)
         if mode == "finetune":

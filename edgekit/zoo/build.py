@@ -80,15 +80,19 @@ def torch_load(path: str | Path, kind: str) -> Any:
 
 def _load_reason(exc: BaseException) -> str:
     """torch's reason, without its advice to retry with weights_only=False (that would run the
-    file's code): a refused pickle names only the object it refused."""
+    file's code): a refused pickle names the object it refused, a damaged one says so."""
     text = str(exc)
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
     if "Weights only load failed" not in text:
         return first_line(exc)
     for line in text.splitlines():
         if "Unsupported global:" in line:
             found = line.split("Unsupported global:", 1)[1].split(" was not")[0].strip()
             return f"it holds a Python object ({found}), not only tensors; edgekit never unpickles code"
-    return "it holds Python objects, not only tensors; edgekit never unpickles code"
+    detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+    reason = detail[0].strip() if detail and "weights_only" not in detail[0] else "not a tensor file"
+    return f"not a torch tensor file or a damaged one ({reason})"
 
 
 def count_parameters(name: str | ZooEntry) -> int:
