@@ -97,6 +97,28 @@ def test_cli_json_to_dev_full_is_one_line_and_the_device_survives():
     assert Path("/dev/full").is_char_device()
 
 
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KiB tmpfs (tests run as root here); skipped where mounting is not allowed."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_full_disk_is_one_line_and_leaves_nothing(tiny_disk, zoo_onnx):
+    source = str(zoo_onnx("lenet5").path)
+    for args in (["export", "lenet5", "-o", str(tiny_disk / "l.onnx")],
+                 ["quantize", source, "-o", str(tiny_disk / "q.onnx"), "-m", "fp16"],
+                 ["train", "lenet5", "-d", "digits", "-o", str(tiny_disk / "run"), "--epochs", "1", "-q",
+                  "-O", "per_class=20"]):
+        assert_one_line_error(run_cli(*args), "No space left on device")
+        assert list(tiny_disk.iterdir()) == []
+
+
 def test_debug_keeps_the_exit_code_and_adds_the_traceback(tmp_path):
     result = run_cli("bench", str(tmp_path / "missing.onnx"), env={"EDGEKIT_DEBUG": "1"})
     assert result.returncode == 2 and "Traceback" in result.stderr

@@ -188,19 +188,19 @@ def recipe_info(config: TrainConfig, result, extra: dict[str, Any] | None = None
 def save_model(model, meta: ModelMeta, arch: dict[str, Any], config: TrainConfig, recipe: dict[str, Any],
                stem: Path, metrics: dict[str, float]) -> tuple[Path, Path]:
     """Write ``stem``.pt (state_dict + how to rebuild it) and the verified ``stem``.onnx, both or neither."""
-    import torch
-
     from edgekit.exporters.config import ExportConfig
     from edgekit.exporters.torch_onnx import export_module
     from edgekit.fileio import atomic_path
+    from edgekit.zoo.build import torch_bytes
 
     checkpoint, onnx = stem.with_suffix(".pt"), stem.with_suffix(".onnx")
     source = {"recipe": recipe["recipe"], "checkpoint": str(checkpoint.resolve()), "dataset": config.data,
               "dataset_options": dataset_options(config), "seed": config.seed}
     meta = meta.with_(recipe=recipe, extra={**meta.extra, "source": source})
     with atomic_path(checkpoint) as temporary:
-        torch.save({"format": CHECKPOINT_FORMAT, "arch": arch, "state_dict": model.state_dict(),
-                    "meta": json.dumps(asdict(meta)), "metrics": dict(metrics)}, temporary)
+        state = {"format": CHECKPOINT_FORMAT, "arch": arch, "state_dict": model.state_dict(),
+                 "meta": json.dumps(asdict(meta)), "metrics": dict(metrics)}
+        temporary.write_bytes(torch_bytes(state))
         export_module(model, meta, onnx, ExportConfig(batch=2, dynamic_batch=True, seed=config.seed))
     return checkpoint, onnx
 

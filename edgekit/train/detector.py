@@ -282,18 +282,17 @@ def _flip(images, heatmap, regression, weight, generator):
 
 def save_model(model, meta: ModelMeta, checkpoint: Path, onnx: Path, seed: int) -> None:
     """Write the checkpoint (state_dict, architecture, metadata) and the verified ONNX: both or neither."""
-    import torch
-
     from edgekit.exporters.config import ExportConfig
     from edgekit.exporters.torch_onnx import export_module
     from edgekit.fileio import atomic_path
+    from edgekit.zoo.build import torch_bytes
     from edgekit.zoo.detector import OUTPUT_NAMES
 
     options = meta.recipe["options"] if meta.recipe else OPTIONS
     state = {"format": "edgekit-detector/1", "state_dict": model.state_dict(), "labels": list(meta.labels),
              "width": options["width"], "features": options["features"], "meta": json.dumps(asdict(meta))}
     with atomic_path(checkpoint) as temporary:
-        torch.save(state, temporary)
+        temporary.write_bytes(torch_bytes(state))
         export_module(model.eval(), meta, onnx, ExportConfig(dynamic_batch=True, batch=2, seed=seed),
                       output_names=OUTPUT_NAMES)
 

@@ -95,6 +95,18 @@ def _load_reason(exc: BaseException) -> str:
     return f"not a torch tensor file or a damaged one ({reason})"
 
 
+def torch_bytes(value: Any) -> bytes:
+    """``torch.save`` into memory: written with Python's file API, a full disk is an OSError (one
+    line through ``fileio.atomic_path``), not torch's "enforce fail at inline_container.cc"."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
 def count_parameters(name: str | ZooEntry) -> int:
     """Parameter count, computed on torch's meta device (no memory, no init cost)."""
     import torch
