@@ -27,7 +27,11 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EAC
 
 
 def is_special(path: str | Path) -> bool:
-    """True for an existing device, FIFO or socket (followed through symlinks)."""
+    """True for an existing device, FIFO or socket (followed through symlinks), and for the
+    /dev/stdout-style names (/dev/*, /proc/self/fd/*) even when they point to a regular file: a
+    redirected stream must be written where it is, not renamed over."""
+    if str(path).startswith(("/dev/", "/proc/self/fd/")) and os.path.exists(path):
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -123,7 +127,7 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     path = check_output_path(target, special_ok=True)
     if is_special(path):
         try:
-            with open(path, "w", encoding="utf-8") as stream:
+            with open(path, "a", encoding="utf-8") as stream:  # append: never truncate a redirected stream
                 stream.write(text)
         except OSError as exc:
             raise write_error(path, exc) or BadInputError(f"cannot write {path}: {first_line(exc)}") from None

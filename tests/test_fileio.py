@@ -49,6 +49,17 @@ def test_fifo_receives_the_text_and_stays_a_fifo(tmp_path):
     assert fifo.is_fifo()
 
 
+def test_dev_stdout_redirected_to_a_file_is_appended_to_not_replaced(tmp_path):
+    out = tmp_path / "out.txt"
+    with out.open("w") as stream:
+        subprocess.run([sys.executable, "-m", "edgekit", "runtimes", "--json", "/dev/stdout"], stdout=stream,
+                       env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=120)
+    text = out.read_text()
+    assert "edgekit runtimes" in text  # the table printed before the JSON survives
+    assert json.loads(text[text.index("\n[") :])[0]["name"] == "ort-cpu"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
 def test_symlink_is_followed_and_kept(tmp_path):
     real = tmp_path / "real.json"
     real.write_text("old")
