@@ -73,7 +73,10 @@ def check_output_path(target: str | Path, special_ok: bool = False) -> Path:
             raise BadInputError(f"cannot write to {target}: permission denied")
         return target
     if target.is_symlink():
-        target = Path(os.path.realpath(target))
+        resolved = Path(os.path.realpath(target))
+        if resolved.is_symlink():  # realpath stops on a loop
+            raise BadInputError(f"output path {target} is a symlink loop")
+        target = resolved
     if not target.parent.is_dir():
         raise BadInputError(f"output directory {target.parent} does not exist")
     probe_folder(target.parent)

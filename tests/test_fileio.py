@@ -71,6 +71,10 @@ def test_symlink_is_followed_and_kept(tmp_path):
     dangling.symlink_to(tmp_path / "made.json")
     write_text_atomic(dangling, "x")
     assert dangling.is_symlink() and (tmp_path / "made.json").read_text() == "x"
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    with pytest.raises(BadInputError, match="symlink loop"):
+        write_text_atomic(loop, "x")
 
 
 def test_same_file_sees_hard_links_and_symlinks(tmp_path):
