@@ -27,15 +27,21 @@ NOISE_PREFIXES = ("Exception from src/", "Check '", "FrontEnd API failed", "Mode
                   "Summary:", "Traceback (most recent call last)", "File \"")
 
 
+WEAK_PREFIXES = ("[ONNX Frontend] Conversion failed for",)  # names the node; a reason usually follows
+
+
 def first_line(exc: BaseException, skip: tuple[str, ...] = ()) -> str:
     """The first informative line of an exception's message, or its type name when it is empty.
 
-    Noise (``skip``, ``NOISE_PREFIXES``, lines that end in ':' and only introduce the next) is
-    passed over when a better line follows, e.g. OpenVINO's "-- No conversion rule found for ..."."""
+    Noise (``skip``, ``NOISE_PREFIXES``, lines that end in ':' and only introduce the next) and
+    weak lines (``WEAK_PREFIXES``) are passed over when a better line follows, e.g. OpenVINO's
+    "-- No conversion rule found for ..." or "Argument shapes are inconsistent."."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     noise = (*skip, *NOISE_PREFIXES)
-    useful = [line for line in lines if not line.startswith(noise) and not line.endswith(":")]
-    line = (useful or lines or [type(exc).__name__])[0]
+    plain = [line for line in lines if not line.startswith(noise)]
+    useful = [line for line in plain if not line.endswith(":")]
+    strong = [line for line in useful if not line.startswith(WEAK_PREFIXES)]
+    line = (strong or useful or plain or lines or [type(exc).__name__])[0]
     return line[3:] if line.startswith("-- ") else line
 
 class Terminated(BaseException):

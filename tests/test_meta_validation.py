@@ -148,4 +148,10 @@ def test_first_line_skips_banners_and_headers():
                "-- No conversion rule found for operations: com.example.FooBar\n")
     assert first_line(RuntimeError(message)) == "No conversion rule found for operations: com.example.FooBar"
     assert first_line(RuntimeError("only a header:")) == "only a header:"
+    converted = ("Check 'false' failed at x.cpp:151:\nFrontEnd API failed with OpConversionFailure:\n-- Add-17 with a "
+                 "message:\n[ONNX Frontend] Conversion failed for Add-17\nWhile validating node 'Add':\n"
+                 "Argument shapes are inconsistent.\n")
+    assert first_line(RuntimeError(converted)) == "Argument shapes are inconsistent."
+    assert first_line(RuntimeError("[ONNX Frontend] Conversion failed for Foo-1\n")) == \
+        "[ONNX Frontend] Conversion failed for Foo-1"
     assert first_line(ValueError("")) == "ValueError"
