@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -82,6 +83,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@lru_cache(maxsize=1)
 def _known_tasks() -> tuple[str, ...]:
     """edgekit's tasks plus those third-party packages register (entry points; nothing is imported)."""
     from importlib.metadata import entry_points
