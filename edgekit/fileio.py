@@ -23,7 +23,8 @@ from pathlib import Path
 from edgekit.errors import BadInputError, first_line
 
 # errors that mean "this output cannot be written", as opposed to a bug: one line, exit 2
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM}  # only when about the output itself (not an input)
 
 
 def is_special(path: str | Path) -> bool:
@@ -93,9 +94,11 @@ def probe_folder(folder: Path) -> None:
     os.unlink(name)
 
 
-def write_error(target: Path, exc: OSError) -> BadInputError | None:
-    """A one-line error for an OSError that means the output cannot be written (disk full, read-only)."""
-    if exc.errno in _WRITE_ERRNOS:
+def write_error(target: Path, exc: OSError, *names: str | Path) -> BadInputError | None:
+    """A one-line error for an OSError that means ``target`` cannot be written (disk full, read-only
+    filesystem, or permission denied on ``target``/``names``); None for any other OSError."""
+    about_output = exc.filename is None or str(exc.filename) in {str(target), *map(str, names)}
+    if exc.errno in _FULL_ERRNOS or (exc.errno in _DENIED_ERRNOS and about_output):
         return BadInputError(f"cannot write {target}: {exc.strerror or first_line(exc)}")
     return None
 
@@ -107,7 +110,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     A symlink ``target`` is followed: the file it points to is replaced and the link kept.
     """
     target = check_output_path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) or BadInputError(f"cannot write {target}: {first_line(exc)}") from None
     os.close(fd)
     temporary = Path(name)
     umask = os.umask(0)
@@ -117,7 +123,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, target)
     except OSError as exc:
-        error = write_error(target, exc)
+        error = write_error(target, exc, temporary)
         if error is None:
             raise
         raise error from None
