@@ -134,6 +134,25 @@ def test_full_disk_is_one_line_and_leaves_nothing(tiny_disk, zoo_onnx):
         assert list(tiny_disk.iterdir()) == []
 
 
+def test_a_signal_that_c_code_turns_into_another_error_is_still_a_termination(capsys):
+    import typer
+
+    from edgekit.cli.common import handle_errors
+
+    def work():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises Terminated here
+        except BaseException:
+            raise ImportError("initialization failed") from None  # what a pybind11 module init does
+
+    with pytest.raises(typer.Exit) as caught:
+        handle_errors(work)()
+    assert caught.value.exit_code == 143
+    assert capsys.readouterr().err == "error: stopped by SIGTERM; partial outputs were removed\n"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone again
+
+
 def test_usage_errors_are_one_line_too():
     assert_one_line_error(run_cli("bench", "lenet5", "--runs", "abc"), "Invalid value for '--runs'")
     assert_one_line_error(run_cli("bench", "lenet5", "--no-such-option"), "No such option: --no-such-option")
@@ -146,8 +165,9 @@ def test_debug_keeps_the_exit_code_and_adds_the_traceback(tmp_path):
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Entries left in ``folder``; torch's own compile cache (torchinductor_USER) is not a leftover."""
-    return [p.name for p in folder.iterdir() if not p.name.startswith("torchinductor_")]
+    """Entries left in ``folder``. Not leftovers: torch's compile cache (torchinductor_USER) and the
+    '.ses' session-id file a normal, uninterrupted quantize run also leaves in TMPDIR (telemetry)."""
+    return [p.name for p in folder.iterdir() if not p.name.startswith("torchinductor_") and p.name != ".ses"]
 
 
 def _start(args, folder: Path, tmp: Path) -> subprocess.Popen:

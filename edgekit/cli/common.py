@@ -35,8 +35,13 @@ def handle_errors(function: F) -> F:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with termination_unwinds():
-                return function(*args, **kwargs)
+            with termination_unwinds() as received:
+                try:
+                    return function(*args, **kwargs)
+                except Exception:  # C code (an extension's init, a backend) can turn Terminated into its own error
+                    if received:
+                        raise Terminated(received[0]) from None
+                    raise
         except EdgekitError as exc:
             _fail(f"error: {exc}", exc.exit_code)
         except Terminated as exc:
@@ -55,21 +60,24 @@ def _fail(message: str, code: int) -> None:
 
 
 @contextlib.contextmanager
-def termination_unwinds() -> Iterator[None]:
+def termination_unwinds() -> Iterator[list[int]]:
     """While the block runs, SIGTERM and SIGHUP raise ``Terminated`` (once; a second signal during
-    the clean-up is ignored, SIGKILL still works). Outside the main thread: no change."""
+    the clean-up is ignored, SIGKILL still works); yields the list the signal number is added to.
+    Outside the main thread: no change."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum: int, frame: Any) -> None:
         for number in TERMINATION_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
+        received.append(signum)
         raise Terminated(signum)
 
     previous = {number: signal.signal(number, handler) for number in TERMINATION_SIGNALS}
     try:
-        yield
+        yield received
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
