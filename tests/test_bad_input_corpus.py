@@ -282,6 +282,46 @@ def test_bad_outputs(corpus, args, fragment):
     assert Path("/dev/full").is_char_device() and Path("/dev/null").is_char_device()
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels in a few bytes (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folders")
+    contents = {"bomb": _png_header(100_000, 100_000), "junk": b"not an image", "one": None, "empty": None}
+    for name, data in contents.items():
+        for label in ("a",) if name == "one" else ("a", "b"):
+            (root / name / label).mkdir(parents=True)
+            for i in range(4 if name != "empty" or label == "a" else 0):
+                (root / name / label / f"{i}.png").write_bytes(data if data is not None else _png_header(8, 8))
+    coco = {"images": [{"id": 1, "file_name": "bomb/a/0.png"}], "annotations": [], "categories": [{"id": 1}]}
+    (root / "coco-bomb.json").write_text(json.dumps(coco))
+    return root
+
+
+@pytest.mark.parametrize("data,fragment", [
+    ("bomb", "could be decompression bomb"), ("junk", "cannot read image"), ("one", "only one class folder"),
+    ("empty", "has no images"), ("coco-bomb.json", "could be decompression bomb"),
+])
+@pytest.mark.parametrize("command", [["train", "lenet5", "-d", "{}", "-o", "runs", "--epochs", "1", "-q"],
+                                     ["eval", "model.onnx", "-d", "{}"]], ids=lambda c: c[0])
+def test_bad_image_folders(image_folders, corpus, data, fragment, command):
+    if command[0] == "eval" and not (image_folders / "model.onnx").exists():
+        shutil.copy(corpus / "lenet.onnx", image_folders / "model.onnx")
+    if command[0] == "train" and data.endswith(".json"):
+        command = ["train", "detector", "-d", "{}", "-o", "runs"]
+    assert_one_line_error(invoke(image_folders, *[a.format(data) for a in command]), fragment)
+
+
 def test_flat_colour_training_images(tmp_path):
     from PIL import Image
 

@@ -147,7 +147,7 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise BadInputError(f"cannot read image {path}: {exc}") from None
 
 
