@@ -74,6 +74,12 @@ def corpus(tmp_path_factory, zoo_onnx):
     _checkpoints(folder, torch)
     _coco_files(folder)
     os.link(folder / "lenet.onnx", folder / "hardlink.onnx")
+    np.savez(folder / "nan.npz", input=np.full((1, 1, 32, 32), np.nan, np.float32))
+    identity = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["s"], ["o"])], "g",
+        [onnx.helper.make_tensor_value_info("s", onnx.TensorProto.STRING, [1])],
+        [onnx.helper.make_tensor_value_info("o", onnx.TensorProto.STRING, [1])])
+    onnx.save(onnx.helper.make_model(identity, opset_imports=[onnx.helper.make_opsetid("", 17)]), folder / "text.onnx")
     return folder
 
 
@@ -146,6 +152,15 @@ MODEL_COMMANDS = [["bench", "{}"], ["compare", "{}", "-r", "ort-cpu,openvino"], 
 @pytest.mark.parametrize("command", MODEL_COMMANDS, ids=lambda c: " ".join(c[:1] + c[2:4]))
 def test_bad_model_files(corpus, name, command):
     assert_one_line_error(invoke(corpus, *[a.format(name) for a in command]), name)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["bench", "text.onnx"], "cannot make a random input for 's' of type tensor(string)"),
+    (["compare", "text.onnx", "-r", "ort-cpu,openvino"], "cannot make a random input"),
+    (["compare", "lenet.onnx", "-r", "ort-cpu,openvino", "--inputs", "nan.npz"], "NaN or infinite"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_inputs_that_cannot_be_made_or_compared(corpus, args, fragment):
+    assert_one_line_error(invoke(corpus, *args), fragment)
 
 
 # --- malformed metadata values ---------------------------------------------------------------------
