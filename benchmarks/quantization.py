@@ -123,7 +123,7 @@ def _largest_output(model: Path, feeds) -> float:
 
 
 def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
-    from edgekit.datasets.base import load_split
+    from edgekit.datasets import load_split
     from edgekit.train.base import RECIPES, TrainConfig
 
     start = time.perf_counter()
@@ -145,7 +145,7 @@ def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | N
     if importlib.util.find_spec("edgekit.train.detector") is None:
         print("\nskipped the detector: edgekit.train.detector is not in this checkout")
         return
-    from edgekit.datasets.base import load_split
+    from edgekit.datasets import load_split
     from edgekit.meta import read_meta
     from edgekit.train.base import RECIPES, TrainConfig
 

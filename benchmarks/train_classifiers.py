@@ -65,7 +65,7 @@ def lenet_table(seeds: list[int], epochs: int | None, out: Path) -> None:
 
 def held_out(seed: int, per_class: int) -> Split:
     """Every target-class image of the train and test splits that the k-shot train set lacks."""
-    from edgekit.train.lenet import take_per_class
+    from edgekit.train.classifier import take_per_class
 
     train = load_split("digits", "train", seed, classes=TARGET)
     positions = Split("train", train.task, np.arange(len(train)), train.targets, train.labels)
@@ -77,7 +77,7 @@ def held_out(seed: int, per_class: int) -> Split:
 
 
 def score(result, split: Split) -> float:
-    from edgekit.train.lenet import evaluate_checkpoint, load_checkpoint
+    from edgekit.train.classifier import evaluate_checkpoint, load_checkpoint
 
     return evaluate_checkpoint(result.checkpoint, load_checkpoint(result.checkpoint)[1], split)["top1"]
 

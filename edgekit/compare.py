@@ -293,6 +293,9 @@ def load_inputs(path: str | Path, specs: Mapping[str, Any]) -> dict[str, np.ndar
     if set(arrays) != set(specs):
         expected = "; ".join(str(spec) for spec in specs.values())
         raise BadInputError(f"{path.name} holds arrays {sorted(arrays)}, but the model expects inputs {expected}")
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            raise BadInputError(f"{path.name}: input '{name}' holds NaN or infinite values; outputs cannot be compared")
     return arrays
 
 

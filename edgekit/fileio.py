@@ -1,32 +1,119 @@
-"""Atomic file writing: write to a temporary name beside the target, then rename."""
+"""Safe file writing: check outputs before the work, write through a temporary name and rename.
+
+Rules (README, "Output files"):
+- a regular file (or a new name) is written to a temporary name beside it and renamed over it, so a
+  failure or a termination signal never leaves half a file;
+- a symlink is followed on purpose: the file it points to is replaced atomically, the link stays;
+- a special file (a device such as /dev/null or /dev/stdout, a FIFO) is written in place by the
+  text writers, and refused as a model/binary output (it cannot be renamed over or read back);
+- an output that is the same file as an input (same inode: hard links and symlinks included) is
+  refused unless the caller allows it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from edgekit.errors import BadInputError, first_line
 
+# errors that mean "this output cannot be written", as opposed to a bug: one line, exit 2
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM}  # only when about the output itself (not an input)
 
-def check_output_path(target: str | Path) -> Path:
-    """Fail early, before any work, if ``target`` cannot be written: a directory, or no parent."""
+
+def is_special(path: str | Path) -> bool:
+    """True for an existing device, FIFO or socket (followed through symlinks), and for the
+    /dev/stdout-style names (/dev/*, /proc/self/fd/*) even when they point to a regular file: a
+    redirected stream must be written where it is, not renamed over."""
+    if str(path).startswith(("/dev/", "/proc/self/fd/")) and os.path.exists(path):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file: same inode (hard links, symlinks) or same resolved path."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def check_not_input(output: str | Path, inputs: Iterable[str | Path | None], flag: str = "") -> None:
+    """Refuse an output that would overwrite one of ``inputs``; ``flag`` names the opt-in, if any."""
+    for source in inputs:
+        if source is not None and Path(output).exists() and same_file(output, source):
+            hint = f" (pass {flag} to replace it)" if flag else ""
+            raise BadInputError(f"output {output} is the input file {source}: refusing to overwrite it{hint}")
+
+
+def check_output_path(target: str | Path, special_ok: bool = False) -> Path:
+    """Fail early, before any work, if ``target`` cannot be written; returns the path to write.
+
+    A symlink resolves to the file it points to. ``special_ok``: a device or FIFO is acceptable
+    (written in place); otherwise it is refused.
+    """
     target = Path(target)
     if target.is_dir():
         raise BadInputError(f"output path {target} is a directory")
+    if is_special(target):
+        if not special_ok:
+            raise BadInputError(f"output path {target} is a device or FIFO, not a regular file")
+        if not os.access(target, os.W_OK):
+            raise BadInputError(f"cannot write to {target}: permission denied")
+        return target
+    if target.is_symlink():
+        resolved = Path(os.path.realpath(target))
+        if resolved.is_symlink():  # realpath stops on a loop
+            raise BadInputError(f"output path {target} is a symlink loop")
+        target = resolved
     if not target.parent.is_dir():
         raise BadInputError(f"output directory {target.parent} does not exist")
+    probe_folder(target.parent)
     return target
+
+
+def probe_folder(folder: Path) -> None:
+    """Create and remove a file in ``folder``: the only reliable writability test (root, read-only mounts)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".edgekit-probe-", dir=folder)
+    except OSError as exc:
+        raise BadInputError(f"cannot write to folder {folder}: {exc.strerror or first_line(exc)}") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def write_error(target: Path, exc: OSError, *names: str | Path) -> BadInputError | None:
+    """A one-line error for an OSError that means ``target`` cannot be written (disk full, read-only
+    filesystem, or permission denied on ``target``/``names``); None for any other OSError."""
+    about_output = exc.filename is None or str(exc.filename) in {str(target), *map(str, names)}
+    if exc.errno in _FULL_ERRNOS or (exc.errno in _DENIED_ERRNOS and about_output):
+        return BadInputError(f"cannot write {target}: {exc.strerror or first_line(exc)}")
+    return None
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path (same suffix); on success it replaces ``target``, on error it is removed."""
+    """Yield a temporary path (same suffix); on success it replaces ``target``, on error it is removed.
+
+    A symlink ``target`` is followed: the file it points to is replaced and the link kept.
+    """
     target = check_output_path(target)
-    parent = target.parent
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) or BadInputError(f"cannot write {target}: {first_line(exc)}") from None
     os.close(fd)
     temporary = Path(name)
     umask = os.umask(0)
@@ -35,18 +122,34 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, target)
+    except OSError as exc:
+        error = write_error(target, exc, temporary)
+        if error is None:
+            raise
+        raise error from None
     finally:
         temporary.unlink(missing_ok=True)
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:
-    """Write ``text`` to ``target`` atomically."""
-    with atomic_path(target) as temporary:
+    """Write ``text`` to ``target``: atomically for files, in place for devices and FIFOs."""
+    path = check_output_path(target, special_ok=True)
+    if is_special(path):
+        try:
+            with open(path, "a", encoding="utf-8") as stream:  # append: never truncate a redirected stream
+                stream.write(text)
+        except OSError as exc:
+            raise write_error(path, exc) or BadInputError(f"cannot write {path}: {first_line(exc)}") from None
+        return
+    with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
 
 
 def read_npz(path: str | Path, kind: str) -> dict:
     """All arrays of an .npz file; ``kind`` names it in errors ('inputs', 'calibration')."""
+    import zipfile
+    import zlib
+
     import numpy as np
 
     path = Path(path)
@@ -58,7 +161,7 @@ def read_npz(path: str | Path, kind: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damaged archive
         raise BadInputError(f"cannot read {kind} file {path} as .npz: {first_line(exc)}") from None
 
 

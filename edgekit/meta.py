@@ -8,15 +8,19 @@ can read them with numpy and one runtime installed.
 from __future__ import annotations
 
 import json
+import math
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from edgekit.errors import BadInputError
+from edgekit.errors import BadInputError, first_line
 
 TASKS = ("classification", "detection", "embedding", "unknown")
 COLORS = ("RGB", "BGR", "GRAY")
 RESIZES = ("stretch", "letterbox", "center-crop")
+LAYOUTS = ("NCHW", "NHWC")
+MAX_SIDE = 65536
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,83 @@ class ModelMeta:
                 values[key] = tuple(value) if isinstance(value, list) else value
             else:
                 extra[key] = value
+        check_values(values, extra)
         return cls(**values, extra=extra)
 
     def with_(self, **changes: Any) -> ModelMeta:
         return replace(self, **changes)
+
+
+def _bad(key: str, problem: str, value: Any) -> BadInputError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return BadInputError(f"metadata key '{key}' {problem}, got {shown}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@lru_cache(maxsize=1)
+def _known_tasks() -> tuple[str, ...]:
+    """edgekit's tasks plus those third-party packages register (entry points; nothing is imported)."""
+    from importlib.metadata import entry_points
+
+    return (*TASKS, *(entry.name for entry in entry_points(group="edgekit.tasks")))
+
+
+def check_values(values: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Refuse malformed metadata read from a file in one line naming the key (plausible but bad
+    values, e.g. std 0 or too few mean values, would otherwise give silently wrong answers)."""
+    for key in ("model_name", "input_name", "precision", "edgekit_version"):
+        if key in values and not isinstance(values[key], str):
+            raise _bad(key, "must be a string", values[key])
+    for key, choices in (("color", COLORS), ("resize", RESIZES), ("input_layout", LAYOUTS)):
+        if key in values and values[key] not in choices:
+            raise _bad(key, f"must be one of {', '.join(choices)}", values[key])
+    if "task" in values and (not isinstance(values["task"], str) or values["task"] not in _known_tasks()):
+        raise _bad("task", f"must be one of {', '.join(_known_tasks())}", values["task"])
+    size = values.get("input_size", (1, 1))
+    if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, int) and not isinstance(s, bool)
+                                                                and 1 <= s <= MAX_SIDE for s in size)):
+        raise _bad("input_size", f"must be [height, width], two integers from 1 to {MAX_SIDE}", size)
+    channels = 1 if values.get("color", "RGB") == "GRAY" else 3
+    for key in ("mean", "std"):
+        if key in values:
+            numbers = values[key]
+            if not (isinstance(numbers, tuple) and len(numbers) == channels and all(map(_is_number, numbers))):
+                raise _bad(key, f"must be {channels} finite numbers (one per channel)", values[key])
+    if "std" in values and min(values["std"]) <= 0:
+        raise _bad("std", "must be positive (it divides the pixels)", values["std"])
+    labels = values.get("labels", ())
+    if not (isinstance(labels, tuple) and all(isinstance(label, str) for label in labels)):
+        raise _bad("labels", "must be a list of strings", labels)
+    if values.get("recipe") is not None and not isinstance(values["recipe"], dict):
+        raise _bad("recipe", "must be an object", values["recipe"])
+    if "decoder" in extra:
+        check_decoder(extra["decoder"])
+
+
+# detection decoder settings (tasks/detection.py): key → (check, what it must be)
+_DECODER_RULES = {
+    "type": (lambda v: isinstance(v, str), "a string"),
+    # how many outputs a format reads is the decoder's to check (tasks/decoders)
+    "outputs": (lambda v: isinstance(v, list) and len(v) >= 1 and all(isinstance(n, str) for n in v),
+                "a list of output names"),
+    "stride": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
+    "size_encoding": (lambda v: v in ("log", "linear"), "log or linear"),
+    "score_threshold": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "iou_threshold": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "max_detections": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
+}
+
+
+def check_decoder(decoder: Any) -> None:
+    """The detection decoder entry: an object whose known keys have the right types."""
+    if not isinstance(decoder, dict):
+        raise _bad("decoder", "must be an object", decoder)
+    for key, (valid, expected) in _DECODER_RULES.items():
+        if key in decoder and not valid(decoder[key]):
+            raise _bad(f"decoder.{key}", f"must be {expected}", decoder[key])
 
 
 IR_RT_INFO_KEY = "edgekit"  # OpenVINO IR: metadata lives in <rt_info><edgekit>…</edgekit>
@@ -80,15 +157,33 @@ def read_meta(path: str | Path) -> ModelMeta:
     TensorRT engine in a ``.json`` beside it.
     """
     path = Path(path)
+    props = _read_props(path)
+    try:
+        return ModelMeta.from_props(props)
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    except TypeError as exc:  # a props mapping that is not str → str (hand-written engine sidecar)
+        raise BadInputError(f"{path}: malformed metadata ({exc})") from None
+
+
+def _read_props(path: Path) -> dict[str, str]:
     suffix = path.suffix.lower()
     if suffix == ".xml":
-        return ModelMeta.from_props(read_ir_props(path))
-    if suffix in ENGINE_SUFFIXES:
-        if not path.is_file():
-            raise BadInputError(f"model file not found: {path}")
-        sidecar = path.with_suffix(path.suffix + ".json")
-        return ModelMeta.from_props(json.loads(sidecar.read_text())) if sidecar.is_file() else ModelMeta()
-    return ModelMeta.from_props(read_metadata_props(path))
+        return read_ir_props(path)
+    if suffix not in ENGINE_SUFFIXES:
+        return read_metadata_props(path)
+    if not path.is_file():
+        raise BadInputError(f"model file not found: {path}")
+    sidecar = path.with_suffix(path.suffix + ".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        props = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"engine metadata {sidecar} is not JSON: {first_line(exc)}") from None
+    if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
+        raise BadInputError(f"engine metadata {sidecar} must map keys to JSON-encoded strings")
+    return props
 
 
 def read_ir_props(path: Path) -> dict[str, str]:

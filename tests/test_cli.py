@@ -129,8 +129,8 @@ def test_inspect_takes_a_zoo_name_and_refuses_other_formats(tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [
     (["bench", "README.md"], "model file not found: README.md"),
-    (["export", "lenet5", "--atol", "-1"], "tolerances must not be negative"),
-    (["compare", "lenet5", "--runtimes", "ort-cpu", "--min-cosine", "2"], "min cosine must be between -1 and 1"),
+    (["export", "lenet5", "--atol", "-1"], "--atol must be a number at least 0"),
+    (["compare", "lenet5", "--runtimes", "ort-cpu", "--min-cosine", "2"], "--min-cosine must be a number at least -1 and at most 1"),
 ])
 def test_more_bad_input(tmp_path, args, fragment):
     assert_one_line_error(run_cli(*args, cwd=tmp_path), fragment)

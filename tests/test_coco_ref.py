@@ -104,7 +104,8 @@ def test_loader_malformed_json(tmp_path):
 @pytest.mark.parametrize("data, message", [
     ({"images": [], "annotations": []}, "missing key 'categories'"),
     ({"images": [], "annotations": [], "categories": []}, "no images"),
-    ({"images": [{"id": 1}], "annotations": [], "categories": []}, "images #0 has no 'file_name'"),
+    ({"images": [{"id": 1}], "annotations": [], "categories": []}, "no categories"),
+    ({"images": [{"id": 1}], "annotations": [], "categories": [{"id": 1}]}, "images #0 has no 'file_name'"),
     ({"images": [{"id": 1, "file_name": "x.png"}], "annotations": [{"image_id": 1, "category_id": 1}],
       "categories": [{"id": 1}]}, "annotations #0 has no 'bbox'"),
     ({"images": [{"id": 1, "file_name": "x.png"}],

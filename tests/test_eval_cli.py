@@ -131,7 +131,7 @@ def _unavailable_runtime_request():
     (["{model}", "--split", "dev"], "split must be one of"),
     (["{model}", "--data", "nowhere/"], "dataset not found"),
     (["{model}", "--data", "{folder}"], "differ from the classes"),
-    (["{model}", "--batch-size", "0"], "batch size must be at least 1"),
+    (["{model}", "--batch-size", "0"], "--batch-size must be a number at least 1"),
 ])
 def test_cli_errors_are_one_line_and_write_no_json(trained, tmp_path, args, fragment):
     folder = tmp_path / "folder"

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import run_cli
 
-from edgekit.datasets.base import load_split
+from edgekit.datasets import load_split
 from edgekit.evaluate.runner import evaluate
 from edgekit.meta import read_meta
 

@@ -10,7 +10,7 @@ from edgekit.errors import BadInputError
 from edgekit.evaluate import evaluate
 from edgekit.meta import read_meta
 from edgekit.train import RECIPES, TrainConfig
-from edgekit.train.lenet import evaluate_checkpoint, load_checkpoint
+from edgekit.train.classifier import evaluate_checkpoint, load_checkpoint
 
 
 def _train(tmp_path, name="run", **changes):
@@ -87,7 +87,7 @@ def test_early_stopping_stops_and_restores_the_best_weights():
     ({"optimizer": "rmsprop"}, "optimizer must be one of"),
     ({"mode": "features"}, "--mode needs --transfer-from"),
     ({"options": {"dropout": 0.5}}, "unknown option dropout"),
-    ({"options": {"per_class": 0}}, "per-class count must be at least 1"),
+    ({"options": {"per_class": 0}}, "option per_class must be an integer ≥ 1"),
     ({"data": "shapes-nope"}, "unknown dataset"),
 ])
 def test_bad_settings_are_refused_without_leaving_a_folder(tmp_path, changes, fragment):

@@ -9,7 +9,7 @@ from edgekit.errors import BadInputError
 from edgekit.evaluate import evaluate
 from edgekit.meta import read_meta
 from edgekit.train import RECIPES, TrainConfig
-from edgekit.train.lenet import evaluate_checkpoint, load_checkpoint
+from edgekit.train.classifier import evaluate_checkpoint, load_checkpoint
 
 TARGET = {"classes": "5-9", "per_class": 10}
 
@@ -127,7 +127,8 @@ def test_features_head_is_the_converged_regularised_logistic_regression():
 
 def test_finetune_trains_the_backbone_slower_than_the_head():
     from edgekit.train.loop import make_optimizer, make_schedule
-    from edgekit.train.transfer import cut_classifier, finetune_groups, unfreeze_last
+    from edgekit.train.classifier import cut_classifier
+    from edgekit.train.transfer import finetune_groups, unfreeze_last
     from edgekit.zoo.lenet import lenet5
 
     model, head_name, _ = cut_classifier(lenet5(num_classes=5), 5)

@@ -38,7 +38,11 @@ def random_feeds(
     feeds = {}
     for name, spec in specs.items():
         shape = resolve_shape(spec, batch, meta)
-        dtype = np.dtype(spec.dtype)
+        try:
+            dtype = np.dtype(spec.dtype)
+        except TypeError:  # tensor(string), sequences, optionals: no meaningful random value
+            raise BadInputError(f"cannot make a random input for '{name}' of type {spec.dtype}: only numeric "
+                                "inputs can be generated (compare takes --inputs FILE.npz)") from None
         if dtype.kind == "f":
             feeds[name] = rng.standard_normal(shape).astype(dtype)
         else:

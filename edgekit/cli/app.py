@@ -23,4 +23,22 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """The console entry point: ``app()``, except that a usage error (an unknown option, a value of
+    the wrong type) is one 'error:' line with exit 2, like every other bad input."""
+    import sys
+
+    from typer.main import get_command
+
+    try:
+        code = get_command(app).main(prog_name="edgekit", standalone_mode=False)
+    except typer.Abort:  # Ctrl-C, as click reports it in standalone mode
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    except Exception as exc:  # typer's vendored click UsageError has no public name: match its shape
+        message = exc.format_message() if hasattr(exc, "format_message") else None
+        if getattr(exc, "exit_code", None) != 2 or message is None:
+            raise
+        if message:  # NoArgsIsHelpError: the help is already shown
+            typer.echo(f"error: {message}", err=True)
+        sys.exit(2)
+    sys.exit(code or 0)

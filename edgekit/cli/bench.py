@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +40,8 @@ def bench(
     Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds. With
     --images or --video, the whole pipeline on those frames is timed too, per stage.
     """
-    check_outputs(json_out)
+    check_numbers(batch=batch, threads=threads, warmup=warmup, runs=runs, duration=duration, seed=seed)
+    check_outputs(json_out, inputs=[model, weights, images, video])
     from edgekit.bench.pipeline import frames_for
 
     frames = frames_for(images, video)  # read (and checked) before any export or timing

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from edgekit.cli.common import check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +53,8 @@ def compare(
     from edgekit.compare import CompareInputs
     from edgekit.inputs.specs import parse_input_specs
 
-    check_outputs(json_out, save_inputs, save_outputs)
+    check_numbers(seed=seed, batch=batch, atol=atol, rtol=rtol, min_cosine=min_cosine)
+    check_outputs(json_out, save_inputs, save_outputs, inputs=[model, inputs, weights, load_outputs])
     names = [name.strip() for name in runtimes.split(",") if name.strip()]
     io = CompareInputs(inputs=inputs, data_loader=data_loader, specs=parse_input_specs(input_spec),
                        save_inputs=save_inputs, save_outputs=save_outputs, load_outputs=load_outputs)

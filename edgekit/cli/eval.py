@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, handle_errors, parse_options, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +29,8 @@ def eval_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the records as JSON."),
 ) -> None:
     """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split."""
+    check_numbers(seed=seed, batch_size=batch_size)
+    check_outputs(json_out, inputs=[model, data])
     from edgekit.evaluate.across_runtimes import compare_runtimes
 
     result = compare_runtimes(model, runtime, data, split, seed, batch_size, parse_options(option), torch_reference)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import check_outputs, console, handle_errors
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +38,7 @@ def export(
                                   "(Gather + lerp, faster on OpenVINO)."),
 ) -> None:
     """Export a zoo model to ONNX, then check it on ONNX Runtime against torch (exit 1 if they differ)."""
+    check_numbers(opset=opset, batch=batch, atol=atol, rtol=rtol, seed=seed)
     from edgekit.exporters.config import ExportConfig, parse_input_size
     from edgekit.exporters.torch_onnx import export_zoo_model
     from edgekit.sources import parse_source
@@ -60,7 +61,7 @@ def export(
         from edgekit.errors import BadInputError
 
         raise BadInputError(f"output must be an .onnx file, got '{output}'")
-    check_outputs(output)
+    check_outputs(output, inputs=[weights], special_ok=False)
     size = parse_input_size(input_size) if input_size else None
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=size,
                           atol=atol, rtol=rtol, seed=seed)

@@ -26,7 +26,7 @@ def inspect(
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (with --runtime)."),
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
-    check_outputs(json_out)
+    check_outputs(json_out, inputs=[model])
     from edgekit.graph.summary import summarize
     from edgekit.inputs.specs import parse_input_specs, shape_overrides
     from edgekit.sources import parse_source, resolve_model

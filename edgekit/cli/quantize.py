@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, handle_errors, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -40,9 +40,14 @@ def quantize(
     input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
     data_loader: Optional[str] = typer.Option(None, "--data-loader", help="Calibration from file.py:function "
                                               "yielding dicts of input name → array."),
+    overwrite_input: bool = typer.Option(False, "--overwrite-input", help="Allow OUTPUT to replace the source model."),
 ) -> None:
     """Quantize MODEL. With several --mode, --report or --max-drop: build every variant, measure
     them side by side, and (with --max-drop) write the fastest one within budget to OUTPUT."""
+    check_numbers(calib_size=calib_size, eval_size=eval_size, max_drop=max_drop, threads=threads, duration=duration,
+                  seed=seed)
+    check_outputs(output, inputs=[calib] if overwrite_input else [model, calib], special_ok=False, flag="--overwrite-input")
+    check_outputs(json_out, inputs=[model, calib, output])
     from edgekit.errors import BadInputError
     from edgekit.quantize.base import quantize as run_quantize
     from edgekit.quantize.sweep import SweepConfig, check_calibration_used, make_configs, sweep

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import console, handle_errors, parse_options, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +35,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train RECIPE on --data; writes OUT/NAME.pt (checkpoint) and OUT/NAME.onnx (verified, with metadata)."""
+    check_numbers(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, per_class=per_class, patience=patience)
+    check_outputs(json_out, inputs=[transfer_from, weights, data])
     from edgekit.train import RECIPES, TrainConfig
 
     function = RECIPES.get(recipe)  # unknown names: "did you mean"

@@ -1,5 +1,6 @@
 """Offline datasets: scikit-learn digits, generated shapes, image folders, COCO JSON."""
 
-from edgekit.datasets.base import DATASETS, Split, load_split, split_indices
+from edgekit.datasets.base import Split, split_indices
+from edgekit.datasets.loader import DATASETS, check_labels, load_split
 
-__all__ = ["DATASETS", "Split", "load_split", "split_indices"]
+__all__ = ["DATASETS", "Split", "check_labels", "load_split", "split_indices"]

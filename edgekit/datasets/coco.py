@@ -35,23 +35,29 @@ def read_annotations(path: str | Path) -> dict[str, Any]:
     images = data["images"]
     if not images:
         raise BadInputError(f"{path}: the dataset has no images")
-    categories = sorted(_field(path, "categories", i, c, "id") for i, c in enumerate(data["categories"]))
+    if not data["categories"]:
+        raise BadInputError(f"{path}: the dataset has no categories (every box needs one)")
+    categories = [_field(path, "categories", i, c, "id", _is_id, "an integer") for i, c in enumerate(data["categories"])]
     names = {c["id"]: str(c.get("name", c["id"])) for c in data["categories"]}
+    categories = sorted(set(categories))
     label_of = {category: index for index, category in enumerate(categories)}
-    position = {_field(path, "images", i, image, "id"): i for i, image in enumerate(images)}
+    position = {_field(path, "images", i, image, "id", _is_id, "an integer"): i for i, image in enumerate(images)}
+    if len(position) != len(images):
+        raise BadInputError(f"{path}: image ids are not unique")
     for i, image in enumerate(images):
-        _field(path, "images", i, image, "file_name")
+        _field(path, "images", i, image, "file_name", lambda v: isinstance(v, str) and bool(v), "a file name")
     grouped: list[list[dict]] = [[] for _ in images]
     for i, annotation in enumerate(data["annotations"]):
-        image_id = _field(path, "annotations", i, annotation, "image_id")
-        category = _field(path, "annotations", i, annotation, "category_id")
-        bbox = _field(path, "annotations", i, annotation, "bbox")
+        image_id = _field(path, "annotations", i, annotation, "image_id", _is_id, "an integer")
+        category = _field(path, "annotations", i, annotation, "category_id", _is_id, "an integer")
+        _field(path, "annotations", i, annotation, "bbox", _is_box, "[x, y, width, height] finite, width/height ≥ 0")
+        for key, valid, expected in (("area", _is_number, "a number"), ("iscrowd", lambda v: v in (0, 1), "0 or 1")):
+            if key in annotation:
+                _field(path, "annotations", i, annotation, key, valid, expected)
         if image_id not in position:
             raise BadInputError(f"{path}: annotation #{i} refers to image id {image_id}, which is not in 'images'")
         if category not in label_of:
             raise BadInputError(f"{path}: annotation #{i} has category id {category}, which is not in 'categories'")
-        if not (isinstance(bbox, list) and len(bbox) == 4):
-            raise BadInputError(f"{path}: annotation #{i} has bbox {bbox!r}, expected [x, y, width, height]")
         grouped[position[image_id]].append(annotation)
     targets = [_target(image, annotations, label_of) for image, annotations in zip(images, grouped)]
     return {"images": images, "labels": tuple(names[c] for c in categories), "category_ids": categories,
@@ -69,10 +75,25 @@ def _read_json(path: Path) -> Any:
         raise BadInputError(f"{path} is not a UTF-8 text file") from None
 
 
-def _field(path: Path, section: str, index: int, entry: Any, key: str) -> Any:
+def _field(path: Path, section: str, index: int, entry: Any, key: str, valid=None, expected: str = "") -> Any:
     if not isinstance(entry, dict) or key not in entry:
         raise BadInputError(f"{path}: {section} #{index} has no '{key}'")
+    if valid is not None and not valid(entry[key]):
+        shown = repr(entry[key])[:40]
+        raise BadInputError(f"{path}: {section} #{index} has '{key}' {shown}, expected {expected}")
     return entry[key]
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _is_box(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 4 and all(map(_is_number, value)) and min(value[2:]) >= 0
 
 
 def _target(image: dict, annotations: list[dict], label_of: dict[int, int]) -> dict[str, Any]:
@@ -126,7 +147,7 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise BadInputError(f"cannot read image {path}: {exc}") from None
 
 
@@ -185,8 +206,9 @@ def detections_from_results(results: Any, split: Split) -> list:
     label_of = {int(c): i for i, c in enumerate(split.info.get("category_ids") or range(1, len(split.labels) + 1))}
     grouped: list[list[dict]] = [[] for _ in split.targets]
     for i, result in enumerate(results):
-        for key in ("image_id", "category_id", "bbox", "score"):
-            _field(Path("results"), "results", i, result, key)
+        for key, valid, expected in (("image_id", _is_id, "an integer"), ("category_id", _is_id, "an integer"),
+                                     ("bbox", _is_box, "[x, y, width, height]"), ("score", _is_number, "a number")):
+            _field(Path("results"), "results", i, result, key, valid, expected)
         if result["image_id"] not in position or result["category_id"] not in label_of:
             raise BadInputError(f"result #{i} names image {result['image_id']} / category {result['category_id']}, "
                                 "which the dataset does not have")

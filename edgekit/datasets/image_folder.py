@@ -74,5 +74,5 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with image_module.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for truncated or foreign files
+    except (OSError, ValueError, SyntaxError, image_module.DecompressionBombError) as exc:  # truncated, foreign, huge
         raise BadInputError(f"cannot read image {path}: {first_line(exc)}") from None

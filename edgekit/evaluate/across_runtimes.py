@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.datasets.base import Split, check_labels, load_split
+from edgekit.datasets import Split, check_labels, load_split
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.runner import EvalRecord, evaluate
 from edgekit.meta import ModelMeta, read_meta

@@ -11,6 +11,7 @@ from edgekit.meta import ModelMeta
 from edgekit.parity import ParityReport, check_tolerance
 
 MIN_OPSET, MAX_OPSET = 9, 20
+MAX_INPUT_SIDE = 4096  # a larger side allocates tens of GB before anything can fail
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class ExportConfig:
         if self.batch < 1:
             raise BadInputError(f"batch must be at least 1, got {self.batch}")
         check_tolerance(self.atol, self.rtol)
-        if self.input_size is not None and min(self.input_size) < 1:
-            raise BadInputError(f"input size must be positive, got {self.input_size}")
+        if self.input_size is not None and not all(1 <= side <= MAX_INPUT_SIDE for side in self.input_size):
+            raise BadInputError(f"input size must be 1 to {MAX_INPUT_SIDE} pixels a side, got {self.input_size}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def parse_input_size(text: str) -> tuple[int, int]:
         sizes = sizes * 2
     if len(sizes) != 2 or min(sizes) < 1:
         raise BadInputError(f"input size must look like 224 or 224x224, got '{text}'")
+    if max(sizes) > MAX_INPUT_SIDE:
+        raise BadInputError(f"input size must be at most {MAX_INPUT_SIDE} pixels a side, got '{text}'")
     return sizes[0], sizes[1]
 
 

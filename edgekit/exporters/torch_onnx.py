@@ -61,7 +61,7 @@ def export_module(
         dynamic_axes = {name: {0: "batch"} for name in ("input", *output_names)}
     with atomic_path(output) as temporary:
         try:
-            with warnings.catch_warnings(), _native_stderr_silenced():
+            with warnings.catch_warnings(), native_stderr_silenced():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     model, (sample,), str(temporary), dynamo=False, opset_version=config.opset,
@@ -74,7 +74,7 @@ def export_module(
                 f"torch cannot export {meta.model_name or 'the model'} at {size[0]}x{size[1]} "
                 f"(opset {config.opset}): {reason}"
             ) from None
-        _write_metadata(temporary, meta, torch.__version__)
+        write_metadata(temporary, meta, torch.__version__)
         parity = _validate(temporary, sample.numpy(), reference, config)
         if not parity.passed:
             raise CheckFailedError(f"export does not match torch, file not written: {parity.summary()}")
@@ -82,7 +82,7 @@ def export_module(
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
+def native_stderr_silenced():
     """Hide what torch's C++ exporter prints to fds 1 and 2 (it dumps whole graphs on failure)."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -115,7 +115,7 @@ def _torch_outputs(model, sample, output_names: tuple[str, ...], meta: ModelMeta
     return {name: tensor.numpy() for name, tensor in zip(output_names, tensors)}
 
 
-def _write_metadata(path: Path, meta: ModelMeta, torch_version: str) -> None:
+def write_metadata(path: Path, meta: ModelMeta, torch_version: str) -> None:
     import onnx
 
     model = onnx.load(str(path))

@@ -70,7 +70,7 @@ def call_factory(location: str, factory: str):
     """Import ``location`` (a .py file or a module path) and call ``factory()``; it must return a module."""
     import torch
 
-    module = _import_location(location)
+    module = import_location(location)
     if not hasattr(module, factory):
         import difflib
 
@@ -95,7 +95,7 @@ def call_factory(location: str, factory: str):
     return built
 
 
-def _import_location(location: str):
+def import_location(location: str):
     try:
         if not location.endswith(".py"):
             return importlib.import_module(location)
@@ -222,7 +222,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
     torch = require("torch", "torch")
     require("onnx", "torch")
     from edgekit.exporters.metadata import apply_changes
-    from edgekit.exporters.torch_onnx import _native_stderr_silenced, _write_metadata
+    from edgekit.exporters.torch_onnx import native_stderr_silenced, write_metadata
 
     feeds = sample_inputs(loaded.inputs, config.seed)
     reference = torch_outputs(loaded, feeds)
@@ -235,7 +235,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
     args = tuple(torch.from_numpy(feeds[name]) for name in names)
     with atomic_path(output) as temporary:
         try:
-            with warnings.catch_warnings(), _native_stderr_silenced():
+            with warnings.catch_warnings(), native_stderr_silenced():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(loaded.model, args, str(temporary), dynamo=loaded.exported_program,
                                   opset_version=max(config.opset, 18) if loaded.exported_program else config.opset,
@@ -246,7 +246,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
             reason = first_line(exc).split(" Please feel free")[0][:200]
             raise BadInputError(f"torch cannot export {meta.model_name or 'the model'} "
                                 f"(opset {config.opset}): {reason}") from None
-        _write_metadata(temporary, meta, torch.__version__)
+        write_metadata(temporary, meta, torch.__version__)
         actual = _run_ort(temporary, feeds)
         parity = compare_outputs(reference, actual, atol=config.atol, rtol=config.rtol)
         boxes = None

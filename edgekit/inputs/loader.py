@@ -24,9 +24,9 @@ def load_batches(spec: str, limit: int | None = None) -> list[Feeds]:
     source = parse_source(spec)
     if source.kind != "factory":
         raise BadInputError(f"--data-loader must look like file.py:function or package.module:function, got '{spec}'")
-    from edgekit.exporters.user_module import _import_location
+    from edgekit.exporters.user_module import import_location
 
-    module = _import_location(source.location)
+    module = import_location(source.location)
     function = getattr(module, source.factory, None)
     if not callable(function):
         raise BadInputError(f"{source.location} has no function '{source.factory}'")

@@ -112,7 +112,7 @@ def _dataset_images(spec: str, size: int, seed: int, split: str, meta: ModelMeta
     metadata's ``extra.source``), the split is rebuilt as in training (same seed and options,
     e.g. shapes sizes): calibration then comes from the model's own train split, and evaluation
     on its test split never sees a training image."""
-    from edgekit.datasets.base import check_labels, load_split
+    from edgekit.datasets import check_labels, load_split
 
     options, split_seed = recorded_split(meta, spec, seed)
     try:
@@ -141,7 +141,7 @@ def _check_folder(folder: Path, meta: ModelMeta) -> None:
     own images is legitimate): that only warns on stderr."""
     import sys
 
-    from edgekit.datasets.base import check_labels
+    from edgekit.datasets import check_labels
     from edgekit.datasets.image_folder import list_image_folder
 
     if meta.task != "classification" or not meta.labels:

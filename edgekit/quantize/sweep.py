@@ -148,7 +148,7 @@ def keep_all(variants: Sequence[Variant], output: Path, single: bool) -> tuple[P
 def eval_split(data: str | None, meta, size: int, seed: int):
     """The test split of a labelled dataset for accuracy, or None (image folders of unlabelled
     images and .npz inputs carry no labels)."""
-    from edgekit.datasets.base import load_split
+    from edgekit.datasets import load_split
     from edgekit.quantize.calibration import recorded_split
 
     if not data or Path(data).suffix.lower() == ".npz" or meta.task == "unknown":

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks.preprocess import ImageTransform, preprocess_images
 
@@ -35,3 +36,10 @@ class Task(ABC):
         self, outputs: Mapping[str, np.ndarray], meta: ModelMeta, transforms: Sequence[ImageTransform]
     ) -> list[Any]:
         """Raw outputs for a batch → one prediction per image."""
+
+
+def check_label_count(meta: ModelMeta, classes: int) -> None:
+    """Metadata with fewer labels than the model has classes would name some predictions by index."""
+    if meta.labels and len(meta.labels) < classes:
+        raise BadInputError(f"metadata key 'labels' has {len(meta.labels)} names but the model outputs "
+                            f"{classes} classes")

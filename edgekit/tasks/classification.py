@@ -10,7 +10,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
-from edgekit.tasks.base import Task
+from edgekit.tasks.base import Task, check_label_count
 from edgekit.tasks.preprocess import ImageTransform
 
 
@@ -43,6 +43,7 @@ class ClassificationTask(Task):
         logits = np.asarray(next(iter(outputs.values())), dtype=np.float32)
         if logits.ndim != 2:
             raise BadInputError(f"a classifier must output (batch, classes) scores, got shape {logits.shape}")
+        check_label_count(meta, logits.shape[1])
         probabilities = softmax(logits)
         k = min(self.top_k, logits.shape[1])
         order = np.argsort(-logits, axis=1, kind="stable")[:, :k]

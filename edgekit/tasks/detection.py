@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgekit.meta import ModelMeta
-from edgekit.tasks.base import Task
+from edgekit.tasks.base import Task, check_label_count
 from edgekit.tasks.boxes import batched_nms, box_iou, nms
 from edgekit.tasks.decoders import DECODERS, Decoder, decoder_settings
 from edgekit.tasks.decoders.centernet import CenterNetDecoder, decode_centernet, local_peaks
@@ -69,6 +69,9 @@ class DetectionTask(Task):
         self, outputs: Mapping[str, np.ndarray], meta: ModelMeta, transforms: Sequence[ImageTransform]
     ) -> list[Detection]:
         decoder, settings = self.decoder(meta)
+        classes = decoder.num_classes(outputs, settings)
+        if classes is not None:
+            check_label_count(meta, classes)
         decoded = decoder.decode(outputs, settings)
         return [self._finish(*item, transform, settings, meta.labels, decoder.nms_in_graph)
                 for item, transform in zip(decoded, transforms, strict=True)]

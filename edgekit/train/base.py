@@ -50,6 +50,6 @@ RECIPES.add("transfer", "edgekit.train.transfer:train_transfer")  # needs --tran
 # recipe name → "module:function(checkpoint, meta, split, batch_size) -> metrics dict": the torch
 # model's figure that `edgekit eval` shows beside the runtimes' (ONNX metadata: extra.source.recipe)
 REFERENCE_EVALUATORS: Registry = Registry("reference evaluator")
-REFERENCE_EVALUATORS.add("lenet5", "edgekit.train.lenet:evaluate_checkpoint")
-REFERENCE_EVALUATORS.add("transfer", "edgekit.train.lenet:evaluate_checkpoint")
+REFERENCE_EVALUATORS.add("lenet5", "edgekit.train.classifier:evaluate_checkpoint")
+REFERENCE_EVALUATORS.add("transfer", "edgekit.train.classifier:evaluate_checkpoint")
 REFERENCE_EVALUATORS.add("detector", "edgekit.train.detector:evaluate_checkpoint")

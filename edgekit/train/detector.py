@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.datasets.base import Split, load_split
+from edgekit.datasets import Split, load_split
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks.detection import DEFAULT_DECODER, DetectionTask
@@ -30,6 +30,9 @@ DEFAULTS = {"epochs": 15, "batch_size": 32, "lr": 4e-3}
 # validate every N epochs on eval_size val images, CPU threads, horizontal flips
 OPTIONS = {"train_size": None, "val_size": None, "test_size": None, "width": 16, "features": 48,
            "time_limit": None, "eval_every": 1, "eval_size": 200, "threads": 1, "augment": True}
+KINDS = {"train_size": (int, 1), "val_size": (int, 1), "test_size": (int, 1), "width": (int, 1), "features": (int, 1),
+         "time_limit": (float, 0), "eval_every": (int, 0), "eval_size": (int, 1), "threads": (int, 1),
+         "augment": (bool, 0)}
 # One thread: on a shared 2-core machine two threads wait on each other (3× slower under load),
 # and a fixed count keeps runs bitwise reproducible. ``threads`` overrides it on an idle machine.
 
@@ -44,7 +47,7 @@ def detector_meta(labels: tuple[str, ...], source: dict[str, Any]) -> ModelMeta:
 def _options(config: TrainConfig) -> dict[str, Any]:
     from edgekit.train.loop import check_config
 
-    check_config(config, OPTIONS)
+    check_config(config, OPTIONS, KINDS)
     if config.transfer_from is not None:
         raise BadInputError("the detector recipe trains from scratch; it takes no --transfer-from")
     if config.optimizer not in (None, "adam"):
@@ -182,38 +185,43 @@ def train_detector(config: TrainConfig) -> TrainResult:
     """Train, evaluate on the test split, checkpoint and export the detector."""
     import torch
 
+    from edgekit.train.loop import output_dir
+
     options = _options(config)
-    output_dir = Path(config.output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise BadInputError(f"output directory {output_dir} is a file")
+    folder = Path(config.output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(f"output directory {folder} is a file")
     splits = load_data(config, options)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint, onnx_path = output_dir / "detector.pt", output_dir / "detector.onnx"
+    checkpoint, onnx_path = folder / "detector.pt", folder / "detector.onnx"
     source = {"recipe": "detector", "checkpoint": str(checkpoint.resolve()), "dataset": config.data,
               "dataset_options": dataset_options(config, options), "seed": config.seed}
     meta = detector_meta(splits["train"].labels, source)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(int(options["threads"]))
-    try:
-        start = time.perf_counter()
-        model, history = fit(config, options, splits, meta)
-        seconds = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(previous_threads)
-    tested = evaluate_torch(model, splits["test"], meta)
-    metrics = {k: tested[k] for k in ("map50", "map50_95", "map75")}
-    recipe = {"recipe": "detector", "epochs": config.epochs or DEFAULTS["epochs"], "epochs_run": len(history),
-              "batch_size": config.batch_size or DEFAULTS["batch_size"], "lr": config.lr or DEFAULTS["lr"],
-              "optimizer": "adamw", "options": json.loads(json.dumps(options, default=str)),
-              "train_seconds": round(seconds, 2), "test_metrics": metrics}
-    save_model(model, meta.with_(recipe=recipe), checkpoint, onnx_path, config.seed)
+    with output_dir(folder):  # created and checked writable before the training; removed if it fails empty
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(int(options["threads"]))
+        try:
+            start = time.perf_counter()
+            model, history = fit(config, options, splits, meta)
+            seconds = time.perf_counter() - start
+        finally:
+            torch.set_num_threads(previous_threads)
+        tested = evaluate_torch(model, splits["test"], meta)
+        metrics = {k: tested[k] for k in ("map50", "map50_95", "map75")}
+        recipe = {"recipe": "detector", "epochs": config.epochs or DEFAULTS["epochs"], "epochs_run": len(history),
+                  "batch_size": config.batch_size or DEFAULTS["batch_size"], "lr": config.lr or DEFAULTS["lr"],
+                  "optimizer": "adamw", "options": json.loads(json.dumps(options, default=str)),
+                  "train_seconds": round(seconds, 2), "test_metrics": metrics}
+        save_model(model, meta.with_(recipe=recipe), checkpoint, onnx_path, config.seed)
     return TrainResult("detector", checkpoint, onnx_path, metrics, seconds, len(history), tuple(history))
 
 
 def fit(config: TrainConfig, options: dict[str, Any], splits: dict[str, Split], meta: ModelMeta):
-    """The training loop (AdamW, one-cycle LR, horizontal flips); returns the model and per-epoch history."""
+    """Train through the shared loop (AdamW, one-cycle LR, horizontal flips, last weights kept);
+    returns the model and per-epoch history."""
     import torch
 
+    from edgekit.train.loop import FitSettings
+    from edgekit.train.loop import fit as fit_loop
     from edgekit.zoo.detector import centernet_small
 
     torch.manual_seed(config.seed)
@@ -225,44 +233,34 @@ def fit(config: TrainConfig, options: dict[str, Any], splits: dict[str, Split], 
     images = torch.from_numpy(images).permute(0, 3, 1, 2)  # NHWC storage = channels_last, fast on CPU
     model = centernet_small(len(meta.labels), options["width"], options["features"])
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr or DEFAULTS["lr"], weight_decay=1e-4)
     steps = (len(images) + batch_size - 1) // batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr or DEFAULTS["lr"], total_steps=epochs * steps,
-                                                   pct_start=0.15)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
     val = splits["val"].take(options["eval_size"])
-    with _progress(config.progress) as progress:
-        task = progress.add_task("training", total=epochs * steps, loss=float("nan"), metric="")
-        for epoch in range(1, epochs + 1):
-            model.train()
-            order = torch.randperm(len(images), generator=generator)
-            total = 0.0
-            for step in range(steps):
-                index = order[step * batch_size : (step + 1) * batch_size]
-                batch = (images[index].float(), heatmap[index], regression[index], weight[index])
-                if options["augment"]:
-                    batch = _flip(*batch, generator)
-                inputs = ((batch[0] - mean) / std).contiguous(memory_format=torch.channels_last)
-                loss = detection_loss(model(inputs), *batch[1:])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total += loss.item()
-                progress.update(task, advance=1, loss=total / (step + 1),
-                                description=f"epoch {epoch}/{epochs}")
-            record = {"epoch": float(epoch), "loss": total / steps}
-            if options["eval_every"] and (epoch % options["eval_every"] == 0 or epoch == epochs):
-                metrics = evaluate_torch(model, val, meta)
-                record.update(val_map50=metrics["map50"], val_map50_95=metrics["map50_95"])
-                progress.update(task, metric=f"val mAP50 {metrics['map50']:.3f} mAP {metrics['map50_95']:.3f}")
-            history.append(record)
-            if options["time_limit"] and time.perf_counter() - started > float(options["time_limit"]):
-                break
-    return model.eval(), history
+
+    def batches(epoch: int):
+        order = torch.randperm(len(images), generator=generator)
+        for step in range(steps):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            batch = (images[index].float(), heatmap[index], regression[index], weight[index])
+            yield _flip(*batch, generator) if options["augment"] else batch
+
+    def loss(net, batch):
+        inputs = ((batch[0] - mean) / std).contiguous(memory_format=torch.channels_last)
+        return detection_loss(net(inputs), *batch[1:])
+
+    def validate(net, epoch: int):
+        if not options["eval_every"] or (epoch % options["eval_every"] and epoch != epochs):
+            return None
+        metrics = evaluate_torch(net, val, meta)
+        return {"val_map50": metrics["map50"], "val_map50_95": metrics["map50_95"]}
+
+    limit = float(options["time_limit"]) if options["time_limit"] else None
+    settings = FitSettings(epochs=epochs, lr=config.lr or DEFAULTS["lr"], optimizer="adam", weight_decay=1e-4,
+                           schedule="onecycle", warmup_fraction=0.15, metric="val_map50_95", keep_best=False,
+                           time_limit_s=limit)
+    result = fit_loop(model, model.parameters(), batches, steps, loss, validate, settings, config.progress)
+    return model.eval(), list(result.history)
 
 
 def _flip(images, heatmap, regression, weight, generator):
@@ -282,28 +280,19 @@ def _flip(images, heatmap, regression, weight, generator):
     return images, heatmap, regression, weight
 
 
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[metric]}"),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
-
-
 def save_model(model, meta: ModelMeta, checkpoint: Path, onnx: Path, seed: int) -> None:
     """Write the checkpoint (state_dict, architecture, metadata) and the verified ONNX: both or neither."""
-    import torch
-
     from edgekit.exporters.config import ExportConfig
     from edgekit.exporters.torch_onnx import export_module
     from edgekit.fileio import atomic_path
+    from edgekit.zoo.build import torch_bytes
     from edgekit.zoo.detector import OUTPUT_NAMES
 
     options = meta.recipe["options"] if meta.recipe else OPTIONS
     state = {"format": "edgekit-detector/1", "state_dict": model.state_dict(), "labels": list(meta.labels),
              "width": options["width"], "features": options["features"], "meta": json.dumps(asdict(meta))}
     with atomic_path(checkpoint) as temporary:
-        torch.save(state, temporary)
+        temporary.write_bytes(torch_bytes(state))
         export_module(model.eval(), meta, onnx, ExportConfig(dynamic_batch=True, batch=2, seed=seed),
                       output_names=OUTPUT_NAMES)
 
@@ -321,14 +310,16 @@ def evaluate_checkpoint(
 
 def load_detector(checkpoint: str | Path):
     """The torch model saved by ``train_detector``."""
-    import torch
-
+    from edgekit.zoo.build import load_weights, torch_load
     from edgekit.zoo.detector import centernet_small
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise BadInputError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = centernet_small(len(state["labels"]), state["width"], state["features"])
-    model.load_state_dict(state["state_dict"])
+    state = torch_load(path, "checkpoint")
+    if not isinstance(state, dict) or state.get("format") != "edgekit-detector/1":
+        raise BadInputError(f"{path} is not an edgekit detector checkpoint (made by `edgekit train detector`)")
+    labels, width, features = state.get("labels"), state.get("width"), state.get("features")
+    if not (isinstance(labels, list) and labels and isinstance(width, int) and isinstance(features, int)):
+        raise BadInputError(f"checkpoint {path} lacks valid labels, width or features entries")
+    model = centernet_small(len(labels), width, features)
+    load_weights(model, state.get("state_dict"), f"checkpoint {path}")
     return model.eval()

@@ -2,13 +2,15 @@
 and a fit loop with a rich progress bar (workstation tier: torch imported inside functions).
 
 A recipe supplies three callables — ``batches(epoch)`` yielding batches, ``loss(model, batch)``
-returning a scalar tensor, ``validate(model)`` returning the validation metric — so a
-classifier and a detector use the same loop.
+returning a scalar tensor, ``validate(model, epoch)`` returning the validation metric (a number,
+a dict of metrics holding ``settings.metric``, or None for an epoch it skips) — so a classifier
+and a detector use the same loop.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -23,8 +25,10 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 TRANSFER_MODES = ("features", "finetune")
 
 
-def check_config(config: TrainConfig, allowed_options: Iterable[str] = ()) -> None:
-    """Reject values no recipe can use, and options this recipe does not know, in one line."""
+def check_config(config: TrainConfig, allowed_options: Iterable[str] = (),
+                 kinds: dict[str, tuple[type, float]] | None = None) -> None:
+    """Reject values no recipe can use, options this recipe does not know, and option values of the
+    wrong type or below their minimum (``kinds``: name → (int | float | bool, minimum)), in one line."""
     if config.epochs is not None and config.epochs < 1:
         raise BadInputError(f"epochs must be at least 1, got {config.epochs}")
     if config.batch_size is not None and config.batch_size < 1:
@@ -41,6 +45,18 @@ def check_config(config: TrainConfig, allowed_options: Iterable[str] = ()) -> No
     if unknown:
         valid = ", ".join(sorted(allowed_options)) or "none"
         raise BadInputError(f"unknown option {', '.join(unknown)} for this recipe (valid: {valid})")
+    for key, (kind, minimum) in (kinds or {}).items():
+        if config.options.get(key) is not None and not _fits(config.options[key], kind, minimum):
+            expected = {bool: "true or false", int: f"an integer ≥ {minimum:g}"}.get(kind, f"a number ≥ {minimum:g}")
+            raise BadInputError(f"option {key} must be {expected}, got {config.options[key]!r}")
+
+
+def _fits(value: Any, kind: type, minimum: float) -> bool:
+    if kind is bool:
+        return isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0", "yes", "no")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return (kind is not int or float(value).is_integer()) and value >= minimum
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -73,6 +89,9 @@ class FitSettings:
     patience: int | None = None  # epochs without a better val metric before stopping
     metric: str = "val_top1"
     higher_is_better: bool = True
+    warmup_fraction: float = 0.2  # one-cycle: share of the steps spent warming up
+    keep_best: bool = True  # restore the best validated weights at the end (else keep the last)
+    time_limit_s: float | None = None  # stop after the epoch that passes this many seconds
 
 
 @dataclass(frozen=True)
@@ -94,7 +113,7 @@ def make_optimizer(name: str, parameters, lr: float, weight_decay: float = 0.0, 
     raise BadInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{name}'")
 
 
-def make_schedule(name: str, optimizer, lr: float, epochs: int, steps_per_epoch: int):
+def make_schedule(name: str, optimizer, lr: float, epochs: int, steps_per_epoch: int, warmup: float = 0.2):
     """A per-step LR scheduler: one-cycle (warm-up then anneal), cosine, or constant.
 
     Parameter groups with their own ``lr`` (e.g. a backbone slower than its head) keep their ratio.
@@ -104,7 +123,7 @@ def make_schedule(name: str, optimizer, lr: float, epochs: int, steps_per_epoch:
     total = max(1, epochs * steps_per_epoch)
     if name == "onecycle" and total >= 10:  # shorter runs have no room for a warm-up phase: cosine
         peaks = [group.get("lr", lr) for group in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=0.2)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=warmup)
     if name in ("cosine", "onecycle"):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if name == "constant":
@@ -141,11 +160,12 @@ class EarlyStopping:
 
 def fit(
     model, parameters, batches: Callable[[int], Iterable[Any]], steps_per_epoch: int,
-    loss: Callable[[Any, Any], Any], validate: Callable[[Any], float], settings: FitSettings, progress: bool = True,
+    loss: Callable[[Any, Any], Any], validate: Callable[[Any, int], Any], settings: FitSettings, progress: bool = True,
 ) -> FitResult:
-    """Train ``parameters`` of ``model``; keep the weights of the best validation epoch."""
+    """Train ``parameters`` of ``model``; keep the weights of the best validation epoch (``keep_best``)."""
     optimizer = make_optimizer(settings.optimizer, parameters, settings.lr, settings.weight_decay, settings.momentum)
-    scheduler = make_schedule(settings.schedule, optimizer, settings.lr, settings.epochs, steps_per_epoch)
+    scheduler = make_schedule(settings.schedule, optimizer, settings.lr, settings.epochs, steps_per_epoch,
+                              settings.warmup_fraction)
     stopper = EarlyStopping(settings.patience, settings.higher_is_better)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
@@ -161,15 +181,25 @@ def fit(
                 scheduler.step()
                 total, count = total + float(value.detach()), count + 1
             model.eval()
-            metric = float(validate(model))
-            history.append({"epoch": epoch, "loss": total / max(count, 1), settings.metric: metric})
-            stop = stopper.update(epoch, metric, model)
-            bar(epoch, total / max(count, 1), metric, stopper.best_metric)
-            if stop:
+            record = {"epoch": epoch, "loss": total / max(count, 1), **_metrics(validate(model, epoch), settings.metric)}
+            history.append(record)
+            metric = record.get(settings.metric)
+            stop = metric is not None and stopper.update(epoch, metric, model)
+            bar(epoch, record["loss"], metric, stopper.best_metric)
+            if stop or (settings.time_limit_s and time.perf_counter() - start > settings.time_limit_s):
                 break
-    stopper.restore(model)
+    if settings.keep_best:
+        stopper.restore(model)
     model.eval()
-    return FitResult(stopper.best_epoch, stopper.best_metric, len(history), time.perf_counter() - start, tuple(history))
+    best_epoch = stopper.best_epoch if settings.keep_best else len(history)
+    return FitResult(best_epoch, stopper.best_metric, len(history), time.perf_counter() - start, tuple(history))
+
+
+def _metrics(value: Any, name: str) -> dict[str, float]:
+    """What ``validate`` returned as a dict of metrics (empty when it skipped the epoch)."""
+    if value is None:
+        return {}
+    return {key: float(v) for key, v in value.items()} if isinstance(value, dict) else {name: float(value)}
 
 
 class _progress_bar:
@@ -192,8 +222,8 @@ class _progress_bar:
         task = self._progress.add_task("train", total=self.settings.epochs, status="")
         name = self.settings.metric
 
-        def update(epoch: int, loss: float, metric: float, best: float) -> None:
-            status = f"loss {loss:.4f}  {name} {metric:.2f}  best {best:.2f}"
+        def update(epoch: int, loss: float, metric: float | None, best: float) -> None:
+            status = f"loss {loss:.4f}" + (f"  {name} {metric:.2f}  best {best:.2f}" if metric is not None else "")
             self._progress.update(task, completed=epoch, status=status)
 
         return update
@@ -213,6 +243,8 @@ class output_dir:
         self.created = False
 
     def __enter__(self):
+        from edgekit.fileio import probe_folder
+
         if self.path.exists() and not self.path.is_dir():
             raise BadInputError(f"output path {self.path} exists and is not a folder")
         if not self.path.exists():
@@ -221,6 +253,7 @@ class output_dir:
             except OSError as exc:
                 raise BadInputError(f"cannot create output folder {self.path}: {exc.strerror}") from None
             self.created = True
+        probe_folder(self.path)  # an unwritable folder fails now, not after the training
         return self.path
 
     def __exit__(self, kind, *exc: object) -> None:

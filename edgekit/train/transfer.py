@@ -19,27 +19,29 @@ from __future__ import annotations
 import time
 import types
 from pathlib import Path
-from typing import Any
 
 from edgekit.errors import BadInputError
+from edgekit.fileio import check_not_input
 from edgekit.meta import ModelMeta
 from edgekit.train.base import TrainConfig, TrainResult
-from edgekit.train.lenet import (
-    DEFAULT_THREADS, LENET_OPTIONS, _flag, augment, build_from_checkpoint, load_checkpoint, load_splits,
-    recipe_info, save_model, settings_for, test_metrics, to_tensors, train_classifier,
+from edgekit.train.classifier import (
+    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, augment, build_from_checkpoint, cut_classifier, flag, load_checkpoint,
+    load_splits, recipe_info, save_model, settings_for, test_metrics, to_tensors, train_classifier,
 )
 from edgekit.train.loop import FitResult, check_config, output_dir, seed_everything
 
-TRANSFER_OPTIONS = (*LENET_OPTIONS, "weights", "finetune_layers", "augment_copies", "input_size", "backbone_lr_scale")
+TRANSFER_OPTIONS = (*CLASSIFIER_OPTIONS, "weights", "finetune_layers", "augment_copies", "input_size", "backbone_lr_scale")
 FEATURE_COPIES = 16  # augmented views per training image for the features head
 FINETUNE_LAYERS = 2  # last parameterized layers trained in finetune mode (LeNet-5: conv2 and the head)
 FINETUNE_LR_SCALE = 0.3  # fine-tuning starts from a fitted head: a third of the from-scratch LR
 BACKBONE_LR_SCALE = 0.1  # the unfrozen backbone layers learn 10x slower than the head
+TRANSFER_KINDS = {**CLASSIFIER_KINDS, "finetune_layers": (int, 1), "augment_copies": (int, 0),
+                  "backbone_lr_scale": (float, 0)}
 
 
 def train_transfer(config: TrainConfig) -> TrainResult:
     """New head (and optionally last layers) on a trained backbone, for the classes of ``config.data``."""
-    check_config(config, TRANSFER_OPTIONS)
+    check_config(config, TRANSFER_OPTIONS, TRANSFER_KINDS)
     if config.transfer_from is None:
         raise BadInputError("transfer needs --transfer-from: a checkpoint from `edgekit train`, or a zoo model with --weights")
     mode = config.mode or "features"
@@ -52,6 +54,9 @@ def train_transfer(config: TrainConfig) -> TrainResult:
     arch = {"name": "transfer", "base": arch.get("base") or arch["name"], "num_classes": len(labels),
             "base_classes": arch.get("num_classes"), "head": head_name, "in_features": in_features}
     meta = meta.with_(labels=labels, model_name=f"{meta.model_name}-{mode}")
+    stem = Path(config.output_dir) / meta.model_name
+    for output in (stem.with_suffix(".pt"), stem.with_suffix(".onnx")):
+        check_not_input(output, [config.transfer_from, config.options.get("weights")])
     with output_dir(config.output_dir) as out:
         result = fit_head(model, head_name, splits, meta, config)
         if mode == "finetune":
@@ -95,33 +100,6 @@ def load_backbone(config: TrainConfig):
     return model, entry.meta(size), {"name": entry.name, "num_classes": entry.num_classes}
 
 
-def cut_classifier(model, num_classes: int):
-    """(new model, head name, feature size): the classifier cut off, one new Linear head in its place.
-
-    LeNet-5 (a Sequential) keeps its convolutional trunk up to Flatten and loses its three fc
-    layers; torchvision models lose their ``fc``/``classifier`` module.
-    """
-    from torch import nn
-
-    if isinstance(model, nn.Sequential):
-        flatten = [i for i, m in enumerate(model) if isinstance(m, nn.Flatten)]
-        linears = [m for m in model[flatten[0] + 1 :] if isinstance(m, nn.Linear)] if flatten else []
-        if not linears:
-            raise BadInputError("the backbone has no Flatten → Linear classifier to cut")
-        cut = flatten[0] + 1
-        return nn.Sequential(*model[:cut], nn.Linear(linears[0].in_features, num_classes)), str(cut), linears[0].in_features
-    for name in ("fc", "classifier", "head"):
-        old = getattr(model, name, None)
-        if isinstance(old, nn.Module):
-            linears = [m for m in old.modules() if isinstance(m, nn.Linear)]
-            if not linears:
-                break
-            setattr(model, name, nn.Linear(linears[0].in_features, num_classes))
-            return model, name, linears[0].in_features
-    raise BadInputError(f"{type(model).__name__} has no Linear classifier to replace (e.g. SqueezeNet's is a "
-                        "convolution); choose another backbone")
-
-
 def fit_head(model, head_name: str, splits, meta: ModelMeta, config: TrainConfig) -> FitResult:
     """Freeze everything, extract the head's input features once, fit the head on them.
 
@@ -137,7 +115,7 @@ def fit_head(model, head_name: str, splits, meta: ModelMeta, config: TrainConfig
         parameter.requires_grad_(False)
     head = model.get_submodule(head_name)
     x_train, y_train = to_tensors(splits["train"], meta)
-    copies = int(config.options.get("augment_copies", FEATURE_COPIES)) if _flag(config.options.get("augment", True)) else 0
+    copies = int(config.options.get("augment_copies", FEATURE_COPIES)) if flag(config.options.get("augment", True)) else 0
     generator = torch.Generator().manual_seed(config.seed)
     background = -meta.mean[0] / meta.std[0] if meta.color == "GRAY" else 0.0
     views = [x_train] + [augment(x_train, generator, background) for _ in range(copies)]
@@ -215,16 +193,3 @@ def unfreeze_last(model, count: int) -> list:
             module.eval()
             module.train = types.MethodType(lambda self, mode=True: self, module)  # frozen stats
     return [p for m in trainable for p in m.parameters(recurse=False)]
-
-
-def build_transfer(arch: dict[str, Any]):
-    """Rebuild backbone + new head from a checkpoint's arch record (weights are loaded afterwards)."""
-    if arch["base"] == "lenet5":
-        from edgekit.zoo.lenet import lenet5
-
-        base = lenet5(num_classes=int(arch.get("base_classes") or 10))
-    else:
-        from edgekit.zoo.build import build_model
-
-        base = build_model(arch["base"])
-    return cut_classifier(base, int(arch["num_classes"]))[0]

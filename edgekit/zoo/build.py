@@ -39,16 +39,30 @@ def load_state_dict(model, path: str | Path) -> None:
             if isinstance(state.get(key), dict):
                 state = state[key]
                 break
-    if not isinstance(state, dict):
-        raise BadInputError(f"{path} does not hold a state_dict")
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        missing = ", ".join(result.missing_keys[:3])
-        unexpected = ", ".join(result.unexpected_keys[:3])
-        raise BadInputError(
-            f"weights {path} do not fit this model: missing [{missing}{'…' if len(result.missing_keys) > 3 else ''}]"
-            f" unexpected [{unexpected}{'…' if len(result.unexpected_keys) > 3 else ''}]"
-        )
+    load_weights(model, state, f"weights {path}")
+
+
+def load_weights(model, state: Any, source: str) -> None:
+    """Load ``state`` strictly; a mismatch is one line listing the first missing, unexpected and
+    wrongly shaped entries (torch's own error is a multi-line traceback)."""
+    import torch
+
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        raise BadInputError(f"{source} does not hold a state_dict")
+    own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    shapes = [f"{key} {_shape(state[key])} (model: {tuple(own[key].shape)})" for key in own
+              if key in state and (not isinstance(state[key], torch.Tensor) or state[key].shape != own[key].shape)]
+    problems = [f"{label} [{', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}]"
+                for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
+    if problems:
+        raise BadInputError(f"{source} do not fit this model: {'; '.join(problems)}")
+    model.load_state_dict(state)
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if hasattr(value, "shape") else f"a {type(value).__name__}"
 
 
 def torch_load(path: str | Path, kind: str) -> Any:
@@ -61,7 +75,36 @@ def torch_load(path: str | Path, kind: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip errors of many types
-        raise BadInputError(f"cannot read {kind} {path}: {first_line(exc)}") from None
+        raise BadInputError(f"cannot read {kind} {path}: {_load_reason(exc)}") from None
+
+
+def _load_reason(exc: BaseException) -> str:
+    """torch's reason, without its advice to retry with weights_only=False (that would run the
+    file's code): a refused pickle names the object it refused, a damaged one says so."""
+    text = str(exc)
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    if "Weights only load failed" not in text:
+        return first_line(exc)
+    for line in text.splitlines():
+        if "Unsupported global:" in line:
+            found = line.split("Unsupported global:", 1)[1].split(" was not")[0].strip()
+            return f"it holds a Python object ({found}), not only tensors; edgekit never unpickles code"
+    detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+    reason = detail[0].strip() if detail and "weights_only" not in detail[0] else "not a tensor file"
+    return f"not a torch tensor file or a damaged one ({reason})"
+
+
+def torch_bytes(value: Any) -> bytes:
+    """``torch.save`` into memory: written with Python's file API, a full disk is an OSError (one
+    line through ``fileio.atomic_path``), not torch's "enforce fail at inline_container.cc"."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
 
 
 def count_parameters(name: str | ZooEntry) -> int:

@@ -34,6 +34,10 @@ class Decoder(ABC):
     def decode(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> list[Decoded]:
         """One ``Decoded`` per image of the batch, best first or in any order."""
 
+    def num_classes(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> int | None:
+        """How many classes the raw outputs score, where the format says (checked against the labels)."""
+        return None
+
     @staticmethod
     def named_outputs(outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any], count: int) -> list[np.ndarray]:
         """The ``count`` outputs named by ``settings["outputs"]``, in that order."""

@@ -22,6 +22,10 @@ class CenterNetDecoder(Decoder):
     defaults: ClassVar[dict[str, Any]] = {"outputs": ["heatmap", "size", "offset"], "stride": 4,
                                           "size_encoding": "log"}
 
+    def num_classes(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> int | None:
+        heatmap = outputs.get(settings["outputs"][0])
+        return heatmap.shape[1] if heatmap is not None and heatmap.ndim == 4 else None
+
     def decode(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> list[Decoded]:
         heatmap, size, offset = self.named_outputs(outputs, settings, 3)
         return decode_centernet(heatmap, size, offset, settings["stride"], settings["max_detections"],
