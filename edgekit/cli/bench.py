@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.errors import BadInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -15,10 +16,11 @@ def register(app: typer.Typer) -> None:
 
 
 def bench(
-    model: str = typer.Argument(..., help="An .onnx file, or a zoo name (exported to the cache first)."),
-    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name (see `edgekit runtimes`)."),
-    batch: int = typer.Option(1, help="Batch size."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads [default: the runtime's]."),
+    model: Optional[list[str]] = typer.Argument(None, help=".onnx files or zoo names (exported to the cache first); "
+                                                "several make a matrix."),
+    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name, a comma list, or 'all' (a matrix)."),
+    batch: str = typer.Option("1", help="Batch size (a comma list makes a matrix: 1,8)."),
+    threads: Optional[str] = typer.Option(None, help="Inference threads [default: the runtime's]; a list: 1,2."),
     device: Optional[str] = typer.Option(None, help="Device for runtimes that have several."),
     warmup: int = typer.Option(10, help="Untimed calls before timing."),
     runs: Optional[int] = typer.Option(None, help="Timed calls (alone: exactly this many)."),
@@ -28,12 +30,33 @@ def bench(
     weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo model."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
     seed: int = typer.Option(0, help="Seed of the random input."),
+    precision: Optional[str] = typer.Option(None, help="Matrix: fp32,fp16,bf16,int8 (variants built or taken "
+                                            "from the cache) [default: fp32]."),
+    scenario: Optional[str] = typer.Option(None, help="Matrix: single-stream,multi-stream,offline "
+                                           "[default: single-stream]."),
+    suite: Optional[Path] = typer.Option(None, help="Matrix: a suite YAML (benchmarks/suites/ci.yaml)."),
+    rounds: int = typer.Option(3, help="Matrix: timing rounds per cell (the regression gate's noise)."),
+    db: Optional[str] = typer.Option(None, help="Matrix: history store URL [default: SQLite in the user data dir]."),
+    force: bool = typer.Option(False, "--force", help="Matrix: measure every cell again (else resume the last run)."),
 ) -> None:
     """Benchmark MODEL on one runtime; timing wraps only the inference call on prepared inputs.
 
-    Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds.
+    Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds. Several models,
+    runtimes ('all', 'a,b'), precisions, batches, threads or scenarios, or --suite, run the matrix:
+    every combination, each stored in the history as it finishes (see `edgekit report`).
     """
     check_outputs(json_out)
+    from edgekit.cli.matrix import int_list, is_matrix
+
+    models = list(model or [])
+    lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
+    if is_matrix(models, runtime, lists, suite):
+        _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force, json_out)
+        return
+    if len(models) != 1:
+        raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
+    model, batch_size = models[0], int_list(batch, "batch", [1])[0]
+    thread_count = int_list(threads, "threads", [None])[0]
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
@@ -41,17 +64,44 @@ def bench(
 
     # Check everything cheap before a possibly slow export.
     runtime_class = get_runtime(runtime)
-    options = {"threads": threads, "device": device, **parse_options(option)}
+    options = {"threads": thread_count, "device": device, **parse_options(option)}
     runtime_class.make_options(**options)
     runtime_class.ensure_available()
     plan = LoopPlan.from_options(warmup, runs, duration)
-    config = BenchConfig(runtime=runtime_class.name, batch=batch, plan=plan, seed=seed, runtime_options=options)
+    config = BenchConfig(runtime=runtime_class.name, batch=batch_size, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None
-    path = resolve_model(model, batch=batch, input_size=size, weights=weights)
+    path = resolve_model(model, batch=batch_size, input_size=size, weights=weights)
     record = benchmark(path, config)
     print_record(record)
     if json_out:
         write_json(json_out, record.to_dict())
+
+
+def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force,
+            json_out) -> None:
+    """The matrix path: a suite file, or the product of the command line's lists."""
+    from edgekit.bench import LoopPlan
+    from edgekit.cli.matrix import run_and_show, spec_from_options
+    from edgekit.exporters.config import parse_input_size
+    from edgekit.matrix.cells import Timing
+
+    if suite is not None:
+        from edgekit.matrix.suite import load_suite
+
+        if models or any(v is not None for k, v in lists.items() if k != "batch") or lists["batch"] != "1":
+            raise BadInputError("--suite defines the models and lists; give either a suite or models and options")
+        spec = load_suite(suite)
+    else:
+        if not models:
+            raise BadInputError("give one or more models (an .onnx file or a zoo name), or --suite FILE")
+        if rounds < 1:
+            raise BadInputError(f"--rounds must be at least 1, got {rounds}")
+        plan = LoopPlan.from_options(warmup, runs, duration)
+        timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
+        size = parse_input_size(input_size) if input_size else None
+        spec = spec_from_options(models, runtime, lists["precision"], lists["batch"], lists["threads"],
+                                 lists["scenario"], parse_options(option), size, timing)
+    run_and_show(spec, db, force, json_out)
 
 
 def print_record(record) -> None:
