@@ -50,7 +50,7 @@ def bench(
 
     models = list(model or [])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
-    if is_matrix(models, runtime, lists, suite):
+    if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3:
         _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force, json_out)
         return
     if len(models) != 1:

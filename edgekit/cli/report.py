@@ -29,7 +29,7 @@ def report(
     baseline: Optional[int] = typer.Option(None, help="Regression gate: compare the run (--run, else the newest "
                                            "matching run) with this run id; exit 1 on a regression."),
     k: float = typer.Option(3.0, help="Gate: slower when beyond k x pooled noise (MAD of round p50s) ..."),
-    min_change: float = typer.Option(5.0, help="Gate: ... and beyond this many % of the baseline."),
+    min_change: float = typer.Option(10.0, help="Gate: ... and beyond this many % of the baseline."),
     accuracy_tolerance: float = typer.Option(0.5, help="Gate: allowed accuracy drop (percentage points)."),
 ) -> None:
     """Report what the history store holds (filters combine); with --baseline, gate a run against it."""
@@ -55,7 +55,7 @@ def diff(
     candidate: int = typer.Argument(..., help="Run id to check."),
     db: Optional[str] = typer.Option(None, help="History store URL [default: SQLite in the user data dir]."),
     k: float = typer.Option(3.0, help="Slower when beyond k x pooled noise (MAD of round p50s) ..."),
-    min_change: float = typer.Option(5.0, help="... and beyond this many % of the baseline."),
+    min_change: float = typer.Option(10.0, help="... and beyond this many % of the baseline."),
     accuracy_tolerance: float = typer.Option(0.5, help="Allowed accuracy drop (percentage points)."),
 ) -> None:
     """Regression gate: exit 1 when a cell of CANDIDATE is slower beyond noise or less accurate than in BASELINE."""

@@ -4,7 +4,7 @@ Method. Every cell is timed in ``rounds`` rounds and keeps one figure per round 
 ms per item offline). For a cell present in both runs, with medians ``a`` (baseline) and ``b``
 (candidate) of those round figures, the noise is the pooled median absolute deviation of the
 rounds, scaled to a standard deviation: ``σ = 1.4826 · sqrt((MAD_a² + MAD_b²) / 2)``. The cell is
-slower when ``b − a > max(k · σ, x % of a)`` (defaults k = 3, x = 5 %), faster in the mirror case.
+slower when ``b − a > max(k · σ, x % of a)`` (defaults k = 3, x = 10 %), faster in the mirror case.
 It is less accurate when its accuracy (percentage points) dropped by more than the tolerance
 (default 0.5), or — without labelled data — its top-1 agreement with FP32 by more than the
 agreement tolerance (default 10 points); a cell that ran in the baseline and fails now regresses.
@@ -27,7 +27,7 @@ MAD_TO_SIGMA = 1.4826
 @dataclass(frozen=True)
 class GateConfig:
     k: float = 3.0
-    min_change_pct: float = 5.0
+    min_change_pct: float = 10.0
     accuracy_tolerance: float = 0.5
     agreement_tolerance: float = 10.0
 
