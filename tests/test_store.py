@@ -132,3 +132,14 @@ def test_bad_store_url_is_one_line(tmp_path):
     assert_one_line_error(result, "not a database URL")
     result = run_cli("report", "--db", f"sqlite:///{tmp_path / 'empty.db'}")
     assert_one_line_error(result, "no results match")
+
+
+def test_missing_packages_name_the_extra(tmp_path):
+    from conftest import assert_one_line_error, block_imports
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("models: [lenet5]\n")
+    result = run_cli("bench", "--suite", str(suite), prelude=block_imports("yaml"))
+    assert_one_line_error(result, "needs yaml", "pip install 'edgekit[matrix]'")
+    result = run_cli("report", "--db", f"sqlite:///{tmp_path / 'h.db'}", prelude=block_imports("sqlalchemy"))
+    assert_one_line_error(result, "needs sqlalchemy", "pip install 'edgekit[matrix]'")

@@ -115,7 +115,9 @@ def _write(rows, html_out, md_out, csv_out) -> None:
 
     if html_out:
         from edgekit.report.html import render_html
+        from edgekit.store.db import require
 
+        require("matplotlib", "the HTML report's plots", "report")
         write_text_atomic(html_out, render_html(rows))
     if md_out:
         write_text_atomic(md_out, to_markdown(rows))

@@ -79,8 +79,9 @@ class _Located:
 
 def load_suite(path: str | Path) -> MatrixSpec:
     """The MatrixSpec of a suite file; any problem is a BadInputError naming the file and line."""
-    import yaml
+    from edgekit.store.db import require
 
+    yaml = require("yaml", "reading a suite file")
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"suite file not found: {path}")

@@ -81,8 +81,7 @@ class Store:
     """Runs and cell records. Open with ``open_store(url)``; use as a context manager."""
 
     def __init__(self, url: str) -> None:
-        import sqlalchemy as sa
-
+        sa = require("sqlalchemy", "the history store")
         self.url = url
         try:
             self.engine = sa.create_engine(url, future=True)
@@ -92,6 +91,8 @@ class Store:
             raise BadInputError(f"not a database URL: '{url}' ({first_line(exc)})") from None
         except sa.exc.OperationalError as exc:
             raise BadInputError(f"cannot open the store {_safe(url)}: {first_line(exc.orig or exc)}") from None
+        except ModuleNotFoundError as exc:  # the database driver (psycopg for PostgreSQL)
+            raise BadInputError(f"the store {_safe(url)} needs {exc.name}: pip install 'edgekit[matrix]'") from None
 
     def __enter__(self) -> Store:
         return self
@@ -179,6 +180,16 @@ class Store:
             query = query.where(runs.c.started >= since)
         with self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(query.order_by(results.c.run_id, results.c.id)).mappings()]
+
+
+def require(module: str, what: str, extra: str = "matrix"):
+    """Import an optional package, or say in one line which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise BadInputError(f"{what} needs {module}: pip install 'edgekit[{extra}]'") from None
 
 
 def open_store(url: str | None = None) -> Store:
