@@ -25,12 +25,17 @@ from edgekit.tasks import get_task
 class Predictor:
     """A model file bound to one runtime and to the task its metadata names."""
 
-    def __init__(self, model: str | Path, runtime: str = "ort-cpu", **runtime_options: Any) -> None:
+    def __init__(self, model: str | Path, runtime: str | None = None, **runtime_options: Any) -> None:
         self.model_path = Path(model)
         self.meta: ModelMeta = read_meta(self.model_path)
         if self.meta.task == "unknown":
             raise BadInputError(f"{self.model_path} has no edgekit task metadata: export it with edgekit")
         self.task = get_task(self.meta.task)
+        if runtime is None:  # what `edgekit optimize` recorded in the file, else ort-cpu
+            from edgekit.deployment import deployment_settings
+
+            runtime, recorded = deployment_settings(self.meta)
+            runtime_options = {**recorded, **runtime_options}
         self.runtime = get_runtime(runtime)(self.model_path, **runtime_options)
 
     def __enter__(self) -> Predictor:
