@@ -28,10 +28,13 @@ def optimize(
                                                "listed as not measured."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="The file to ship [default: "
                                           "MODEL.optimized.onnx here; .xml when an OpenVINO IR wins]."),
+    input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),
     eval_size: int = typer.Option(300, help="Evaluation samples."),
     calib_size: int = typer.Option(64, help="Calibration samples."),
     threads: Optional[str] = typer.Option(None, help="Thread counts to try, e.g. 1,2 [default: the runtime's, "
                                           "1 and half the cores]."),
+    duration: float = typer.Option(2.0, help="Seconds of timing per round when confirming a finalist "
+                                   "(3 rounds; the latency pass is shorter)."),
     db: Optional[str] = typer.Option(None, help="History store URL [default: SQLite in the user data dir]."),
     cluster: Optional[str] = typer.Option(None, help="Ray address of the device lab: measure on --device there."),
     device: Optional[str] = typer.Option(None, help="Lab device name (nodes advertise edgekit-device:NAME)."),
@@ -42,7 +45,10 @@ def optimize(
     --max-drop points, write it with the decision in its metadata, and a report of every candidate."""
     from edgekit.cli.matrix import int_list, split_list
     from edgekit.errors import BadInputError
+    from edgekit.exporters.config import parse_input_size
+    from edgekit.matrix.cells import Timing
     from edgekit.optimize import OptimizeConfig
+    from edgekit.optimize.measure import FULL
     from edgekit.optimize import optimize as run_optimize
     from edgekit.store import open_store
 
@@ -51,10 +57,14 @@ def optimize(
     name = Path(model).stem if Path(model).suffix else model
     output = output or Path(f"{name}.optimized.onnx")
     check_outputs(output, json_out)
+    if duration <= 0:
+        raise BadInputError(f"--duration must be positive, got {duration}")
     config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
                             runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch,
                             time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
-                            threads=tuple(int_list(threads, "threads", [])) or None, seed=seed)
+                            threads=tuple(int_list(threads, "threads", [])) or None, seed=seed,
+                            input_size=parse_input_size(input_size) if input_size else None,
+                            full=Timing(FULL.warmup, FULL.min_runs, duration, None, FULL.rounds))
     _check_model(model)
     out = console()
     executor = lab = None

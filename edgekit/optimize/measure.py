@@ -207,3 +207,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def weighted_layers(source: Path) -> list[str]:
+    """Names of the Conv/Gemm/MatMul nodes, in graph order."""
+    import onnx
+
+    from edgekit.quantize.onnxruntime import WEIGHTED_OPS
+
+    return [n.name for n in onnx.load(str(source), load_external_data=False).graph.node if n.op_type in WEIGHTED_OPS]
+
+
+def subset_data(data: EvalData, count: int) -> EvalData:
+    """The first ``count`` samples of the labelled split and of the agreement images."""
+    split = data.split.take(count) if data.split is not None else None
+    return dataclasses.replace(data, split=split, agreement_images=list(data.agreement_images[:count]))
+
+
+def timed_from_row(row: dict[str, Any]) -> Timed:
+    """A stored record's timing (a re-run reuses it)."""
+    config = row.get("config") or {}
+    return Timed(row["p50_ms"], row["p90_ms"], row["p99_ms"], row["mean_ms"], row["latency_count"],
+                 tuple(row.get("percentiles_ms") or ()), tuple(row.get("round_ms") or ()),
+                 row["throughput_items_s"] or 0.0, row["cold_start_ms"] or 0.0, config.get("load_ms") or 0.0,
+                 row["size_mb"] or 0.0, config.get("runtime") or {}, row["batch"])
+
+
+def quality_from_row(row: dict[str, Any]) -> Quality:
+    return Quality(row.get("metric") or "", row.get("accuracy"), row.get("metrics") or None,
+                   row.get("agreement_top1_pct"), row.get("cosine"))

@@ -21,8 +21,9 @@ def verdict_line(result: SearchResult) -> str:
                           *(f"{k}={v}" for k, v in candidate.options)])
     metric = (chosen.quality.metric if chosen.quality and chosen.quality.accuracy is not None else "top-1 agreement")
     if result.winner is None:
-        return (f"ship FP32 on {candidate.runtime} with {settings}: no candidate beat it by the required margin "
-                f"within --max-drop {result.config.max_drop:g}")
+        why = (f"the time limit left {result.not_measured} candidate(s) unmeasured and none measured qualified"
+               if result.not_measured else "no candidate beat it by the required margin")
+        return f"ship FP32 on {candidate.runtime} with {settings}: {why} within --max-drop {result.config.max_drop:g}"
     gain = speedup(result.baseline.ms, chosen.ms) or 0.0
     return (f"ship {candidate.variant} on {candidate.runtime} with {settings}: {gain:.1f}x faster than FP32 "
             f"({result.baseline.candidate.runtime}), {0.0 - (chosen.drop or 0.0) + 0.0:+.1f} pt {metric} "

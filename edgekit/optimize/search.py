@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgekit.errors import BadInputError, CheckFailedError
-from edgekit.matrix.cells import CellRecord, Timing
+from edgekit.matrix.cells import Timing
 from edgekit.matrix.quality import Quality
-from edgekit.optimize.measure import FULL, QUICK, Timed
-from edgekit.optimize.select import NOISE, Entry, closest, describe, pick, quality_drop, speedup
+from edgekit.optimize.measure import FULL, QUICK, quality_from_row, subset_data, timed_from_row, weighted_layers
+from edgekit.optimize.select import NOISE, Entry, pick, quality_drop, speedup
 from edgekit.optimize.space import FIRST_LAST, Candidate
 from edgekit.quantize.select import MIN_SPEEDUP
 
@@ -242,7 +242,8 @@ class Search:
             return []
         self.sensitivity_done.add(runtime)
         config = self.config
-        names = [n for n in weighted_layers(self.source)][1:-1][: config.sensitivity_nodes]
+        middle = weighted_layers(self.source)[1:-1]   # first/last are already in float
+        names = middle[: config.sensitivity_nodes]
         subset = subset_data(self.data, config.sensitivity_samples)
         scored = []
         for name in names:
@@ -262,7 +263,8 @@ class Search:
         ranked = [name for _, name in sorted(scored)]
         self.log(f"  sensitivity of {len(scored)} layers on {runtime}: least loss when kept in float: "
                  f"{', '.join(ranked[:config.fallback_layers]) or '-'}")
-        return [tuple(ranked[:k]) for k in range(1, min(config.fallback_layers, len(ranked)) + 1)]
+        most = min(config.fallback_layers, len(middle) - 1)   # at least one layer stays INT8
+        return [tuple(ranked[:k]) for k in range(1, min(most, len(ranked)) + 1)]
 
     def reference_subset(self, subset):
         count = len(subset.agreement_images)
@@ -344,7 +346,7 @@ class Search:
                 entry.quality = quality_from_row(row)
             self._store(entry, "quick", reused=row["run_id"])
             return
-        if self.expired():
+        if self.expired() and entry is not self.baseline:  # the baseline is always measured
             return
         self.log(f"  timing {entry.candidate.label}")
         try:
@@ -395,30 +397,3 @@ class Search:
         record = to_record(entry.candidate, self.config.model, self.key_of(entry.candidate, stage), self.model_name,
                            self.sha, timed, entry.quality, config, 0.0)
         self.store.add(self.run_id, record)
-
-
-def weighted_layers(source: Path) -> list[str]:
-    """Names of the Conv/Gemm/MatMul nodes, in graph order."""
-    import onnx
-
-    from edgekit.quantize.onnxruntime import WEIGHTED_OPS
-
-    return [n.name for n in onnx.load(str(source), load_external_data=False).graph.node if n.op_type in WEIGHTED_OPS]
-
-
-def subset_data(data, count: int):
-    split = data.split.take(count) if data.split is not None else None
-    return dataclasses.replace(data, split=split, agreement_images=list(data.agreement_images[:count]))
-
-
-def timed_from_row(row: dict[str, Any]) -> Timed:
-    config = row.get("config") or {}
-    return Timed(row["p50_ms"], row["p90_ms"], row["p99_ms"], row["mean_ms"], row["latency_count"],
-                 tuple(row.get("percentiles_ms") or ()), tuple(row.get("round_ms") or ()),
-                 row["throughput_items_s"] or 0.0, row["cold_start_ms"] or 0.0, config.get("load_ms") or 0.0,
-                 row["size_mb"] or 0.0, config.get("runtime") or {}, row["batch"])
-
-
-def quality_from_row(row: dict[str, Any]) -> Quality:
-    return Quality(row.get("metric") or "", row.get("accuracy"), row.get("metrics") or None,
-                   row.get("agreement_top1_pct"), row.get("cosine"))
