@@ -38,6 +38,8 @@ def bench(
     rounds: int = typer.Option(3, help="Matrix: timing rounds per cell (the regression gate's noise)."),
     db: Optional[str] = typer.Option(None, help="Matrix: history store URL [default: SQLite in the user data dir]."),
     force: bool = typer.Option(False, "--force", help="Matrix: measure every cell again (else resume the last run)."),
+    cluster: Optional[str] = typer.Option(None, help="Matrix on the device lab: the Ray head's HOST:PORT; --device "
+                                          "then names the lab device (nodes advertise edgekit-device:NAME)."),
 ) -> None:
     """Benchmark MODEL on one runtime; timing wraps only the inference call on prepared inputs.
 
@@ -50,8 +52,10 @@ def bench(
 
     models = list(model or [])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
-    if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3:
-        _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force, json_out)
+    if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
+        lab = (cluster, device) if cluster is not None else None
+        _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force, json_out,
+                lab)
         return
     if len(models) != 1:
         raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
@@ -78,7 +82,7 @@ def bench(
 
 
 def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force,
-            json_out) -> None:
+            json_out, lab=None) -> None:
     """The matrix path: a suite file, or the product of the command line's lists."""
     from edgekit.bench import LoopPlan
     from edgekit.cli.matrix import run_and_show, spec_from_options
@@ -101,6 +105,11 @@ def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, dur
         size = parse_input_size(input_size) if input_size else None
         spec = spec_from_options(models, runtime, lists["precision"], lists["batch"], lists["threads"],
                                  lists["scenario"], parse_options(option), size, timing)
+    if lab is not None:
+        from edgekit.cli.lab import run_on_lab
+
+        run_on_lab(spec, db, force, json_out, *lab)
+        return
     run_and_show(spec, db, force, json_out)
 
 

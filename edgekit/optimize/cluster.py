@@ -53,17 +53,23 @@ def _device_call(kind: str, files: dict[str, bytes], main: str, args: dict[str, 
     with tempfile.TemporaryDirectory(prefix="edgekit-lab-") as folder:
         path = _unpack(files, folder)[main]
         if kind == "cell":
+            import ray
+
             from edgekit.matrix.measure import MatrixContext, measure_cell
 
             cell = dataclasses.replace(args["cell"], model=str(path))
             record = measure_cell(cell, args["key"], MatrixContext(args["spec"]))
-            record = dataclasses.replace(record, cell=args["cell"], config={**record.config, "device": args["device"]})
-            return record
+            where = {"device": args["device"], "node": ray.get_runtime_context().get_node_id()}
+            return dataclasses.replace(record, cell=args["cell"], config={**record.config, "lab": where})
         variant = dataclasses.replace(args["variant"], path=path)
         if kind == "time":
+            import ray
+
             from edgekit.optimize.measure import time_variant
 
-            return time_variant(args["candidate"], variant, args["meta"], args["timing"])
+            timed = time_variant(args["candidate"], variant, args["meta"], args["timing"])
+            where = {"device": args["device"], "node": ray.get_runtime_context().get_node_id()}
+            return dataclasses.replace(timed, description={**timed.description, "lab": where})
         if kind == "capabilities":
             from edgekit.optimize.space import capabilities
 
@@ -81,6 +87,19 @@ def _files_of(path: Path) -> dict[str, bytes]:
     return files
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A quick TCP connect first: Ray itself keeps retrying an unreachable address for minutes."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInputError(f"--cluster takes HOST:PORT of the lab's head node (e.g. 10.0.0.5:6379), got '{address}'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise BadInputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 class Lab:
     """A connection to the device lab, bound to one device name."""
 
@@ -93,6 +112,7 @@ class Lab:
         from edgekit.deps import require
 
         ray = require("ray", "lab")
+        _check_reachable(self.address)
         if not ray.is_initialized():
             try:
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
@@ -146,9 +166,60 @@ class RayExecutor:
         return self.lab.get(self.lab.submit("capabilities", marker, {"variant": Variant(marker)}))
 
     def time(self, candidate, variant, meta, timing):
-        args = {"candidate": candidate, "variant": variant, "meta": meta, "timing": timing}
+        args = {"candidate": candidate, "variant": variant, "meta": meta, "timing": timing, "device": self.lab.device}
         return self.lab.get(self.lab.submit("time", variant.path, args))
 
     def judge(self, candidate, variant, meta, data, reference):
         args = {"candidate": candidate, "variant": variant, "meta": meta, "data": data, "reference": reference}
         return self.lab.get(self.lab.submit("judge", variant.path, args))
+
+
+def run_matrix_on_lab(spec, store, lab: Lab, force: bool = False, on_record=None):
+    """The matrix (resumed like ``run_matrix``) with every cell a Ray task on the lab device; records
+    are stored by this driver as they come back. A cell whose device is lost is retried by Ray
+    (``max_retries``); one that still gives nothing is recorded as failed, the others are kept."""
+    import ray
+
+    from edgekit.bench.environment import manifest
+    from edgekit.matrix.cells import CellRecord
+    from edgekit.matrix.measure import MatrixContext
+    from edgekit.matrix.runner import MatrixRun, _spec_json, check_runtimes
+    from edgekit.store.db import record_from_row
+
+    check_runtimes(spec)
+    cells = spec.cells()
+    keys = {cell: cell.key(spec.timing, spec.evaluation) for cell in cells}
+    run_id = None if force else store.latest_run(spec.key)
+    done = store.done_keys(run_id) if run_id is not None else set()
+    if run_id is None:
+        run_id = store.start_run(spec.name, spec.key, {**_spec_json(spec), "lab": lab.device}, manifest())
+    todo = [cell for cell in cells if keys[cell] not in done]
+    context = MatrixContext(spec)   # zoo models are exported here: the device gets the file
+    pending = {}
+    for cell in todo:
+        source = context.source(cell.model, cell.batch)
+        args = {"cell": cell, "key": keys[cell], "spec": spec, "device": lab.device}
+        pending[lab.submit("cell", source.path, args)] = cell
+
+    def keep(record: CellRecord) -> None:
+        store.add(run_id, record)
+        if on_record:
+            on_record(record)
+
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=lab.timeout_s)
+        if not ready:  # the device went silent: what is left is recorded, not waited for forever
+            for ref, cell in pending.items():
+                ray.cancel(ref, force=True)
+                keep(CellRecord(cell, keys[cell], "failed", f"device '{lab.device}' gave no result in "
+                                f"{lab.timeout_s:g} s", model_name=cell.model))
+            break
+        for ref in ready:
+            cell = pending.pop(ref)
+            try:
+                keep(lab.get(ref))
+            except RuntimeError as exc:
+                keep(CellRecord(cell, keys[cell], "failed", str(exc)[:500], model_name=cell.model))
+    store.finish_run(run_id)
+    stored = {row["cell_key"]: record_from_row(row) for row in store.records(run_ids=[run_id])}
+    return MatrixRun(run_id, tuple(stored[keys[c]] for c in cells if keys[c] in stored), len(todo), bool(done))
