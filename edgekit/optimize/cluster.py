@@ -50,30 +50,27 @@ def _device_call(kind: str, files: dict[str, bytes], main: str, args: dict[str, 
     """Body of every lab task: write the shipped files to a scratch folder, then measure."""
     import dataclasses
 
+    import ray
+
+    if kind == "capabilities":
+        from edgekit.optimize.space import capabilities
+
+        return capabilities()
+    where = {"device": args["device"], "node": ray.get_runtime_context().get_node_id()}
     with tempfile.TemporaryDirectory(prefix="edgekit-lab-") as folder:
         path = _unpack(files, folder)[main]
         if kind == "cell":
-            import ray
-
             from edgekit.matrix.measure import MatrixContext, measure_cell
 
             cell = dataclasses.replace(args["cell"], model=str(path))
             record = measure_cell(cell, args["key"], MatrixContext(args["spec"]))
-            where = {"device": args["device"], "node": ray.get_runtime_context().get_node_id()}
             return dataclasses.replace(record, cell=args["cell"], config={**record.config, "lab": where})
         variant = dataclasses.replace(args["variant"], path=path)
         if kind == "time":
-            import ray
-
             from edgekit.optimize.measure import time_variant
 
             timed = time_variant(args["candidate"], variant, args["meta"], args["timing"])
-            where = {"device": args["device"], "node": ray.get_runtime_context().get_node_id()}
             return dataclasses.replace(timed, description={**timed.description, "lab": where})
-        if kind == "capabilities":
-            from edgekit.optimize.space import capabilities
-
-            return capabilities()
         from edgekit.optimize.measure import judge_variant
 
         return judge_variant(args["candidate"], variant, args["meta"], args["data"], args["reference"])
@@ -128,9 +125,10 @@ class Lab:
                                                         max_retries=self.retries, retry_exceptions=False)
         return self
 
-    def submit(self, kind: str, path: Path, args: dict[str, Any]):
+    def submit(self, kind: str, path: Path | None, args: dict[str, Any]):
         """A Ray object ref of the task (the model file's bytes in its arguments)."""
-        return self._remote.remote(kind, _files_of(Path(path)), Path(path).name, args)
+        files = _files_of(Path(path)) if path is not None else {}
+        return self._remote.remote(kind, files, Path(path).name if path is not None else "", args)
 
     def get(self, ref) -> Any:
         """The task's result; a lost device or a timeout is a RuntimeError naming it."""
@@ -159,18 +157,16 @@ class RayExecutor:
         self.name = f"lab:{lab.device}"
 
     def capabilities(self):
-        from edgekit.matrix.variants import Variant
-
-        marker = Path(tempfile.mkdtemp()) / "probe.txt"
-        marker.write_text("probe")
-        return self.lab.get(self.lab.submit("capabilities", marker, {"variant": Variant(marker)}))
+        """What the device's CPU offers (bf16, fp16, NNCF) and its thread choices."""
+        return self.lab.get(self.lab.submit("capabilities", None, {"device": self.lab.device}))
 
     def time(self, candidate, variant, meta, timing):
         args = {"candidate": candidate, "variant": variant, "meta": meta, "timing": timing, "device": self.lab.device}
         return self.lab.get(self.lab.submit("time", variant.path, args))
 
     def judge(self, candidate, variant, meta, data, reference):
-        args = {"candidate": candidate, "variant": variant, "meta": meta, "data": data, "reference": reference}
+        args = {"candidate": candidate, "variant": variant, "meta": meta, "data": data, "reference": reference,
+                "device": self.lab.device}
         return self.lab.get(self.lab.submit("judge", variant.path, args))
 
 
