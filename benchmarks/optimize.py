@@ -64,7 +64,8 @@ def run(name: str, config: OptimizeConfig, folder: Path, store) -> object | None
           f"load average {os.getloadavg()[0]:.1f}")
     start = time.perf_counter()
     try:
-        done = optimize(config, folder / f"{name}.optimized.onnx", store, log=lambda line: None)
+        stem = "".join(c if c.isalnum() else "-" for c in name)
+        done = optimize(config, folder / f"{stem}.optimized.onnx", store, log=lambda line: None)
     except CheckFailedError as exc:
         print(f"  [FAIL] {name}: {exc}")
         return None
