@@ -120,7 +120,9 @@ def _int8_recipe(candidate: Candidate, source: Path, source_sha: str, meta: Mode
     recipe = {"mode": "int8-static", "backend": candidate.quantizer, "calib": calib, "calib_size": calib_samples,
               "seed": seed, "exclude": list(exclude)}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    suffix = SUFFIXES[candidate.quantizer]
+    # NNCF's IR path renames ONNX nodes (a Gemm becomes MatMul + Add): layers kept in float are named
+    # on the ONNX graph, so that recipe runs NNCF's ONNX backend (a QDQ .onnx that OpenVINO runs)
+    suffix = ".onnx" if candidate.quantizer == "nncf" and exclude else SUFFIXES[candidate.quantizer]
     target = cache_dir("optimize", "variants") / f"{source_sha[:16]}-int8-{candidate.quantizer}-{digest}{suffix}"
     if not target.is_file():
         quantize(source, target, config)  # atomic: a killed build leaves no file
