@@ -20,6 +20,7 @@ def lenet(zoo_onnx):
     return str(zoo_onnx("lenet5", dynamic_batch=True).path)
 
 
+@pytest.mark.slow
 @pytest.mark.openvino
 def test_matrix_records_every_cell_and_goes_on(lenet, tmp_path):
     spec = MatrixSpec(models=(lenet,), runtimes=("ort-cpu", "openvino"), precisions=("fp32", "int8", "bf16"),
@@ -49,6 +50,7 @@ def test_matrix_records_every_cell_and_goes_on(lenet, tmp_path):
     assert by_cell[("ort-cpu", "fp32", 1, "single-stream")].agreement_top1_pct == 100.0
 
 
+@pytest.mark.slow
 def test_cli_matrix_resumes_and_force_measures_again(lenet, tmp_path):
     db = f"sqlite:///{tmp_path / 'h.db'}"
     args = ("bench", lenet, "--runtime", "ort-cpu", "--precision", "fp32,fp16", "--scenario",
