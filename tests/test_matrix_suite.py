@@ -78,3 +78,13 @@ def test_bad_command_line_lists(tmp_path):
     assert_one_line_error(run_cli("bench", "lenet5", "lenet7", "-r", "ort-cpu", env=env), "unknown model 'lenet7'")
     assert_one_line_error(run_cli("bench", "lenet5", "--scenario", "server", env=env), "unknown scenario")
     assert not (tmp_path / "history.db").exists()
+
+
+def test_suite_refuses_options_it_would_ignore(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(GOOD)
+    env = {"EDGEKIT_DATA_DIR": str(tmp_path)}
+    assert_one_line_error(run_cli("bench", "--suite", str(path), "--duration", "1", env=env),
+                          "--duration: a suite sets these itself")
+    assert_one_line_error(run_cli("bench", "lenet5", "--suite", str(path), env=env), "either a suite or models")
+    assert not (tmp_path / "history.db").exists()

@@ -90,6 +90,11 @@ def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, dur
 
         if models or any(v is not None for k, v in lists.items() if k != "batch") or lists["batch"] != "1":
             raise BadInputError("--suite defines the models and lists; give either a suite or models and options")
+        given = [name for name, value in (("--runs", runs), ("--duration", duration), ("--option", option),
+                                          ("--input-size", input_size)) if value]
+        given += ["--warmup"] * (warmup != 10) + ["--rounds"] * (rounds != 3)
+        if given:
+            raise BadInputError(f"{', '.join(given)}: a suite sets these itself (its timing, options and input_size keys)")
         spec = load_suite(suite)
     else:
         if not models:
