@@ -51,7 +51,11 @@ def bench(
     models = list(model or [])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
     if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3:
-        _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force, json_out)
+        if weights is not None:
+            raise BadInputError("--weights applies to one zoo model, not to a matrix")
+        options = [*(option or []), *([f"device={device}"] if device else [])]
+        _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
+                json_out)
         return
     if len(models) != 1:
         raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
@@ -77,14 +81,14 @@ def bench(
         write_json(json_out, record.to_dict())
 
 
-def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force,
-            json_out) -> None:
+def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out) -> None:
     """The matrix path: a suite file, or the product of the command line's lists."""
     from edgekit.bench import LoopPlan
     from edgekit.cli.matrix import run_and_show, spec_from_options
     from edgekit.exporters.config import parse_input_size
-    from edgekit.matrix.cells import Timing
+    from edgekit.matrix.cells import Evaluation, Timing
 
+    warmup, runs, duration, rounds, seed = timing_options
     if suite is not None:
         from edgekit.matrix.suite import load_suite
 
@@ -92,7 +96,7 @@ def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, dur
             raise BadInputError("--suite defines the models and lists; give either a suite or models and options")
         given = [name for name, value in (("--runs", runs), ("--duration", duration), ("--option", option),
                                           ("--input-size", input_size)) if value]
-        given += ["--warmup"] * (warmup != 10) + ["--rounds"] * (rounds != 3)
+        given += ["--warmup"] * (warmup != 10) + ["--rounds"] * (rounds != 3) + ["--seed"] * (seed != 0)
         if given:
             raise BadInputError(f"{', '.join(given)}: a suite sets these itself (its timing, options and input_size keys)")
         spec = load_suite(suite)
@@ -105,7 +109,7 @@ def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, dur
         timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
         size = parse_input_size(input_size) if input_size else None
         spec = spec_from_options(models, runtime, lists["precision"], lists["batch"], lists["threads"],
-                                 lists["scenario"], parse_options(option), size, timing)
+                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed))
     run_and_show(spec, db, force, json_out)
 
 

@@ -42,7 +42,7 @@ def is_matrix(models: list[str], runtime: str, lists: dict[str, str | None], sui
 
 
 def spec_from_options(models: list[str], runtime: str, precision: str | None, batch: str | None, threads: str | None,
-                      scenario: str | None, options: dict[str, Any], input_size, timing) -> Any:
+                      scenario: str | None, options: dict[str, Any], input_size, timing, evaluation) -> Any:
     """A MatrixSpec from `edgekit bench`'s options (names checked here, before anything runs)."""
     from edgekit.matrix.cells import PRECISIONS, SCENARIOS, MatrixSpec
     from edgekit.registry import suggest
@@ -61,7 +61,7 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
         runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
         batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
         scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
-        timing=timing)
+        timing=timing, evaluation=evaluation)
 
 
 def _check_model(model: str) -> None:
