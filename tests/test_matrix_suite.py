@@ -1,7 +1,6 @@
 """Suite files: the shipped suites load; a bad one is one line naming the file and line, exit 2,
 and nothing reaches the history store."""
 
-
 import pytest
 
 from conftest import REPO, assert_one_line_error, run_cli

@@ -59,8 +59,12 @@ def bench(
         return
     if len(models) != 1:
         raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
-    model, batch_size = models[0], int_list(batch, "batch", [1])[0]
-    thread_count = int_list(threads, "threads", [None])[0]
+    _one(models[0], runtime, int_list(batch, "batch", [1])[0], int_list(threads, "threads", [None])[0], device,
+         (warmup, runs, duration), option, input_size, weights, json_out, seed)
+
+
+def _one(model, runtime, batch_size, thread_count, device, timing, option, input_size, weights, json_out, seed) -> None:
+    """One model on one runtime: the record's own table."""
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
@@ -71,7 +75,7 @@ def bench(
     options = {"threads": thread_count, "device": device, **parse_options(option)}
     runtime_class.make_options(**options)
     runtime_class.ensure_available()
-    plan = LoopPlan.from_options(warmup, runs, duration)
+    plan = LoopPlan.from_options(*timing)
     config = BenchConfig(runtime=runtime_class.name, batch=batch_size, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None
     path = resolve_model(model, batch=batch_size, input_size=size, weights=weights)
