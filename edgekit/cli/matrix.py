@@ -105,6 +105,8 @@ def matrix_table(records, title: str):
     """model, runtime, precision, batch, threads, scenario, status, size, accuracy, p50/p90, FPS."""
     from rich.table import Table
 
+    from edgekit.report.tables import model_label
+
     table = Table(title=title)
     for column in ("model", "runtime", "precision", "batch", "threads", "scenario", "status", "size MB", "accuracy",
                    "agree", "p50 ms", "p90 ms", "FPS"):
@@ -116,7 +118,7 @@ def matrix_table(records, title: str):
         accuracy = f"{r.accuracy:.2f} {r.metric}" if r.accuracy is not None else "-"
         agree = f"{r.agreement_top1_pct:.0f}%" if r.agreement_top1_pct is not None else (
             f"cos {r.cosine:.4f}" if r.cosine is not None else "-")
-        table.add_row(r.model_name or cell.model, cell.runtime, cell.precision, str(cell.batch),
+        table.add_row(model_label({"model_name": r.model_name, "model": cell.model}), cell.runtime, cell.precision, str(cell.batch),
                       str(cell.threads or "-"), cell.scenario, status, _num(r.size_mb, "{:.2f}"), accuracy, agree,
                       _num(r.p50_ms, "{:.3f}"), _num(r.p90_ms, "{:.3f}"), _num(r.throughput_items_s, "{:.1f}"))
     return table

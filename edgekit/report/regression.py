@@ -72,6 +72,21 @@ def identity(row: dict[str, Any]) -> tuple:
             row["scenario"], options)
 
 
+def _by_identity(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Rows by identity; where one run holds two models of the same name (a zoo model and a trained
+    file of that architecture), those are told apart by what the suite named (zoo name or path)."""
+    counts: dict[tuple, int] = {}
+    for row in rows:
+        counts[identity(row)] = counts.get(identity(row), 0) + 1
+    keyed = {}
+    for row in rows:
+        key = identity(row)
+        if counts[key] > 1:
+            key = (f"{key[0]} ({row['model']})", *key[1:])
+        keyed[key] = row
+    return keyed
+
+
 def describe(key: tuple) -> str:
     model, runtime, precision, batch, threads, scenario, options = key
     text = f"{model} · {runtime} · {precision} · b{batch}" + (f" t{threads}" if threads else "") + f" · {scenario}"
@@ -82,8 +97,7 @@ def compare_runs(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]]
                  config: GateConfig = GateConfig(), history: list[dict[str, Any]] = ()) -> list[Verdict]:
     """A verdict for every cell of either run (rows as the store returns them). ``history``: rows of
     other runs (the candidate's excluded) whose spread per cell measures the run-to-run noise."""
-    old = {identity(r): r for r in baseline}
-    new = {identity(r): r for r in candidate}
+    old, new = _by_identity(baseline), _by_identity(candidate)
     spread = run_to_run_sigma(history, exclude={r["run_id"] for r in candidate if "run_id" in r})
     verdicts = []
     for key in list(old) + [k for k in new if k not in old]:
