@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgekit.bench import BenchConfig, LoopPlan, benchmark  # noqa: E402
-from edgekit.matrix import Cell, Evaluation, MatrixSpec, Timing  # noqa: E402
+from edgekit.matrix import Evaluation, MatrixSpec, Timing  # noqa: E402
 from edgekit.matrix.measure import MatrixContext, measure_cell  # noqa: E402
 from edgekit.sources import resolve_model  # noqa: E402
 

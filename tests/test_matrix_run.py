@@ -20,6 +20,7 @@ def lenet(zoo_onnx):
     return str(zoo_onnx("lenet5", dynamic_batch=True).path)
 
 
+@pytest.mark.slow
 @pytest.mark.openvino
 def test_matrix_records_every_cell_and_goes_on(lenet, tmp_path):
     spec = MatrixSpec(models=(lenet,), runtimes=("ort-cpu", "openvino"), precisions=("fp32", "int8", "bf16"),
@@ -49,6 +50,7 @@ def test_matrix_records_every_cell_and_goes_on(lenet, tmp_path):
     assert by_cell[("ort-cpu", "fp32", 1, "single-stream")].agreement_top1_pct == 100.0
 
 
+@pytest.mark.slow
 def test_cli_matrix_resumes_and_force_measures_again(lenet, tmp_path):
     db = f"sqlite:///{tmp_path / 'h.db'}"
     args = ("bench", lenet, "--runtime", "ort-cpu", "--precision", "fp32,fp16", "--scenario",
@@ -76,3 +78,34 @@ def test_missing_runtime_is_recorded_not_fatal(lenet, tmp_path):
     assert records["ort-cpu"].status == "ok"
     if records["trt"].status != "ok":  # no TensorRT / GPU here
         assert records["trt"].status == "unsupported" and "trt" in records["trt"].reason
+
+
+def _plain_conv(path):
+    """A one-Conv ONNX model without edgekit metadata (input 'x': 1x3x20x20)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.random.default_rng(0).random((4, 3, 3, 3), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 20])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 18, 18])], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return str(path)
+
+
+@pytest.mark.openvino
+def test_model_without_metadata_keeps_its_timing_and_multi_stream_runs(tmp_path):
+    model = _plain_conv(tmp_path / "plain.onnx")
+    spec = MatrixSpec(models=(model,), runtimes=("ort-cpu", "openvino"), precisions=("fp32", "int8"),
+                      scenarios=("multi-stream",), timing=FAST, evaluation=EVAL)
+    with open_store(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        records = {(r.cell.runtime, r.cell.precision): r for r in run_matrix(spec, store, progress=False).records}
+    for runtime in ("ort-cpu", "openvino"):
+        fp32 = records[(runtime, "fp32")]
+        assert fp32.status == "ok" and fp32.p90_ms > 0 and fp32.config["requests"] >= 1
+        assert fp32.throughput_items_s > 0 and fp32.accuracy is None and "quality_error" in fp32.config
+        int8 = records[(runtime, "int8")]
+        assert int8.status == "failed" and "calibration data" in int8.reason and int8.p50_ms is None

@@ -1,8 +1,6 @@
 """Suite files: the shipped suites load; a bad one is one line naming the file and line, exit 2,
 and nothing reaches the history store."""
 
-from pathlib import Path
-
 import pytest
 
 from conftest import REPO, assert_one_line_error, run_cli
@@ -77,4 +75,14 @@ def test_bad_command_line_lists(tmp_path):
     assert_one_line_error(run_cli("bench", "lenet5", "--batch", "1,x", env=env), "--batch takes integers")
     assert_one_line_error(run_cli("bench", "lenet5", "lenet7", "-r", "ort-cpu", env=env), "unknown model 'lenet7'")
     assert_one_line_error(run_cli("bench", "lenet5", "--scenario", "server", env=env), "unknown scenario")
+    assert not (tmp_path / "history.db").exists()
+
+
+def test_suite_refuses_options_it_would_ignore(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(GOOD)
+    env = {"EDGEKIT_DATA_DIR": str(tmp_path)}
+    assert_one_line_error(run_cli("bench", "--suite", str(path), "--duration", "1", env=env),
+                          "--duration: a suite sets these itself")
+    assert_one_line_error(run_cli("bench", "lenet5", "--suite", str(path), env=env), "either a suite or models")
     assert not (tmp_path / "history.db").exists()

@@ -36,6 +36,11 @@ def test_method_on_known_numbers():
     assert agree.status == "less-accurate"
     [fails] = compare_runs([_row([1.0] * 3)], [_row([], status="failed")], gate)
     assert fails.status == "fails" and fails.regressed and "boom" in fails.note
+    history = [{**_row([v] * 3), "run_id": i} for i, v in enumerate([10.0, 11.0, 12.0, 10.5], start=10)]
+    [wide] = compare_runs([_row([10.0] * 3)], [{**_row([11.9] * 3), "run_id": 13}], gate, history)
+    assert wide.status == "same" and wide.noise_ms == pytest.approx(1.4826 * 1.0)  # runs 10-12: MAD 1.0
+    twins = [_row([1.0] * 3, model="lenet5"), {**_row([5.0] * 3, model="lenet5"), "model": "runs/lenet5.onnx"}]
+    assert [v.status for v in compare_runs(twins, twins, gate)] == ["same", "same"]   # two models, one name
     verdicts = compare_runs([_row([1.0] * 3, model="a")], [_row([1.0] * 3, model="b")], gate)
     assert [v.status for v in verdicts] == ["only-in-baseline", "only-in-candidate"]
     with pytest.raises(BadInputError):

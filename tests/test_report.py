@@ -54,6 +54,7 @@ def test_markdown_csv_and_filters(store_url, tmp_path):
     assert run_cli("report", "--db", store_url, "--since", "yesterday").returncode == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no chromium/chromedriver on this machine "
                     "(.ci/run installs Debian's chromium and chromium-driver)")
 def test_html_sorts_and_plots_render_in_chromium(store_url, tmp_path):

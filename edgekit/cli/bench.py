@@ -53,14 +53,21 @@ def bench(
     models = list(model or [])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
     if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
-        lab = (cluster, device) if cluster is not None else None
-        _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force, json_out,
-                lab)
+        if weights is not None:
+            raise BadInputError("--weights applies to one zoo model, not to a matrix")
+        lab = (cluster, device) if cluster is not None else None   # with --cluster, --device is the lab device
+        options = [*(option or []), *([f"device={device}"] if device and lab is None else [])]
+        _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
+                json_out, lab)
         return
     if len(models) != 1:
         raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
-    model, batch_size = models[0], int_list(batch, "batch", [1])[0]
-    thread_count = int_list(threads, "threads", [None])[0]
+    _one(models[0], runtime, int_list(batch, "batch", [1])[0], int_list(threads, "threads", [None])[0], device,
+         (warmup, runs, duration), option, input_size, weights, json_out, seed)
+
+
+def _one(model, runtime, batch_size, thread_count, device, timing, option, input_size, weights, json_out, seed) -> None:
+    """One model on one runtime: the record's own table."""
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
@@ -71,7 +78,7 @@ def bench(
     options = {"threads": thread_count, "device": device, **parse_options(option)}
     runtime_class.make_options(**options)
     runtime_class.ensure_available()
-    plan = LoopPlan.from_options(warmup, runs, duration)
+    plan = LoopPlan.from_options(*timing)
     config = BenchConfig(runtime=runtime_class.name, batch=batch_size, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None
     path = resolve_model(model, batch=batch_size, input_size=size, weights=weights)
@@ -81,19 +88,24 @@ def bench(
         write_json(json_out, record.to_dict())
 
 
-def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, duration, rounds, db, force,
-            json_out, lab=None) -> None:
+def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None) -> None:
     """The matrix path: a suite file, or the product of the command line's lists."""
     from edgekit.bench import LoopPlan
     from edgekit.cli.matrix import run_and_show, spec_from_options
     from edgekit.exporters.config import parse_input_size
-    from edgekit.matrix.cells import Timing
+    from edgekit.matrix.cells import Evaluation, Timing
 
+    warmup, runs, duration, rounds, seed = timing_options
     if suite is not None:
         from edgekit.matrix.suite import load_suite
 
         if models or any(v is not None for k, v in lists.items() if k != "batch") or lists["batch"] != "1":
             raise BadInputError("--suite defines the models and lists; give either a suite or models and options")
+        given = [name for name, value in (("--runs", runs), ("--duration", duration), ("--option", option),
+                                          ("--input-size", input_size)) if value]
+        given += ["--warmup"] * (warmup != 10) + ["--rounds"] * (rounds != 3) + ["--seed"] * (seed != 0)
+        if given:
+            raise BadInputError(f"{', '.join(given)}: a suite sets these itself (its timing, options and input_size keys)")
         spec = load_suite(suite)
     else:
         if not models:
@@ -104,7 +116,7 @@ def _matrix(models, runtime, lists, suite, option, input_size, warmup, runs, dur
         timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
         size = parse_input_size(input_size) if input_size else None
         spec = spec_from_options(models, runtime, lists["precision"], lists["batch"], lists["threads"],
-                                 lists["scenario"], parse_options(option), size, timing)
+                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed))
     if lab is not None:
         from edgekit.cli.lab import run_on_lab
 

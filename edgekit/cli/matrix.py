@@ -42,7 +42,7 @@ def is_matrix(models: list[str], runtime: str, lists: dict[str, str | None], sui
 
 
 def spec_from_options(models: list[str], runtime: str, precision: str | None, batch: str | None, threads: str | None,
-                      scenario: str | None, options: dict[str, Any], input_size, timing) -> Any:
+                      scenario: str | None, options: dict[str, Any], input_size, timing, evaluation) -> Any:
     """A MatrixSpec from `edgekit bench`'s options (names checked here, before anything runs)."""
     from edgekit.matrix.cells import PRECISIONS, SCENARIOS, MatrixSpec
     from edgekit.registry import suggest
@@ -61,7 +61,7 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
         runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
         batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
         scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
-        timing=timing)
+        timing=timing, evaluation=evaluation)
 
 
 def _check_model(model: str) -> None:
@@ -105,6 +105,8 @@ def matrix_table(records, title: str):
     """model, runtime, precision, batch, threads, scenario, status, size, accuracy, p50/p90, FPS."""
     from rich.table import Table
 
+    from edgekit.report.tables import model_label
+
     table = Table(title=title)
     for column in ("model", "runtime", "precision", "batch", "threads", "scenario", "status", "size MB", "accuracy",
                    "agree", "p50 ms", "p90 ms", "FPS"):
@@ -116,7 +118,7 @@ def matrix_table(records, title: str):
         accuracy = f"{r.accuracy:.2f} {r.metric}" if r.accuracy is not None else "-"
         agree = f"{r.agreement_top1_pct:.0f}%" if r.agreement_top1_pct is not None else (
             f"cos {r.cosine:.4f}" if r.cosine is not None else "-")
-        table.add_row(r.model_name or cell.model, cell.runtime, cell.precision, str(cell.batch),
+        table.add_row(model_label({"model_name": r.model_name, "model": cell.model}), cell.runtime, cell.precision, str(cell.batch),
                       str(cell.threads or "-"), cell.scenario, status, _num(r.size_mb, "{:.2f}"), accuracy, agree,
                       _num(r.p50_ms, "{:.3f}"), _num(r.p90_ms, "{:.3f}"), _num(r.throughput_items_s, "{:.1f}"))
     return table

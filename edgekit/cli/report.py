@@ -85,7 +85,8 @@ def _gate(store, baseline: int, candidate: int, gate) -> None:
     from edgekit.report.regression import compare_runs
 
     store.run_info(baseline), store.run_info(candidate)   # "no run N" as one line
-    verdicts = compare_runs(store.records(run_ids=[baseline]), store.records(run_ids=[candidate]), gate)
+    verdicts = compare_runs(store.records(run_ids=[baseline]), store.records(run_ids=[candidate]), gate,
+                            history=store.records())
     _show_verdicts(verdicts, baseline, candidate)
     failed = [v for v in verdicts if v.regressed]
     if failed:

@@ -39,7 +39,7 @@ class MatrixContext:
     sources: dict[tuple[str, int], Source] = field(default_factory=dict)
     data: dict[str, EvalData] = field(default_factory=dict)
     references: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    qualities: dict[tuple, Quality] = field(default_factory=dict)
+    qualities: dict[tuple, tuple[Quality, str]] = field(default_factory=dict)
 
     def source(self, model: str, batch: int) -> Source:
         key = (model, batch if not Path(model).suffix else 0)
@@ -119,7 +119,7 @@ def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start
         first = time.perf_counter_ns()
         result = run_scenario(runtime, feeds, cell.scenario, plan, timing.rounds)
         description = runtime.describe()
-    quality = _quality(cell, context, source, data, variant.path, options)
+    quality, quality_note = _quality(cell, context, source, data, variant.path, options)
     latency = result.latency
     return CellRecord(
         cell=cell, key=key, status="ok", model_name=source.meta.model_name or source.path.stem,
@@ -132,7 +132,8 @@ def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start
         agreement_top1_pct=quality.agreement_top1_pct, cosine=quality.cosine,
         config={"runtime": _plain(description), "variant": variant.recipe, "data": data.name,
                 "requests": result.requests, "items_per_query": result.items_per_query,
-                "load_ms": (loaded - opened) / 1e6, "source": str(source.path)},
+                "load_ms": (loaded - opened) / 1e6, "source": str(source.path),
+                **({"quality_error": quality_note} if quality_note else {})},
         seconds=time.perf_counter() - start,
     )
 
@@ -149,16 +150,21 @@ def runtime_options(cell: Cell, variant_options: dict[str, Any]) -> dict[str, An
 
 
 def _quality(cell: Cell, context: MatrixContext, source: Source, data: EvalData, path: Path,
-             options: dict[str, Any]) -> Quality:
-    """Judged once per (model, runtime, precision, batch): threads and scenarios do not change outputs."""
+             options: dict[str, Any]) -> tuple[Quality, str]:
+    """Judged once per model file, runtime and precision options (threads and scenarios do not change
+    outputs). A model that cannot be judged (no metadata to prepare images with) keeps its timing:
+    the quality is left empty and the reason is returned."""
     from edgekit.runtimes import get_runtime
 
     quality_options = {k: v for k, v in options.items() if k not in ("hint", "streams", "threads")}
     key = (source.sha256, cell.runtime, str(path), tuple(sorted(quality_options.items(), key=str)))
     if key not in context.qualities:
-        reference = context.reference(source, cell.runtime)
-        with get_runtime(cell.runtime)(path, **quality_options) as session:
-            context.qualities[key] = judge(session, source.meta, data, reference)
+        try:
+            reference = context.reference(source, cell.runtime)
+            with get_runtime(cell.runtime)(path, **quality_options) as session:
+                context.qualities[key] = (judge(session, source.meta, data, reference), "")
+        except Exception as exc:  # noqa: BLE001 - the timing stands; say why there is no quality figure
+            context.qualities[key] = (Quality(), f"{type(exc).__name__}: {first_line(exc)}"[:300])
     return context.qualities[key]
 
 

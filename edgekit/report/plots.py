@@ -8,6 +8,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
+from edgekit.report.tables import model_label
+
 MAX_PANELS = 24
 
 
@@ -63,7 +65,7 @@ def latency_vs_accuracy(rows: list[dict[str, Any]]) -> str | None:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["status"] == "ok" and _speed(row) is not None and _quality(row)[0] is not None:
-            groups[(row.get("model_name") or row["model"], row["scenario"])].append(row)
+            groups[(model_label(row), row["scenario"])].append(row)
     if not groups:
         return None
     keys = sorted(groups)[:MAX_PANELS]
@@ -101,7 +103,7 @@ def latency_distributions(rows: list[dict[str, Any]]) -> str | None:
         stats = []
         for row in groups[key][:30]:
             p = row["percentiles_ms"]   # p5, p10, ..., p95
-            stats.append({"label": f"{row.get('model_name') or row['model']}\n{row['precision']} b{row['batch']}",
+            stats.append({"label": f"{model_label(row)}\n{row['precision']} b{row['batch']}",
                           "whislo": p[0], "q1": p[4], "med": p[9], "q3": p[14], "whishi": p[18], "fliers": []})
         ax.bxp(stats, showfliers=False)
         ax.set_yscale("log")
@@ -144,4 +146,4 @@ def speedup_per_precision(rows: list[dict[str, Any]]) -> str | None:
 
 
 def _group(row: dict[str, Any]) -> tuple:
-    return (row.get("model_name") or row["model"], row["runtime"], row["batch"], row["threads"], row["scenario"])
+    return (model_label(row), row["runtime"], row["batch"], row["threads"], row["scenario"])

@@ -5,6 +5,9 @@ ms per item offline). For a cell present in both runs, with medians ``a`` (basel
 (candidate) of those round figures, the noise is the pooled median absolute deviation of the
 rounds, scaled to a standard deviation: ``σ = 1.4826 · sqrt((MAD_a² + MAD_b²) / 2)``. The cell is
 slower when ``b − a > max(k · σ, x % of a)`` (defaults k = 3, x = 10 %), faster in the mirror case.
+Rounds run back to back, so that σ is the noise *within* a run; when the store holds three or more
+other runs of the same cell, the spread of their medians (1.4826 · MAD) is the run-to-run noise,
+and σ is the larger of the two.
 It is less accurate when its accuracy (percentage points) dropped by more than the tolerance
 (default 0.5), or — without labelled data — its top-1 agreement with FP32 by more than the
 agreement tolerance (default 10 points); a cell that ran in the baseline and fails now regresses.
@@ -69,6 +72,21 @@ def identity(row: dict[str, Any]) -> tuple:
             row["scenario"], options)
 
 
+def _by_identity(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Rows by identity; where one run holds two models of the same name (a zoo model and a trained
+    file of that architecture), those are told apart by what the suite named (zoo name or path)."""
+    counts: dict[tuple, int] = {}
+    for row in rows:
+        counts[identity(row)] = counts.get(identity(row), 0) + 1
+    keyed = {}
+    for row in rows:
+        key = identity(row)
+        if counts[key] > 1:
+            key = (f"{key[0]} ({row['model']})", *key[1:])
+        keyed[key] = row
+    return keyed
+
+
 def describe(key: tuple) -> str:
     model, runtime, precision, batch, threads, scenario, options = key
     text = f"{model} · {runtime} · {precision} · b{batch}" + (f" t{threads}" if threads else "") + f" · {scenario}"
@@ -76,10 +94,11 @@ def describe(key: tuple) -> str:
 
 
 def compare_runs(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]],
-                 config: GateConfig = GateConfig()) -> list[Verdict]:
-    """A verdict for every cell of either run (rows as the store returns them)."""
-    old = {identity(r): r for r in baseline}
-    new = {identity(r): r for r in candidate}
+                 config: GateConfig = GateConfig(), history: list[dict[str, Any]] = ()) -> list[Verdict]:
+    """A verdict for every cell of either run (rows as the store returns them). ``history``: rows of
+    other runs (the candidate's excluded) whose spread per cell measures the run-to-run noise."""
+    old, new = _by_identity(baseline), _by_identity(candidate)
+    spread = run_to_run_sigma(history, exclude={r["run_id"] for r in candidate if "run_id" in r})
     verdicts = []
     for key in list(old) + [k for k in new if k not in old]:
         name = describe(key)
@@ -88,11 +107,20 @@ def compare_runs(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]]
         elif key not in old:
             verdicts.append(Verdict(name, "only-in-candidate"))
         else:
-            verdicts.append(_compare(name, old[key], new[key], config))
+            verdicts.append(_compare(name, old[key], new[key], config, spread.get(key, 0.0)))
     return verdicts
 
 
-def _compare(name: str, old: dict[str, Any], new: dict[str, Any], config: GateConfig) -> Verdict:
+def run_to_run_sigma(rows: list[dict[str, Any]], exclude: set[int] = frozenset()) -> dict[tuple, float]:
+    """Per cell, 1.4826 · MAD of the medians of its runs' round figures, where it has 3 runs or more."""
+    medians: dict[tuple, dict[int, float]] = {}
+    for row in rows:
+        if row["status"] == "ok" and row.get("round_ms") and row.get("run_id") not in exclude:
+            medians.setdefault(identity(row), {})[row["run_id"]] = statistics.median(row["round_ms"])
+    return {key: MAD_TO_SIGMA * _mad(list(values.values())) for key, values in medians.items() if len(values) >= 3}
+
+
+def _compare(name: str, old: dict[str, Any], new: dict[str, Any], config: GateConfig, between_runs: float) -> Verdict:
     if old["status"] == "ok" and new["status"] != "ok":
         return Verdict(name, "fails", note=f"{new['status']}: {new['reason']}")
     if new["status"] != "ok" or old["status"] != "ok":
@@ -101,7 +129,7 @@ def _compare(name: str, old: dict[str, Any], new: dict[str, Any], config: GateCo
     if not a_rounds or not b_rounds:
         return Verdict(name, "same", note="no timing rounds stored")
     a, b = statistics.median(a_rounds), statistics.median(b_rounds)
-    noise = MAD_TO_SIGMA * math.sqrt((_mad(a_rounds) ** 2 + _mad(b_rounds) ** 2) / 2)
+    noise = max(MAD_TO_SIGMA * math.sqrt((_mad(a_rounds) ** 2 + _mad(b_rounds) ** 2) / 2), between_runs)
     threshold = max(config.k * noise, config.min_change_pct / 100.0 * a)
     common = dict(baseline_ms=a, candidate_ms=b, threshold_ms=threshold, noise_ms=noise,
                   baseline_accuracy=old.get("accuracy"), candidate_accuracy=new.get("accuracy"))

@@ -19,6 +19,17 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def model_label(row: dict[str, Any]) -> str:
+    """The model's name, and the file it came from when the suite named a file (a trained LeNet-5
+    and the zoo's lenet5 share a name)."""
+    from pathlib import PurePath
+
+    name, model = row.get("model_name") or "", str(row.get("model") or "")
+    if PurePath(model).suffix:
+        return f"{name} ({PurePath(model).name})" if name else PurePath(model).name
+    return name or model
+
+
 def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
     value = row.get(key)
     if value is None or value == "":
@@ -28,7 +39,7 @@ def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
     if key == "model_sha256":
         return str(value)[:12]
     if key == "model_name":
-        return str(value) or str(row.get("model"))
+        return model_label(row)
     try:
         return pattern.format(value)
     except (TypeError, ValueError):
