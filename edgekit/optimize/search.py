@@ -331,7 +331,8 @@ class Search:
 
         if entry.variant_path and Path(entry.variant_path).is_file():
             return Variant(Path(entry.variant_path), dict(entry.variant_options or {}))
-        variant = build_variant(entry.candidate, self.source, self.sha, self.meta, self.data.calib,
+        source = self.context.source(self.config.model, entry.candidate.batch)   # a zoo model exported at the batch
+        variant = build_variant(entry.candidate, source.path, source.sha256, source.meta, self.data.calib,
                                 self.config.calib_size, self.config.seed)
         entry.variant_path, entry.variant_options = str(variant.path), dict(variant.runtime_options)
         return variant
