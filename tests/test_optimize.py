@@ -4,8 +4,6 @@ the time limit, and a re-run that reuses the stored candidates."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
