@@ -148,6 +148,28 @@ def test_time_limit_lists_what_was_not_measured(convnet, tmp_path):
     assert done.markdown.read_text().count("not measured: time limit") >= 5
 
 
+@pytest.mark.slow
+def test_allow_batch_compares_ms_per_item(tmp_path):
+    """--allow-batch 4 adds batch-4 candidates of the zoo model exported at batch 4; they are timed per
+    query of 4 images and compared per item."""
+    from edgekit.optimize import optimize
+    from edgekit.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        done = optimize(_config("lenet5", allow_batch=4, threads=(1,), eval_size=64), tmp_path / "ship.onnx", store)
+        rows = store.records(run_ids=[done.result.run_id])
+    batched = [e for e in done.result.entries if e.candidate.batch == 4]
+    assert {e.candidate.precision for e in batched} == {"fp32", "fp16", "int8"}
+    for entry in batched:
+        assert entry.status == "ok" and entry.quick.batch == 4
+        assert entry.quick.per_item_ms == pytest.approx(entry.quick.p50_ms / 4)
+    assert {r["batch"] for r in rows} == {1, 4}
+    chosen = done.result.winner or done.result.baseline
+    from edgekit.meta import read_meta
+
+    assert read_meta(done.output).extra["deployment"]["batch"] == chosen.candidate.batch
+
+
 def test_deployment_settings_drive_the_predictor(convnet, tmp_path):
     """Robot tier: the recorded runtime and options open the file; an explicit runtime still wins."""
     import onnx
