@@ -206,6 +206,28 @@ def test_openvino_winner_is_opened_by_the_predictor_with_its_settings(convnet, t
         assert len(predict([np.zeros((48, 48, 3), np.uint8)])) == 1
 
 
+@pytest.mark.slow
+@pytest.mark.openvino
+def test_offline_searches_openvino_streams(convnet, tmp_path):
+    """--scenario offline: throughput with every request busy; OpenVINO's streams are a setting."""
+    from edgekit.meta import read_meta
+    from edgekit.optimize import optimize
+    from edgekit.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        done = optimize(_config(convnet, runtimes=("ort-cpu", "openvino"), scenario="offline"), tmp_path / "s.onnx",
+                        store)
+    openvino = [e for e in done.result.entries if e.candidate.runtime == "openvino"]
+    assert {dict(e.candidate.options).get("streams") for e in openvino} >= {None, 1}
+    for entry in (e for e in done.result.entries if e.quick is not None):
+        assert entry.quick.p50_ms is None and entry.quick.per_item_ms == pytest.approx(
+            1000.0 / entry.quick.throughput_items_s)
+    deployment = read_meta(done.output).extra["deployment"]
+    assert deployment["scenario"] == "offline"
+    if deployment["runtime"] == "openvino":
+        assert deployment["options"]["hint"] == "throughput"
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--max-drop", "-1"], ["--max-drop must be 0 or more"]),
     (["--max-drop", "1", "--runtimes", "ort-cpux"], ["ort-cpu"]),

@@ -24,6 +24,8 @@ def optimize(
     eval_data: Optional[str] = typer.Option(None, "--eval", help="Evaluation data [default: --data]."),
     runtimes: str = typer.Option("ort-cpu,openvino", help="Runtimes to search, comma separated."),
     allow_batch: Optional[int] = typer.Option(None, help="Also try this batch size (ms per item is compared)."),
+    scenario: str = typer.Option("single-stream", help="What 'fastest' means: single-stream (latency of one query) "
+                                 "or offline (throughput with every request busy; OpenVINO streams searched)."),
     time_limit: Optional[float] = typer.Option(None, help="Seconds the search may take; candidates left are "
                                                "listed as not measured."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="The file to ship [default: "
@@ -60,7 +62,7 @@ def optimize(
     if duration <= 0:
         raise BadInputError(f"--duration must be positive, got {duration}")
     config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
-                            runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch,
+                            runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch, scenario=scenario,
                             time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
                             threads=tuple(int_list(threads, "threads", [])) or None, seed=seed,
                             input_size=parse_input_size(input_size) if input_size else None,

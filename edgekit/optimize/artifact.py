@@ -20,13 +20,14 @@ def deployment_record(result: SearchResult, chosen: Entry, variant_options: dict
     from edgekit.bench.environment import Environment
 
     candidate, baseline = chosen.candidate, result.baseline
-    options = {"threads": candidate.threads, **dict(candidate.options), **variant_options}
+    options = {**candidate.runtime_options(), **variant_options}
     quality = chosen.quality
     base_quality = baseline.quality
     environment = Environment.capture()
     return {
         "runtime": candidate.runtime, "precision": candidate.precision, "variant": candidate.variant,
         "options": {k: v for k, v in options.items() if v is not None}, "batch": candidate.batch,
+        "scenario": candidate.scenario,
         "excluded_layers": list(candidate.exclude),
         "accuracy": {"metric": quality.metric if quality else "", "value": quality.accuracy if quality else None,
                      "top1_agreement_pct": quality.agreement_top1_pct if quality else None,

@@ -29,12 +29,13 @@ FULL = Timing(warmup=10, min_runs=20, min_duration_s=2.0, rounds=3)  # the final
 
 @dataclass(frozen=True)
 class Timed:
-    """What one timing gave (ms; ``per_item_ms`` divides a batch's latency by its size)."""
+    """What one timing gave (ms). ``per_item_ms``: single-stream, a query's p50 over its batch;
+    offline (no per-query latency), the inverse of the throughput."""
 
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
     count: int
     percentiles_ms: tuple[float, ...]
     round_ms: tuple[float, ...]
@@ -47,6 +48,8 @@ class Timed:
 
     @property
     def per_item_ms(self) -> float:
+        if self.p50_ms is None:
+            return 1000.0 / self.throughput_items_s if self.throughput_items_s else float("inf")
         return self.p50_ms / self.batch
 
 
@@ -130,7 +133,7 @@ def _int8_recipe(candidate: Candidate, source: Path, source_sha: str, meta: Mode
 
 
 def time_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, timing: Timing, seed: int = 0) -> Timed:
-    """Single-stream latency of the variant with the candidate's settings (the matrix's scenario timing)."""
+    """The candidate's scenario timed with its settings (the matrix's scenario timing)."""
     from edgekit.bench.inputs import random_feeds
     from edgekit.bench.latency import LoopPlan
     from edgekit.bench.scenarios import run_scenario
@@ -146,10 +149,12 @@ def time_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, timing
         feeds = random_feeds(runtime.inputs, candidate.batch, meta, seed)
         runtime.prepare(feeds)()
         first = time.perf_counter_ns()
-        result = run_scenario(runtime, feeds, "single-stream", plan, timing.rounds)
+        result = run_scenario(runtime, feeds, candidate.scenario, plan, timing.rounds)
         description = runtime.describe()
     latency = result.latency
-    return Timed(latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.mean_ms, latency.count, result.percentiles_ms,
+    stats = (latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.mean_ms, latency.count) if latency \
+        else (None, None, None, None, 0)
+    return Timed(*stats, result.percentiles_ms,
                  result.round_ms, result.throughput_items_s, (first - opened) / 1e6, (loaded - opened) / 1e6,
                  model_size_mb(variant.path), _plain(description), candidate.batch)
 
@@ -160,7 +165,7 @@ def judge_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, data:
     from edgekit.matrix.quality import judge
     from edgekit.runtimes import get_runtime
 
-    options = {k: v for k, v in {**dict(candidate.options), **variant.runtime_options}.items()
+    options = {k: v for k, v in {**candidate.runtime_options(), **variant.runtime_options}.items()
                if k not in ("hint", "streams", "threads")}
     with get_runtime(candidate.runtime)(variant.path, **options) as session:
         return judge(session, meta, data, reference)

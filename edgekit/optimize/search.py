@@ -41,6 +41,7 @@ class OptimizeConfig:
     eval: str | None = None
     runtimes: tuple[str, ...] = ("ort-cpu", "openvino")
     allow_batch: int | None = None
+    scenario: str = "single-stream"
     time_limit_s: float | None = None
     eval_size: int = 300
     calib_size: int = 64
@@ -64,6 +65,8 @@ class OptimizeConfig:
             raise BadInputError("--eval-size and --calib-size must be at least 1")
         if not self.runtimes:
             raise BadInputError("--runtimes is empty")
+        if self.scenario not in ("single-stream", "offline"):
+            raise BadInputError(f"--scenario must be single-stream or offline, got '{self.scenario}'")
 
 
 @dataclass
@@ -127,9 +130,9 @@ class Search:
         if config.threads is not None:
             caps = dataclasses.replace(caps, threads=config.threads)
         batches = (1, config.allow_batch) if config.allow_batch else (1,)
-        self.space = search_space(self.runtimes, caps, batches)
+        self.space = search_space(self.runtimes, caps, batches, config.scenario)
         base_runtime = "ort-cpu" if "ort-cpu" in self.runtimes else self.runtimes[0]
-        self.baseline = Entry(Candidate(base_runtime))
+        self.baseline = Entry(Candidate(base_runtime, scenario=config.scenario))
         self.entries[self.baseline.candidate] = self.baseline
         for candidate in self.space:
             self.entries.setdefault(candidate, Entry(candidate))

@@ -28,6 +28,7 @@ class Candidate:
     threads: int | None = None
     batch: int = 1
     options: tuple[tuple[str, Any], ...] = ()
+    scenario: str = "single-stream"    # or offline: every request kept busy, ms per item from throughput
 
     @property
     def variant(self) -> str:
@@ -41,16 +42,21 @@ class Candidate:
     def label(self) -> str:
         settings = f" t{self.threads}" if self.threads else ""
         settings += "".join(f" {k}={v}" for k, v in self.options)
+        settings += "" if self.scenario == "single-stream" else f" {self.scenario}"
         return f"{self.runtime} {self.variant} b{self.batch}{settings}"
 
     def cell(self, model: str) -> Cell:
         options = tuple(sorted((*self.options, ("variant", self.variant),
                                 *((("exclude", ",".join(self.exclude)),) if self.exclude else ()))))
-        return Cell(model, self.runtime, self.precision, self.batch, self.threads, "single-stream", options)
+        return Cell(model, self.runtime, self.precision, self.batch, self.threads, self.scenario, options)
 
     def runtime_options(self) -> dict[str, Any]:
-        """What the runtime is opened with (the variant's own precision hint is added when built)."""
-        return {"threads": self.threads, **dict(self.options)}
+        """What the runtime is opened with (the variant's own precision hint is added when built); on
+        OpenVINO the performance hint of the scenario, as the matrix does, unless one is given."""
+        options: dict[str, Any] = {"threads": self.threads, **dict(self.options)}
+        if self.runtime == "openvino" and "hint" not in options:
+            options["hint"] = "latency" if self.scenario == "single-stream" else "throughput"
+        return options
 
     def with_exclude(self, exclude: tuple[str, ...]) -> Candidate:
         from dataclasses import replace
@@ -66,6 +72,7 @@ class Capabilities:
     fp16: bool = False
     nncf: bool = False
     threads: tuple[int | None, ...] = (None,)
+    cores: int = 1
 
 
 def capabilities() -> Capabilities:
@@ -80,7 +87,8 @@ def capabilities() -> Capabilities:
         fp16 = "FP16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # openvino missing: no OpenVINO candidates anyway
         pass
-    return Capabilities(bf16_available(), fp16, importlib.util.find_spec("nncf") is not None, thread_choices())
+    return Capabilities(bf16_available(), fp16, importlib.util.find_spec("nncf") is not None, thread_choices(),
+                        os.cpu_count() or 1)
 
 
 def thread_choices(cores: int | None = None) -> tuple[int | None, ...]:
@@ -107,14 +115,19 @@ def precision_candidates(runtime: str, caps: Capabilities) -> list[Candidate]:
     return [Candidate(runtime), Candidate(runtime, "fp16"), Candidate(runtime, "int8", "ort")]
 
 
-def search_space(runtimes: tuple[str, ...], caps: Capabilities, batches: tuple[int, ...] = (1,)) -> list[Candidate]:
-    """Every candidate of the first pass; fallbacks (layers kept in float) are added while searching."""
+def search_space(runtimes: tuple[str, ...], caps: Capabilities, batches: tuple[int, ...] = (1,),
+                 scenario: str = "single-stream") -> list[Candidate]:
+    """Every candidate of the first pass; fallbacks (layers kept in float) are added while searching.
+    Offline, OpenVINO's streams are searched too (AUTO from the THROUGHPUT hint, one, one per core)."""
     from dataclasses import replace
 
     found = []
     for runtime in runtimes:
+        settings: list[tuple[int | None, tuple[tuple[str, Any], ...]]] = [(t, ()) for t in caps.threads]
+        if runtime == "openvino" and scenario == "offline":
+            settings += [(None, (("streams", count),)) for count in dict.fromkeys((1, caps.cores))]
         for base in precision_candidates(runtime, caps):
             for batch in batches:
-                for threads in caps.threads:
-                    found.append(replace(base, threads=threads, batch=batch))
+                for threads, options in settings:
+                    found.append(replace(base, threads=threads, batch=batch, options=options, scenario=scenario))
     return found
