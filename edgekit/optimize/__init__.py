@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgekit.optimize.search import OptimizeConfig, Search, SearchResult
+from edgekit.optimize.config import OptimizeConfig
+from edgekit.optimize.search import Search, SearchResult
 
 __all__ = ["OptimizeConfig", "Optimized", "SearchResult", "optimize"]
 
