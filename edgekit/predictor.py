@@ -39,7 +39,8 @@ SETTINGS = ("task", "input_size", "mean", "std", "labels", "resize", "model_colo
 class Predictor:
     """A model file bound to one runtime and to the task its metadata (or ``settings``) names.
 
-    ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
+    ``runtime`` defaults to what ``edgekit optimize`` recorded in the file (runtime and settings),
+    else ort-cpu. ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
     copy is made). ``batch_size`` caps images per inference call for dynamic-batch models
     (default 8). ``route`` picks the host pre-processing route where the task offers several
     (numpy, opencv). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
@@ -48,7 +49,7 @@ class Predictor:
     (ONNX Runtime: ``spinning=False``, so idle pool threads leave the cores to pre-processing).
     """
 
-    def __init__(self, model: str | Path, runtime: str = "ort-cpu", *, color: str = "RGB",
+    def __init__(self, model: str | Path, runtime: str | None = None, *, color: str = "RGB",
                  batch_size: int | None = None, route: str | None = None, **options: Any) -> None:
         self.model_path = Path(model)
         settings = {key: options.pop(key) for key in SETTINGS if options.get(key) is not None}
@@ -60,6 +61,11 @@ class Predictor:
             raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.route = route
+        if runtime is None:  # what `edgekit optimize` recorded in the file, else ort-cpu
+            from edgekit.deployment import deployment_settings
+
+            runtime, recorded = deployment_settings(self.meta)
+            options = {**recorded, **options}
         runtime_class = get_runtime(runtime)
         options = {**runtime_class.host_work_defaults, **{k: v for k, v in options.items() if v is not None}}
         self.runtime = runtime_class(self.model_path, **options)

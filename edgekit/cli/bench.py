@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.errors import BadInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -15,10 +16,11 @@ def register(app: typer.Typer) -> None:
 
 
 def bench(
-    model: str = typer.Argument(..., help="An .onnx file, or a zoo name (exported to the cache first)."),
-    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name (see `edgekit runtimes`)."),
-    batch: int = typer.Option(1, help="Batch size."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads [default: the runtime's]."),
+    model: Optional[list[str]] = typer.Argument(None, help=".onnx files or zoo names (exported to the cache first); "
+                                                "several make a matrix."),
+    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name, a comma list, or 'all' (a matrix)."),
+    batch: str = typer.Option("1", help="Batch size (a comma list makes a matrix: 1,8)."),
+    threads: Optional[str] = typer.Option(None, help="Inference threads [default: the runtime's]; a list: 1,2."),
     device: Optional[str] = typer.Option(None, help="Device for runtimes that have several."),
     warmup: int = typer.Option(10, help="Untimed calls before timing."),
     runs: Optional[int] = typer.Option(None, help="Timed calls (alone: exactly this many)."),
@@ -32,19 +34,61 @@ def bench(
     data_loader: Optional[str] = typer.Option(None, "--data-loader", help="file.py:function yielding dicts of "
                                               "input name → array (the first batch is timed)."),
     load_inputs: Optional[Path] = typer.Option(None, "--load-inputs", help=".npz of inputs to time (first batch)."),
-    images: Optional[list[Path]] = typer.Option(None, "--images", help="Also time the whole Predictor path (pre/inference/post) on these images or folders."),
+    images: Optional[list[Path]] = typer.Option(None, "--images", help="Also time the whole Predictor path "
+                                                "(pre/inference/post) on these images or folders."),
     video: Optional[Path] = typer.Option(None, "--video", help="Also time the whole Predictor path on this video's frames."),
+    precision: Optional[str] = typer.Option(None, help="Matrix: fp32,fp16,bf16,int8 (variants built or taken "
+                                            "from the cache) [default: fp32]."),
+    scenario: Optional[str] = typer.Option(None, help="Matrix: single-stream,multi-stream,offline "
+                                           "[default: single-stream]."),
+    suite: Optional[Path] = typer.Option(None, help="Matrix: a suite YAML (benchmarks/suites/ci.yaml)."),
+    rounds: int = typer.Option(3, help="Matrix: timing rounds per cell (the regression gate's noise)."),
+    db: Optional[str] = typer.Option(None, help="Matrix: history store URL [default: SQLite in the user data dir]."),
+    force: bool = typer.Option(False, "--force", help="Matrix: measure every cell again (else resume the last run)."),
+    cluster: Optional[str] = typer.Option(None, help="Matrix on the device lab: the Ray head's HOST:PORT; --device "
+                                          "then names the lab device (nodes advertise edgekit-device:NAME)."),
 ) -> None:
     """Benchmark MODEL on one runtime; timing wraps only the inference call on prepared inputs.
 
-    Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds. With
-    --images or --video, the whole pipeline on those frames is timed too, per stage.
+    Default timing: 10 warm-up calls, then at least 10 timed calls and 2 seconds. Several models,
+    runtimes ('all', 'a,b'), precisions, batches, threads or scenarios, or --suite, run the matrix:
+    every combination, each stored in the history as it finishes (see `edgekit report`). With
+    --images or --video, the whole Predictor pipeline on those frames is timed too, per stage.
     """
-    check_numbers(batch=batch, threads=threads, warmup=warmup, runs=runs, duration=duration, seed=seed)
-    check_outputs(json_out, inputs=[model, weights, images, video])
+    from edgekit.cli.matrix import int_list, is_matrix
+
+    models = list(model or [])
+    batches, thread_counts = int_list(batch, "batch", [1]), int_list(threads, "threads", [None])
+    check_numbers(warmup=warmup, runs=runs, duration=duration, seed=seed, rounds=rounds)
+    for value in batches:
+        check_numbers(batch=value)
+    for value in thread_counts:
+        check_numbers(threads=value)
+    check_outputs(json_out, inputs=[*models, weights, load_inputs, *(images or []), video])
+    lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
+    if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
+        one_model_only = [name for name, value in (("--weights", weights), ("--input", input_spec),
+                          ("--data-loader", data_loader), ("--load-inputs", load_inputs), ("--images", images),
+                          ("--video", video)) if value]
+        if one_model_only:
+            raise BadInputError(f"{', '.join(one_model_only)}: for one model on one runtime, not for a matrix")
+        lab = (cluster, device) if cluster is not None else None   # with --cluster, --device is the lab device
+        options = [*(option or []), *([f"device={device}"] if device and lab is None else [])]
+        _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
+                json_out, lab)
+        return
+    if len(models) != 1:
+        raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
     from edgekit.bench.pipeline import frames_for
 
     frames = frames_for(images, video)  # read (and checked) before any export or timing
+    _one(models[0], runtime, batches[0], thread_counts[0], device, (warmup, runs, duration), option, input_size,
+         weights, json_out, seed, (input_spec, data_loader, load_inputs), frames)
+
+
+def _one(model, runtime, batch_size, thread_count, device, timing, option, input_size, weights, json_out, seed,
+         user_inputs, frames) -> None:
+    """One model on one runtime: the record's own table (and the whole pipeline on ``frames``)."""
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
@@ -52,19 +96,18 @@ def bench(
 
     # Check everything cheap before a possibly slow export.
     runtime_class = get_runtime(runtime)
-    options = {"threads": threads, "device": device, **parse_options(option)}
+    options = {"threads": thread_count, "device": device, **parse_options(option)}
     runtime_class.make_options(**options)
     runtime_class.ensure_available()
-    plan = LoopPlan.from_options(warmup, runs, duration)
-    config = BenchConfig(runtime=runtime_class.name, batch=batch, plan=plan, seed=seed, runtime_options=options)
+    plan = LoopPlan.from_options(*timing)
+    config = BenchConfig(runtime=runtime_class.name, batch=batch_size, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None
-    from edgekit.inputs.specs import parse_input_specs
+    from edgekit.inputs.specs import parse_input_specs, sample_feeds
     from edgekit.inputs.user_feeds import first_batch
 
-    from edgekit.inputs.specs import sample_feeds
-
+    input_spec, data_loader, load_inputs = user_inputs
     specs = parse_input_specs(input_spec)
-    path = resolve_model(model, batch=batch, input_size=size, weights=weights, inputs=specs)
+    path = resolve_model(model, batch=batch_size, input_size=size, weights=weights, inputs=specs)
     feeds = first_batch(path, data_loader, load_inputs) or (sample_feeds(specs, seed) if specs else None)
     record = benchmark(path, config, feeds=feeds)
     print_record(record)
@@ -78,6 +121,43 @@ def bench(
         data["pipeline"] = pipeline.to_dict()
     if json_out:
         write_json(json_out, data)
+
+
+def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None) -> None:
+    """The matrix path: a suite file, or the product of the command line's lists."""
+    from edgekit.bench import LoopPlan
+    from edgekit.cli.matrix import run_and_show, spec_from_options
+    from edgekit.exporters.config import parse_input_size
+    from edgekit.matrix.cells import Evaluation, Timing
+
+    warmup, runs, duration, rounds, seed = timing_options
+    if suite is not None:
+        from edgekit.matrix.suite import load_suite
+
+        if models or any(v is not None for k, v in lists.items() if k != "batch") or lists["batch"] != "1":
+            raise BadInputError("--suite defines the models and lists; give either a suite or models and options")
+        given = [name for name, value in (("--runs", runs), ("--duration", duration), ("--option", option),
+                                          ("--input-size", input_size)) if value]
+        given += ["--warmup"] * (warmup != 10) + ["--rounds"] * (rounds != 3) + ["--seed"] * (seed != 0)
+        if given:
+            raise BadInputError(f"{', '.join(given)}: a suite sets these itself (its timing, options and input_size keys)")
+        spec = load_suite(suite)
+    else:
+        if not models:
+            raise BadInputError("give one or more models (an .onnx file or a zoo name), or --suite FILE")
+        if rounds < 1:
+            raise BadInputError(f"--rounds must be at least 1, got {rounds}")
+        plan = LoopPlan.from_options(warmup, runs, duration)
+        timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
+        size = parse_input_size(input_size) if input_size else None
+        spec = spec_from_options(models, runtime, lists["precision"], lists["batch"], lists["threads"],
+                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed))
+    if lab is not None:
+        from edgekit.cli.lab import run_on_lab
+
+        run_on_lab(spec, db, force, json_out, *lab)
+        return
+    run_and_show(spec, db, force, json_out)
 
 
 def print_record(record) -> None:

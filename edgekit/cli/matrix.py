@@ -1,0 +1,128 @@
+"""The matrix behind `edgekit bench` when it is given several models, runtimes, precisions,
+batches, threads or scenarios, or a --suite: parse the lists, run, print one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekit.cli.common import console
+from edgekit.errors import BadInputError
+
+
+def split_list(text: str | None, what: str) -> list[str]:
+    """'a,b' → ['a', 'b']; None → []."""
+    if text is None:
+        return []
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise BadInputError(f"--{what} is empty")
+    return items
+
+
+def int_list(text: str | None, what: str, default: list) -> list:
+    """'1,8' → [1, 8] (each at least 1)."""
+    values = []
+    for item in split_list(text, what) or []:
+        try:
+            value = int(item)
+        except ValueError:
+            raise BadInputError(f"--{what} takes integers separated by commas, got '{text}'") from None
+        if value < 1:
+            raise BadInputError(f"--{what} values must be at least 1, got {value}")
+        values.append(value)
+    return values or default
+
+
+def is_matrix(models: list[str], runtime: str, lists: dict[str, str | None], suite: Path | None) -> bool:
+    """Whether `edgekit bench` was asked for more than one cell (or for anything only the matrix does)."""
+    several = [text for text in lists.values() if text is not None and "," in str(text)]
+    return suite is not None or len(models) > 1 or runtime == "all" or "," in runtime or bool(several) \
+        or (lists.get("precision") or "fp32") != "fp32" or (lists.get("scenario") or "single-stream") != "single-stream"
+
+
+def spec_from_options(models: list[str], runtime: str, precision: str | None, batch: str | None, threads: str | None,
+                      scenario: str | None, options: dict[str, Any], input_size, timing, evaluation) -> Any:
+    """A MatrixSpec from `edgekit bench`'s options (names checked here, before anything runs)."""
+    from edgekit.matrix.cells import PRECISIONS, SCENARIOS, MatrixSpec
+    from edgekit.registry import suggest
+    from edgekit.runtimes import RUNTIMES
+    for model in models:
+        check_model(model)
+    runtimes = RUNTIMES.names() if runtime == "all" else [RUNTIMES.canonical(r) for r in split_list(runtime, "runtime")]
+    chosen = {"precision": split_list(precision, "precision") or ["fp32"],
+              "scenario": split_list(scenario, "scenario") or ["single-stream"]}
+    for what, known in (("precision", PRECISIONS), ("scenario", SCENARIOS)):
+        for value in chosen[what]:
+            if value not in known:
+                raise BadInputError(f"unknown {what} '{value}'{suggest(value, list(known))} (known: {', '.join(known)})")
+    return MatrixSpec(
+        models=tuple(str(Path(m).resolve()) if Path(m).suffix else m for m in models),
+        runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
+        batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
+        scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
+        timing=timing, evaluation=evaluation)
+
+
+def check_model(model: str) -> None:
+    """A file that exists, or a zoo name (a typo gets a suggestion)."""
+    if Path(model).suffix or "/" in model:
+        if not Path(model).is_file():
+            raise BadInputError(f"model file not found: {model}")
+        return
+    from edgekit.zoo.catalog import ZOO
+
+    ZOO.canonical(model)
+
+
+def run_and_show(spec, db: str | None, force: bool, json_out: Path | None) -> None:
+    """Run the matrix into the store and print its table (and JSON)."""
+    from edgekit.cli.common import write_json
+    from edgekit.matrix.runner import run_matrix
+    from edgekit.store import open_store
+
+    with open_store(db) as store:
+        result = run_matrix(spec, store, force=force)
+    out = wide_console()
+    if result.resumed:
+        skipped = len(result.records) - result.measured
+        out.print(f"resumed run {result.run_id}: {skipped} finished cell(s) skipped (--force measures them again)")
+    out.print(matrix_table(result.records, f"run {result.run_id}" + (f" · suite {spec.name}" if spec.name else "")))
+    out.print(f"stored in {store.url.split('@')[-1]} as run {result.run_id}")
+    if json_out:
+        write_json(json_out, {"run_id": result.run_id, "records": [r.to_dict() for r in result.records]})
+
+
+def wide_console():
+    """Thirteen columns: when not on a terminal, do not squeeze them into 80."""
+    from rich.console import Console
+
+    probe = console()
+    return probe if probe.is_terminal else Console(width=200)
+
+
+def matrix_table(records, title: str):
+    """model, runtime, precision, batch, threads, scenario, status, size, accuracy, p50/p90, FPS."""
+    from rich.table import Table
+
+    from edgekit.report.tables import model_label
+
+    table = Table(title=title)
+    for column in ("model", "runtime", "precision", "batch", "threads", "scenario", "status", "size MB", "accuracy",
+                   "agree", "p50 ms", "p90 ms", "FPS"):
+        table.add_column(column, justify="left" if column in ("model", "runtime", "precision", "scenario", "status")
+                         else "right", overflow="fold")
+    for r in records:
+        cell = r.cell
+        status = r.status if r.status == "ok" else f"{r.status}: {r.reason}"
+        accuracy = f"{r.accuracy:.2f} {r.metric}" if r.accuracy is not None else "-"
+        agree = f"{r.agreement_top1_pct:.0f}%" if r.agreement_top1_pct is not None else (
+            f"cos {r.cosine:.4f}" if r.cosine is not None else "-")
+        table.add_row(model_label({"model_name": r.model_name, "model": cell.model}), cell.runtime, cell.precision, str(cell.batch),
+                      str(cell.threads or "-"), cell.scenario, status, _num(r.size_mb, "{:.2f}"), accuracy, agree,
+                      _num(r.p50_ms, "{:.3f}"), _num(r.p90_ms, "{:.3f}"), _num(r.throughput_items_s, "{:.1f}"))
+    return table
+
+
+def _num(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)

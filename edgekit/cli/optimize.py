@@ -1,0 +1,99 @@
+"""`edgekit optimize`: search runtime × precision × settings within an accuracy budget; write the winner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgekit.cli.common import check_outputs, console, handle_errors, write_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("optimize")(handle_errors(optimize))
+
+
+def optimize(
+    model: str = typer.Argument(..., help="An FP32 .onnx file or a zoo name (exported first)."),
+    max_drop: float = typer.Option(..., help="Accuracy budget in points (top-1 %, mAP x 100; without labels: "
+                                   "top-1 disagreement with FP32 in %)."),
+    data: Optional[str] = typer.Option(None, help="Calibration and evaluation data: dataset name, image folder, "
+                                       "COCO .json [default: the task's dataset, else generated images]."),
+    calib: Optional[str] = typer.Option(None, help="Calibration data [default: --data]."),
+    eval_data: Optional[str] = typer.Option(None, "--eval", help="Evaluation data [default: --data]."),
+    runtimes: str = typer.Option("ort-cpu,openvino", help="Runtimes to search, comma separated."),
+    allow_batch: Optional[int] = typer.Option(None, help="Also try this batch size (ms per item is compared)."),
+    scenario: str = typer.Option("single-stream", help="What 'fastest' means: single-stream (latency of one query) "
+                                 "or offline (throughput with every request busy; OpenVINO streams searched)."),
+    time_limit: Optional[float] = typer.Option(None, help="Seconds the search may take; candidates left are "
+                                               "listed as not measured."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="The file to ship [default: "
+                                          "MODEL.optimized.onnx here; .xml when an OpenVINO IR wins]."),
+    input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),
+    eval_size: int = typer.Option(300, help="Evaluation samples."),
+    calib_size: int = typer.Option(64, help="Calibration samples."),
+    threads: Optional[str] = typer.Option(None, help="Thread counts to try, e.g. 1,2 [default: the runtime's, "
+                                          "1 and half the cores]."),
+    duration: float = typer.Option(2.0, help="Seconds of timing per round when confirming a finalist "
+                                   "(3 rounds; the latency pass is shorter)."),
+    db: Optional[str] = typer.Option(None, help="History store URL [default: SQLite in the user data dir]."),
+    cluster: Optional[str] = typer.Option(None, help="Ray address of the device lab: measure on --device there."),
+    device: Optional[str] = typer.Option(None, help="Lab device name (nodes advertise edgekit-device:NAME)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every candidate and the verdict as JSON."),
+    seed: int = typer.Option(0, help="Seed for calibration and evaluation sampling."),
+) -> None:
+    """Find the fastest configuration of MODEL on this machine (or a lab device) that loses at most
+    --max-drop points, write it with the decision in its metadata, and a report of every candidate."""
+    from edgekit.cli.matrix import int_list, split_list
+    from edgekit.errors import BadInputError
+    from edgekit.exporters.config import parse_input_size
+    from edgekit.matrix.cells import Timing
+    from edgekit.optimize import OptimizeConfig
+    from edgekit.optimize.measure import FULL
+    from edgekit.optimize import optimize as run_optimize
+    from edgekit.store import open_store
+
+    if (cluster is None) != (device is None):
+        raise BadInputError("--cluster and --device go together (the lab's address and one of its devices)")
+    name = Path(model).stem if Path(model).suffix else model
+    output = output or Path(f"{name}.optimized.onnx")
+    check_outputs(output, json_out)
+    if duration <= 0:
+        raise BadInputError(f"--duration must be positive, got {duration}")
+    config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
+                            runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch, scenario=scenario,
+                            time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
+                            threads=tuple(int_list(threads, "threads", [])) or None, seed=seed,
+                            input_size=parse_input_size(input_size) if input_size else None,
+                            full=Timing(FULL.warmup, FULL.min_runs, duration, None, FULL.rounds))
+    check_model(model)
+    out = console()
+    executor = lab = None
+    if cluster is not None:
+        from edgekit.optimize.cluster import Lab, RayExecutor
+
+        lab = Lab(cluster, device).connect()
+        executor = RayExecutor(lab)
+    try:
+        with open_store(db) as store:
+            done = run_optimize(config, output, store, executor, log=lambda line: out.print(line, highlight=False))
+    finally:
+        if lab is not None:
+            lab.shutdown()
+    from edgekit.optimize.report import candidate_rows, summary_lines
+
+    for line in summary_lines(done.result):
+        out.print(line, highlight=False)
+    out.print(f"report: {done.html} · {done.markdown}; history run {done.result.run_id}", highlight=False)
+    out.print(f"wrote {done.output}", highlight=False)
+    typer.echo(done.verdict)
+    if json_out:
+        write_json(json_out, {"verdict": done.verdict, "output": str(done.output), "run_id": done.result.run_id,
+                              "candidates": candidate_rows(done.result)})
+
+
+def check_model(model: str) -> None:
+    from edgekit.cli.matrix import check_model as check
+
+    check(model)

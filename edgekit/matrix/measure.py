@@ -1,0 +1,184 @@
+"""One cell: build (or reuse) its variant, time its scenario, judge its outputs → a CellRecord.
+
+A cell that cannot run (runtime missing, precision the device lacks, unsupported op, any
+failure) gives a record with status and a one-line reason instead of an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bench.latency import LoopPlan
+from edgekit.errors import EdgekitError, RuntimeUnavailableError, first_line
+from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec
+from edgekit.matrix.quality import EvalData, Quality, eval_data, judge, outputs_on
+from edgekit.matrix.variants import Unsupported, make_variant
+from edgekit.meta import ModelMeta, read_meta
+
+# Messages of errors that mean "this device/runtime cannot do that", not "something broke".
+UNSUPPORTED_HINTS = ("cannot run", "not implemented", "NOT_IMPLEMENTED", "unsupported", "not supported", "lacks")
+
+
+@dataclass
+class Source:
+    path: Path
+    sha256: str
+    meta: ModelMeta
+
+
+@dataclass
+class MatrixContext:
+    """What cells of one run share: exported models, their data and FP32 reference outputs."""
+
+    spec: MatrixSpec
+    sources: dict[tuple[str, int], Source] = field(default_factory=dict)
+    data: dict[str, EvalData] = field(default_factory=dict)
+    references: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    qualities: dict[tuple, tuple[Quality, str]] = field(default_factory=dict)
+
+    def source(self, model: str, batch: int) -> Source:
+        key = (model, batch if not Path(model).suffix else 0)
+        if key not in self.sources:
+            from edgekit.quantize.base import file_sha256
+            from edgekit.sources import resolve_model
+
+            size = self.spec.input_size if _resizable(model) else None
+            path = resolve_model(model, batch=batch, input_size=size)
+            self.sources[key] = Source(path, file_sha256(path), read_meta(path))
+        return self.sources[key]
+
+    def data_for(self, source: Source) -> EvalData:
+        if source.sha256 not in self.data:
+            self.data[source.sha256] = eval_data(source.meta, self.spec.evaluation)
+        return self.data[source.sha256]
+
+    def reference(self, source: Source, runtime: str) -> dict[str, np.ndarray]:
+        """FP32 outputs on the agreement images: ONNX Runtime CPU when it is here, else ``runtime``."""
+        if source.sha256 not in self.references:
+            from edgekit.runtimes import get_runtime
+
+            name = "ort-cpu" if get_runtime("ort-cpu").probe().available else runtime
+            with get_runtime(name)(source.path) as session:
+                self.references[source.sha256] = outputs_on(session, source.meta, self.data_for(source).agreement_images)
+        return self.references[source.sha256]
+
+
+def _resizable(model: str) -> bool:
+    """A suite's ``input_size`` applies to the zoo's ImageNet architectures (LeNet-5 has one size)."""
+    if Path(model).suffix:
+        return False
+    from edgekit.zoo.catalog import get_entry
+
+    return get_entry(model).num_classes == 1000
+
+
+def measure_cell(cell: Cell, key: str, context: MatrixContext) -> CellRecord:
+    """The record of ``cell``; never raises for a cell-level problem."""
+    start = time.perf_counter()
+    source: Source | None = None
+    try:
+        from edgekit.runtimes import get_runtime
+
+        get_runtime(cell.runtime).ensure_available()
+        source = context.source(cell.model, cell.batch)
+        return _measure(cell, key, context, source, start)
+    except (Unsupported, RuntimeUnavailableError) as exc:
+        return _failed(cell, key, "unsupported", first_line(exc), source, start)
+    except EdgekitError as exc:
+        reason = first_line(exc)
+        status = "unsupported" if any(hint in reason for hint in UNSUPPORTED_HINTS) else "failed"
+        return _failed(cell, key, status, reason, source, start)
+    except Exception as exc:  # noqa: BLE001 - any backend failure is this cell's result, the run goes on
+        return _failed(cell, key, "failed", f"{type(exc).__name__}: {first_line(exc)}", source, start)
+
+
+def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start: float) -> CellRecord:
+    from edgekit.bench.inputs import random_feeds
+    from edgekit.bench.scenarios import run_scenario
+    from edgekit.fileio import model_size_mb
+    from edgekit.runtimes import get_runtime
+
+    spec = context.spec
+    data = context.data_for(source)
+    variant = make_variant(source.path, source.sha256, source.meta, get_runtime(cell.runtime).name, cell.precision,
+                           data.calib, spec.evaluation.calib_samples, spec.evaluation.seed)
+    options = runtime_options(cell, variant.runtime_options)
+    timing = spec.timing
+    plan = LoopPlan(timing.warmup, timing.min_runs, timing.min_duration_s, timing.max_runs)
+    runtime = get_runtime(cell.runtime)(variant.path, **options)
+    opened = time.perf_counter_ns()
+    with runtime:
+        loaded = time.perf_counter_ns()
+        feeds = random_feeds(runtime.inputs, cell.batch, source.meta, spec.evaluation.seed)
+        runtime.prepare(feeds)()
+        first = time.perf_counter_ns()
+        result = run_scenario(runtime, feeds, cell.scenario, plan, timing.rounds)
+        description = runtime.describe()
+    quality, quality_note = _quality(cell, context, source, data, variant.path, options)
+    latency = result.latency
+    return CellRecord(
+        cell=cell, key=key, status="ok", model_name=source.meta.model_name or source.path.stem,
+        model_sha256=source.sha256, size_mb=model_size_mb(variant.path),
+        latency_count=latency.count if latency else 0, p50_ms=latency.p50_ms if latency else None,
+        p90_ms=latency.p90_ms if latency else None, p99_ms=latency.p99_ms if latency else None,
+        mean_ms=latency.mean_ms if latency else None, percentiles_ms=result.percentiles_ms, round_ms=result.round_ms,
+        throughput_items_s=result.throughput_items_s, cold_start_ms=(first - opened) / 1e6,
+        metric=quality.metric, accuracy=quality.accuracy, metrics=quality.metrics or {},
+        agreement_top1_pct=quality.agreement_top1_pct, cosine=quality.cosine,
+        config={"runtime": _plain(description), "variant": variant.recipe, "data": data.name,
+                "requests": result.requests, "items_per_query": result.items_per_query,
+                "load_ms": (loaded - opened) / 1e6, "source": str(source.path),
+                **({"quality_error": quality_note} if quality_note else {})},
+        seconds=time.perf_counter() - start,
+    )
+
+
+def runtime_options(cell: Cell, variant_options: dict[str, Any]) -> dict[str, Any]:
+    """Threads, the variant's precision hint, the cell's own options, and on OpenVINO the
+    performance hint that matches the scenario (latency for single-stream) unless one was given."""
+    from edgekit.runtimes import get_runtime
+
+    options: dict[str, Any] = {"threads": cell.threads, **variant_options, **dict(cell.options)}
+    if get_runtime(cell.runtime).name == "openvino" and "hint" not in options:
+        options["hint"] = "latency" if cell.scenario == "single-stream" else "throughput"
+    return options
+
+
+def _quality(cell: Cell, context: MatrixContext, source: Source, data: EvalData, path: Path,
+             options: dict[str, Any]) -> tuple[Quality, str]:
+    """Judged once per model file, runtime and precision options (threads and scenarios do not change
+    outputs). A model that cannot be judged (no metadata to prepare images with) keeps its timing:
+    the quality is left empty and the reason is returned."""
+    from edgekit.runtimes import get_runtime
+
+    quality_options = {k: v for k, v in options.items() if k not in ("hint", "streams", "threads")}
+    key = (source.sha256, cell.runtime, str(path), tuple(sorted(quality_options.items(), key=str)))
+    if key not in context.qualities:
+        try:
+            reference = context.reference(source, cell.runtime)
+            with get_runtime(cell.runtime)(path, **quality_options) as session:
+                context.qualities[key] = (judge(session, source.meta, data, reference), "")
+        except Exception as exc:  # noqa: BLE001 - the timing stands; say why there is no quality figure
+            context.qualities[key] = (Quality(), f"{type(exc).__name__}: {first_line(exc)}"[:300])
+    return context.qualities[key]
+
+
+def _failed(cell: Cell, key: str, status: str, reason: str, source: Source | None, start: float) -> CellRecord:
+    return CellRecord(cell=cell, key=key, status=status, reason=reason[:500],
+                      model_name=(source.meta.model_name or source.path.stem) if source else Path(cell.model).stem,
+                      model_sha256=source.sha256 if source else "", seconds=time.perf_counter() - start)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of a runtime description."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+

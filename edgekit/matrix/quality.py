@@ -1,0 +1,106 @@
+"""How good a variant's outputs are: accuracy with the same evaluators as ``edgekit eval`` when the
+model's labels match the task's data, and agreement (top-1 %, cosine) with the FP32 model always."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgekit.datasets.base import Split
+from edgekit.errors import BadInputError
+from edgekit.matrix.cells import Evaluation
+from edgekit.meta import ModelMeta
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """The data one model is judged on: a labelled split (accuracy), or None; and the images the
+    agreement with FP32 is measured on. ``calib`` is what int8 calibrates on."""
+
+    name: str
+    split: Split | None
+    agreement_images: list[np.ndarray]
+    calib: str
+
+
+@dataclass(frozen=True)
+class Quality:
+    metric: str = ""
+    accuracy: float | None = None
+    metrics: dict[str, float] | None = None
+    agreement_top1_pct: float | None = None
+    cosine: float | None = None
+
+
+def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
+    """The task's labelled data when the model's labels match it, else generated images."""
+    from edgekit.datasets.base import check_labels, load_split
+    from edgekit.quantize.calibration import recorded_split
+
+    spec = evaluation.data.get(meta.task)
+    if spec:
+        options, seed = recorded_split(meta, spec, evaluation.seed)
+        split = load_split(spec, split="test", seed=seed, **options)
+        try:
+            check_labels(meta, split.labels, spec)
+            labelled = split.task == meta.task
+        except BadInputError:
+            labelled = False
+        if labelled:
+            split = split.take(evaluation.samples)
+            return EvalData(spec, split, list(split.images[: evaluation.agreement_samples]), spec)
+    from edgekit.matrix.variants import generated_images
+
+    images = list(generated_images(meta, evaluation.agreement_samples, evaluation.seed + 1))
+    return EvalData("generated", None, images, "generated")
+
+
+def outputs_on(session, meta: ModelMeta, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of an open runtime for ``images``, concatenated (a fixed batch is padded)."""
+    from edgekit.quantize.calibration import preprocess
+
+    feeds = preprocess(images, meta)
+    first = next(iter(session.inputs.values()))
+    step = first.shape[0] if isinstance(first.shape[0], int) else len(images)
+    collected: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(images), step):
+        chunk = {name: array[start:start + step] for name, array in feeds.items()}
+        count = len(next(iter(chunk.values())))
+        if count < step:
+            chunk = {n: np.concatenate([a, np.repeat(a[-1:], step - count, axis=0)]) for n, a in chunk.items()}
+        chunk = {n: np.ascontiguousarray(a.astype(session.inputs[n].dtype, copy=False)) for n, a in chunk.items()}
+        for name, value in session.run(chunk).items():
+            collected.setdefault(name, []).append(np.asarray(value, dtype=np.float32)[:count])
+    return {name: np.concatenate(parts) for name, parts in collected.items()}
+
+
+def judge(session, meta: ModelMeta, data: EvalData, reference: dict[str, np.ndarray] | None,
+          batch_size: int = 16) -> Quality:
+    """Accuracy (percentage points) and agreement with ``reference`` of an open runtime."""
+    from edgekit.parity import compare_outputs
+
+    metric, accuracy, metrics = "", None, None
+    if data.split is not None:
+        metric, metrics = _accuracy(session, meta, data.split, batch_size)
+        accuracy = metrics[metric]
+    top1 = cosine = None
+    if reference is not None:
+        parity = compare_outputs(reference, outputs_on(session, meta, data.agreement_images))
+        worst = min(parity.outputs, key=lambda o: o.cosine)
+        cosine = worst.cosine
+        top1 = None if worst.top1_agreement is None else 100.0 * worst.top1_agreement
+    return Quality(metric, accuracy, metrics, top1, cosine)
+
+
+def _accuracy(session, meta: ModelMeta, split: Split, batch_size: int) -> tuple[str, dict[str, Any]]:
+    from edgekit.evaluate.runner import predict_split
+    from edgekit.tasks import get_task
+
+    task = get_task(meta.task)
+    evaluator = task.evaluator(meta)
+    evaluator.update(predict_split(session, task, meta, split, batch_size), list(split.targets))
+    scale = type(evaluator).points_per_unit
+    metrics = {name: float(value) * (1.0 if name == "count" else scale) for name, value in evaluator.compute().items()}
+    return type(evaluator).primary_metric, metrics

@@ -1,0 +1,100 @@
+"""Run a matrix: every cell in turn, each record stored as it finishes, with a progress bar.
+
+Re-running the same matrix resumes its latest run and skips the cells it already holds;
+``force`` starts a new run that measures everything again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec
+from edgekit.matrix.measure import MatrixContext, measure_cell
+
+
+@dataclass(frozen=True)
+class MatrixRun:
+    run_id: int
+    records: tuple[CellRecord, ...]     # every cell of the matrix, resumed ones included
+    measured: int                       # cells measured by this call
+    resumed: bool
+
+
+def check_runtimes(spec: MatrixSpec) -> None:
+    """Resolve every runtime name (a typo is a BadInputError before anything runs)."""
+    from edgekit.runtimes import get_runtime
+
+    for name in spec.runtimes:
+        get_runtime(name)
+
+
+def run_matrix(spec: MatrixSpec, store, force: bool = False, progress: bool = True,
+               on_record: Callable[[CellRecord], None] | None = None) -> MatrixRun:
+    """Measure every cell of ``spec`` not already in its latest run in ``store`` (all with ``force``)."""
+    from edgekit.bench.environment import manifest
+    from edgekit.store.db import record_from_row
+
+    check_runtimes(spec)
+    cells = spec.cells()
+    keys = {cell: cell.key(spec.timing, spec.evaluation) for cell in cells}
+    run_id = None if force else store.latest_run(spec.key)
+    done = store.done_keys(run_id) if run_id is not None else set()
+    if run_id is None:
+        run_id = store.start_run(spec.name, spec.key, spec_json(spec), manifest())
+    todo = [cell for cell in cells if keys[cell] not in done]
+    context = MatrixContext(spec)
+    with _progress(progress, len(cells), len(cells) - len(todo)) as advance:
+        for cell in todo:
+            advance(cell, None)
+            record = measure_cell(cell, keys[cell], context)
+            store.add(run_id, record)
+            advance(cell, record)
+            if on_record:
+                on_record(record)
+    store.finish_run(run_id)
+    stored = {row["cell_key"]: record_from_row(row) for row in store.records(run_ids=[run_id])}
+    records = tuple(stored[keys[cell]] for cell in cells if keys[cell] in stored)
+    return MatrixRun(run_id, records, len(todo), bool(done))
+
+
+def spec_json(spec: MatrixSpec) -> dict:
+    return json_safe(dataclasses.asdict(spec))
+
+
+def json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class _progress:
+    """A rich progress bar over cells (or nothing); ``advance(cell, record)`` names the cell in flight."""
+
+    def __init__(self, enabled: bool, total: int, completed: int) -> None:
+        self.enabled, self.total, self.completed = enabled, total, completed
+
+    def __enter__(self) -> Callable[[Cell, CellRecord | None], None]:
+        if not self.enabled:
+            return lambda cell, record: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            transient=False)
+        self.bar.start()
+        task = self.bar.add_task("matrix", total=self.total, completed=self.completed)
+
+        def advance(cell: Cell, record: CellRecord | None) -> None:
+            if record is None:
+                self.bar.update(task, description=cell.label)
+            else:
+                self.bar.update(task, advance=1, description=f"{cell.label}: {record.status}")
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()

@@ -1,0 +1,110 @@
+"""Precision variants of a model for a runtime: which file to open with which options.
+
+fp32 is the file itself. int8 is ONNX Runtime's QDQ static quantization (OpenVINO runs the same
+QDQ file), calibrated on the task's data when the model's labels match it, else on generated
+images. fp16 is ONNX Runtime's FP16 conversion on ORT and OpenVINO's ``precision=f16`` hint;
+bf16 is OpenVINO's ``precision=bf16`` hint where the CPU has it. Built variants are cached under
+``cache_dir("matrix")`` by source hash + recipe, so a re-run reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.meta import ModelMeta
+from edgekit.paths import cache_dir
+
+
+class Unsupported(EdgekitError):
+    """This cell cannot run here (precision the device lacks, runtime missing); recorded, not fatal."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    path: Path
+    runtime_options: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+
+def make_variant(source: Path, source_sha: str, meta: ModelMeta, runtime: str, precision: str,
+                 calib: str, calib_samples: int, seed: int) -> Variant:
+    """The artifact and options that run ``source`` at ``precision`` on ``runtime``; raises Unsupported."""
+    if precision == "fp32":
+        return Variant(source)
+    if precision == "bf16":
+        if runtime != "openvino":
+            raise Unsupported(f"{runtime} has no bf16 mode (bf16 runs on openvino)")
+        from edgekit.quantize.openvino import bf16_available
+
+        if not bf16_available():
+            raise Unsupported("CPU lacks bf16")
+        return Variant(source, {"precision": "bf16"}, {"mode": "bf16", "how": "openvino precision=bf16"})
+    if precision == "fp16" and runtime == "openvino":
+        _require_capability("FP16", "CPU lacks fp16")
+        return Variant(source, {"precision": "f16"}, {"mode": "fp16", "how": "openvino precision=f16"})
+    if precision == "fp16":
+        return _quantized(source, source_sha, meta, {"mode": "fp16"})
+    if precision == "int8":
+        recipe = {"mode": "int8-static", "calib": calib, "calib_size": calib_samples, "seed": seed}
+        return _quantized(source, source_sha, meta, recipe)
+    raise Unsupported(f"unknown precision '{precision}'")
+
+
+def _require_capability(capability: str, reason: str) -> None:
+    try:
+        import openvino as ov
+
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # openvino missing: the runtime check reports it
+        return
+    if capability not in capabilities:
+        raise Unsupported(reason)
+
+
+def _quantized(source: Path, source_sha: str, meta: ModelMeta, recipe: dict[str, Any]) -> Variant:
+    """ORT QDQ int8 or FP16 file for ``source``, from the cache when it was built before."""
+    from edgekit.quantize.base import QuantizeConfig, quantize
+
+    recipe_key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    target = cache_dir("matrix", "variants") / f"{source_sha[:16]}-{recipe['mode']}-{recipe_key}.onnx"
+    if not target.is_file():
+        calib = recipe.get("calib")
+        if calib == "generated":
+            calib = str(generated_images_npz(meta, recipe["calib_size"], recipe["seed"]))
+        config = QuantizeConfig(mode=recipe["mode"], backend="ort", calib=calib,
+                                calib_size=recipe.get("calib_size") or 128, seed=recipe.get("seed", 0))
+        quantize(source, target, config)  # writes atomically: a killed build leaves no file
+    return Variant(target, {}, {**recipe, "backend": "ort", "cached_file": target.name})
+
+
+def generated_images(meta: ModelMeta, count: int, seed: int) -> np.ndarray:
+    """``count`` smooth random uint8 images at the model's input size (low-frequency noise looks
+    more like photographs to a CNN than white noise), for models with no labelled data."""
+    height, width = meta.input_size
+    channels = meta.channels
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, size=(count, max(2, height // 8), max(2, width // 8), channels))
+    rows = np.linspace(0, coarse.shape[1] - 1, height).round().astype(int)
+    cols = np.linspace(0, coarse.shape[2] - 1, width).round().astype(int)
+    images = coarse[:, rows][:, :, cols] + rng.normal(0, 12, size=(count, height, width, channels))
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def generated_images_npz(meta: ModelMeta, count: int, seed: int) -> Path:
+    """The generated images as an ``images`` .npz in the cache (the calibration code reads those)."""
+    height, width = meta.input_size
+    target = cache_dir("matrix", "generated") / f"images-{height}x{width}x{meta.channels}-n{count}-s{seed}.npz"
+    if not target.is_file():
+        from edgekit.fileio import atomic_path
+
+        with atomic_path(target) as temporary:
+            with open(temporary, "wb") as stream:
+                np.savez(stream, images=generated_images(meta, count, seed))
+    return target

@@ -1,0 +1,93 @@
+"""Choosing what to ship: the fastest candidate within the accuracy budget that beats FP32 by a
+real margin (the same ``MIN_SPEEDUP`` as `edgekit quantize --max-drop`), ties broken by file size
+and then cold start; and, when nothing qualifies, the closest candidates to show the user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgekit.matrix.quality import Quality
+from edgekit.optimize.measure import Timed
+from edgekit.optimize.space import Candidate
+from edgekit.quantize.select import MIN_SPEEDUP
+
+TIE = 0.03            # latencies within 3 % are a tie on this noisy, shared CPU
+NOISE = 0.25          # the latency pass keeps judging candidates within 25 % of the best in budget (a loaded CPU)
+
+
+@dataclass
+class Entry:
+    """A candidate's state during the search. ``verdict`` says why it was kept, pruned or skipped."""
+
+    candidate: Candidate
+    status: str = "pending"          # pending | ok | unsupported | failed | not measured
+    quick: Timed | None = None
+    full: Timed | None = None
+    quality: Quality | None = None
+    drop: float | None = None        # points lost against FP32 (accuracy, else 100 - top-1 agreement)
+    verdict: str = ""
+    reason: str = ""
+    reused_from: int | None = None
+    variant_path: str = ""
+    variant_options: dict[str, Any] | None = None
+
+    @property
+    def ms(self) -> float | None:
+        """ms per item: the confirmation's when there is one, else the latency pass's."""
+        timed = self.full or self.quick
+        return timed.per_item_ms if timed else None
+
+    @property
+    def size_mb(self) -> float:
+        timed = self.full or self.quick
+        return timed.size_mb if timed else float("inf")
+
+    @property
+    def cold_start_ms(self) -> float:
+        timed = self.full or self.quick
+        return timed.cold_start_ms if timed else float("inf")
+
+    def in_budget(self, max_drop: float) -> bool:
+        return self.drop is not None and self.drop <= max_drop + 1e-9
+
+
+def quality_drop(baseline: Quality, quality: Quality) -> float | None:
+    """Points lost: the task metric when both have it, else top-1 disagreement with FP32 in percent."""
+    if baseline.accuracy is not None and quality.accuracy is not None:
+        return baseline.accuracy - quality.accuracy
+    if quality.agreement_top1_pct is not None:
+        return 100.0 - quality.agreement_top1_pct
+    return None
+
+
+def speedup(baseline_ms: float | None, ms: float | None) -> float | None:
+    return baseline_ms / ms if baseline_ms and ms else None
+
+
+def pick(finalists: list[Entry], baseline: Entry, max_drop: float) -> Entry | None:
+    """The fastest finalist within budget and at least ``MIN_SPEEDUP`` faster than the baseline;
+    among those within ``TIE`` of the fastest, the smallest file, then the quickest cold start."""
+    eligible = [e for e in finalists if e is not baseline and e.in_budget(max_drop)
+                and (speedup(baseline.ms, e.ms) or 0) >= MIN_SPEEDUP]
+    if not eligible:
+        return None
+    fastest = min(e.ms for e in eligible)
+    tied = [e for e in eligible if e.ms <= fastest * (1 + TIE)]
+    return min(tied, key=lambda e: (round(e.size_mb, 2), e.cold_start_ms, e.ms))
+
+
+def closest(entries: list[Entry], baseline: Entry, max_drop: float, count: int = 3) -> list[Entry]:
+    """Judged candidates faster than FP32 but over budget, smallest drop first."""
+    over = [e for e in entries if e is not baseline and e.drop is not None and not e.in_budget(max_drop)
+            and (speedup(baseline.ms, e.ms) or 0) >= MIN_SPEEDUP]
+    return sorted(over, key=lambda e: e.drop)[:count]
+
+
+def describe(entry: Entry, baseline: Entry) -> str:
+    """'openvino int8-nncf b1: 3.4x, drop +0.40 pt'."""
+    gain = speedup(baseline.ms, entry.ms)
+    text = f"{entry.candidate.label}: " + (f"{gain:.2f}x FP32" if gain else "not timed")
+    if entry.drop is not None:
+        text += f", drop {entry.drop:+.2f} pt"
+    return text

@@ -1,0 +1,70 @@
+"""The report's table: one row per stored cell, as Markdown, CSV or data for the HTML page."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+# (header, row key, format) — the order of every table the report writes
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run", "run_id", "{}"), ("started", "started", "{}"), ("device", "device", "{}"), ("model", "model_name", "{}"),
+    ("runtime", "runtime", "{}"), ("precision", "precision", "{}"), ("batch", "batch", "{}"),
+    ("threads", "threads", "{}"), ("scenario", "scenario", "{}"), ("status", "status", "{}"),
+    ("size MB", "size_mb", "{:.2f}"), ("accuracy", "accuracy", "{:.2f}"), ("metric", "metric", "{}"),
+    ("top-1 agree %", "agreement_top1_pct", "{:.1f}"), ("cosine", "cosine", "{:.5f}"),
+    ("p50 ms", "p50_ms", "{:.3f}"), ("p90 ms", "p90_ms", "{:.3f}"), ("p99 ms", "p99_ms", "{:.3f}"),
+    ("FPS", "throughput_items_s", "{:.1f}"), ("cold start ms", "cold_start_ms", "{:.1f}"),
+    ("reason", "reason", "{}"), ("model sha256", "model_sha256", "{}"),
+)
+
+
+def model_label(row: dict[str, Any]) -> str:
+    """The model's name, and the file it came from when the suite named a file (a trained LeNet-5
+    and the zoo's lenet5 share a name)."""
+    from pathlib import PurePath
+
+    name, model = row.get("model_name") or "", str(row.get("model") or "")
+    if PurePath(model).suffix:
+        return f"{name} ({PurePath(model).name})" if name else PurePath(model).name
+    return name or model
+
+
+def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
+    value = row.get(key)
+    if value is None or value == "":
+        return "" if key in ("reason", "metric") else "-"
+    if key == "started" and hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if key == "model_sha256":
+        return str(value)[:12]
+    if key == "model_name":
+        return model_label(row)
+    try:
+        return pattern.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]], title: str = "edgekit benchmark report") -> str:
+    lines = [f"# {title}", "", f"{len(rows)} cells.", "",
+             "| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
+             "|" + "|".join("---" if f == "{}" else "---:" for _, _, f in COLUMNS) + "|"]
+    for row in rows:
+        cells = (cell_text(row, key, fmt).replace("|", "\\|") for _, key, fmt in COLUMNS)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Full precision, one header line; the same columns as the other tables."""
+    stream = io.StringIO()
+    writer = csv.writer(stream)
+    writer.writerow([h for h, _, _ in COLUMNS])
+    for row in rows:
+        values = []
+        for _, key, _ in COLUMNS:
+            value = row.get(key)
+            values.append("" if value is None else value.isoformat() if hasattr(value, "isoformat") else value)
+        writer.writerow(values)
+    return stream.getvalue()
