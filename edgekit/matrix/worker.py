@@ -12,6 +12,7 @@ import pickle
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec
 
@@ -35,7 +36,8 @@ class Worker:
         except (EOFError, BrokenPipeError, pickle.UnpicklingError):
             code = self.process.wait()
             self.process = None
-            return CellRecord(cell, key, "failed", f"the runtime crashed the measuring process ({_describe(code)})")
+            return CellRecord(cell, key, "failed", f"the runtime crashed the measuring process ({_describe(code)})",
+                              model_name=Path(cell.model).stem)
 
     def close(self) -> None:
         if self.process is not None:
