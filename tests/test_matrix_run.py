@@ -109,3 +109,29 @@ def test_model_without_metadata_keeps_its_timing_and_multi_stream_runs(tmp_path)
         assert fp32.throughput_items_s > 0 and fp32.accuracy is None and "quality_error" in fp32.config
         int8 = records[(runtime, "int8")]
         assert int8.status == "failed" and "calibration data" in int8.reason and int8.p50_ms is None
+
+
+def test_a_crashing_worker_costs_one_cell(tmp_path):
+    """The measuring process dies of a real SIGSEGV mid-cell: that cell is 'failed' with the signal,
+    the next cell gets a new worker."""
+    import os
+    import signal
+    import threading
+
+    from edgekit.matrix import Cell
+    from edgekit.matrix.worker import Worker
+
+    model = _plain_conv(tmp_path / "plain.onnx")
+    spec = MatrixSpec(models=(model,), timing=Timing(warmup=1, min_runs=5, min_duration_s=3.0, rounds=1),
+                      evaluation=EVAL)
+    cell = Cell(model, "ort-cpu")
+    worker = Worker()
+    try:
+        assert worker(spec, cell, "first").status == "ok"
+        threading.Timer(1.0, os.kill, (worker.process.pid, signal.SIGSEGV)).start()
+        crashed = worker(spec, cell, "second")
+        assert crashed.status == "failed" and "killed by SIGSEGV" in crashed.reason and crashed.key == "second"
+        assert worker.process is None
+        assert worker(spec, cell, "third").status == "ok"
+    finally:
+        worker.close()

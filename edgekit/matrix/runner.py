@@ -1,7 +1,9 @@
 """Run a matrix: every cell in turn, each record stored as it finishes, with a progress bar.
 
-Re-running the same matrix resumes its latest run and skips the cells it already holds;
-``force`` starts a new run that measures everything again.
+Cells are measured in a child process (one for the whole run, so its caches stay warm; see
+``worker.py``): a runtime that crashes in native code (OpenVINO 2026.4 segfaults compiling
+densenet121's INT8 QDQ model) costs that cell a "failed" record, not the run. Re-running the same
+matrix resumes its latest run and skips the cells it already holds; ``force`` starts a new run.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def check_runtimes(spec: MatrixSpec) -> None:
 
 
 def run_matrix(spec: MatrixSpec, store, force: bool = False, progress: bool = True,
-               on_record: Callable[[CellRecord], None] | None = None) -> MatrixRun:
-    """Measure every cell of ``spec`` not already in its latest run in ``store`` (all with ``force``)."""
+               on_record: Callable[[CellRecord], None] | None = None, isolate: bool = True) -> MatrixRun:
+    """Measure every cell of ``spec`` not already in its latest run in ``store`` (all with ``force``).
+    ``isolate=False`` measures in this process (a native crash then ends the run)."""
     from edgekit.bench.environment import manifest
     from edgekit.store.db import record_from_row
 
@@ -44,19 +47,46 @@ def run_matrix(spec: MatrixSpec, store, force: bool = False, progress: bool = Tr
     if run_id is None:
         run_id = store.start_run(spec.name, spec.key, spec_json(spec), manifest())
     todo = [cell for cell in cells if keys[cell] not in done]
-    context = MatrixContext(spec)
-    with _progress(progress, len(cells), len(cells) - len(todo)) as advance:
-        for cell in todo:
-            advance(cell, None)
-            record = measure_cell(cell, keys[cell], context)
-            store.add(run_id, record)
-            advance(cell, record)
-            if on_record:
-                on_record(record)
+    measure = _Isolated(spec) if isolate else _InProcess(spec)
+    try:
+        with _progress(progress, len(cells), len(cells) - len(todo)) as advance:
+            for cell in todo:
+                advance(cell, None)
+                record = measure(cell, keys[cell])
+                store.add(run_id, record)
+                advance(cell, record)
+                if on_record:
+                    on_record(record)
+    finally:
+        measure.close()
     store.finish_run(run_id)
     stored = {row["cell_key"]: record_from_row(row) for row in store.records(run_ids=[run_id])}
     records = tuple(stored[keys[cell]] for cell in cells if keys[cell] in stored)
     return MatrixRun(run_id, records, len(todo), bool(done))
+
+
+class _InProcess:
+    def __init__(self, spec: MatrixSpec) -> None:
+        self.context = MatrixContext(spec)
+
+    def __call__(self, cell: Cell, key: str) -> CellRecord:
+        return measure_cell(cell, key, self.context)
+
+    def close(self) -> None:
+        pass
+
+
+class _Isolated:
+    def __init__(self, spec: MatrixSpec) -> None:
+        from edgekit.matrix.worker import Worker
+
+        self.spec, self.worker = spec, Worker()
+
+    def __call__(self, cell: Cell, key: str) -> CellRecord:
+        return self.worker(self.spec, cell, key)
+
+    def close(self) -> None:
+        self.worker.close()
 
 
 def spec_json(spec: MatrixSpec) -> dict:

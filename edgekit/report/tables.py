@@ -64,7 +64,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         values = []
         for _, key, _ in COLUMNS:
-            value = row.get(key)
+            value = model_label(row) if key == "model_name" else row.get(key)
             values.append("" if value is None else value.isoformat() if hasattr(value, "isoformat") else value)
         writer.writerow(values)
     return stream.getvalue()
