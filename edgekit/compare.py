@@ -184,12 +184,21 @@ def _given_batches(io: CompareInputs) -> list[dict[str, np.ndarray]] | None:
     if io.inputs is not None:
         from edgekit.inputs.golden import load_batches_npz
 
-        return load_batches_npz(io.inputs, "inputs")
+        return _finite(load_batches_npz(io.inputs, "inputs"), Path(io.inputs).name)
     if io.data_loader is not None:
         from edgekit.inputs.loader import load_batches
 
-        return load_batches(io.data_loader)
+        return _finite(load_batches(io.data_loader), f"data loader {io.data_loader}")
     return None
+
+
+def _finite(batches: list[dict[str, np.ndarray]], source: str) -> list[dict[str, np.ndarray]]:
+    """NaN or infinite inputs make every comparison NaN: refuse them where they come from."""
+    for batch in batches:
+        for name, array in batch.items():
+            if isinstance(array, np.ndarray) and array.dtype.kind in "fc" and not np.isfinite(array).all():
+                raise BadInputError(f"{source}: input '{name}' holds NaN or infinite values; outputs cannot be compared")
+    return batches
 
 
 def _describe_source(io: CompareInputs, seed: int = 0) -> str:
@@ -282,21 +291,6 @@ def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping
         cls.make_options(**dict(runtime_options.get(name, runtime_options.get(cls.name, {}))))
         cls.ensure_available()
     return classes
-
-
-def load_inputs(path: str | Path, specs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Arrays from an .npz whose names must be exactly the model's inputs."""
-    from edgekit.fileio import read_npz
-
-    path = Path(path)
-    arrays = read_npz(path, "inputs")
-    if set(arrays) != set(specs):
-        expected = "; ".join(str(spec) for spec in specs.values())
-        raise BadInputError(f"{path.name} holds arrays {sorted(arrays)}, but the model expects inputs {expected}")
-    for name, array in arrays.items():
-        if array.dtype.kind in "fc" and not np.isfinite(array).all():
-            raise BadInputError(f"{path.name}: input '{name}' holds NaN or infinite values; outputs cannot be compared")
-    return arrays
 
 
 def _random_inputs(runtime, path: Path, batch: int, seed: int) -> dict[str, np.ndarray]:

@@ -89,9 +89,16 @@ def test_cuda_device_is_set_once_in_every_thread(monkeypatch):
     monkeypatch.setattr(cuda, "_CURRENT", threading.local())
     for _ in range(3):
         cuda.ensure_device(1)
-    workers = [threading.Thread(target=cuda.ensure_device, args=(1,)) for _ in range(2)]
+    both_alive = threading.Barrier(2)  # alive together, so the two threads cannot share an ident
+
+    def work():
+        cuda.ensure_device(1)
+        both_alive.wait()
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
     for worker in workers:
         worker.start()
+    for worker in workers:
         worker.join()
     cuda.ensure_device(0)
     assert [device for _, device in calls] == [1, 1, 1, 0] and len({ident for ident, _ in calls[:3]}) == 3
