@@ -11,6 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
+from edgekit.meta import read_varint
+
 _BLOCK = 1 << 20
 _GRAPH, _INITIALIZER, _EXTERNAL_DATA = 7, 5, 13  # ModelProto.graph, GraphProto.initializer, TensorProto.external_data
 
@@ -85,17 +87,17 @@ def _fields(stream: BinaryIO, start: int, end: int):
     position = start
     while position < end:
         stream.seek(position)
-        key = _varint(stream)
+        key = read_varint(stream)
         field, wire = key >> 3, key & 7
         if wire == 0:
-            _varint(stream)
+            read_varint(stream)
             position = stream.tell()
         elif wire == 1:
             position = stream.tell() + 8
         elif wire == 5:
             position = stream.tell() + 4
         elif wire == 2:
-            length = _varint(stream)
+            length = read_varint(stream)
             at = stream.tell()
             if at + length > end:
                 raise ValueError("truncated field")
@@ -103,17 +105,3 @@ def _fields(stream: BinaryIO, start: int, end: int):
             yield field, at, length
         else:
             raise ValueError(f"unsupported wire type {wire}")
-
-
-def _varint(stream: BinaryIO) -> int:
-    result = shift = 0
-    while True:
-        byte = stream.read(1)
-        if not byte:
-            raise ValueError("truncated varint")
-        result |= (byte[0] & 0x7F) << shift
-        if not byte[0] & 0x80:
-            return result
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")

@@ -216,7 +216,8 @@ _METADATA_PROPS = 14
 _GRAPH = 7
 
 
-def _read_varint(stream: BinaryIO) -> int:
+def read_varint(stream: BinaryIO) -> int:
+    """One protobuf varint from ``stream`` (ValueError when truncated or too long)."""
     result = shift = 0
     while True:
         byte = stream.read(1)
@@ -234,18 +235,18 @@ def _scan_model_proto(stream: BinaryIO, size: int) -> dict[str, str]:
     props: dict[str, str] = {}
     seen_graph = False
     while stream.tell() < size:
-        key = _read_varint(stream)
+        key = read_varint(stream)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ValueError("invalid field number 0")
         if wire == 0:
-            _read_varint(stream)
+            read_varint(stream)
         elif wire == 1:
             stream.seek(8, 1)
         elif wire == 5:
             stream.seek(4, 1)
         elif wire == 2:
-            length = _read_varint(stream)
+            length = read_varint(stream)
             if stream.tell() + length > size:
                 raise ValueError("field runs past the end of the file")
             if number == _METADATA_PROPS:
