@@ -150,3 +150,14 @@ def test_onnxruntime_pool_threads_do_not_spin_between_predictor_calls(lenet):
         assert predict.runtime.options.spinning is True
     with pytest.raises(BadInputError, match="option spinning must be bool"):
         Predictor(lenet, spinning="fast")
+
+
+def test_decompression_bomb_image_is_one_line(lenet, tmp_path, monkeypatch):
+    """Pillow raises DecompressionBombError (not an OSError) for an image past its pixel limit."""
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64×64 is then over twice the limit
+    with Predictor(lenet) as predict, pytest.raises(BadInputError, match="cannot read image"):
+        predict(str(path))

@@ -25,16 +25,6 @@ def is_single(images: Any) -> bool:
     return isinstance(images, (str, Path)) or _is_pil(images)
 
 
-def to_frames(images: Any) -> tuple[list[np.ndarray], bool]:
-    """(frames, was_single): every image as a checked uint8 HxW(xC) array, in order.
-
-    Arrays are used as they are (no copy); files are read; PIL images converted to RGB or L.
-    Raises a one-line BadInputError for anything else (float, uint16, bool, complex images...).
-    """
-    items, single = as_items(images)
-    return [to_frame(item, index) for index, item in enumerate(items)], single
-
-
 def as_items(images: Any) -> tuple[Sequence[Any], bool]:
     """(images as a sequence, was_single), not yet read or checked (see ``to_frame``)."""
     if is_single(images):
@@ -88,7 +78,7 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             return np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise BadInputError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 

@@ -18,9 +18,10 @@ def register(app: typer.Typer) -> None:
 def bench(
     model: Optional[list[str]] = typer.Argument(None, help=".onnx files or zoo names (exported to the cache first); "
                                                 "several make a matrix."),
-    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name, a comma list, or 'all' (a matrix)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Runtime name, a comma list, or 'all' (a "
+                                          "matrix) \\[default: ort-cpu]."),
     batch: str = typer.Option("1", help="Batch size (a comma list makes a matrix: 1,8)."),
-    threads: Optional[str] = typer.Option(None, help="Inference threads [default: the runtime's]; a list: 1,2."),
+    threads: Optional[str] = typer.Option(None, help="Inference threads \\[default: the runtime's]; a list: 1,2."),
     device: Optional[str] = typer.Option(None, help="Device for runtimes that have several."),
     warmup: int = typer.Option(10, help="Untimed calls before timing."),
     runs: Optional[int] = typer.Option(None, help="Timed calls (alone: exactly this many)."),
@@ -38,12 +39,12 @@ def bench(
                                                 "(pre/inference/post) on these images or folders."),
     video: Optional[Path] = typer.Option(None, "--video", help="Also time the whole Predictor path on this video's frames."),
     precision: Optional[str] = typer.Option(None, help="Matrix: fp32,fp16,bf16,int8 (variants built or taken "
-                                            "from the cache) [default: fp32]."),
+                                            "from the cache) \\[default: fp32]."),
     scenario: Optional[str] = typer.Option(None, help="Matrix: single-stream,multi-stream,offline "
-                                           "[default: single-stream]."),
+                                           "\\[default: single-stream]."),
     suite: Optional[Path] = typer.Option(None, help="Matrix: a suite YAML (benchmarks/suites/ci.yaml)."),
     rounds: int = typer.Option(3, help="Matrix: timing rounds per cell (the regression gate's noise)."),
-    db: Optional[str] = typer.Option(None, help="Matrix: history store URL [default: SQLite in the user data dir]."),
+    db: Optional[str] = typer.Option(None, help="Matrix: history store URL \\[default: SQLite in the user data dir]."),
     force: bool = typer.Option(False, "--force", help="Matrix: measure every cell again (else resume the last run)."),
     cluster: Optional[str] = typer.Option(None, help="Matrix on the device lab: the Ray head's HOST:PORT; --device "
                                           "then names the lab device (nodes advertise edgekit-device:NAME)."),
@@ -66,7 +67,7 @@ def bench(
         check_numbers(threads=value)
     check_outputs(json_out, inputs=[*models, weights, load_inputs, *(images or []), video])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
-    if is_matrix(models, runtime, lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
+    if is_matrix(models, runtime or "ort-cpu", lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
         one_model_only = [name for name, value in (("--weights", weights), ("--input", input_spec),
                           ("--data-loader", data_loader), ("--load-inputs", load_inputs), ("--images", images),
                           ("--video", video)) if value]
@@ -82,7 +83,7 @@ def bench(
     from edgekit.bench.pipeline import frames_for
 
     frames = frames_for(images, video)  # read (and checked) before any export or timing
-    _one(models[0], runtime, batches[0], thread_counts[0], device, (warmup, runs, duration), option, input_size,
+    _one(models[0], runtime or "ort-cpu", batches[0], thread_counts[0], device, (warmup, runs, duration), option, input_size,
          weights, json_out, seed, (input_spec, data_loader, load_inputs), frames)
 
 
@@ -134,7 +135,8 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
     if suite is not None:
         from edgekit.matrix.suite import load_suite
 
-        if models or any(v is not None for k, v in lists.items() if k != "batch") or lists["batch"] != "1":
+        if models or runtime is not None or any(v is not None for k, v in lists.items() if k != "batch") \
+                or lists["batch"] != "1":
             raise BadInputError("--suite defines the models and lists; give either a suite or models and options")
         given = [name for name, value in (("--runs", runs), ("--duration", duration), ("--option", option),
                                           ("--input-size", input_size)) if value]
@@ -150,7 +152,7 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
         plan = LoopPlan.from_options(warmup, runs, duration)
         timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
         size = parse_input_size(input_size) if input_size else None
-        spec = spec_from_options(models, runtime, lists["precision"], lists["batch"], lists["threads"],
+        spec = spec_from_options(models, runtime or "ort-cpu", lists["precision"], lists["batch"], lists["threads"],
                                  lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed))
     if lab is not None:
         from edgekit.cli.lab import run_on_lab

@@ -19,7 +19,7 @@ def compare(
                                           "TorchScript, .pt2): exported first, torch is the reference."),
     runtimes: str = typer.Option("ort-cpu,openvino", "--runtimes", "-r", help="Comma-separated runtime names."),
     inputs: Optional[Path] = typer.Option(None, "--inputs", "--load-inputs",
-                                          help=".npz with one array per model input [default: random]."),
+                                          help=".npz with one array per model input \\[default: random]."),
     seed: int = typer.Option(0, help="Seed of the random inputs."),
     batch: int = typer.Option(1, help="Batch size of the random inputs (and of a zoo export)."),
     input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),

@@ -16,15 +16,15 @@ def register(app: typer.Typer) -> None:
 
 def eval_command(
     model: Path = typer.Argument(..., help="An .onnx model with edgekit metadata (task, preprocessing, labels)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json [default: the model's training dataset]."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json \\[default: the model's training dataset]."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, or 'all' (every available FP32 runtime)."),
     split: str = typer.Option("test", help="train, val or test."),
-    seed: Optional[int] = typer.Option(None, help="Split seed [default: the one the model was trained with, else 0]."),
+    seed: Optional[int] = typer.Option(None, help="Split seed \\[default: the one the model was trained with, else 0]."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per inference call (fixed-batch models use theirs)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
     torch_reference: Optional[bool] = typer.Option(
         None, "--torch/--no-torch",
-        help="Also evaluate the source torch checkpoint [default: when it is known and torch is installed; "
+        help="Also evaluate the source torch checkpoint \\[default: when it is known and torch is installed; "
              "--torch: required, an error if it cannot be]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the records as JSON."),
 ) -> None:

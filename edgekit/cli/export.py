@@ -17,11 +17,11 @@ def register(app: typer.Typer) -> None:
 def export(
     model: str = typer.Argument(..., help="Zoo model name (see `edgekit models`), file.py:factory, "
                                           "package.module:factory, a TorchScript file or a .pt2 program."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .onnx file [default: MODEL.onnx]."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .onnx file \\[default: MODEL.onnx]."),
     opset: int = typer.Option(17, help="ONNX opset version."),
     batch: int = typer.Option(1, help="Fixed batch size of the exported graph."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dimension symbolic."),
-    input_size: Optional[str] = typer.Option(None, help="Input size, e.g. 224 or 160x128 [default: the model's]."),
+    input_size: Optional[str] = typer.Option(None, help="Input size, e.g. 224 or 160x128 \\[default: the model's]."),
     weights: Optional[Path] = typer.Option(None, help="A state_dict checkpoint (.pt) to load; random weights otherwise."),
     atol: float = typer.Option(1e-4, help="Absolute tolerance of the torch-vs-ONNX Runtime check."),
     rtol: float = typer.Option(1e-3, help="Relative tolerance of the torch-vs-ONNX Runtime check."),

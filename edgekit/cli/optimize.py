@@ -19,25 +19,25 @@ def optimize(
     max_drop: float = typer.Option(..., help="Accuracy budget in points (top-1 %, mAP x 100; without labels: "
                                    "top-1 disagreement with FP32 in %)."),
     data: Optional[str] = typer.Option(None, help="Calibration and evaluation data: dataset name, image folder, "
-                                       "COCO .json [default: the task's dataset, else generated images]."),
-    calib: Optional[str] = typer.Option(None, help="Calibration data [default: --data]."),
-    eval_data: Optional[str] = typer.Option(None, "--eval", help="Evaluation data [default: --data]."),
+                                       "COCO .json \\[default: the task's dataset, else generated images]."),
+    calib: Optional[str] = typer.Option(None, help="Calibration data \\[default: --data]."),
+    eval_data: Optional[str] = typer.Option(None, "--eval", help="Evaluation data \\[default: --data]."),
     runtimes: str = typer.Option("ort-cpu,openvino", help="Runtimes to search, comma separated."),
     allow_batch: Optional[int] = typer.Option(None, help="Also try this batch size (ms per item is compared)."),
     scenario: str = typer.Option("single-stream", help="What 'fastest' means: single-stream (latency of one query) "
                                  "or offline (throughput with every request busy; OpenVINO streams searched)."),
     time_limit: Optional[float] = typer.Option(None, help="Seconds the search may take; candidates left are "
                                                "listed as not measured."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="The file to ship [default: "
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="The file to ship \\[default: "
                                           "MODEL.optimized.onnx here; .xml when an OpenVINO IR wins]."),
     input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),
     eval_size: int = typer.Option(300, help="Evaluation samples."),
     calib_size: int = typer.Option(64, help="Calibration samples."),
-    threads: Optional[str] = typer.Option(None, help="Thread counts to try, e.g. 1,2 [default: the runtime's, "
+    threads: Optional[str] = typer.Option(None, help="Thread counts to try, e.g. 1,2 \\[default: the runtime's, "
                                           "1 and half the cores]."),
     duration: float = typer.Option(2.0, help="Seconds of timing per round when confirming a finalist "
                                    "(3 rounds; the latency pass is shorter)."),
-    db: Optional[str] = typer.Option(None, help="History store URL [default: SQLite in the user data dir]."),
+    db: Optional[str] = typer.Option(None, help="History store URL \\[default: SQLite in the user data dir]."),
     cluster: Optional[str] = typer.Option(None, help="Ray address of the device lab: measure on --device there."),
     device: Optional[str] = typer.Option(None, help="Lab device name (nodes advertise edgekit-device:NAME)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every candidate and the verdict as JSON."),

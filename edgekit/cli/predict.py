@@ -21,7 +21,7 @@ def predict(
     sources: Optional[list[str]] = typer.Argument(None, help="Image files, folders of images, or one video file."),
     camera: Optional[int] = typer.Option(None, "--camera", help="Read live frames from camera N (OpenCV)."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name (see `edgekit runtimes`)."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads [default: the runtime's]."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads \\[default: the runtime's]."),
     device: Optional[str] = typer.Option(None, help="Device for runtimes that have several."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
     json_lines: bool = typer.Option(False, "--json", help="Print one JSON object per frame instead of text."),

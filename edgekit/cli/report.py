@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    db: Optional[str] = typer.Option(None, help="History store URL [default: SQLite in the user data dir]."),
+    db: Optional[str] = typer.Option(None, help="History store URL \\[default: SQLite in the user data dir]."),
     run: Optional[list[int]] = typer.Option(None, "--run", help="Only this run id (repeatable)."),
     suite: Optional[str] = typer.Option(None, help="Only runs of this suite."),
     model: Optional[str] = typer.Option(None, help="Only this model (name or file)."),
@@ -53,7 +53,7 @@ def report(
 def diff(
     baseline: int = typer.Argument(..., help="Baseline run id."),
     candidate: int = typer.Argument(..., help="Run id to check."),
-    db: Optional[str] = typer.Option(None, help="History store URL [default: SQLite in the user data dir]."),
+    db: Optional[str] = typer.Option(None, help="History store URL \\[default: SQLite in the user data dir]."),
     k: float = typer.Option(3.0, help="Slower when beyond k x pooled noise (MAD of round p50s) ..."),
     min_change: float = typer.Option(10.0, help="... and beyond this many % of the baseline."),
     accuracy_tolerance: float = typer.Option(0.5, help="Allowed accuracy drop (percentage points)."),

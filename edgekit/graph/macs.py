@@ -62,18 +62,6 @@ COUNTERS: dict[str, Callable] = {
 }
 
 
-def count_macs(model) -> int:
-    """Total MACs of an ``onnx.ModelProto`` (shape inference is run on a weight-free copy)."""
-    shapes = infer_shapes(model)
-    total = 0
-    for node in model.graph.node:
-        counter = COUNTERS.get(node.op_type)
-        if counter:
-            attrs = {a.name: a.i for a in node.attribute if a.type == a.INT}
-            total += counter(node, shapes, attrs)
-    return total
-
-
 def infer_shapes(model) -> dict[str, Shape]:
     """Static shape of every tensor onnx can infer (symbolic dims → 1)."""
     import onnx

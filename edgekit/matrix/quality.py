@@ -36,7 +36,7 @@ class Quality:
 
 def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
     """The task's labelled data when the model's labels match it, else generated images."""
-    from edgekit.datasets.base import check_labels, load_split
+    from edgekit.datasets import check_labels, load_split
     from edgekit.quantize.calibration import recorded_split
 
     spec = evaluation.data.get(meta.task)
@@ -95,11 +95,12 @@ def judge(session, meta: ModelMeta, data: EvalData, reference: dict[str, np.ndar
 
 
 def _accuracy(session, meta: ModelMeta, split: Split, batch_size: int) -> tuple[str, dict[str, Any]]:
+    from edgekit.evaluate.metrics import make_evaluator
     from edgekit.evaluate.runner import predict_split
     from edgekit.tasks import get_task
 
     task = get_task(meta.task)
-    evaluator = task.evaluator(meta)
+    evaluator = make_evaluator(meta)
     evaluator.update(predict_split(session, task, meta, split, batch_size), list(split.targets))
     scale = type(evaluator).points_per_unit
     metrics = {name: float(value) * (1.0 if name == "count" else scale) for name, value in evaluator.compute().items()}

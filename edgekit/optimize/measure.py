@@ -75,7 +75,7 @@ def search_data(meta: ModelMeta, data: str | None, calib: str | None, samples: i
 
 def user_images(spec: str, count: int, seed: int) -> list[np.ndarray]:
     """Up to ``count`` images of a dataset's test split, or of an image folder's files."""
-    from edgekit.datasets.base import load_split
+    from edgekit.datasets import load_split
 
     try:
         return list(load_split(spec, split="test", seed=seed).images[:count])

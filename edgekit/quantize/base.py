@@ -7,7 +7,7 @@ import string, so listing quantizers imports nothing heavy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -213,7 +213,3 @@ def recipe(config: QuantizeConfig, source: Path, runtime_target: str, **extra: A
 
 def precision_of(mode: str) -> str:
     return "fp16" if mode == "fp16" else "int8"
-
-
-def config_dict(config: QuantizeConfig) -> dict[str, Any]:
-    return asdict(config)

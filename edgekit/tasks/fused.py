@@ -44,10 +44,6 @@ class FusedPreprocess:
                    tuple(str(step) for step in record.get("steps", ())))
 
 
-def is_fused(meta: ModelMeta) -> bool:
-    return isinstance(meta.extra.get(FUSED_KEY), dict)
-
-
 def stack_frames(images: Sequence[np.ndarray], meta: ModelMeta, color: str = "RGB"
                  ) -> tuple[np.ndarray, list[ImageTransform]]:
     """uint8 HxW(xC) frames → one N×H×W×C uint8 batch for a fused model (no copy for one frame)."""
