@@ -45,8 +45,8 @@ class Predictor:
     (default 8). ``route`` picks the host pre-processing route where the task offers several
     (numpy, opencv). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
     input_name) describe a model without edgekit metadata or override it; everything else
-    goes to the runtime (threads, device, ...), over the runtime's ``host_work_defaults``
-    (ONNX Runtime: ``spinning=False``, so idle pool threads leave the cores to pre-processing).
+    goes to the runtime (threads, device, ...; on ONNX Runtime ``spinning=False`` when other
+    work shares the cores, see the README).
     """
 
     def __init__(self, model: str | Path, runtime: str | None = None, *, color: str = "RGB",
@@ -67,7 +67,7 @@ class Predictor:
             runtime, recorded = deployment_settings(self.meta)
             options = {**recorded, **options}
         runtime_class = get_runtime(runtime)
-        options = {**runtime_class.host_work_defaults, **{k: v for k, v in options.items() if v is not None}}
+        options = {k: v for k, v in options.items() if v is not None}
         self.runtime = runtime_class(self.model_path, **options)
         # a model without metadata: what its settings leave out is read from the model at open
         self._from_model = () if file_meta.task != "unknown" else tuple(

@@ -107,9 +107,6 @@ class Runtime(ABC):
     #: whether ``_run`` may run in several threads at once; if not, ``run`` serializes calls
     #: (a backend with one execution context and fixed buffers, such as TensorRT's)
     concurrent_runs: ClassVar[bool] = False
-    #: option defaults for a caller that does host work between runs (the Predictor's pre- and
-    #: post-processing); explicit options win
-    host_work_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: str | Path, **options: Any) -> None:
         self.model_path = Path(model)

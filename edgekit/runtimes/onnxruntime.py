@@ -50,9 +50,6 @@ class OrtRuntime(Runtime):
     extra: ClassVar[str] = "ort"
     Options: ClassVar[type[RuntimeOptions]] = OrtOptions
     provider: ClassVar[str] = "CPUExecutionProvider"
-    # Measured on 2 cores: with spinning on, numpy pre-processing of a 640x480 frame between
-    # runs took 2-4x longer (the idle pool threads spin on the cores it needs).
-    host_work_defaults: ClassVar[dict[str, Any]] = {"spinning": False}
     # InferenceSession.run is thread-safe
     concurrent_runs: ClassVar[bool] = True
 
