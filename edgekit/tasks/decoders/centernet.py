@@ -33,13 +33,25 @@ class CenterNetDecoder(Decoder):
 
 
 def local_peaks(heatmap: np.ndarray) -> np.ndarray:
-    """Keep only the cells that are the maximum of their 3×3 neighbourhood (others → 0)."""
-    padded = np.pad(heatmap, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-    height, width = heatmap.shape[2:]
-    neighbourhood = np.max(
-        [padded[:, :, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0
-    )
+    """Keep only the cells that are the maximum of their 3×3 neighbourhood (others → 0).
+
+    The 3×3 maximum is taken as a maximum over rows, then over columns (separable; cells past
+    the border do not count), which is several times faster than stacking nine shifted copies.
+    """
+    neighbourhood = _max_of_three(_max_of_three(heatmap, axis=2), axis=3)
     return np.where(heatmap >= neighbourhood, heatmap, 0.0)
+
+
+def _max_of_three(array: np.ndarray, axis: int) -> np.ndarray:
+    """Each element's maximum with its two neighbours along ``axis``."""
+    result = array.copy()
+    lower = [slice(None)] * array.ndim
+    upper = [slice(None)] * array.ndim
+    lower[axis], upper[axis] = slice(None, -1), slice(1, None)
+    lower, upper = tuple(lower), tuple(upper)
+    np.maximum(result[upper], array[lower], out=result[upper])
+    np.maximum(result[lower], array[upper], out=result[lower])
+    return result
 
 
 def decode_centernet(
