@@ -130,7 +130,7 @@ def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start
         throughput_items_s=result.throughput_items_s, cold_start_ms=(first - opened) / 1e6,
         metric=quality.metric, accuracy=quality.accuracy, metrics=quality.metrics or {},
         agreement_top1_pct=quality.agreement_top1_pct, cosine=quality.cosine,
-        config={"runtime": _plain(description), "variant": variant.recipe, "data": data.name,
+        config={"runtime": json_safe(description), "variant": variant.recipe, "data": data.name,
                 "requests": result.requests, "items_per_query": result.items_per_query,
                 "load_ms": (loaded - opened) / 1e6, "source": str(source.path),
                 **({"quality_error": quality_note} if quality_note else {})},
@@ -174,11 +174,11 @@ def _failed(cell: Cell, key: str, status: str, reason: str, source: Source | Non
                       model_sha256=source.sha256 if source else "", seconds=time.perf_counter() - start)
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe copy of a runtime description."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError, first_line
 from edgekit.matrix.cells import CellRecord, Evaluation, Timing
+from edgekit.matrix.measure import json_safe
 from edgekit.matrix.quality import EvalData, Quality
 from edgekit.matrix.variants import Unsupported, Variant
 from edgekit.meta import ModelMeta
@@ -156,7 +157,7 @@ def time_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, timing
         else (None, None, None, None, 0)
     return Timed(*stats, result.percentiles_ms,
                  result.round_ms, result.throughput_items_s, (first - opened) / 1e6, (loaded - opened) / 1e6,
-                 model_size_mb(variant.path), _plain(description), candidate.batch)
+                 model_size_mb(variant.path), json_safe(description), candidate.batch)
 
 
 def judge_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, data: EvalData,
@@ -206,14 +207,6 @@ def failed_record(candidate: Candidate, model: str, key: str, model_name: str, s
     status = "unsupported" if isinstance(exc, Unsupported) or any(h in reason for h in UNSUPPORTED_HINTS) else "failed"
     return CellRecord(cell=candidate.cell(model), key=key, status=status, reason=reason[:500], model_name=model_name,
                       model_sha256=source_sha, config=config, seconds=seconds)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def weighted_layers(source: Path) -> list[str]:
