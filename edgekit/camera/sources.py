@@ -105,13 +105,7 @@ class VideoFile:
 
     def _reads(self) -> Iterator[Any]:
         first, self._first = self._first, None
-        if first is not None:
-            yield first
-        while True:
-            ok, image = self._capture.read()
-            if not ok:
-                return
-            yield image
+        return capture_reads(self._capture, first)
 
     def _paced_reads(self) -> Iterator[Any]:
         period = 1.0 / self.fps
@@ -157,12 +151,7 @@ class Camera:
         return self._latest.dropped
 
     def _reads(self, first) -> Iterator[Any]:
-        yield first
-        while True:
-            ok, image = self._capture.read()
-            if not ok:
-                return
-            yield image
+        return capture_reads(self._capture, first)
 
     def __iter__(self) -> Iterator[Frame]:
         yield from self._latest
@@ -223,3 +212,14 @@ class LatestFrames:
         self._closed.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
+
+
+def capture_reads(capture, first: Any = None) -> Iterator[Any]:
+    """``first`` (a frame already read, if any), then every frame ``capture`` reads until it ends."""
+    if first is not None:
+        yield first
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return
+        yield image

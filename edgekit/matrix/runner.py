@@ -36,17 +36,9 @@ def run_matrix(spec: MatrixSpec, store, force: bool = False, progress: bool = Tr
                on_record: Callable[[CellRecord], None] | None = None, isolate: bool = True) -> MatrixRun:
     """Measure every cell of ``spec`` not already in its latest run in ``store`` (all with ``force``).
     ``isolate=False`` measures in this process (a native crash then ends the run)."""
-    from edgekit.bench.environment import manifest
     from edgekit.store.db import record_from_row
 
-    check_runtimes(spec)
-    cells = spec.cells()
-    keys = {cell: cell.key(spec.timing, spec.evaluation) for cell in cells}
-    run_id = None if force else store.latest_run(spec.key)
-    done = store.done_keys(run_id) if run_id is not None else set()
-    if run_id is None:
-        run_id = store.start_run(spec.name, spec.key, spec_json(spec), manifest())
-    todo = [cell for cell in cells if keys[cell] not in done]
+    cells, keys, run_id, todo, done = start_or_resume(spec, store, force)
     measure = _Isolated(spec) if isolate else _InProcess(spec)
     try:
         with _progress(progress, len(cells), len(cells) - len(todo)) as advance:
@@ -87,6 +79,21 @@ class _Isolated:
 
     def close(self) -> None:
         self.worker.close()
+
+
+def start_or_resume(spec: MatrixSpec, store, force: bool, details: dict | None = None):
+    """(cells, their keys, the run id, the cells still to measure, the finished keys): the latest
+    run of ``spec`` resumed, or a new run (always with ``force``); ``details`` go into the run's spec."""
+    from edgekit.bench.environment import manifest
+
+    check_runtimes(spec)
+    cells = spec.cells()
+    keys = {cell: cell.key(spec.timing, spec.evaluation) for cell in cells}
+    run_id = None if force else store.latest_run(spec.key)
+    done = store.done_keys(run_id) if run_id is not None else set()
+    if run_id is None:
+        run_id = store.start_run(spec.name, spec.key, {**spec_json(spec), **(details or {})}, manifest())
+    return cells, keys, run_id, [cell for cell in cells if keys[cell] not in done], done
 
 
 def spec_json(spec: MatrixSpec) -> dict:

@@ -176,20 +176,12 @@ def run_matrix_on_lab(spec, store, lab: Lab, force: bool = False, on_record=None
     (``max_retries``); one that still gives nothing is recorded as failed, the others are kept."""
     import ray
 
-    from edgekit.bench.environment import manifest
     from edgekit.matrix.cells import CellRecord
     from edgekit.matrix.measure import MatrixContext
-    from edgekit.matrix.runner import MatrixRun, spec_json, check_runtimes
+    from edgekit.matrix.runner import MatrixRun, start_or_resume
     from edgekit.store.db import record_from_row
 
-    check_runtimes(spec)
-    cells = spec.cells()
-    keys = {cell: cell.key(spec.timing, spec.evaluation) for cell in cells}
-    run_id = None if force else store.latest_run(spec.key)
-    done = store.done_keys(run_id) if run_id is not None else set()
-    if run_id is None:
-        run_id = store.start_run(spec.name, spec.key, {**spec_json(spec), "lab": lab.device}, manifest())
-    todo = [cell for cell in cells if keys[cell] not in done]
+    cells, keys, run_id, todo, done = start_or_resume(spec, store, force, {"lab": lab.device})
     context = MatrixContext(spec)   # zoo models are exported here: the device gets the file
     pending = {}
     for cell in todo:
