@@ -187,13 +187,38 @@ def _wait_for(process: subprocess.Popen, *patterns: tuple[Path, str], timeout: f
     return False
 
 
+_SLOW_MODEL = """
+import pathlib, time
+import torch.nn as nn
+
+class Slow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if any(pathlib.Path.cwd().glob(".*.part.onnx")):
+            (pathlib.Path(__file__).parent / "tracing").touch()
+            time.sleep(300)
+        return self.conv(x)
+
+def net():
+    return Slow()
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_export_killed_mid_work_leaves_no_part_file(tmp_path, signum):
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     out.mkdir(), tmp.mkdir()
-    process = _start(["export", "resnet18", "--input-size", "64", "-o", "r.onnx"], out, tmp)
-    assert _wait_for(process, (out, ".*.part.onnx")), process.communicate()
+    factory = tmp_path / "slow_model.py"
+    factory.write_text(_SLOW_MODEL)
+    process = _start(["export", f"{factory}:net", "--input", "x:1x3x16x16", "-o", "r.onnx"], out, tmp)
+    # the model's forward touches 'tracing' once the export has opened its .part file, then sleeps:
+    # the signal lands mid-export however fast or loaded the machine is
+    assert _wait_for(process, (tmp_path, "tracing")), process.communicate()
+    assert any(out.glob(".*.part.onnx"))
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr  # Ctrl-C too: typer exits 130
