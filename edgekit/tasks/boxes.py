@@ -21,32 +21,50 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 PAIRWISE_LIMIT = 2048
 
 
+def overlaps_above(a: np.ndarray, b: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """(n, m) booleans: IoU(a_i, b_j) > ``iou_threshold``, tested as intersection > t·union (no
+    division; boxes without area overlap nothing). Outer ufuncs, in place: ≈ 30 µs at 80 × 80."""
+    ax1, ay1, ax2, ay2 = np.ascontiguousarray(a.T)
+    bx1, by1, bx2, by2 = np.ascontiguousarray(b.T)
+    inter = np.minimum.outer(ax2, bx2)
+    inter -= np.maximum.outer(ax1, bx1)
+    height = np.minimum.outer(ay2, by2)
+    height -= np.maximum.outer(ay1, by1)
+    np.maximum(inter, 0, out=inter)
+    np.maximum(height, 0, out=height)
+    inter *= height
+    union = np.add.outer(np.maximum(ax2 - ax1, 0) * np.maximum(ay2 - ay1, 0),
+                         np.maximum(bx2 - bx1, 0) * np.maximum(by2 - by1, 0))
+    union -= inter
+    union *= np.float32(iou_threshold)
+    return inter > union
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of the boxes kept by greedy NMS, by decreasing score (as torchvision.ops.nms).
 
     A box is suppressed when its IoU with a higher-scoring kept box is above ``iou_threshold``.
-    Up to ``PAIRWISE_LIMIT`` boxes the IoUs are computed once as a matrix and the greedy pass
-    only reads rows of it; above, each kept box is compared with the boxes still left.
+    Up to ``PAIRWISE_LIMIT`` boxes the overlaps are computed once as a matrix and the greedy pass
+    visits only the boxes that overlap a lower-scoring one (few, on a detector's peaks); above,
+    each kept box is compared with the boxes still left.
     """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
     if len(order) <= PAIRWISE_LIMIT:
-        above = box_iou(boxes[order], boxes[order]) > iou_threshold
+        ranked = boxes[order]
+        above = overlaps_above(ranked, ranked, iou_threshold)  # symmetric; the diagonal is each box itself
         suppressed = np.zeros(len(order), dtype=bool)
-        keep = []
-        for index in range(len(order)):
-            if not suppressed[index]:
-                keep.append(index)
-                suppressed |= above[index]
-        return order[np.asarray(keep, dtype=np.int64)]
+        for index in np.flatnonzero(np.count_nonzero(above, axis=1) > above.diagonal()).tolist():
+            if not suppressed[index]:  # a kept box suppresses the lower-scoring boxes it overlaps
+                suppressed[index + 1 :] |= above[index, index + 1 :]
+        return order[~suppressed]
     keep = []
     while order.size:
         best = order[0]
         keep.append(best)
         if order.size == 1:
             break
-        overlaps = box_iou(boxes[best : best + 1], boxes[order[1:]])[0]
-        order = order[1:][overlaps <= iou_threshold]
+        order = order[1:][~overlaps_above(boxes[best : best + 1], boxes[order[1:]], iou_threshold)[0]]
     return np.asarray(keep, dtype=np.int64)
 
 

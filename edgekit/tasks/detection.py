@@ -85,5 +85,9 @@ class DetectionTask(Task):
         else:
             keep = batched_nms(boxes, scores, labels, settings["iou_threshold"])[: settings["max_detections"]]
         boxes, scores, labels = transform.boxes_to_original(boxes[keep]), scores[keep], labels[keep]
-        label_names = tuple(names[c] if c < len(names) else str(c) for c in labels)
+        codes = labels.tolist()
+        if max(codes, default=-1) < len(names):
+            label_names = tuple(map(names.__getitem__, codes))
+        else:
+            label_names = tuple(names[c] if c < len(names) else str(c) for c in codes)
         return Detection(boxes, scores, labels, label_names)

@@ -44,13 +44,12 @@ class ImageTransform:
 
     def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
         """Map x1 y1 x2 y2 boxes from model-input pixels back to the original image, clipped."""
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
-        boxes[:, 0::2] = (boxes[:, 0::2] - self.offset_x) / self.scale_x
-        boxes[:, 1::2] = (boxes[:, 1::2] - self.offset_y) / self.scale_y
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        offset = np.array([self.offset_x, self.offset_y] * 2, dtype=np.float32)
+        scale = np.array([self.scale_x, self.scale_y] * 2, dtype=np.float32)
         height, width = self.original_size
-        boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-        boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-        return boxes
+        boxes = (boxes - offset) / scale
+        return np.clip(boxes, 0, np.array([width, height] * 2, dtype=np.float32), out=boxes)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class CenterNetDecoder(Decoder):
     def decode(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> list[Decoded]:
         heatmap, size, offset = self.named_outputs(outputs, settings, 3)
         return decode_centernet(heatmap, size, offset, settings["stride"], settings["max_detections"],
-                                settings["size_encoding"])
+                                settings["size_encoding"], settings.get("score_threshold", 0.0))
 
 
 def local_peaks(heatmap: np.ndarray) -> np.ndarray:
@@ -56,9 +56,11 @@ def _max_of_three(array: np.ndarray, axis: int) -> np.ndarray:
 
 def decode_centernet(
     heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: float, top_k: int = 100,
-    size_encoding: str = "log",
+    size_encoding: str = "log", min_score: float = 0.0,
 ) -> list[Decoded]:
-    """Per image, the ``top_k`` peak cells as (boxes in model-input pixels, scores, labels)."""
+    """Per image, the ``top_k`` peak cells as (boxes in model-input pixels, scores, labels), best
+    first; with ``min_score`` > 0 only peaks scoring at least that (the same boxes a score
+    threshold after decoding keeps, found without ranking every cell)."""
     heatmap = np.asarray(heatmap, np.float32)
     if heatmap.ndim != 4 or size.shape[1:] != (2, *heatmap.shape[2:]) or offset.shape != size.shape:
         raise BadInputError(
@@ -70,16 +72,17 @@ def decode_centernet(
     k = min(top_k, peaks.shape[1])
     results = []
     for index in range(batch):
-        flat = np.argpartition(-peaks[index], k - 1)[:k] if k < peaks.shape[1] else np.arange(peaks.shape[1])
-        flat = np.sort(flat)  # equal scores: lower index first, as ONNX TopK (so NMS sees one order)
-        flat = flat[np.argsort(-peaks[index, flat], kind="stable")]
+        scores = peaks[index]
+        flat = np.flatnonzero(scores >= min_score) if min_score > 0 else np.arange(scores.size)
+        if flat.size > k:
+            flat = np.sort(flat[np.argpartition(-scores[flat], k - 1)[:k]])
+        # equal scores: lower index first, as ONNX TopK (so NMS sees one order)
+        flat = flat[np.argsort(-scores[flat], kind="stable")]
         labels, cells = np.divmod(flat, height * width)
         rows, cols = np.divmod(cells, width)
-        wh = size[index][:, rows, cols].T.astype(np.float32)  # (k, 2)
-        wh = np.exp(wh) if size_encoding == "log" else wh
-        centre_x = cols + offset[index, 0, rows, cols]
-        centre_y = rows + offset[index, 1, rows, cols]
-        boxes = np.stack([centre_x - wh[:, 0] / 2, centre_y - wh[:, 1] / 2,
-                          centre_x + wh[:, 0] / 2, centre_y + wh[:, 1] / 2], axis=1) * stride
-        results.append((boxes.astype(np.float32), peaks[index, flat].astype(np.float32), labels.astype(np.int64)))
+        wh = size[index].reshape(2, -1)[:, cells].astype(np.float32)  # (2, k): width, height
+        half = (np.exp(wh) if size_encoding == "log" else wh) / 2
+        centre = np.stack([cols, rows]) + offset[index].reshape(2, -1)[:, cells]  # (2, k): x, y
+        boxes = np.concatenate([centre - half, centre + half]).T * stride
+        results.append((boxes.astype(np.float32), scores[flat].astype(np.float32), labels.astype(np.int64)))
     return results
