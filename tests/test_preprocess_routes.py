@@ -195,3 +195,41 @@ def test_digits_top1_is_identical_on_every_route(lenet, tmp_path):
     assert all(value == 1.0 for value in agree.values()), f"top-1 agreement {agree}, opencv tensor diff {diff:.3g}"
     accuracy = float((labels["numpy"] == np.asarray(split.targets)).mean())
     assert accuracy > 0.8, accuracy
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_normalize_without_cv2_dnn_matches_the_blob_call(swap):
+    """OpenCV builds without ``cv2.dnn.blobFromImageWithParams`` normalize in numpy, same values."""
+    import types
+
+    import cv2
+
+    from edgekit.tasks import preprocess_opencv
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (6, 9, 3)).astype(np.float32)
+    mean, std = np.float32([0.485, 0.456, 0.406]) * 255, np.float32([0.229, 0.224, 0.225]) * 255
+    with_dnn = preprocess_opencv.normalized_blob(cv2, pixels, swap, mean, std)
+    without = preprocess_opencv.normalized_blob(types.SimpleNamespace(), pixels, swap, mean, std)
+    assert with_dnn.shape == without.shape == (3, 6, 9)
+    np.testing.assert_allclose(with_dnn, without, rtol=1e-6, atol=1e-5)
+    assert np.allclose(without[0], (pixels[:, :, 2 if swap else 0] - mean[0]) / std[0])
+
+
+@pytest.mark.parametrize("source, size", [((480, 640), (96, 128)), ((480, 640), (100, 77)), ((301, 53), (30, 7)),
+                                          ((480, 640), (240, 320)), ((7, 9), (20, 3))])
+def test_opencv_resize_reads_only_the_rows_it_needs_and_matches_numpy(source, size):
+    """A strong downscale converts only the rows the filter reads; every factor (whole, fractional,
+    up) gives the numpy reference's pixels."""
+    import cv2
+
+    from edgekit.tasks.preprocess import bilinear
+    from edgekit.tasks.preprocess_opencv import resize_float
+
+    image = np.random.default_rng(1).integers(0, 256, (*source, 3), dtype=np.uint8)
+    expected = bilinear(image.astype(np.float32), *size)
+    whole = cv2.resize(image.astype(np.float32), size[::-1], interpolation=cv2.INTER_LINEAR)
+    actual = resize_float(cv2, image, size)
+    assert actual.shape == (*size, 3) and actual.dtype == np.float32
+    # OpenCV's own weights differ from numpy's in the last float bits (≤ 0.01 of a level)
+    np.testing.assert_allclose(actual, expected, atol=0.02)
+    np.testing.assert_allclose(actual, whole.reshape(actual.shape), atol=0.02)

@@ -63,7 +63,7 @@ def resize_float(cv2, crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if not weights.any():  # the output rows fall on source rows (an odd whole-number factor)
         return upper
     lower = across[np.minimum(np.searchsorted(rows, high), len(rows) - 1)]
-    blend = weights[:, None, None]
+    blend = weights[:, None, None].astype(np.float32)
     return upper * (1 - blend) + lower * blend
 
 
@@ -76,18 +76,28 @@ def _normalized_chw(cv2, pixels: np.ndarray, geometry, swap: bool, mean: np.ndar
     """(pixels − mean) / std as CHW into ``out`` (the padding of a letterbox: the fill, normalized)."""
     if pixels.shape[2] == 1:  # a gray image for a colour model: the same value in every channel
         pixels = np.repeat(pixels, 3, axis=2)
-    params = cv2.dnn.Image2BlobParams()
-    params.scalefactor = tuple(float(1 / s) for s in std)
-    params.mean = tuple(float(m) for m in mean)  # mean and scale are in the output (model) order
-    params.swapRB = swap
-    params.ddepth = cv2.CV_32F
-    blob = cv2.dnn.blobFromImageWithParams(np.ascontiguousarray(pixels), params)[0]
+    blob = normalized_blob(cv2, pixels, swap, mean, std)
     if geometry.resized == geometry.size:
         out[...] = blob
         return
     out[...] = ((np.float32(LETTERBOX_FILL) - mean) / std).reshape(-1, 1, 1)
     pad_top, pad_left = geometry.pad
     out[:, pad_top : pad_top + blob.shape[1], pad_left : pad_left + blob.shape[2]] = blob
+
+
+def normalized_blob(cv2, pixels: np.ndarray, swap: bool, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """CHW (pixels − mean) / std in the model's channel order; numpy where cv2 lacks the dnn blob
+    call (OpenCV < 4.8 or a build without dnn)."""
+    blob_call = getattr(getattr(cv2, "dnn", None), "blobFromImageWithParams", None)
+    if blob_call is None:
+        chw = (pixels[:, :, ::-1] if swap else pixels).transpose(2, 0, 1)
+        return (chw - mean.reshape(-1, 1, 1)) / std.reshape(-1, 1, 1)
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = tuple(float(1 / s) for s in std)
+    params.mean = tuple(float(m) for m in mean)  # mean and scale are in the output (model) order
+    params.swapRB = swap
+    params.ddepth = cv2.CV_32F
+    return blob_call(np.ascontiguousarray(pixels), params)[0]
 
 
 def _gray(pixels: np.ndarray, given: str) -> np.ndarray:
