@@ -71,16 +71,18 @@ def bench(
     check_outputs(json_out, inputs=[*models, weights, load_inputs, meta_file, *(images or []), video])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
     if is_matrix(models, runtime or "ort-cpu", lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
-        one_model_only = [name for name, value in (("--weights", weights), ("--input", input_spec),
-                          ("--meta", meta_pair), ("--meta-file", meta_file), ("--data-loader", data_loader),
-                          ("--load-inputs", load_inputs), ("--images", images), ("--video", video)) if value]
+        one_model_only = [name for name, value in (("--data-loader", data_loader), ("--load-inputs", load_inputs),
+                          ("--images", images), ("--video", video)) if value]
         if one_model_only:
-            raise BadInputError(f"{', '.join(one_model_only)}: for one model on one runtime, not for a matrix "
-                                "(a suite gives a torch source its weights and meta)")
+            raise BadInputError(f"{', '.join(one_model_only)}: for one model on one runtime, not for a matrix")
+        user = (weights, tuple(input_spec or ()), source_options(weights, input_spec, meta_pair, meta_file).meta_changes)
+        if (weights or input_spec or meta_pair or meta_file) and (suite is not None or len(models) != 1):
+            raise BadInputError("--weights, --input and --meta in a matrix are for one torch source; "
+                                "a suite gives each torch source its own (a model mapping: model, weights, inputs, meta)")
         lab = (cluster, device) if cluster is not None else None   # with --cluster, --device is the lab device
         options = [*(option or []), *([f"device={device}"] if device and lab is None else [])]
         _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
-                json_out, lab)
+                json_out, lab, user)
         return
     if len(models) != 1:
         raise BadInputError("give a model (an .onnx file, a zoo name or a torch source), or --suite FILE")
@@ -127,7 +129,8 @@ def _one(model, runtime, batch_size, thread_count, device, timing, option, input
         write_json(json_out, data)
 
 
-def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None) -> None:
+def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None,
+            user=()) -> None:
     """The matrix path: a suite file, or the product of the command line's lists."""
     from edgekit.bench import LoopPlan
     from edgekit.cli.matrix import run_and_show, spec_from_options
@@ -149,14 +152,14 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
         spec = load_suite(suite)
     else:
         if not models:
-            raise BadInputError("give one or more models (an .onnx file or a zoo name), or --suite FILE")
+            raise BadInputError("give one or more models (an .onnx file, a zoo name or a torch source), or --suite FILE")
         if rounds < 1:
             raise BadInputError(f"--rounds must be at least 1, got {rounds}")
         plan = LoopPlan.from_options(warmup, runs, duration)
         timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
         size = parse_input_size(input_size) if input_size else None
         spec = spec_from_options(models, runtime or "ort-cpu", lists["precision"], lists["batch"], lists["threads"],
-                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed))
+                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed), user)
     if lab is not None:
         from edgekit.cli.lab import run_on_lab
 
