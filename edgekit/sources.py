@@ -104,7 +104,8 @@ def resolve_model(
     weights_tag = "random" if weights is None else file_tag(Path(weights))
     batch_tag = "dyn" if dynamic_batch else f"b{batch}"
     meta_tag = f"-meta{changes_tag(meta_changes)}" if meta_changes else ""
-    target = cache_dir("models") / f"{entry.name}-{size[0]}x{size[1]}-{batch_tag}-op{opset}-{weights_tag}{meta_tag}.onnx"
+    name = f"{entry.name}-{size[0]}x{size[1]}-{batch_tag}-op{opset}-{weights_tag}{meta_tag}.onnx"
+    target = cache_dir("models") / name
     if not target.is_file():
         from edgekit.exporters.config import ExportConfig
         from edgekit.exporters.torch_onnx import export_zoo_model

@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     model: Optional[list[str]] = typer.Argument(None, help=".onnx files, zoo names or torch sources (file.py:factory, "
-                                                "TorchScript, .pt2; exported to the cache first); several make a matrix."),
+                                                "TorchScript, .pt2; exported to the cache first); several make a "
+                                                "matrix."),
     runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Runtime name, a comma list, or 'all' (a "
                                           "matrix) \\[default: ort-cpu]."),
     batch: str = typer.Option("1", help="Batch size (a comma list makes a matrix: 1,8)."),
@@ -75,10 +76,11 @@ def bench(
                           ("--images", images), ("--video", video)) if value]
         if one_model_only:
             raise BadInputError(f"{', '.join(one_model_only)}: for one model on one runtime, not for a matrix")
-        user = (weights, tuple(input_spec or ()), source_options(weights, input_spec, meta_pair, meta_file).meta_changes)
-        if (weights or input_spec or meta_pair or meta_file) and (suite is not None or len(models) != 1):
-            raise BadInputError("--weights, --input and --meta in a matrix are for one torch source; "
-                                "a suite gives each torch source its own (a model mapping: model, weights, inputs, meta)")
+        changes = source_options(weights, input_spec, meta_pair, meta_file).meta_changes
+        if (weights or input_spec or changes) and (suite is not None or len(models) != 1):
+            raise BadInputError("--weights, --input and --meta in a matrix are for one torch source; a suite gives "
+                                "each torch source its own (a model mapping: model, weights, inputs, meta)")
+        user = (weights, tuple(input_spec or ()), changes)
         lab = (cluster, device) if cluster is not None else None   # with --cluster, --device is the lab device
         options = [*(option or []), *([f"device={device}"] if device and lab is None else [])]
         _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
@@ -152,7 +154,8 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
         spec = load_suite(suite)
     else:
         if not models:
-            raise BadInputError("give one or more models (an .onnx file, a zoo name or a torch source), or --suite FILE")
+            raise BadInputError("give one or more models (an .onnx file, a zoo name or a torch source), "
+                                "or --suite FILE")
         if rounds < 1:
             raise BadInputError(f"--rounds must be at least 1, got {rounds}")
         plan = LoopPlan.from_options(warmup, runs, duration)

@@ -70,7 +70,8 @@ def show(result) -> None:
         table.add_row(f"{record.runtime} ({record.precision})", *(f"{record.metrics[n]:.2f}" for n in names),
                       *delta, f"{record.seconds:.2f}")
     if result.reference:
-        table.add_row(f"torch ({result.reference_kind})", *(f"{result.reference.get(n, float('nan')):.2f}" for n in names), "", "")
+        figures = (f"{result.reference.get(n, float('nan')):.2f}" for n in names)
+        table.add_row(f"torch ({result.reference_kind})", *figures, "", "")
     out = console()
     out.print(table)
     if not result.reference:

@@ -102,7 +102,8 @@ def load_suite(path: str | Path) -> MatrixSpec:
     top = where.items(root, "the suite", KEYS)
     if "models" not in top:
         raise where.error(root, "the suite has no 'models' list")
-    lists = {key: where.values(top[key], kinds, key) for key, kinds in LIST_KEYS.items() if key in top and key != "models"}
+    lists = {key: where.values(top[key], kinds, key) for key, kinds in LIST_KEYS.items()
+             if key in top and key != "models"}
     fields: dict[str, Any] = {"name": where.scalar(top["name"], str, "name") if "name" in top else path.stem}
     fields["models"] = tuple(_model(where, node, path.parent) for node in _nodes(where, top["models"], "models"))
     if "runtimes" in lists:
