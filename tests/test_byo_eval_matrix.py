@@ -117,6 +117,11 @@ timing: {{warmup: 1, runs: 5, duration: 0.05, rounds: 1}}
     expected = evaluate(exported, load_split("digits", "test", 0).take(64), "ort-cpu")
     assert record.accuracy == expected.metrics["top1"] > 70                 # trained weights, on 64 test images
 
+    # `bench FACTORY --weights --input --meta` (a command-line matrix) names the same cells
+    from edgekit.cli.matrix import matrix_model
+
+    meta = {"task": "classification", "labels": list(LABELS)}
+    assert matrix_model(FACTORY, weights, (INPUT,), meta).name == entry.name
     # other weights make other cells (the old record is not reused); the same suite keeps its key
     assert load_suite(suite).cells()[0].key(spec.timing, spec.evaluation) == record.key
     (tmp_path / "w.pt").write_bytes(weights.read_bytes() + b"\0")

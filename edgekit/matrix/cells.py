@@ -96,9 +96,10 @@ class TorchModel:
 
             raise BadInputError(f"{source} is not a torch source (weights, inputs and meta are for torch sources)")
         specs = parse_input_specs(inputs)
-        check_meta_changes(meta or {}, specs)
+        effect = check_meta_changes(meta or {}, specs)   # labels [0, 1] and "0,1" have one effect, one tag
         text = json.dumps(meta, sort_keys=True, default=str) if meta else ""
-        parts = [parsed.label, source_tag(parsed), file_tag(Path(weights)) if weights else "random", *inputs, text]
+        parts = [parsed.label, source_tag(parsed), file_tag(Path(weights)) if weights else "random", *inputs,
+                 json.dumps(dataclasses.asdict(effect), sort_keys=True, default=str) if meta else ""]
         return cls(source, weights, tuple(inputs), text, hashlib.sha256("|".join(parts).encode()).hexdigest()[:12])
 
     @property
@@ -109,14 +110,14 @@ class TorchModel:
         return json.loads(self.meta) if self.meta else {}
 
 
-def check_meta_changes(changes: dict[str, Any], specs) -> None:
-    """Metadata changes checked against the metadata a user export starts from (grey for one channel)."""
+def check_meta_changes(changes: dict[str, Any], specs):
+    """The metadata a user export starts from (grey for one channel) with ``changes`` applied and checked."""
     from edgekit.exporters.metadata import apply_changes
     from edgekit.meta import ModelMeta
 
     shape = specs[0].sample_shape() if specs else ()
     grey = len(shape) == 4 and shape[1] == 1
-    apply_changes(ModelMeta(color="GRAY", mean=(0.5,), std=(0.5,)) if grey else ModelMeta(), changes)
+    return apply_changes(ModelMeta(color="GRAY", mean=(0.5,), std=(0.5,)) if grey else ModelMeta(), changes)
 
 
 @dataclass(frozen=True)
