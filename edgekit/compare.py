@@ -94,12 +94,14 @@ def compare(
     io: CompareInputs | None = None,
     iou_threshold: float = 0.5,
     score_tol: float = 0.02,
+    meta_changes: Mapping[str, Any] | None = None,
 ) -> CompareRecord:
     """Run ``model`` (a model file, a zoo name or a user torch model) on each runtime and compare
     with the reference: torch for zoo/user models, saved golden outputs, else the first runtime.
 
     ``inputs``: an .npz whose array names are the model's inputs (else ``io``'s loader, else seeded
-    random inputs); ``runtime_options``: per-runtime options by runtime name.
+    random inputs); ``runtime_options``: per-runtime options by runtime name; ``meta_changes``:
+    metadata written into the export of a zoo or torch model.
     """
     from edgekit.sources import parse_source, resolve_model
 
@@ -117,7 +119,8 @@ def compare(
     if not from_torch and io.load_outputs is None and len(classes) < 2:
         raise BadInputError("comparing a model file needs at least two runtimes (the first is the reference) "
                             "or --load-outputs; a zoo or torch model is compared against torch")
-    path = resolve_model(str(model), batch=batch, input_size=input_size, weights=weights, inputs=io.specs)
+    path = resolve_model(str(model), batch=batch, input_size=input_size, weights=weights, inputs=io.specs,
+                         meta_changes=meta_changes)
     given = runtime_options or {}
     options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
     batches = _given_batches(io)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 from edgekit.errors import BadInputError
 
 
@@ -16,8 +17,9 @@ def register(app: typer.Typer) -> None:
 
 
 def bench(
-    model: Optional[list[str]] = typer.Argument(None, help=".onnx files or zoo names (exported to the cache first); "
-                                                "several make a matrix."),
+    model: Optional[list[str]] = typer.Argument(None, help=".onnx files, zoo names or torch sources (file.py:factory, "
+                                                "TorchScript, .pt2; exported to the cache first); several make a "
+                                                "matrix."),
     runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Runtime name, a comma list, or 'all' (a "
                                           "matrix) \\[default: ort-cpu]."),
     batch: str = typer.Option("1", help="Batch size (a comma list makes a matrix: 1,8)."),
@@ -28,10 +30,12 @@ def bench(
     duration: Optional[float] = typer.Option(None, help="Seconds to keep timing (with --runs: both must be met)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
     input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),
-    weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo model."),
+    weights: Optional[Path] = WEIGHTS,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
     seed: int = typer.Option(0, help="Seed of the random input."),
-    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
+    input_spec: Optional[list[str]] = INPUTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
     data_loader: Optional[str] = typer.Option(None, "--data-loader", help="file.py:function yielding dicts of "
                                               "input name → array (the first batch is timed)."),
     load_inputs: Optional[Path] = typer.Option(None, "--load-inputs", help=".npz of inputs to time (first batch)."),
@@ -65,35 +69,39 @@ def bench(
         check_numbers(batch=value)
     for value in thread_counts:
         check_numbers(threads=value)
-    check_outputs(json_out, inputs=[*models, weights, load_inputs, *(images or []), video])
+    check_outputs(json_out, inputs=[*models, weights, load_inputs, meta_file, *(images or []), video])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
     if is_matrix(models, runtime or "ort-cpu", lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
-        one_model_only = [name for name, value in (("--weights", weights), ("--input", input_spec),
-                          ("--data-loader", data_loader), ("--load-inputs", load_inputs), ("--images", images),
-                          ("--video", video)) if value]
+        one_model_only = [name for name, value in (("--data-loader", data_loader), ("--load-inputs", load_inputs),
+                          ("--images", images), ("--video", video)) if value]
         if one_model_only:
             raise BadInputError(f"{', '.join(one_model_only)}: for one model on one runtime, not for a matrix")
+        changes = source_options(weights, input_spec, meta_pair, meta_file).meta_changes
+        if (weights or input_spec or changes) and (suite is not None or len(models) != 1):
+            raise BadInputError("--weights, --input and --meta in a matrix are for one torch source; a suite gives "
+                                "each torch source its own (a model mapping: model, weights, inputs, meta)")
+        user = (weights, tuple(input_spec or ()), changes)
         lab = (cluster, device) if cluster is not None else None   # with --cluster, --device is the lab device
         options = [*(option or []), *([f"device={device}"] if device and lab is None else [])]
         _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
-                json_out, lab)
+                json_out, lab, user)
         return
     if len(models) != 1:
-        raise BadInputError("give a model (an .onnx file or a zoo name), or --suite FILE")
+        raise BadInputError("give a model (an .onnx file, a zoo name or a torch source), or --suite FILE")
     from edgekit.bench.pipeline import frames_for
 
+    given = source_options(weights, input_spec, meta_pair, meta_file)
     frames = frames_for(images, video)  # read (and checked) before any export or timing
     _one(models[0], runtime or "ort-cpu", batches[0], thread_counts[0], device, (warmup, runs, duration), option, input_size,
-         weights, json_out, seed, (input_spec, data_loader, load_inputs), frames)
+         given, json_out, seed, (data_loader, load_inputs), frames)
 
 
-def _one(model, runtime, batch_size, thread_count, device, timing, option, input_size, weights, json_out, seed,
+def _one(model, runtime, batch_size, thread_count, device, timing, option, input_size, given, json_out, seed,
          user_inputs, frames) -> None:
     """One model on one runtime: the record's own table (and the whole pipeline on ``frames``)."""
     from edgekit.bench import BenchConfig, LoopPlan, benchmark
     from edgekit.exporters.config import parse_input_size
     from edgekit.runtimes import get_runtime
-    from edgekit.sources import resolve_model
 
     # Check everything cheap before a possibly slow export.
     runtime_class = get_runtime(runtime)
@@ -103,13 +111,12 @@ def _one(model, runtime, batch_size, thread_count, device, timing, option, input
     plan = LoopPlan.from_options(*timing)
     config = BenchConfig(runtime=runtime_class.name, batch=batch_size, plan=plan, seed=seed, runtime_options=options)
     size = parse_input_size(input_size) if input_size else None
-    from edgekit.inputs.specs import parse_input_specs, sample_feeds
+    from edgekit.inputs.specs import sample_feeds
     from edgekit.inputs.user_feeds import first_batch
 
-    input_spec, data_loader, load_inputs = user_inputs
-    specs = parse_input_specs(input_spec)
-    path = resolve_model(model, batch=batch_size, input_size=size, weights=weights, inputs=specs)
-    feeds = first_batch(path, data_loader, load_inputs) or (sample_feeds(specs, seed) if specs else None)
+    data_loader, load_inputs = user_inputs
+    path = given.resolve(model, batch=batch_size, input_size=size)
+    feeds = first_batch(path, data_loader, load_inputs) or (sample_feeds(given.specs, seed) if given.specs else None)
     record = benchmark(path, config, feeds=feeds)
     print_record(record)
     data = record.to_dict()
@@ -124,7 +131,8 @@ def _one(model, runtime, batch_size, thread_count, device, timing, option, input
         write_json(json_out, data)
 
 
-def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None) -> None:
+def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None,
+            user=()) -> None:
     """The matrix path: a suite file, or the product of the command line's lists."""
     from edgekit.bench import LoopPlan
     from edgekit.cli.matrix import run_and_show, spec_from_options
@@ -146,14 +154,15 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
         spec = load_suite(suite)
     else:
         if not models:
-            raise BadInputError("give one or more models (an .onnx file or a zoo name), or --suite FILE")
+            raise BadInputError("give one or more models (an .onnx file, a zoo name or a torch source), "
+                                "or --suite FILE")
         if rounds < 1:
             raise BadInputError(f"--rounds must be at least 1, got {rounds}")
         plan = LoopPlan.from_options(warmup, runs, duration)
         timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
         size = parse_input_size(input_size) if input_size else None
         spec = spec_from_options(models, runtime or "ort-cpu", lists["precision"], lists["batch"], lists["threads"],
-                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed))
+                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed), user)
     if lab is not None:
         from edgekit.cli.lab import run_on_lab
 

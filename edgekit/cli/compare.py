@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 
 
 def register(app: typer.Typer) -> None:
@@ -23,14 +24,16 @@ def compare(
     seed: int = typer.Option(0, help="Seed of the random inputs."),
     batch: int = typer.Option(1, help="Batch size of the random inputs (and of a zoo export)."),
     input_size: Optional[str] = typer.Option(None, help="Input size when exporting a zoo model."),
-    weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo model."),
+    weights: Optional[Path] = WEIGHTS,
     atol: float = typer.Option(1e-4, help="Absolute tolerance."),
     rtol: float = typer.Option(1e-3, help="Relative tolerance."),
     min_cosine: float = typer.Option(0.999, help="Lowest cosine similarity that passes."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O",
                                                help="Runtime option RUNTIME.KEY=VALUE, e.g. openvino.precision=bf16."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
-    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
+    input_spec: Optional[list[str]] = INPUTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
     data_loader: Optional[str] = typer.Option(None, "--data-loader", help="file.py:function yielding dicts of "
                                               "input name → array (every batch is compared)."),
     save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the inputs used (.npz)."),
@@ -51,18 +54,18 @@ def compare(
     from edgekit.exporters.config import parse_input_size
 
     from edgekit.compare import CompareInputs
-    from edgekit.inputs.specs import parse_input_specs
 
     check_numbers(seed=seed, batch=batch, atol=atol, rtol=rtol, min_cosine=min_cosine)
-    check_outputs(json_out, save_inputs, save_outputs, inputs=[model, inputs, weights, load_outputs])
+    check_outputs(json_out, save_inputs, save_outputs, inputs=[model, inputs, weights, load_outputs, meta_file])
+    given = source_options(weights, input_spec, meta_pair, meta_file)
     names = [name.strip() for name in runtimes.split(",") if name.strip()]
-    io = CompareInputs(inputs=inputs, data_loader=data_loader, specs=parse_input_specs(input_spec),
+    io = CompareInputs(inputs=inputs, data_loader=data_loader, specs=given.specs,
                        save_inputs=save_inputs, save_outputs=save_outputs, load_outputs=load_outputs)
     record = run_compare(
         model, names, seed=seed, batch=batch,
         input_size=parse_input_size(input_size) if input_size else None, weights=weights,
         atol=atol, rtol=rtol, min_cosine=min_cosine, runtime_options=_split_options(option), io=io,
-        iou_threshold=iou, score_tol=score_tol,
+        iou_threshold=iou, score_tol=score_tol, meta_changes=given.meta_changes,
     )
     print_record(record)
     if json_out:

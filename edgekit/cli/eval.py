@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, parse_options, write_json
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def eval_command(
-    model: Path = typer.Argument(..., help="An .onnx model with edgekit metadata (task, preprocessing, labels)."),
+    model: str = typer.Argument(..., help="An .onnx model with edgekit metadata (task, preprocessing, labels), a zoo "
+                                          "name, file.py:factory, package.module:factory, TorchScript or .pt2 "
+                                          "(exported to the cache; give what it lacks with --meta)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json \\[default: the model's training dataset]."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, or 'all' (every available FP32 runtime)."),
     split: str = typer.Option("test", help="train, val or test."),
@@ -27,13 +30,22 @@ def eval_command(
         help="Also evaluate the source torch checkpoint \\[default: when it is known and torch is installed; "
              "--torch: required, an error if it cannot be]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the records as JSON."),
+    weights: Optional[Path] = WEIGHTS,
+    input_spec: Optional[list[str]] = INPUTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
 ) -> None:
-    """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split."""
+    """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split.
+
+    A torch source is exported first (dynamic batch) and its own module gives the torch figure.
+    """
     check_numbers(seed=seed, batch_size=batch_size)
-    check_outputs(json_out, inputs=[model, data])
+    check_outputs(json_out, inputs=[model, data, weights, meta_file])
+    given = source_options(weights, input_spec, meta_pair, meta_file)
     from edgekit.evaluate.across_runtimes import compare_runtimes
 
-    result = compare_runtimes(model, runtime, data, split, seed, batch_size, parse_options(option), torch_reference)
+    result = compare_runtimes(model, runtime, data, split, seed, batch_size, parse_options(option), torch_reference,
+                              weights=given.weights, inputs=given.specs, meta_changes=given.meta_changes)
     show(result)
     if json_out:
         write_json(json_out, result.to_dict())
@@ -58,7 +70,8 @@ def show(result) -> None:
         table.add_row(f"{record.runtime} ({record.precision})", *(f"{record.metrics[n]:.2f}" for n in names),
                       *delta, f"{record.seconds:.2f}")
     if result.reference:
-        table.add_row("torch (checkpoint)", *(f"{result.reference.get(n, float('nan')):.2f}" for n in names), "", "")
+        figures = (f"{result.reference.get(n, float('nan')):.2f}" for n in names)
+        table.add_row(f"torch ({result.reference_kind})", *figures, "", "")
     out = console()
     out.print(table)
     if not result.reference:

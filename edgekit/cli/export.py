@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS
 
 
 def register(app: typer.Typer) -> None:
@@ -22,14 +23,13 @@ def export(
     batch: int = typer.Option(1, help="Fixed batch size of the exported graph."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dimension symbolic."),
     input_size: Optional[str] = typer.Option(None, help="Input size, e.g. 224 or 160x128 \\[default: the model's]."),
-    weights: Optional[Path] = typer.Option(None, help="A state_dict checkpoint (.pt) to load; random weights otherwise."),
+    weights: Optional[Path] = WEIGHTS,
     atol: float = typer.Option(1e-4, help="Absolute tolerance of the torch-vs-ONNX Runtime check."),
     rtol: float = typer.Option(1e-3, help="Relative tolerance of the torch-vs-ONNX Runtime check."),
     seed: int = typer.Option(0, help="Seed for random weights and the check's input."),
-    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32] "
-                                                   "(repeatable; '?' or a name for a dynamic dim)."),
-    meta_pair: Optional[list[str]] = typer.Option(None, "--meta", help="Metadata KEY=VALUE (see `edgekit meta set`)."),
-    meta_file: Optional[Path] = typer.Option(None, "--meta-file", help="Metadata from a YAML mapping."),
+    input_spec: Optional[list[str]] = INPUTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
     fuse_preprocess: bool = typer.Option(
         False, "--fuse-preprocess", help="Put resize/crop/colour/normalize into the graph: input uint8 NHWC frames."),
     frame: str = typer.Option("dynamic", help="With --fuse-preprocess: camera frame HxW (480x640) or 'dynamic'."),

@@ -42,13 +42,14 @@ def is_matrix(models: list[str], runtime: str, lists: dict[str, str | None], sui
 
 
 def spec_from_options(models: list[str], runtime: str, precision: str | None, batch: str | None, threads: str | None,
-                      scenario: str | None, options: dict[str, Any], input_size, timing, evaluation) -> Any:
-    """A MatrixSpec from `edgekit bench`'s options (names checked here, before anything runs)."""
+                      scenario: str | None, options: dict[str, Any], input_size, timing, evaluation,
+                      user: tuple = ()) -> Any:
+    """A MatrixSpec from `edgekit bench`'s options (names checked here, before anything runs); ``user``:
+    (weights, input specs, metadata changes) of a single torch source."""
     from edgekit.matrix.cells import PRECISIONS, SCENARIOS, MatrixSpec
     from edgekit.registry import suggest
     from edgekit.runtimes import RUNTIMES
-    for model in models:
-        check_model(model)
+    chosen_models = tuple(matrix_model(model, *(user if len(models) == 1 else ())) for model in models)
     runtimes = RUNTIMES.names() if runtime == "all" else [RUNTIMES.canonical(r) for r in split_list(runtime, "runtime")]
     chosen = {"precision": split_list(precision, "precision") or ["fp32"],
               "scenario": split_list(scenario, "scenario") or ["single-stream"]}
@@ -57,7 +58,7 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
             if value not in known:
                 raise BadInputError(f"unknown {what} '{value}'{suggest(value, list(known))} (known: {', '.join(known)})")
     return MatrixSpec(
-        models=tuple(str(Path(m).resolve()) if Path(m).suffix else m for m in models),
+        models=chosen_models,
         runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
         batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
         scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
@@ -73,6 +74,30 @@ def check_model(model: str) -> None:
     from edgekit.zoo.catalog import ZOO
 
     ZOO.canonical(model)
+
+
+def matrix_model(model: str, weights: Path | None = None, inputs: tuple[str, ...] = (), meta: dict | None = None):
+    """A command-line model as the matrix keeps it: a zoo name as given, a file's absolute path, or a
+    ``TorchModel`` (a torch source with its weights, input specs and metadata)."""
+    from edgekit.sources import parse_source
+
+    parsed = parse_source(model)   # a missing file is an error here
+    if parsed.is_torch:
+        from edgekit.matrix.cells import TorchModel
+
+        local = parsed.kind != "factory" or parsed.location.endswith(".py")
+        location = str(Path(parsed.location).resolve()) if local else parsed.location
+        source = f"{location}:{parsed.factory}" if parsed.factory else location
+        return TorchModel.make(source, str(Path(weights).resolve()) if weights else None, tuple(inputs), meta)
+    if weights or inputs or meta:
+        raise BadInputError("--weights, --input and --meta in a matrix are for one torch source "
+                            "(file.py:factory, TorchScript, .pt2); a suite gives each model its own")
+    if parsed.kind == "file":
+        return str(Path(model).resolve())
+    from edgekit.zoo.catalog import ZOO
+
+    ZOO.canonical(model)   # an unknown name gets a suggestion
+    return model
 
 
 def run_and_show(spec, db: str | None, force: bool, json_out: Path | None) -> None:

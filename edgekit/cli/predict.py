@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from edgekit.cli.common import handle_errors, parse_options
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +18,8 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
-    model: str = typer.Argument(..., help="An .onnx/.xml file, or a zoo name (exported to the cache first)."),
+    model: str = typer.Argument(..., help="An .onnx/.xml file, a zoo name or a torch source (exported to the cache "
+                                          "first; give its labels and preprocessing with --meta)."),
     sources: Optional[list[str]] = typer.Argument(None, help="Image files, folders of images, or one video file."),
     camera: Optional[int] = typer.Option(None, "--camera", help="Read live frames from camera N (OpenCV)."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="Runtime name (see `edgekit runtimes`)."),
@@ -29,6 +31,10 @@ def predict(
     top_k: int = typer.Option(5, help="Classes printed per image (classifiers)."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (videos, cameras)."),
     realtime: bool = typer.Option(False, help="Play a video at its own frame rate, dropping frames the model is too slow for (as a camera)."),
+    weights: Optional[Path] = WEIGHTS,
+    input_spec: Optional[list[str]] = INPUTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
 ) -> None:
     """Predict with MODEL on SOURCES (images, folders, a video) or --camera N.
 
@@ -43,14 +49,14 @@ def predict(
     for name, value in (("top-k", top_k), ("max-frames", max_frames if max_frames is not None else 1)):
         if value < 1:
             raise BadInputError(f"--{name} must be at least 1, got {value}")
+    given = source_options(weights, input_spec, meta_pair, meta_file)
     from edgekit import Predictor
     from edgekit.camera.loop import run_loop
-    from edgekit.sources import resolve_model
 
     save_dir = _save_folder(save)
     source = _open_source(sources or [], camera, realtime)
     try:
-        predictor = Predictor(resolve_model(model), runtime, threads=threads, device=device, **parse_options(option))
+        predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device, **parse_options(option))
         predictor.open()
         if hasattr(predictor.task, "top_k"):
             predictor.task.top_k = max(top_k, 1)

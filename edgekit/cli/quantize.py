@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, write_json
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def quantize(
-    model: str = typer.Argument(..., help="An FP32 .onnx file (or a zoo name, exported first)."),
+    model: str = typer.Argument(..., help="An FP32 .onnx file, a zoo name or a torch source (exported first)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.onnx; .xml for nncf; .engine for trt)."),
     mode: Optional[list[str]] = typer.Option(None, "--mode", "-m",
                                              help="int8-static | int8-dynamic | fp16 (repeatable) \\[default: int8-static]."),
@@ -37,7 +38,10 @@ def quantize(
     duration: float = typer.Option(1.0, help="Seconds of timing per row of the report."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     seed: int = typer.Option(0, help="Seed for calibration and evaluation sampling."),
-    input_spec: Optional[list[str]] = typer.Option(None, "--input", help="User model input name:1x3x224x224[:float32]."),
+    input_spec: Optional[list[str]] = INPUTS,
+    weights: Optional[Path] = WEIGHTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
     data_loader: Optional[str] = typer.Option(None, "--data-loader", help="Calibration from file.py:function "
                                               "yielding dicts of input name → array."),
     overwrite_input: bool = typer.Option(False, "--overwrite-input", help="Allow OUTPUT to replace the source model."),
@@ -46,16 +50,14 @@ def quantize(
     them side by side, and (with --max-drop) write the fastest one within budget to OUTPUT."""
     check_numbers(calib_size=calib_size, eval_size=eval_size, max_drop=max_drop, threads=threads, duration=duration,
                   seed=seed)
-    check_outputs(output, inputs=[calib] if overwrite_input else [model, calib], special_ok=False, flag="--overwrite-input")
-    check_outputs(json_out, inputs=[model, calib, output])
+    check_outputs(output, inputs=[calib, weights, meta_file] if overwrite_input else [model, calib, weights, meta_file],
+                  special_ok=False, flag="--overwrite-input")
+    check_outputs(json_out, inputs=[model, calib, output, weights, meta_file])
     from edgekit.errors import BadInputError
     from edgekit.quantize.base import quantize as run_quantize
     from edgekit.quantize.sweep import SweepConfig, check_calibration_used, make_configs, sweep
-    from edgekit.sources import resolve_model
 
-    from edgekit.inputs.specs import parse_input_specs
-
-    specs = parse_input_specs(input_spec)
+    given = source_options(weights, input_spec, meta_pair, meta_file)
     if data_loader is not None:
         from edgekit.inputs.user_feeds import calibration_npz
 
@@ -69,7 +71,7 @@ def quantize(
                           max_drop=max_drop, threads=threads, duration=duration, seed=seed)
     if not output.parent.is_dir():
         raise BadInputError(f"output directory {output.parent} does not exist")
-    source = resolve_model(model, inputs=specs)
+    source = given.resolve(model)
     out = _wide_console()
     if len(configs) == 1 and not report and max_drop is None:
         _print_result(out, run_quantize(source, output, configs[0]))

@@ -2,12 +2,14 @@
 
 The dataset defaults to the one named in the model's metadata (``extra.source``), so a
 model trained by ``edgekit train`` is evaluated on its own test split without repeating
-how it was made. The torch figure comes from the recipe's registered reference evaluator.
+how it was made. The torch figure comes from the recipe's registered reference evaluator, or,
+for a torch source (``file.py:factory``, TorchScript, .pt2), from the source's module itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from edgekit.datasets import Split, check_labels, load_split
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.runner import EvalRecord, evaluate
+from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta, read_meta
 
 
@@ -30,6 +33,7 @@ class Comparison:
     reference: dict[str, float] | None
     reference_note: str
     skipped: dict[str, str] = field(default_factory=dict)
+    reference_kind: str = "checkpoint"  # or "module": a torch source's own module
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "split": self.split, "seed": self.seed,
@@ -100,13 +104,7 @@ def reference_metrics(
         return None, f"recipe '{recipe}' has no reference evaluator"
     if not Path(checkpoint).is_file():
         return None, f"checkpoint {checkpoint} is not here"
-    import importlib.util
-
-    try:
-        missing = importlib.util.find_spec("torch") is None
-    except ImportError:
-        missing = True
-    if missing:
+    if not torch_installed():
         return None, "torch is not installed"
     if check_only:
         return None, ""
@@ -116,26 +114,61 @@ def reference_metrics(
 def compare_runtimes(
     model: str | Path, runtimes: str = "ort-cpu", data: str | None = None, split: str = "test",
     seed: int | None = None, batch_size: int = 32, runtime_options: dict[str, Any] | None = None,
-    reference: bool | None = None,
+    reference: bool | None = None, weights: str | Path | None = None, inputs: Sequence[InputSpec] = (),
+    meta_changes: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Evaluate ``model`` on each runtime of ``runtimes`` (a name, 'a,b' or 'all') on the same split.
 
+    ``model``: a model file, a zoo name or a torch source (exported to the cache with ``weights``,
+    ``inputs`` and ``meta_changes``; the source's module is then the torch reference).
     ``reference``: None shows the torch figure when it can be computed; True requires it (a
     BadInputError says why it cannot be); False skips it.
     """
-    path = Path(model)
-    meta = read_meta(path)  # also: "model file not found"
+    from edgekit.sources import parse_source, resolve_model
+
     if batch_size < 1:
         raise BadInputError(f"batch size must be at least 1, got {batch_size}")
+    source = parse_source(str(model))  # also: "model file not found"
+    path = resolve_model(str(model), dynamic_batch=source.kind != "file", weights=weights, inputs=inputs,
+                         meta_changes=meta_changes)
+    meta = read_meta(path)
     names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
     dataset = load_split(spec, split, split_seed, **options)
     check_labels(meta, dataset.labels, spec)
+    torch_figure = _torch_figure(source, weights, inputs)
     if reference:  # asked for explicitly: fail before the runtimes are timed when it cannot be had
-        _, why = reference_metrics(meta, dataset, batch_size, check_only=True)
+        _, why = torch_figure(meta, dataset, batch_size, check_only=True)
         if why:
-            raise BadInputError(f"--torch: no torch reference for {path.name}: {why}")
+            raise BadInputError(f"--torch: no torch reference for {source.label}: {why}")
     records = tuple(evaluate(path, dataset, name, batch_size, runtime_options, dataset=spec) for name in names)
-    metrics, note = reference_metrics(meta, dataset, batch_size) if reference is not False else (None, "not asked for")
+    metrics, note = torch_figure(meta, dataset, batch_size) if reference is not False else (None, "not asked for")
     records = tuple(dataclasses.replace(r, reference=metrics) for r in records)
-    return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped)
+    return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped,
+                      "module" if source.is_torch else "checkpoint")
+
+
+def _torch_figure(source, weights, inputs) -> Callable[..., tuple[dict[str, float] | None, str]]:
+    """How the torch figure is had: the torch source's own module, else the recorded training checkpoint."""
+    if not source.is_torch:
+        return reference_metrics
+
+    def from_source(meta: ModelMeta, split: Split, batch_size: int, check_only: bool = False):
+        if not torch_installed():
+            return None, "torch is not installed"
+        if check_only:
+            return None, ""
+        from edgekit.evaluate.torch_source import source_metrics
+
+        return source_metrics(source, meta, split, batch_size, True, weights, inputs), f"torch, {source.label}"
+
+    return from_source
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:
+        return False

@@ -224,9 +224,9 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
     from edgekit.exporters.metadata import apply_changes
     from edgekit.exporters.torch_onnx import native_stderr_silenced, write_metadata
 
+    meta = apply_changes(loaded.meta, meta_changes or {})  # bad metadata is an error before any work
     feeds = sample_inputs(loaded.inputs, config.seed)
     reference = torch_outputs(loaded, feeds)
-    meta = apply_changes(loaded.meta, meta_changes or {})
     names = [spec.name for spec in loaded.inputs]
     dynamic = {spec.name: {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)} for spec in loaded.inputs}
     dynamic = {name: axes for name, axes in dynamic.items() if axes}

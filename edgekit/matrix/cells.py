@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -69,10 +70,62 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class MatrixSpec:
-    """A whole matrix: the product of its lists, in this order (models outermost)."""
+class TorchModel:
+    """A torch source in a matrix with the weights, input specs and metadata its export needs.
 
-    models: tuple[str, ...]
+    ``tag`` digests the source's code, the weights' bytes, the specs and the metadata, so its
+    cells (whose model is ``name``) are new cells when any of them changes.
+    """
+
+    source: str                       # /abs/file.py:factory, package.module:factory, a .ts/.pt2 file
+    weights: str | None = None
+    inputs: tuple[str, ...] = ()      # ``name:1x3x224x224[:dtype]`` specs ('?' for a dynamic batch)
+    meta: str = ""                    # metadata changes as sorted JSON ('' for none)
+    tag: str = ""
+
+    @classmethod
+    def make(cls, source: str, weights: str | None = None, inputs: tuple[str, ...] = (),
+             meta: dict[str, Any] | None = None) -> TorchModel:
+        """Check the source, specs and metadata (one-line errors) and digest them into ``tag``."""
+        from edgekit.inputs.specs import parse_input_specs
+        from edgekit.sources import file_tag, parse_source, source_tag
+
+        parsed = parse_source(source)
+        if not parsed.is_torch:
+            from edgekit.errors import BadInputError
+
+            raise BadInputError(f"{source} is not a torch source (weights, inputs and meta are for torch sources)")
+        specs = parse_input_specs(inputs)
+        effect = check_meta_changes(meta or {}, specs)   # labels [0, 1] and "0,1" have one effect, one tag
+        text = json.dumps(meta, sort_keys=True, default=str) if meta else ""
+        parts = [parsed.label, source_tag(parsed), file_tag(Path(weights)) if weights else "random", *inputs,
+                 json.dumps(dataclasses.asdict(effect), sort_keys=True, default=str) if meta else ""]
+        return cls(source, weights, tuple(inputs), text, hashlib.sha256("|".join(parts).encode()).hexdigest()[:12])
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}@{self.tag}"
+
+    def meta_changes(self) -> dict[str, Any]:
+        return json.loads(self.meta) if self.meta else {}
+
+
+def check_meta_changes(changes: dict[str, Any], specs):
+    """The metadata a user export starts from (grey for one channel) with ``changes`` applied and checked."""
+    from edgekit.exporters.metadata import apply_changes
+    from edgekit.meta import ModelMeta
+
+    shape = specs[0].sample_shape() if specs else ()
+    grey = len(shape) == 4 and shape[1] == 1
+    return apply_changes(ModelMeta(color="GRAY", mean=(0.5,), std=(0.5,)) if grey else ModelMeta(), changes)
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """A whole matrix: the product of its lists, in this order (models outermost). A model is a zoo
+    name, a model file or a ``TorchModel``."""
+
+    models: tuple[str | TorchModel, ...]
     runtimes: tuple[str, ...] = ("ort-cpu",)
     precisions: tuple[str, ...] = ("fp32",)
     batches: tuple[int, ...] = (1,)
@@ -87,7 +140,12 @@ class MatrixSpec:
     def cells(self) -> list[Cell]:
         product = itertools.product(self.models, self.runtimes, self.precisions, self.batches, self.threads,
                                     self.scenarios)
-        return [Cell(m, r, p, b, t, s, self.options) for m, r, p, b, t, s in product]
+        return [Cell(m.name if isinstance(m, TorchModel) else m, r, p, b, t, s, self.options)
+                for m, r, p, b, t, s in product]
+
+    def torch_model(self, name: str) -> TorchModel | None:
+        """The torch source behind a cell's model ``name`` (None for a zoo name or a file)."""
+        return next((m for m in self.models if isinstance(m, TorchModel) and m.name == name), None)
 
     @property
     def key(self) -> str:

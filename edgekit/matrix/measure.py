@@ -42,13 +42,22 @@ class MatrixContext:
     qualities: dict[tuple, tuple[Quality, str]] = field(default_factory=dict)
 
     def source(self, model: str, batch: int) -> Source:
-        key = (model, batch if not Path(model).suffix else 0)
+        torch_model = self.spec.torch_model(model)
+        fixed = Path(model).suffix and torch_model is None or torch_model is not None and torch_model.inputs
+        key = (model, 0 if fixed else batch)   # a file, or a torch source with its own shapes, is one file
         if key not in self.sources:
             from edgekit.quantize.base import file_sha256
             from edgekit.sources import resolve_model
 
-            size = self.spec.input_size if _resizable(model) else None
-            path = resolve_model(model, batch=batch, input_size=size)
+            if torch_model is not None:
+                from edgekit.inputs.specs import parse_input_specs
+
+                path = resolve_model(torch_model.source, batch=batch, weights=torch_model.weights,
+                                     inputs=parse_input_specs(torch_model.inputs),
+                                     meta_changes=torch_model.meta_changes())
+            else:
+                size = self.spec.input_size if _resizable(model) else None
+                path = resolve_model(model, batch=batch, input_size=size)
             self.sources[key] = Source(path, file_sha256(path), read_meta(path))
         return self.sources[key]
 

@@ -1,7 +1,11 @@
 """Suite files: a matrix in YAML, validated in full (with the file's line numbers) before any cell runs.
 
     name: ci
-    models: [lenet5, mobilenet_v3_small]      # zoo names or .onnx/.xml files (relative to the suite file)
+    models: [lenet5, mobilenet_v3_small]      # zoo names, .onnx/.xml files or torch sources (paths relative
+      - model: nets.py:digits_net             # to the suite file); a torch source may come as a mapping with
+        weights: digits.pt                    # its state_dict, input specs and metadata
+        inputs: ["input:?x1x8x8"]
+        meta: {task: classification, labels: [zero, one, two, ...]}
     runtimes: [ort-cpu, openvino]             # or: all
     precisions: [fp32, int8]                  # fp32 | fp16 | bf16 | int8
     batches: [1]
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import BadInputError
-from edgekit.matrix.cells import PRECISIONS, SCENARIOS, Evaluation, MatrixSpec, Timing
+from edgekit.matrix.cells import PRECISIONS, SCENARIOS, Evaluation, MatrixSpec, Timing, TorchModel
 from edgekit.registry import suggest
 
 LIST_KEYS = {"models": str, "runtimes": str, "precisions": str, "batches": int, "threads": (int, type(None)),
@@ -28,6 +32,7 @@ LIST_KEYS = {"models": str, "runtimes": str, "precisions": str, "batches": int, 
 KEYS = (*LIST_KEYS, "name", "input_size", "options", "data", "evaluation", "timing")
 TIMING_KEYS = {"warmup": int, "runs": int, "duration": (int, float), "rounds": int}
 EVALUATION_KEYS = {"samples": int, "calib_samples": int, "agreement_samples": int, "seed": int}
+MODEL_KEYS = ("model", "weights", "inputs", "meta")
 
 
 class _Located:
@@ -97,9 +102,10 @@ def load_suite(path: str | Path) -> MatrixSpec:
     top = where.items(root, "the suite", KEYS)
     if "models" not in top:
         raise where.error(root, "the suite has no 'models' list")
-    lists = {key: where.values(top[key], kinds, key) for key, kinds in LIST_KEYS.items() if key in top}
+    lists = {key: where.values(top[key], kinds, key) for key, kinds in LIST_KEYS.items()
+             if key in top and key != "models"}
     fields: dict[str, Any] = {"name": where.scalar(top["name"], str, "name") if "name" in top else path.stem}
-    fields["models"] = tuple(_model(where, value, node, path.parent) for value, node in lists["models"])
+    fields["models"] = tuple(_model(where, node, path.parent) for node in _nodes(where, top["models"], "models"))
     if "runtimes" in lists:
         fields["runtimes"] = _runtimes(where, lists["runtimes"])
     for key, choices in (("precisions", PRECISIONS), ("scenarios", SCENARIOS)):
@@ -125,7 +131,25 @@ def load_suite(path: str | Path) -> MatrixSpec:
     return MatrixSpec(**fields)
 
 
-def _model(where: _Located, value: str, node, folder: Path) -> str:
+def _nodes(where: _Located, node, what: str) -> list:
+    """The items of a list (or one item given alone)."""
+    import yaml
+
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    if not nodes:
+        raise where.error(node, f"{what} must not be empty")
+    return nodes
+
+
+def _model(where: _Located, node, folder: Path) -> str | TorchModel:
+    """A zoo name, a model file or a torch source; a mapping gives a torch source its weights, inputs, meta."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return _torch_entry(where, node, folder)
+    value = where.scalar(node, str, "each of models")
+    if _is_torch(value):
+        return _torch_model(where, node, _located(value, folder))
     if Path(value).suffix:
         candidate = Path(value) if Path(value).is_absolute() else folder / value
         if not candidate.is_file():
@@ -137,6 +161,65 @@ def _model(where: _Located, value: str, node, folder: Path) -> str:
         return ZOO.canonical(value)
     except BadInputError as exc:
         raise where.error(node, str(exc)) from None
+
+
+def _torch_entry(where: _Located, node, folder: Path) -> TorchModel:
+    import yaml
+
+    items = where.items(node, "a model entry", MODEL_KEYS)
+    if "model" not in items:
+        raise where.error(node, "a model entry needs 'model' (file.py:factory, package.module:factory, .ts, .pt2)")
+    value = where.scalar(items["model"], str, "model")
+    weights = None
+    if "weights" in items:
+        text = where.scalar(items["weights"], str, "weights")
+        weights = Path(text) if Path(text).is_absolute() else folder / text
+        if not weights.is_file():
+            raise where.error(items["weights"], f"weights file not found: {text} (relative paths start at {folder})")
+    inputs = tuple(v for v, _ in where.values(items["inputs"], str, "inputs")) if "inputs" in items else ()
+    meta = yaml.safe_load(yaml.serialize(items["meta"])) if "meta" in items else {}
+    if not isinstance(meta, dict):
+        raise where.error(items["meta"], "meta must be a mapping of metadata keys (task, labels, mean, std...)")
+    return _torch_model(where, node, _located(value, folder), str(weights) if weights else None, inputs, meta,
+                        items["model"])
+
+
+def _torch_model(where: _Located, node, source: str, weights: str | None = None, inputs: tuple[str, ...] = (),
+                 meta: dict | None = None, source_node=None) -> TorchModel:
+    from edgekit.sources import parse_source
+
+    try:
+        parsed = parse_source(source)
+    except BadInputError as exc:
+        raise where.error(source_node or node, str(exc)) from None
+    if not parsed.is_torch:
+        raise where.error(source_node or node, f"{source} is not a torch source: weights, inputs and meta are for "
+                                               "file.py:factory, package.module:factory, TorchScript and .pt2")
+    try:
+        return TorchModel.make(source, weights, inputs, meta)
+    except BadInputError as exc:
+        raise where.error(node, str(exc)) from None
+
+
+def _is_torch(value: str) -> bool:
+    from edgekit.sources import EXPORTED_PROGRAM_SUFFIXES, TORCHSCRIPT_SUFFIXES
+
+    return _is_factory(value) or Path(value).suffix.lower() in TORCHSCRIPT_SUFFIXES + EXPORTED_PROGRAM_SUFFIXES
+
+
+def _is_factory(value: str) -> bool:
+    location, colon, factory = value.rpartition(":")
+    return bool(colon and location and factory.isidentifier())
+
+
+def _located(value: str, folder: Path) -> str:
+    """A torch source with its file's path made absolute from the suite's folder (other values as given)."""
+    if _is_factory(value):
+        location, _, factory = value.rpartition(":")
+        if location.endswith(".py") and not Path(location).is_absolute():
+            return f"{folder / location}:{factory}"
+        return value
+    return str(folder / value) if _is_torch(value) and not Path(value).is_absolute() else value
 
 
 def _runtimes(where: _Located, values: list[tuple[Any, Any]]) -> tuple[str, ...]:

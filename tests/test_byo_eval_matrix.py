@@ -1,0 +1,172 @@
+"""A user's torch module, named by its factory, goes through `edgekit eval` (its own module is the
+torch figure) and through a matrix suite (a model mapping with weights, inputs and meta); bad
+entries are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_one_line_error, run_cli
+
+HERE = Path(__file__).resolve()
+FACTORY = f"{HERE}:digits_net"
+INPUT = "input:?x1x16x16"
+LABELS = tuple(str(d) for d in range(10))
+META = ["--meta", "task=classification", "--meta", f"labels={','.join(LABELS)}"]
+
+
+def digits_net():
+    """The user's model: a small conv net for 16x16 grey digits."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """digits_net trained for a few epochs on the digits train split, saved as a state_dict."""
+    import torch
+
+    from edgekit.datasets import load_split
+    from edgekit.meta import ModelMeta
+    from edgekit.tasks.classification import ClassificationTask
+
+    meta = ModelMeta(task="classification", input_size=(16, 16), color="GRAY", mean=(0.5,), std=(0.5,), labels=LABELS)
+    train = load_split("digits", "train", 0)
+    feeds, _ = ClassificationTask().preprocess(list(train.images), meta)
+    images, targets = torch.from_numpy(feeds["input"]), torch.from_numpy(train.targets)
+    torch.manual_seed(0)
+    model = digits_net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(15):
+        for batch in torch.randperm(len(targets)).split(128):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images[batch]), targets[batch]).backward()
+            optimizer.step()
+    path = tmp_path_factory.mktemp("digits-net") / "digits_net.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.mark.openvino
+def test_eval_takes_a_factory_with_weights_and_meta(weights, tmp_path):
+    from edgekit.evaluate.across_runtimes import compare_runtimes
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.metadata import parse_pairs
+    from edgekit.exporters.user_module import export_source
+    from edgekit.inputs.specs import parse_input_specs
+
+    report_path = tmp_path / "e.json"
+    result = run_cli("eval", FACTORY, "--weights", str(weights), "--input", INPUT, *META, "-d", "digits",
+                     "-r", "ort-cpu,openvino", "--json", str(report_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    ort, ov = report["records"]
+    assert report["dataset"] == "digits" and ort["count"] == 270 and ort["model"] == "digits_net"
+    assert ort["metrics"]["top1"] > 80                                   # trained weights were loaded
+    assert abs(ov["metrics"]["top1"] - ort["metrics"]["top1"]) <= 100 / 270 + 1e-9
+    assert abs(report["reference"]["top1"] - ort["metrics"]["top1"]) <= 100 / 270 + 1e-9   # the module itself
+    assert report["reference_note"] == f"torch, {FACTORY}" and "torch (module)" in result.stdout
+
+    # the same model exported by hand and evaluated as a file gives the same top-1
+    onnx = tmp_path / "digits_net.onnx"
+    changes = parse_pairs(["task=classification", f"labels={','.join(LABELS)}"])
+    export_source(FACTORY, onnx, ExportConfig(), weights=weights, inputs=parse_input_specs([INPUT]),
+                  meta_changes=changes)
+    as_file = compare_runtimes(onnx, "ort-cpu", data="digits")
+    assert as_file.records[0].metrics["top1"] == ort["metrics"]["top1"] and as_file.reference is None
+
+
+def test_suite_runs_a_torch_source_with_weights_and_meta(weights, tmp_path):
+    from edgekit.datasets import load_split
+    from edgekit.evaluate.runner import evaluate
+    from edgekit.matrix import Evaluation, Timing
+    from edgekit.matrix.runner import run_matrix
+    from edgekit.matrix.suite import load_suite
+    from edgekit.store import open_store
+
+    (tmp_path / "w.pt").write_bytes(weights.read_bytes())
+    suite = tmp_path / "byo.yaml"
+    suite.write_text(f"""\
+name: byo
+models:
+  - model: {FACTORY}
+    weights: w.pt
+    inputs: ["{INPUT}"]
+    meta: {{task: classification, labels: [{', '.join(LABELS)}]}}
+runtimes: [ort-cpu]
+evaluation: {{samples: 64, calib_samples: 8, agreement_samples: 8}}
+timing: {{warmup: 1, runs: 5, duration: 0.05, rounds: 1}}
+""")
+    spec = load_suite(suite)
+    (entry,) = spec.models
+    assert entry.weights == str(tmp_path / "w.pt")
+    assert spec.evaluation == Evaluation(samples=64, calib_samples=8, agreement_samples=8)
+    assert spec.timing == Timing(1, 5, 0.05, None, 1) and spec.cells()[0].model == entry.name
+    with open_store(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        run = run_matrix(spec, store, progress=False, isolate=False)
+        (row,) = store.records(run_ids=[run.run_id])
+    (record,) = run.records
+    assert record.status == "ok", record.reason
+    assert record.model_name == "digits_net" and record.metric == "top1" and row["model"] == entry.name
+    exported = Path(record.config["source"])
+    expected = evaluate(exported, load_split("digits", "test", 0).take(64), "ort-cpu")
+    assert record.accuracy == expected.metrics["top1"] > 70                 # trained weights, on 64 test images
+
+    # `bench FACTORY --weights --input --meta` (a command-line matrix) names the same cells
+    from edgekit.cli.matrix import matrix_model
+
+    meta = {"task": "classification", "labels": list(LABELS)}
+    assert matrix_model(FACTORY, weights, (INPUT,), meta).name == entry.name
+    # other weights make other cells (the old record is not reused); the same suite keeps its key
+    assert load_suite(suite).cells()[0].key(spec.timing, spec.evaluation) == record.key
+    (tmp_path / "w.pt").write_bytes(weights.read_bytes() + b"\0")
+    assert load_suite(suite).models[0].name != entry.name
+
+
+@pytest.mark.parametrize("entry, line, fragment", [
+    ("  - model: {factory}\n    wieghts: w.pt\n", 3, "unknown key 'wieghts' in a model entry"),
+    ("  - model: {factory}\n    weights: missing.pt\n", 3, "weights file not found: missing.pt"),
+    ("  - model: {factory}\n    meta: [task]\n", 3, "meta must be a mapping"),
+    ("  - model: {factory}\n    meta: {{mean: [1, 2, 3]}}\n    inputs: ['input:1x1x8x8']\n", 2, "mean has 3 values"),
+    ("  - model: lenet5\n    weights: w.pt\n", 2, "lenet5 is not a torch source"),
+    ("  - weights: w.pt\n", 2, "a model entry needs 'model'"),
+    ("  - nets.py:missing_file\n", 2, "model factory file not found"),
+])
+def test_bad_model_entries_name_file_and_line(tmp_path, entry, line, fragment):
+    (tmp_path / "w.pt").write_bytes(b"")
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("models:\n" + entry.format(factory=FACTORY) + "runtimes: [ort-cpu]\n")
+    db = tmp_path / "history.db"
+    result = run_cli("bench", "--suite", str(suite), "--db", f"sqlite:///{db}")
+    assert_one_line_error(result, f"{suite}:{line}:", fragment)
+    assert not db.exists()
+
+
+def test_source_options_errors_are_one_line(tmp_path, zoo_onnx):
+    path = str(zoo_onnx("lenet5", dynamic_batch=True).path)
+    out = tmp_path / "e.json"
+    assert_one_line_error(run_cli("eval", path, "-d", "digits", *META, "--json", str(out)),
+                          "--meta apply to zoo models and torch sources", "edgekit meta set")
+    assert_one_line_error(run_cli("eval", FACTORY, "--meta", "mean=abc", "--json", str(out)), "mean")
+    assert_one_line_error(run_cli("eval", FACTORY, "--input", INPUT, "--meta", "std=0", "--json", str(out)), "std")
+    assert_one_line_error(run_cli("bench", FACTORY, "lenet5", "--weights", str(tmp_path / "w.pt")),
+                          "--weights, --input and --meta in a matrix are for one torch source")
+    assert not out.exists()
+
+
+def test_metadata_changes_key_the_export_cache(tmp_path):
+    from edgekit.inputs.specs import parse_input_specs
+    from edgekit.meta import read_meta
+    from edgekit.sources import resolve_model
+
+    specs = parse_input_specs(["input:1x1x16x16"])
+    cats = resolve_model(FACTORY, inputs=specs, meta_changes={"task": "classification", "labels": list("abcdefghij")})
+    digits = resolve_model(FACTORY, inputs=specs, meta_changes={"task": "classification", "labels": list(LABELS)})
+    assert cats != digits and read_meta(cats).labels == tuple("abcdefghij") and read_meta(digits).labels == LABELS
+    same = resolve_model(FACTORY, inputs=specs, meta_changes={"labels": list(LABELS), "task": "classification"})
+    assert same == digits   # the same changes in another order reuse the cached export
