@@ -55,9 +55,19 @@ class DetectionTask(Task):
                  max_detections: int | None = None) -> None:
         self.overrides = {"score_threshold": score_threshold, "iou_threshold": iou_threshold,
                           "max_detections": max_detections}
+        self._last: tuple[ModelMeta, Decoder, dict[str, Any]] | None = None
 
     def decoder(self, meta: ModelMeta) -> tuple[Decoder, dict[str, Any]]:
-        """The model's decoder and its settings: defaults, the model's metadata, this task's overrides."""
+        """The model's decoder and its settings (read-only): defaults, the model's metadata, this
+        task's overrides. Kept for the last metadata object, as a Predictor asks for every frame."""
+        last = self._last
+        if last is not None and last[0] is meta:
+            return last[1], last[2]
+        decoder, settings = self._resolve(meta)
+        self._last = (meta, decoder, settings)
+        return decoder, settings
+
+    def _resolve(self, meta: ModelMeta) -> tuple[Decoder, dict[str, Any]]:
         given = dict(meta.extra.get("decoder", {}))
         decoder = DECODERS.get(str(given.get("type", "centernet")))
         settings = decoder_settings(decoder, given)

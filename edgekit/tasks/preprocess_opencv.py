@@ -11,6 +11,7 @@ image. Robot tier: imports cv2 (``pip install 'edgekit[camera]'``) and numpy onl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,15 +57,27 @@ def resize_float(cv2, crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return crop.astype(np.float32)
     if 2 * height > ROW_SHARE * crop.shape[0]:  # most rows are read: resize the whole crop
         return _as_hwc(cv2.resize(crop.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR))
-    weights, low, high = bilinear_axis(crop.shape[0], height)
-    rows = np.union1d(low, high[weights > 0])
+    rows, upper_rows, lower_rows, blend = _row_plan(crop.shape[0], height)
     across = _as_hwc(cv2.resize(crop[rows].astype(np.float32), (width, len(rows)), interpolation=cv2.INTER_LINEAR))
-    upper = across[np.searchsorted(rows, low)]
-    if not weights.any():  # the output rows fall on source rows (an odd whole-number factor)
+    upper = across[upper_rows]
+    if blend is None:  # the output rows fall on source rows (an odd whole-number factor)
         return upper
-    lower = across[np.minimum(np.searchsorted(rows, high), len(rows) - 1)]
-    blend = weights[:, None, None].astype(np.float32)
-    return upper * (1 - blend) + lower * blend
+    return upper * (1 - blend) + across[lower_rows] * blend
+
+
+@functools.lru_cache(maxsize=32)
+def _row_plan(source: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """For ``size`` output rows from ``source``: the source rows read, each output row's two rows
+    among them, and the weight of the second (None when every weight is 0). Read-only arrays."""
+    weights, low, high = bilinear_axis(source, size)
+    rows = np.union1d(low, high[weights > 0])
+    upper = np.searchsorted(rows, low)
+    lower = np.minimum(np.searchsorted(rows, high), len(rows) - 1)
+    blend = weights[:, None, None].astype(np.float32) if weights.any() else None
+    for array in (rows, upper, lower, blend):
+        if array is not None:
+            array.flags.writeable = False
+    return rows, upper, lower, blend
 
 
 def _as_hwc(pixels: np.ndarray) -> np.ndarray:
@@ -80,9 +93,12 @@ def _normalized_chw(cv2, pixels: np.ndarray, geometry, swap: bool, mean: np.ndar
     if geometry.resized == geometry.size:
         out[...] = blob
         return
-    out[...] = ((np.float32(LETTERBOX_FILL) - mean) / std).reshape(-1, 1, 1)
-    pad_top, pad_left = geometry.pad
-    out[:, pad_top : pad_top + blob.shape[1], pad_left : pad_left + blob.shape[2]] = blob
+    fill = ((np.float32(LETTERBOX_FILL) - mean) / std).reshape(-1, 1, 1)
+    top, left = geometry.pad
+    bottom, right = top + blob.shape[1], left + blob.shape[2]
+    out[:, :top], out[:, bottom:] = fill, fill  # only the border is filled: the image is written once
+    out[:, top:bottom, :left], out[:, top:bottom, right:] = fill, fill
+    out[:, top:bottom, left:right] = blob
 
 
 def normalized_blob(cv2, pixels: np.ndarray, swap: bool, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
