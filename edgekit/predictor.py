@@ -43,14 +43,19 @@ class Predictor:
     else ort-cpu. ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
     copy is made). ``batch_size`` caps images per inference call for dynamic-batch models
     (default 8). ``route`` picks the host pre-processing route where the task offers several
-    (numpy, opencv). ``settings`` (task, input_size, mean, std, labels, resize, model_color,
+    (numpy, opencv). ``opencv_threads`` (default 0: on the calling thread) is set with
+    ``cv2.setNumThreads`` when the Predictor opens on the OpenCV route: OpenCV's own worker
+    threads otherwise compete with the runtime's for the cores (measured: 2× slower
+    pre-processing beside OpenVINO on 2 cores); it is process-wide, so pass None to leave
+    OpenCV's setting alone. ``settings`` (task, input_size, mean, std, labels, resize, model_color,
     input_name) describe a model without edgekit metadata or override it; everything else
     goes to the runtime (threads, device, ...; on ONNX Runtime ``spinning=False`` when other
     work shares the cores, see the README).
     """
 
     def __init__(self, model: str | Path, runtime: str | None = None, *, color: str = "RGB",
-                 batch_size: int | None = None, route: str | None = None, **options: Any) -> None:
+                 batch_size: int | None = None, route: str | None = None, opencv_threads: int | None = 0,
+                 **options: Any) -> None:
         self.model_path = Path(model)
         settings = {key: options.pop(key) for key in SETTINGS if options.get(key) is not None}
         file_meta = read_meta(self.model_path)
@@ -61,6 +66,10 @@ class Predictor:
             raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.route = route
+        if opencv_threads is not None and (isinstance(opencv_threads, bool) or not isinstance(opencv_threads, int)
+                                           or opencv_threads < 0):
+            raise BadInputError(f"opencv_threads must be a non-negative integer or None, got {opencv_threads!r}")
+        self.opencv_threads = opencv_threads
         if runtime is None:  # what `edgekit optimize` recorded in the file, else ort-cpu
             from edgekit.deployment import deployment_settings
 
@@ -83,6 +92,7 @@ class Predictor:
             if not self._ready:
                 self.runtime.open()
                 self.meta = _fit_to_model(self.meta, self.runtime, self._from_model)
+                _limit_opencv_threads(self.meta, self.route, self.opencv_threads)
                 self._ready = True
         return self
 
@@ -145,6 +155,17 @@ class Predictor:
         if not self._ready:
             self.open()
         return batch_size_for(self.runtime, self.meta, self.batch_size)[0]
+
+
+def _limit_opencv_threads(meta: ModelMeta, route: str | None, threads: int | None) -> None:
+    """``cv2.setNumThreads(threads)`` when this model's frames are pre-processed by OpenCV."""
+    from edgekit.tasks.preprocess import FUSED_KEY, default_route
+
+    if threads is None or FUSED_KEY in meta.extra or (route or default_route()) not in ("opencv", "cv2"):
+        return
+    import cv2
+
+    cv2.setNumThreads(threads)
 
 
 def _with_settings(meta: ModelMeta, settings: dict[str, Any], path: Path) -> ModelMeta:
