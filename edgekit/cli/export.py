@@ -47,7 +47,7 @@ def export(
 
     source = parse_source(model)
     if source.is_torch:
-        from edgekit.exporters.user_cli import export_user_model
+        from edgekit.cli.user_model import export_user_model
 
         return export_user_model(source, output, opset, batch, dynamic_batch, input_size, weights, atol, rtol, seed,
                                  input_spec, meta_pair, meta_file)
@@ -67,7 +67,7 @@ def export(
                           atol=atol, rtol=rtol, seed=seed)
     if meta_pair or meta_file:  # checked before the export, written after it
         from edgekit.exporters.metadata import apply_changes
-        from edgekit.exporters.user_cli import meta_changes
+        from edgekit.cli.user_model import meta_changes
 
         changes = meta_changes(meta_pair, meta_file)
         apply_changes(entry.meta(size or entry.input_size, ()), changes)

@@ -44,7 +44,7 @@ def set_meta(
     """Change MODEL's metadata so edgekit's Predictor, eval and compare treat it like a zoo export."""
     from edgekit.errors import BadInputError
     from edgekit.exporters.metadata import update_file
-    from edgekit.exporters.user_cli import meta_changes
+    from edgekit.cli.user_model import meta_changes
 
     changes = meta_changes(pairs, from_file)
     if not changes:

@@ -38,7 +38,7 @@ class SourceOptions:
 def source_options(weights: Path | None, input_specs: list[str] | None, meta_pairs: list[str] | None,
                    meta_file: Path | None) -> SourceOptions:
     """Parse the shared options (bad specs and metadata are one-line errors before any work)."""
-    from edgekit.exporters.user_cli import meta_changes
+    from edgekit.cli.user_model import meta_changes
     from edgekit.inputs.specs import parse_input_specs
 
     return SourceOptions(weights, tuple(parse_input_specs(input_specs)), meta_changes(meta_pairs, meta_file))
