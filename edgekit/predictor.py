@@ -34,6 +34,8 @@ from edgekit.tasks.run import NO_TIME, StageTiming, batch_size_for, run_batches
 
 #: Settings that stand in for (or override) a model's metadata.
 SETTINGS = ("task", "input_size", "mean", "std", "labels", "resize", "model_color", "input_name")
+#: Post-processing settings, each for the tasks that take it (detection: thresholds; classification: top_k).
+POSTPROCESS = ("score_threshold", "iou_threshold", "max_detections", "top_k")
 
 
 class Predictor:
@@ -48,7 +50,9 @@ class Predictor:
     threads otherwise compete with the runtime's for the cores (measured: 2× slower
     pre-processing beside OpenVINO on 2 cores); it is process-wide, so pass None to leave
     OpenCV's setting alone. ``settings`` (task, input_size, mean, std, labels, resize, model_color,
-    input_name) describe a model without edgekit metadata or override it; everything else
+    input_name) describe a model without edgekit metadata or override it; ``score_threshold``,
+    ``iou_threshold``, ``max_detections`` (detectors) and ``top_k`` (classifiers) override the
+    post-processing the metadata describes; everything else
     goes to the runtime (threads, device, ...; on ONNX Runtime ``spinning=False`` when other
     work shares the cores, see the README).
     """
@@ -58,9 +62,11 @@ class Predictor:
                  **options: Any) -> None:
         self.model_path = Path(model)
         settings = {key: options.pop(key) for key in SETTINGS if options.get(key) is not None}
+        tuning = {key: options.pop(key) for key in POSTPROCESS if key in options}
+        tuning = {key: value for key, value in tuning.items() if value is not None}
         file_meta = read_meta(self.model_path)
         self.meta: ModelMeta = _with_settings(file_meta, settings, self.model_path)
-        self.task = get_task(self.meta.task)
+        self.task = get_task(self.meta.task, **tuning)
         self.color = check_color(color)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")

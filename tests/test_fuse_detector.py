@@ -106,3 +106,36 @@ def test_fused_detector_passes_compare_across_runtimes(fused, frames, tmp_path):
                      "--inputs", str(inputs))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all runtimes pass" in result.stdout
+
+
+def test_score_threshold_keeps_the_default_boxes_above_it(detector, frames, tmp_path):
+    """Predictor/`edgekit predict` score_threshold: the default's boxes at or above it, same order
+    (a box is only suppressed by a higher-scoring one); a classifier refuses it in one line."""
+    import json
+
+    import cv2
+
+    from conftest import assert_one_line_error, run_cli
+    from edgekit.errors import BadInputError
+    from edgekit.predictor import Predictor
+
+    confident = []
+    with Predictor(detector) as loose, Predictor(detector, score_threshold=0.3) as strict:
+        assert loose.task.decoder(loose.meta)[1]["score_threshold"] == 0.05
+        for frame in frames[:20]:
+            everything, kept = loose(frame), strict(frame)
+            above = everything.scores >= 0.3
+            np.testing.assert_array_equal(kept.boxes, everything.boxes[above])
+            assert kept.names == tuple(n for n, a in zip(everything.names, above) if a)
+            if 0 < above.sum() < len(above):
+                confident.append(frame)
+    assert confident, "no frame has boxes on both sides of 0.3"
+    with pytest.raises(BadInputError, match="score_threshold must be a number from 0 to 1"):
+        Predictor(detector, score_threshold=1.5)
+    cv2.imwrite(str(tmp_path / "frame.png"), confident[0][:, :, ::-1])
+    result = run_cli("predict", str(detector), str(tmp_path / "frame.png"), "--json", "--score-threshold", "0.3")
+    assert result.returncode == 0, result.stderr
+    boxes = json.loads(result.stdout)["detections"]
+    assert boxes and all(box["score"] >= 0.3 for box in boxes)
+    assert_one_line_error(run_cli("predict", str(detector), str(tmp_path / "frame.png"), "--iou-threshold", "-1"),
+                          "iou_threshold must be a number from 0 to 1")

@@ -77,3 +77,14 @@ def test_opencv_runs_on_the_calling_thread_unless_told_otherwise(zoo_onnx):
             Predictor(path, opencv_threads=-1)
     finally:
         cv2.setNumThreads(before)
+
+
+def test_postprocess_settings_belong_to_their_task(zoo_onnx):
+    """top_k reaches a classifier; a detector's threshold on a classifier is a one-line error."""
+    path = zoo_onnx("lenet5").path
+    with Predictor(path, top_k=3) as predict:
+        assert len(predict(np.zeros((28, 28), np.uint8)).classes) == 3
+    with pytest.raises(BadInputError, match="score_threshold do\\(es\\) not apply to classification models"):
+        Predictor(path, score_threshold=0.5)
+    with pytest.raises(BadInputError, match="top_k must be a positive integer"):
+        Predictor(path, top_k=0)

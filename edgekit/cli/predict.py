@@ -29,6 +29,9 @@ def predict(
     json_lines: bool = typer.Option(False, "--json", help="Print one JSON object per frame instead of text."),
     save: Optional[Path] = typer.Option(None, help="Write annotated images (or an annotated .mp4) into this folder."),
     top_k: int = typer.Option(5, help="Classes printed per image (classifiers)."),
+    score_threshold: Optional[float] = typer.Option(
+        None, help="Detectors: lowest score kept \\[default: the model's, e.g. 0.05 for edgekit's detector]."),
+    iou_threshold: Optional[float] = typer.Option(None, help="Detectors: NMS IoU threshold \\[default: the model's]."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (videos, cameras)."),
     realtime: bool = typer.Option(False, help="Play a video at its own frame rate, dropping frames the model is too slow for (as a camera)."),
     weights: Optional[Path] = WEIGHTS,
@@ -56,7 +59,8 @@ def predict(
     save_dir = _save_folder(save)
     source = _open_source(sources or [], camera, realtime)
     try:
-        predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device, **parse_options(option))
+        predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device,
+                              score_threshold=score_threshold, iou_threshold=iou_threshold, **parse_options(option))
         predictor.open()
         if hasattr(predictor.task, "top_k"):
             predictor.task.top_k = max(top_k, 1)

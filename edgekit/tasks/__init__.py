@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from edgekit.errors import BadInputError
 from edgekit.registry import Registry
 from edgekit.tasks.base import Task
 
@@ -10,9 +13,15 @@ TASKS.add("classification", "edgekit.tasks.classification:ClassificationTask")
 TASKS.add("detection", "edgekit.tasks.detection:DetectionTask")
 
 
-def get_task(name: str) -> Task:
-    """An instance of the task registered as ``name``."""
-    return TASKS.get(name)()
+def get_task(name: str, **options: Any) -> Task:
+    """An instance of the task registered as ``name``, with post-processing ``options`` (those its
+    ``options`` names, e.g. a detector's ``score_threshold``); others are a one-line error."""
+    task = TASKS.get(name)
+    unknown = sorted(set(options) - set(task.options))
+    if unknown:
+        takes = f"it takes {', '.join(task.options)}" if task.options else "it takes none"
+        raise BadInputError(f"{', '.join(unknown)} do(es) not apply to {name} models ({takes})")
+    return task(**options)
 
 
 __all__ = ["TASKS", "Task", "get_task"]

@@ -21,6 +21,8 @@ class Task(ABC):
     """Pre- and post-processing for one kind of model output."""
 
     name: ClassVar[str]
+    #: post-processing settings the constructor takes (Predictor keywords, ``edgekit predict`` options)
+    options: ClassVar[tuple[str, ...]] = ()
 
     def preprocess(
         self, images: Sequence[np.ndarray], meta: ModelMeta, color: str = "RGB", route: str | None = None
@@ -43,3 +45,16 @@ def check_label_count(meta: ModelMeta, classes: int) -> None:
     if meta.labels and len(meta.labels) < classes:
         raise BadInputError(f"metadata key 'labels' has {len(meta.labels)} names but the model outputs "
                             f"{classes} classes")
+
+
+def check_fraction(name: str, value: float | None) -> None:
+    """A threshold in [0, 1] (None: the model's own)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0.0 <= value <= 1.0):
+        raise BadInputError(f"{name} must be a number from 0 to 1, got {value!r}")
+
+
+def check_count(name: str, value: int | None) -> None:
+    """A positive whole number (None: the default)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise BadInputError(f"{name} must be a positive integer, got {value!r}")

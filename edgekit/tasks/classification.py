@@ -10,7 +10,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
-from edgekit.tasks.base import Task, check_label_count
+from edgekit.tasks.base import Task, check_count, check_label_count
 from edgekit.tasks.preprocess import ImageTransform
 
 
@@ -35,7 +35,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class ClassificationTask(Task):
     name: ClassVar[str] = "classification"
-    top_k: int = 5
+    options: ClassVar[tuple[str, ...]] = ("top_k",)
+
+    def __init__(self, top_k: int | None = None) -> None:
+        check_count("top_k", top_k)
+        self.top_k = 5 if top_k is None else top_k
 
     def postprocess(
         self, outputs: Mapping[str, np.ndarray], meta: ModelMeta, transforms: Sequence[ImageTransform]

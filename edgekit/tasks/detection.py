@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgekit.meta import ModelMeta
-from edgekit.tasks.base import Task, check_label_count
+from edgekit.tasks.base import Task, check_count, check_fraction, check_label_count
 from edgekit.tasks.boxes import batched_nms, box_iou, nms
 from edgekit.tasks.decoders import DECODERS, Decoder, decoder_settings
 from edgekit.tasks.decoders.centernet import CenterNetDecoder, decode_centernet, local_peaks
@@ -50,9 +50,13 @@ class DetectionTask(Task):
     """
 
     name: ClassVar[str] = "detection"
+    options: ClassVar[tuple[str, ...]] = ("score_threshold", "iou_threshold", "max_detections")
 
     def __init__(self, score_threshold: float | None = None, iou_threshold: float | None = None,
                  max_detections: int | None = None) -> None:
+        check_fraction("score_threshold", score_threshold)
+        check_fraction("iou_threshold", iou_threshold)
+        check_count("max_detections", max_detections)
         self.overrides = {"score_threshold": score_threshold, "iou_threshold": iou_threshold,
                           "max_detections": max_detections}
         self._last: tuple[ModelMeta, Decoder, dict[str, Any]] | None = None
