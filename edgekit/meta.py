@@ -79,7 +79,8 @@ def _bad(key: str, problem: str, value: Any) -> BadInputError:
     return BadInputError(f"metadata key '{key}' {problem}, got {shown}")
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A real int or float (not a bool), finite."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -110,7 +111,7 @@ def check_values(values: dict[str, Any], extra: dict[str, Any]) -> None:
     for key in ("mean", "std"):
         if key in values:
             numbers = values[key]
-            if not (isinstance(numbers, tuple) and len(numbers) == channels and all(map(_is_number, numbers))):
+            if not (isinstance(numbers, tuple) and len(numbers) == channels and all(map(is_finite_number, numbers))):
                 raise _bad(key, f"must be {channels} finite numbers (one per channel)", values[key])
     if "std" in values and min(values["std"]) <= 0:
         raise _bad("std", "must be positive (it divides the pixels)", values["std"])
@@ -131,8 +132,8 @@ _DECODER_RULES = {
                 "a list of output names"),
     "stride": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
     "size_encoding": (lambda v: v in ("log", "linear"), "log or linear"),
-    "score_threshold": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
-    "iou_threshold": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "score_threshold": (lambda v: is_finite_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "iou_threshold": (lambda v: is_finite_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
     "max_detections": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
 }
 

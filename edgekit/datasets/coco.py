@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from edgekit.datasets.base import SPLITS, Split, split_indices
+from edgekit.datasets.image_folder import read_image
 from edgekit.errors import BadInputError
+from edgekit.meta import is_finite_number
 
 
 def read_annotations(path: str | Path) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def read_annotations(path: str | Path) -> dict[str, Any]:
         image_id = _field(path, "annotations", i, annotation, "image_id", _is_id, "an integer")
         category = _field(path, "annotations", i, annotation, "category_id", _is_id, "an integer")
         _field(path, "annotations", i, annotation, "bbox", _is_box, "[x, y, width, height] finite, width/height ≥ 0")
-        for key, valid, expected in (("area", _is_number, "a number"), ("iscrowd", lambda v: v in (0, 1), "0 or 1")):
+        for key, valid, expected in (("area", is_finite_number, "a number"), ("iscrowd", lambda v: v in (0, 1), "0 or 1")):
             if key in annotation:
                 _field(path, "annotations", i, annotation, key, valid, expected)
         if image_id not in position:
@@ -88,12 +90,8 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-
-
 def _is_box(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 4 and all(map(_is_number, value)) and min(value[2:]) >= 0
+    return isinstance(value, list) and len(value) == 4 and all(map(is_finite_number, value)) and min(value[2:]) >= 0
 
 
 def _target(image: dict, annotations: list[dict], label_of: dict[int, int]) -> dict[str, Any]:
@@ -138,17 +136,6 @@ def load_coco(
     targets = [parsed["targets"][i] for i in chosen]
     info = {"dataset": path.name, "category_ids": parsed["category_ids"], "images_dir": str(folder)}
     return Split(split, "detection", images, targets, parsed["labels"], info)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise BadInputError(f"cannot read image {path}: {exc}") from None
 
 
 def coco_dict(split: Split, file_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -207,7 +194,7 @@ def detections_from_results(results: Any, split: Split) -> list:
     grouped: list[list[dict]] = [[] for _ in split.targets]
     for i, result in enumerate(results):
         for key, valid, expected in (("image_id", _is_id, "an integer"), ("category_id", _is_id, "an integer"),
-                                     ("bbox", _is_box, "[x, y, width, height]"), ("score", _is_number, "a number")):
+                                     ("bbox", _is_box, "[x, y, width, height]"), ("score", is_finite_number, "a number")):
             _field(Path("results"), "results", i, result, key, valid, expected)
         if result["image_id"] not in position or result["category_id"] not in label_of:
             raise BadInputError(f"result #{i} names image {result['image_id']} / category {result['category_id']}, "
