@@ -57,8 +57,6 @@ def calibration_npz(data_loader: str, limit: int = 1000) -> Path:
 
 def _input_specs(model: Path) -> dict:
     """Input name → a printable spec, for name checks (ONNX files; other formats are not checked)."""
-    from edgekit.runtimes.base import TensorSpec
-
     if model.suffix.lower() != ".onnx":
         return {}
     try:
@@ -67,4 +65,4 @@ def _input_specs(model: Path) -> dict:
     except ImportError:
         return {}
 
-    return {spec.name: TensorSpec(spec.name, spec.dtype, spec.shape) for spec in model_inputs(model)}
+    return {spec.name: spec for spec in model_inputs(model)}

@@ -7,28 +7,21 @@ match the model's inputs, images whose preprocessed shape does not fit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
+from edgekit.runtimes.base import TensorSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
 DEFAULT_BATCH = 8
 IMAGENET_CLASSES = 1000
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    name: str
-    shape: tuple[int | str | None, ...]
-    dtype: str
-
-
-def model_inputs(model: Path) -> list[InputSpec]:
-    """The graph inputs of an ONNX file (initializers excluded)."""
+def model_inputs(model: Path) -> list[TensorSpec]:
+    """The graph inputs of an ONNX file (initializers excluded), read with onnx (no runtime)."""
     import onnx
     from onnx import helper
 
@@ -40,7 +33,7 @@ def model_inputs(model: Path) -> list[InputSpec]:
             continue
         tensor = value.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
-        specs.append(InputSpec(value.name, dims, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name))
+        specs.append(TensorSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name, dims))
     return specs
 
 
@@ -86,7 +79,7 @@ def preprocess(images: list[np.ndarray], meta: ModelMeta) -> dict[str, np.ndarra
     return {meta.input_name: batch}
 
 
-def batch_feeds(arrays: dict[str, np.ndarray], specs: list[InputSpec]) -> list[dict[str, np.ndarray]]:
+def batch_feeds(arrays: dict[str, np.ndarray], specs: list[TensorSpec]) -> list[dict[str, np.ndarray]]:
     """Split sample arrays into feed dicts of the model's fixed batch (last one padded), or, for a
     dynamic batch, of equal sizes up to 8 (ORT's histogram calibrators need equal batches)."""
     count = len(next(iter(arrays.values())))
@@ -177,7 +170,7 @@ def _folder_images(folder: Path, size: int, seed: int) -> list[np.ndarray]:
     return images
 
 
-def _npz_inputs(path: Path, specs: list[InputSpec], meta: ModelMeta, size: int) -> dict[str, np.ndarray]:
+def _npz_inputs(path: Path, specs: list[TensorSpec], meta: ModelMeta, size: int) -> dict[str, np.ndarray]:
     """An .npz holds either the model's inputs by name (already preprocessed) or raw ``images``."""
     from edgekit.fileio import read_npz
 
@@ -199,11 +192,11 @@ def _npz_inputs(path: Path, specs: list[InputSpec], meta: ModelMeta, size: int) 
     )
 
 
-def _dtype(specs: list[InputSpec], name: str) -> str:
+def _dtype(specs: list[TensorSpec], name: str) -> str:
     return next(spec.dtype for spec in specs if spec.name == name)
 
 
-def _check_shapes(arrays: dict[str, np.ndarray], specs: list[InputSpec], source: str) -> None:
+def _check_shapes(arrays: dict[str, np.ndarray], specs: list[TensorSpec], source: str) -> None:
     by_name = {spec.name: spec for spec in specs}
     if set(arrays) != set(by_name):
         raise BadInputError(f"calibration data gives inputs {sorted(arrays)}, model expects {sorted(by_name)}")
