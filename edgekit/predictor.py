@@ -45,11 +45,10 @@ class Predictor:
     else ort-cpu. ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
     copy is made). ``batch_size`` caps images per inference call for dynamic-batch models
     (default 8). ``route`` picks the host pre-processing route where the task offers several
-    (numpy, opencv). ``opencv_threads`` (default 0: on the calling thread) is set with
-    ``cv2.setNumThreads`` when the Predictor opens on the OpenCV route: OpenCV's own worker
-    threads otherwise compete with the runtime's for the cores (measured: 2× slower
-    pre-processing beside OpenVINO on 2 cores); it is process-wide, so pass None to leave
-    OpenCV's setting alone. ``settings`` (task, input_size, mean, std, labels, resize, model_color,
+    (numpy, opencv). ``opencv_threads`` (e.g. 0: on the calling thread) is set with
+    ``cv2.setNumThreads`` when the Predictor opens on the OpenCV route, for when OpenCV's worker
+    threads compete with the runtime's for the cores; it is process-wide, so the default (None)
+    leaves OpenCV's setting alone. ``settings`` (task, input_size, mean, std, labels, resize, model_color,
     input_name) describe a model without edgekit metadata or override it; ``score_threshold``,
     ``iou_threshold``, ``max_detections`` (detectors) and ``top_k`` (classifiers) override the
     post-processing the metadata describes; everything else
@@ -58,7 +57,7 @@ class Predictor:
     """
 
     def __init__(self, model: str | Path, runtime: str | None = None, *, color: str = "RGB",
-                 batch_size: int | None = None, route: str | None = None, opencv_threads: int | None = 0,
+                 batch_size: int | None = None, route: str | None = None, opencv_threads: int | None = None,
                  **options: Any) -> None:
         self.model_path = Path(model)
         settings = {key: options.pop(key) for key in SETTINGS if options.get(key) is not None}

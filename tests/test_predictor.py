@@ -55,22 +55,22 @@ print('ok')
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
 
 
-def test_opencv_runs_on_the_calling_thread_unless_told_otherwise(zoo_onnx):
-    """On the OpenCV route the Predictor sets cv2 to the calling thread (its workers would compete
-    with the runtime's); opencv_threads=None or the numpy route leave OpenCV's setting alone."""
+def test_opencv_threads_are_set_only_when_asked(zoo_onnx):
+    """opencv_threads=N sets cv2's threads when the Predictor opens on the OpenCV route; the
+    default and the numpy route leave OpenCV's setting alone."""
     cv2 = pytest.importorskip("cv2")
     path = zoo_onnx("lenet5").path
     before = cv2.getNumThreads()
     try:
         cv2.setNumThreads(2)
-        with Predictor(path, route="numpy"):
+        with Predictor(path, route="numpy", opencv_threads=0):
             assert cv2.getNumThreads() == 2
-        with Predictor(path, opencv_threads=None):
+        with Predictor(path):
             assert cv2.getNumThreads() == 2
         with Predictor(path, route="opencv", opencv_threads=2) as predict:
             assert cv2.getNumThreads() == 2
             expected = predict(np.full((28, 28), 200, np.uint8))
-        with Predictor(path) as predict:   # default: the opencv route, OpenCV on the calling thread
+        with Predictor(path, opencv_threads=0) as predict:   # the opencv route, OpenCV on the calling thread
             assert cv2.getNumThreads() == 1
             assert predict(np.full((28, 28), 200, np.uint8)).classes == expected.classes
         with pytest.raises(BadInputError, match="opencv_threads"):
