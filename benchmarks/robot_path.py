@@ -83,6 +83,14 @@ def bare_calls(runtime: str, path: Path, threads: int, feeds: dict) -> dict[str,
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return {"session.run": lambda: session.run(None, feeds)}
+    if runtime == "ort-cuda":  # host arrays in and out, as a robot's loop hands them over
+        import onnxruntime as ort
+
+        from edgekit.runtimes.onnxruntime import preload_cuda_libraries
+
+        preload_cuda_libraries()
+        session = ort.InferenceSession(str(path), providers=[("CUDAExecutionProvider", {"use_tf32": 0})])
+        return {"session.run": lambda: session.run(None, feeds)}
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})

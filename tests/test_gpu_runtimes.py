@@ -177,7 +177,7 @@ def _reference(path, x):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["ort-cuda", "ort-trt"])
+@pytest.mark.parametrize("name", ["ort-cuda", pytest.param("ort-trt", marks=pytest.mark.tensorrt)])
 def test_ort_gpu_matches_cpu_and_benches_on_device(name, zoo_onnx, tmp_path):
     path = zoo_onnx("lenet5", dynamic_batch=True).path
     options = {"engine_cache_dir": str(tmp_path / "engines")} if name == "ort-trt" else {}
@@ -258,3 +258,91 @@ def test_trt_parser_error_is_one_line(tmp_path):
     with pytest.raises(BadInputError, match="TensorRT cannot parse") as info:
         open_runtime("trt", tmp_path / "bad.onnx")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.gpu
+def test_cuda_buffers_streams_and_errors():
+    """edgekit's ctypes CUDA layer (TensorRT's buffers and streams) against the real runtime."""
+    from edgekit.runtimes import cuda
+
+    assert int(cuda.runtime_version().split(".")[0]) >= 11
+    host = np.arange(1000, dtype=np.float32)
+    buffer, stream = cuda.DeviceBuffer(host.nbytes), cuda.Stream()
+    try:
+        buffer.copy_from(host)
+        np.testing.assert_array_equal(buffer.copy_to(np.empty_like(host)), host)
+        buffer.copy_from(host[::-1].copy(), stream)
+        back = np.zeros_like(host)
+        buffer.copy_to(back, stream)
+        stream.synchronize()
+        np.testing.assert_array_equal(back, host[::-1])
+        with pytest.raises(ValueError, match="do not fit"):
+            buffer.copy_from(np.zeros(2000, np.float32))
+        assert cuda.time_copies(lambda: buffer.copy_from(host)) > 0
+    finally:
+        buffer.free()
+        stream.close()
+    with pytest.raises(cuda.CudaError, match=r"cudaMalloc\(\d+ bytes\) failed") as info:
+        cuda.DeviceBuffer(1 << 50)  # a petabyte: CUDA refuses it
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.gpu
+def test_predictor_on_ort_cuda_matches_the_cpu_from_threads(zoo_onnx, tmp_path):
+    """The plain model and its fused uint8-frame graphs give the CPU's classes and probabilities on the
+    GPU, also when one Predictor is called from several threads. The Gather-resize graph carries its
+    sampling positions as constants, so it matches as closely as the plain model; ONNX Resize computes
+    them in each provider's own float arithmetic, which a 13x downscale of noise frames magnifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgekit.exporters.config import FuseConfig
+    from edgekit.exporters.fuse import fuse_model
+    from edgekit.predictor import Predictor
+
+    plain = zoo_onnx("lenet5").path
+    models = {"plain": (plain, 1e-5)}
+    for op, tolerance in (("gather", 1e-5), ("resize", 2e-3)):
+        fused = fuse_model(plain, tmp_path / f"fused-{op}.onnx", FuseConfig(frame=(480, 640), resize_op=op))
+        models[op] = (fused.path, tolerance)
+    frames = [np.random.default_rng(i).integers(0, 256, (480, 640, 3), dtype=np.uint8) for i in range(8)]
+    for name, (model, tolerance) in models.items():
+        with Predictor(model, runtime="ort-cpu") as cpu, Predictor(model, runtime="ort-cuda") as gpu:
+            want = [cpu(frame) for frame in frames]
+            with ThreadPoolExecutor(4) as pool:
+                got = list(pool.map(gpu, frames))
+            assert gpu.runtime.describe()["providers"][0] == "CUDAExecutionProvider"
+            gpu(frames[0])
+            assert gpu.last_timing.inference_ns > 0
+        worst = max(float(np.abs(np.subtract(a.probabilities, e.probabilities)).max()) for a, e in zip(got, want))
+        print(f"{name}: max probability difference GPU vs CPU {worst:.2e}")
+        assert [a.classes for a in got] == [e.classes for e in want]
+        assert worst <= tolerance, (name, worst)
+
+
+@pytest.mark.gpu
+def test_ort_cuda_precisions_compare_and_predict_cli(zoo_onnx, tmp_path):
+    """FP32 on ort-cuda passes `compare` at its default tolerance; FP16 files and opt-in TF32 agree with
+    the CPU by cosine; `edgekit predict -r ort-cuda` works on an image."""
+    from edgekit.parity import compare_outputs
+    from edgekit.quantize.base import QuantizeConfig, quantize
+
+    path = zoo_onnx("resnet18").path
+    half = quantize(path, tmp_path / "half.onnx", QuantizeConfig(mode="fp16")).path
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with open_runtime("ort-cpu", path) as reference, open_runtime("ort-cuda", half) as runtime:
+        report = compare_outputs(reference.run({"input": x}), runtime.run({"input": x}), atol=0.05, rtol=0.05,
+                                 min_cosine=0.99)
+    assert report.outputs[0].cosine > 0.99
+    compared = run_cli("compare", str(path), "-r", "ort-cpu,ort-cuda")  # FP32 means FP32: TF32 is opt-in
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    with open_runtime("ort-cpu", path) as reference, open_runtime("ort-cuda", path, tf32=True) as runtime:
+        report = compare_outputs(reference.run({"input": x}), runtime.run({"input": x}), atol=0.05, rtol=0.05,
+                                 min_cosine=0.999)
+    assert report.outputs[0].cosine > 0.999
+    image = tmp_path / "frame.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    result = run_cli("predict", str(path), str(image), "--runtime", "ort-cuda", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["classes"]

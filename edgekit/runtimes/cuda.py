@@ -142,6 +142,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         function = getattr(lib, name)
         function.argtypes = argtypes
         function.restype = i
+    lib.cudaGetLastError.argtypes = []
+    lib.cudaGetLastError.restype = i
     lib.cudaGetErrorString.argtypes = [i]
     lib.cudaGetErrorString.restype = ctypes.c_char_p
 
@@ -149,7 +151,9 @@ def _declare(lib: ctypes.CDLL) -> None:
 def check(status: int, what: str) -> None:
     """Raise CudaError with CUDA's own message when ``status`` is not cudaSuccess."""
     if status != 0:
-        message = runtime_library().cudaGetErrorString(status)
+        library = runtime_library()
+        library.cudaGetLastError()  # clear this thread's error, or the next CUDA user in the process inherits it
+        message = library.cudaGetErrorString(status)
         text = message.decode(errors="replace") if message else f"error {status}"
         raise CudaError(f"{what} failed: {text}")
 

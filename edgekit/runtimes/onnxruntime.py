@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import glob
+import io
+import os
+import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -171,9 +180,13 @@ _GPU_PACKAGE_HINT = (
 
 @dataclass(frozen=True)
 class OrtCudaOptions(OrtOptions):
-    """``device_id`` (or ``device`` = cuda:N): which GPU."""
+    """``device_id`` (or ``device`` = cuda:N): which GPU. ``tf32``: let cuDNN and cuBLAS compute FP32
+    convolutions and matrix products in TF32 on tensor cores (ONNX Runtime's own default; faster on
+    Ampere and newer, about 1e-3 relative error). Off here, so that an FP32 model runs in FP32 and
+    agrees with torch and the CPU within `compare`'s default tolerance."""
 
     device_id: int = 0
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -200,6 +213,49 @@ class OrtTrtOptions(OrtCudaOptions):
         super().__post_init__()
         if self.engine_cache_dir is not None and not self.engine_cache_dir.strip():
             raise BadInputError("option engine_cache_dir must be a folder, got an empty string")
+
+
+_PRELOAD_LOCK = threading.Lock()
+_PRELOADED: list[str] = []
+
+
+def preload_cuda_libraries() -> str:
+    """Load the CUDA and cuDNN libraries of pip's nvidia-* wheels once, before a GPU session starts.
+
+    onnxruntime-gpu >= 1.21 no longer finds them by itself (``pip install onnxruntime-gpu[cuda,cudnn]``
+    without torch imported first), and then falls back to the CPU. ``onnxruntime.preload_dlls`` does the
+    loading; what it prints about libraries it could not find is returned, not printed (the session's
+    own check names the failure). ONNX Runtime's process-wide log is also kept to errors, as edgekit's
+    sessions are: 1.31 warns about plugin devices at every GPU session otherwise.
+    """
+    with _PRELOAD_LOCK:
+        if not _PRELOADED:
+            import onnxruntime as ort
+
+            printed = io.StringIO()
+            if hasattr(ort, "preload_dlls"):
+                try:
+                    with contextlib.redirect_stdout(printed):
+                        ort.preload_dlls()
+                except Exception as exc:  # a missing folder or a library that fails to load
+                    printed.write(first_line(exc))
+            ort.set_default_logger_severity(3)
+            _PRELOADED.append(printed.getvalue().strip())
+        return _PRELOADED[0]
+
+
+@lru_cache(maxsize=1)
+def nvinfer_library() -> str | None:
+    """Where TensorRT's libnvinfer is: a name the loader finds, or the file in pip's tensorrt_libs
+    wheel; None without TensorRT (onnxruntime-gpu ships the TensorRT provider, not TensorRT)."""
+    found = ctypes.util.find_library("nvinfer")
+    if found:
+        return found
+    for root in sys.path:
+        files = sorted(glob.glob(os.path.join(root or ".", "tensorrt_libs", "libnvinfer.so.*")))
+        if files:
+            return files[-1]
+    return None
 
 
 class _OrtGpuRuntime(OrtRuntime):
@@ -239,7 +295,21 @@ class _OrtGpuRuntime(OrtRuntime):
         return parse_device_id(self.options.device, self.options.device_id)  # agreement checked in the options
 
     def provider_options(self) -> dict[str, Any]:
-        return {"device_id": self.device_id}
+        return self.cuda_provider_options()
+
+    def cuda_provider_options(self) -> dict[str, Any]:
+        """The CUDA execution provider's options (also ort-trt's fallback for what TensorRT cannot run)."""
+        return {"device_id": self.device_id, "use_tf32": int(bool(self.options.tf32))}
+
+    def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+        printed = preload_cuda_libraries()
+        try:
+            return super()._open()
+        except RuntimeUnavailableError as exc:
+            failed = next((line for line in printed.splitlines() if line.startswith("Failed to load")), None)
+            if failed is None:
+                raise
+            raise RuntimeUnavailableError(f"{exc}: {failed}") from None
 
     def _prepare(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
         # Inputs copied to the GPU once and outputs left there: the loop times device work only.
@@ -312,6 +382,24 @@ class OrtTrtRuntime(_OrtGpuRuntime):
     Options: ClassVar[type[RuntimeOptions]] = OrtTrtOptions
     provider: ClassVar[str] = "TensorrtExecutionProvider"
 
+    @classmethod
+    def probe(cls) -> Availability:
+        availability = super().probe()
+        if availability.available and nvinfer_library() is None:
+            return Availability(cls.name, False, version=availability.version,
+                                reason="onnxruntime-gpu has the TensorRT provider, but TensorRT's libnvinfer is not found",
+                                install="pip install 'edgekit[tensorrt]', or add TensorRT's lib folder to LD_LIBRARY_PATH")
+        return availability
+
+    def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+        library = nvinfer_library()
+        if library is not None:  # loaded globally, so the provider finds a pip wheel's copy too
+            try:
+                ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+            except OSError as exc:
+                raise RuntimeUnavailableError(f"cannot load TensorRT's {library}: {first_line(exc)}") from None
+        return super()._open()
+
     def provider_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"device_id": self.device_id, "trt_fp16_enable": bool(self.options.fp16)}
         if self.options.engine_cache:
@@ -351,5 +439,5 @@ class OrtTrtRuntime(_OrtGpuRuntime):
 
     def execution_providers(self) -> list[tuple[str, dict[str, Any]]]:
         return [(self.provider, self.provider_options()),
-                ("CUDAExecutionProvider", {"device_id": self.device_id}),
+                ("CUDAExecutionProvider", self.cuda_provider_options()),
                 ("CPUExecutionProvider", {})]
