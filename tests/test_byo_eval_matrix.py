@@ -170,3 +170,41 @@ def test_metadata_changes_key_the_export_cache(tmp_path):
     assert cats != digits and read_meta(cats).labels == tuple("abcdefghij") and read_meta(digits).labels == LABELS
     same = resolve_model(FACTORY, inputs=specs, meta_changes={"labels": list(LABELS), "task": "classification"})
     assert same == digits   # the same changes in another order reuse the cached export
+
+
+@pytest.mark.slow
+def test_optimize_takes_a_factory_with_weights_and_meta(weights, tmp_path):
+    """`edgekit optimize FACTORY --weights --input --meta` searches the trained module's export and
+    ships it with the metadata given; a zoo model's --meta goes into its export."""
+    from edgekit.meta import read_meta
+
+    report = tmp_path / "o.json"
+    result = run_cli("optimize", FACTORY, "--weights", str(weights), "--input", INPUT, *META, "--data", "digits",
+                     "--max-drop", "3", "--runtimes", "ort-cpu", "--threads", "2", "--eval-size", "120",
+                     "--calib-size", "32", "--duration", "0.2", "--json", str(report),
+                     "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shipped = read_meta(tmp_path / "digits_net.optimized.onnx")
+    assert shipped.task == "classification" and shipped.labels == LABELS and shipped.model_name == "digits_net"
+    deployment = shipped.extra["deployment"]
+    assert deployment["runtime"] == "ort-cpu" and deployment["accuracy"]["data"] == "digits"
+    assert deployment["accuracy"]["metric"] == "top1" and deployment["accuracy"]["value"] > 80   # the trained weights
+    rows = json.loads(report.read_text())["candidates"]
+    assert any(row["candidate"] == "ort-cpu fp32 b1" and row["verdict"].startswith("FP32 baseline") for row in rows)
+    assert json.loads(report.read_text())["verdict"].startswith("ship ")
+
+    labelled = run_cli("optimize", "lenet5", "--meta", "labels=a,b,c,d,e,f,g,h,i,j", "--max-drop", "100",
+                       "--runtimes", "ort-cpu", "--threads", "2", "--eval-size", "16", "--calib-size", "8",
+                       "--duration", "0.1", "--time-limit", "1", "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
+    assert labelled.returncode in (0, 1), labelled.stderr
+    assert read_meta(tmp_path / "lenet5.optimized.onnx").labels == tuple("abcdefghij")
+
+
+def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
+    path = str(zoo_onnx("lenet5").path)
+    for args, fragment in (((path, *META), "--meta apply to zoo models and torch sources"),
+                           ((FACTORY, "--input", "input:1x1x16"), "input"),
+                           (("nets.py:missing",), "model factory file not found")):
+        result = run_cli("optimize", *args, "--max-drop", "1", "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
+        assert_one_line_error(result, fragment)
+    assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / "h.db").exists()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from edgekit.cli.common import check_outputs, console, handle_errors, write_json
+from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +17,8 @@ def register(app: typer.Typer) -> None:
 
 
 def optimize(
-    model: str = typer.Argument(..., help="An FP32 .onnx file or a zoo name (exported first)."),
+    model: str = typer.Argument(..., help="An FP32 .onnx file, a zoo name or a user torch model (file.py:factory, "
+                                "TorchScript, .pt2), exported first."),
     max_drop: float = typer.Option(..., help="Accuracy budget in points (top-1 %, mAP x 100; without labels: "
                                    "top-1 disagreement with FP32 in %)."),
     data: Optional[str] = typer.Option(None, help="Calibration and evaluation data: dataset name, image folder, "
@@ -42,32 +45,47 @@ def optimize(
     device: Optional[str] = typer.Option(None, help="Lab device name (nodes advertise edgekit-device:NAME)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every candidate and the verdict as JSON."),
     seed: int = typer.Option(0, help="Seed for calibration and evaluation sampling."),
+    weights: Optional[Path] = WEIGHTS,
+    input_spec: Optional[list[str]] = INPUTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
 ) -> None:
     """Find the fastest configuration of MODEL on this machine (or a lab device) that loses at most
     --max-drop points, write it with the decision in its metadata, and a report of every candidate."""
-    from edgekit.cli.matrix import int_list, split_list
+    from edgekit.cli.matrix import int_list, matrix_model, split_list
     from edgekit.errors import BadInputError
     from edgekit.exporters.config import parse_input_size
     from edgekit.matrix.cells import Timing
     from edgekit.optimize import OptimizeConfig
     from edgekit.optimize.measure import FULL
     from edgekit.optimize import optimize as run_optimize
+    from edgekit.sources import parse_source
     from edgekit.store import open_store
 
     if (cluster is None) != (device is None):
         raise BadInputError("--cluster and --device go together (the lab's address and one of its devices)")
-    name = Path(model).stem if Path(model).suffix else model
-    output = output or Path(f"{name}.optimized.onnx")
-    check_outputs(output, json_out)
+    given = source_options(weights, input_spec, meta_pair, meta_file)
+    output = output or Path(f"{output_stem(model)}.optimized.onnx")
+    check_outputs(output, json_out, inputs=[model if Path(model).is_file() else None, weights, meta_file])
     if duration <= 0:
         raise BadInputError(f"--duration must be positive, got {duration}")
+    size = parse_input_size(input_size) if input_size else None
     config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
                             runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch, scenario=scenario,
                             time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
-                            threads=tuple(int_list(threads, "threads", [])) or None, seed=seed,
-                            input_size=parse_input_size(input_size) if input_size else None,
+                            threads=tuple(int_list(threads, "threads", [])) or None, seed=seed, input_size=size,
                             full=Timing(FULL.warmup, FULL.min_runs, duration, None, FULL.rounds))
-    check_model(model)
+    if parse_source(model).is_torch:   # searched like a suite's torch source: exported with its weights and meta
+        torch_model = matrix_model(model, weights, tuple(input_spec or ()), given.meta_changes)
+        config = dataclasses.replace(config, model=torch_model.name, torch_model=torch_model)
+        from edgekit.matrix.cells import MatrixSpec
+        from edgekit.matrix.measure import MatrixContext
+
+        MatrixContext(MatrixSpec(models=(torch_model,))).source(torch_model.name, 1)   # export errors before any store
+    elif weights or input_spec or given.meta_changes:   # a zoo model with its weights or metadata: that export
+        config = dataclasses.replace(config, model=str(given.resolve(model, input_size=size)))
+    else:
+        matrix_model(model)   # a missing file or an unknown zoo name is a one-line error here
     out = console()
     executor = lab = None
     if cluster is not None:
@@ -93,7 +111,8 @@ def optimize(
                               "candidates": candidate_rows(done.result)})
 
 
-def check_model(model: str) -> None:
-    from edgekit.cli.matrix import check_model as check
-
-    check(model)
+def output_stem(model: str) -> str:
+    """The default output's name: a file's stem, a factory's name, or the zoo name."""
+    if ":" in model and not Path(model).is_file():   # file.py:factory or package.module:factory
+        return model.rsplit(":", 1)[1]
+    return Path(model).stem if Path(model).suffix else model

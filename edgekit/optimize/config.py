@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgekit.errors import BadInputError
-from edgekit.matrix.cells import Timing
+from edgekit.matrix.cells import Timing, TorchModel
 from edgekit.optimize.measure import FULL, QUICK
 
 
@@ -16,6 +16,7 @@ class OptimizeConfig:
 
     model: str
     max_drop: float
+    torch_model: TorchModel | None = None   # for a torch source: its weights, inputs, meta (``model`` is its name)
     data: str | None = None
     calib: str | None = None
     eval: str | None = None

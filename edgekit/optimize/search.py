@@ -79,7 +79,7 @@ class Search:
 
         config = self.config
         self.runtimes = tuple(dict.fromkeys(get_runtime(r).name for r in config.runtimes))
-        self.context = MatrixContext(MatrixSpec(models=(config.model,), input_size=config.input_size))
+        self.context = MatrixContext(MatrixSpec(models=(config.torch_model or config.model,), input_size=config.input_size))
         source = self.context.source(config.model, 1)
         self.source, self.meta, self.sha = source.path, source.meta, source.sha256
         self.model_name = self.meta.model_name or self.source.stem
