@@ -43,10 +43,11 @@ def test_eval_runs_without_torch(trained, tmp_path):
 
 @pytest.mark.slow
 def test_explicit_torch_that_cannot_be_honoured_is_an_error(trained, zoo_onnx, tmp_path):
-    path = zoo_onnx("lenet5", dynamic_batch=True).path
+    path = _with_weights_file(tmp_path)
     result = run_cli("eval", str(path), "-d", "digits", "--torch", "--json", str(tmp_path / "e.json"))
-    assert_one_line_error(result, "--torch: no torch reference")
-    assert "no training checkpoint" in result.stderr and not (tmp_path / "e.json").exists()
+    assert_one_line_error(result, "--torch: no torch reference", "give it with --weights")
+    assert not (tmp_path / "e.json").exists()
+    path = zoo_onnx("lenet5", dynamic_batch=True).path
     blocked = run_cli("eval", str(trained.onnx), "--torch", prelude=block_imports("torch", "torchvision", "onnx"))
     assert_one_line_error(blocked, "torch is not installed")
     # the default shows it when it can, and says why not otherwise; --no-torch skips it
@@ -85,13 +86,37 @@ def test_without_its_checkpoint_the_model_is_still_evaluated(trained, tmp_path):
     assert comparison.records[0].metrics["top1"] == pytest.approx(trained.metrics["test_top1"])
 
 
-def test_a_zoo_export_needs_data_and_has_no_torch_figure(zoo_onnx):
+def _with_weights_file(folder):
+    """lenet5 exported from a state_dict file (here: a seed-7 model's), which the export records by digest."""
+    import torch
+
+    from edgekit.exporters import ExportConfig
+    from edgekit.exporters.torch_onnx import export_zoo_model
+    from edgekit.zoo.build import build_model
+
+    weights = folder / "lenet5-seed7.pt"
+    torch.save(build_model("lenet5", seed=7).state_dict(), weights)
+    return export_zoo_model("lenet5", folder / "lenet5-w.onnx", ExportConfig(dynamic_batch=True), weights=weights).path
+
+
+def test_a_zoo_export_needs_data_and_its_torch_figure_is_the_rebuilt_module(zoo_onnx, tmp_path):
     path = zoo_onnx("lenet5", dynamic_batch=True).path
     with pytest.raises(BadInputError, match="give one with --data"):
         compare_runtimes(path, "ort-cpu")
     comparison = compare_runtimes(path, "ort-cpu", data="digits")
-    assert comparison.reference is None and "no training checkpoint" in comparison.reference_note
-    assert 0 <= comparison.records[0].metrics["top1"] <= 100
+    assert comparison.reference_note == "torch, zoo lenet5 (random weights, seed 0)"
+    assert comparison.reference_kind == "zoo module"
+    assert abs(comparison.records[0].metrics["top1"] - comparison.reference["top1"]) <= 100 / 270 + 1e-9
+    # exported from a weights file: the figure needs that file, and only that file
+    with_file = _with_weights_file(tmp_path)
+    assert "give it with --weights" in compare_runtimes(with_file, "ort-cpu", data="digits").reference_note
+    weights = tmp_path / "lenet5-seed7.pt"
+    rebuilt = compare_runtimes(with_file, "ort-cpu", data="digits", weights=weights)
+    assert rebuilt.reference_note == f"torch, zoo lenet5 (weights {weights})"
+    assert abs(rebuilt.records[0].metrics["top1"] - rebuilt.reference["top1"]) <= 100 / 270 + 1e-9
+    other = tmp_path / "other.pt"
+    other.write_bytes(weights.read_bytes() + b"\0")
+    assert "are not the weights" in compare_runtimes(with_file, "ort-cpu", data="digits", weights=other).reference_note
 
 
 def test_runtime_lists_are_checked():

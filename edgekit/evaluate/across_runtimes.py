@@ -9,6 +9,7 @@ for a torch source (``file.py:factory``, TorchScript, .pt2), from the source's m
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,13 +89,16 @@ def dataset_for(meta: ModelMeta, data: str | None, seed: int | None) -> tuple[st
 
 
 def reference_metrics(
-    meta: ModelMeta, split: Split, batch_size: int, check_only: bool = False
+    meta: ModelMeta, split: Split, batch_size: int, check_only: bool = False, weights: str | Path | None = None,
 ) -> tuple[dict[str, float] | None, str]:
-    """The torch model's metrics when the metadata names a recipe and an existing checkpoint.
+    """The torch model's metrics when the metadata names a recipe and an existing checkpoint, or a zoo
+    model with its random seed (or ``weights``, the state_dict it was exported with).
 
     ``check_only``: compute nothing; the note is "" when the reference can be computed, else why not.
     """
     source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
+    if source.get("zoo"):
+        return _zoo_reference(source, meta, split, batch_size, check_only, weights)
     recipe, checkpoint = source.get("recipe"), source.get("checkpoint")
     if not recipe or not checkpoint:
         return None, "the model records no training checkpoint"
@@ -129,9 +133,14 @@ def compare_runtimes(
     if batch_size < 1:
         raise BadInputError(f"batch size must be at least 1, got {batch_size}")
     source = parse_source(str(model))  # also: "model file not found"
-    path = resolve_model(str(model), dynamic_batch=source.kind != "file", weights=weights, inputs=inputs,
+    as_file = source.kind == "file"   # its --weights only rebuild the zoo module it was exported from
+    path = resolve_model(str(model), dynamic_batch=not as_file, weights=None if as_file else weights, inputs=inputs,
                          meta_changes=meta_changes)
     meta = read_meta(path)
+    recorded = meta.extra.get("source")
+    if as_file and weights is not None and not (isinstance(recorded, dict) and recorded.get("zoo")):
+        raise BadInputError(f"--weights with a model file are the state_dict of the zoo model it was exported "
+                            f"from (for the torch figure); {path.name} was not exported from the zoo")
     names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
     dataset = load_split(spec, split, split_seed, **options)
@@ -144,14 +153,40 @@ def compare_runtimes(
     records = tuple(evaluate(path, dataset, name, batch_size, runtime_options, dataset=spec) for name in names)
     metrics, note = torch_figure(meta, dataset, batch_size) if reference is not False else (None, "not asked for")
     records = tuple(dataclasses.replace(r, reference=metrics) for r in records)
-    return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped,
-                      "module" if source.is_torch else "checkpoint")
+    kind = "module" if source.is_torch else "zoo module" if note.startswith("torch, zoo") else "checkpoint"
+    return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped, kind)
+
+
+def _zoo_reference(source: Mapping[str, Any], meta: ModelMeta, split: Split, batch_size: int, check_only: bool,
+                   weights: str | Path | None) -> tuple[dict[str, float] | None, str]:
+    """The zoo module the file was exported from, rebuilt with the same seed or weights file."""
+    import re
+
+    name, recorded = str(source["zoo"]), str(source.get("weights", ""))
+    seeded = re.fullmatch(r"random\(seed=(-?\d+)\)", recorded)
+    if weights is not None:
+        from edgekit.exporters.torch_onnx import file_digest
+
+        if seeded or file_digest(weights) != recorded:
+            return None, f"--weights {weights} are not the weights the model was exported with"
+    elif not seeded:
+        return None, f"the model was exported from zoo {name} with a weights file: give it with --weights"
+    if not torch_installed():
+        return None, "torch is not installed"
+    if check_only:
+        return None, ""
+    from edgekit.evaluate.torch_source import zoo_metrics
+
+    seed = int(seeded.group(1)) if seeded else 0
+    how = f"weights {weights}" if weights is not None else f"random weights, seed {seed}"
+    return zoo_metrics(name, meta, split, batch_size, weights, seed), f"torch, zoo {name} ({how})"
 
 
 def _torch_figure(source, weights, inputs) -> Callable[..., tuple[dict[str, float] | None, str]]:
-    """How the torch figure is had: the torch source's own module, else the recorded training checkpoint."""
+    """How the torch figure is had: the torch source's own module, else the recorded zoo model or
+    training checkpoint."""
     if not source.is_torch:
-        return reference_metrics
+        return functools.partial(reference_metrics, weights=weights)
 
     def from_source(meta: ModelMeta, split: Split, batch_size: int, check_only: bool = False):
         if not torch_installed():

@@ -46,3 +46,33 @@ def source_metrics(source: ModelSource, meta: ModelMeta, split: Split, batch_siz
     predictions = predict_images(TorchRunner(loaded), get_task(meta.task), meta, split.images, batch_size)
     evaluator.update(predictions, list(split.targets))
     return evaluator.compute()
+
+
+class ZooRunner:
+    """A zoo module (one NCHW float32 input, one output) behind the runtime calls the task runner makes."""
+
+    def __init__(self, module, meta: ModelMeta) -> None:
+        from edgekit.runtimes.base import TensorSpec
+
+        self.module = module
+        self.inputs = {meta.input_name: TensorSpec(meta.input_name, "float32", (None, meta.channels, *meta.input_size))}
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            return {"output": self.module(torch.from_numpy(next(iter(feeds.values())))).numpy()}
+
+
+def zoo_metrics(name: str, meta: ModelMeta, split: Split, batch_size: int, weights: str | Path | None = None,
+                seed: int = 0) -> dict[str, Any]:
+    """Metrics of zoo model ``name`` built as its export was (``weights``, else random with ``seed``) on ``split``."""
+    from edgekit.evaluate.metrics import make_evaluator
+    from edgekit.tasks import get_task
+    from edgekit.tasks.run import predict_images
+    from edgekit.zoo.build import build_model
+
+    evaluator = make_evaluator(meta)
+    runner = ZooRunner(build_model(name, weights=weights, seed=seed), meta)
+    evaluator.update(predict_images(runner, get_task(meta.task), meta, split.images, batch_size), list(split.targets))
+    return evaluator.compute()

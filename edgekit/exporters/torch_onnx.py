@@ -36,7 +36,7 @@ def export_zoo_model(
             f"got {size[0]}x{size[1]}"
         )
     model = build_model(entry, weights=weights, seed=config.seed)
-    source = {"zoo": entry.name, "weights": _file_digest(weights) if weights else f"random(seed={config.seed})"}
+    source = {"zoo": entry.name, "weights": file_digest(weights) if weights else f"random(seed={config.seed})"}
     meta = entry.meta(size, default_labels(entry)).with_(extra={"source": source})
     return export_module(model, meta, output, config)
 
@@ -145,7 +145,8 @@ def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], 
     return compare_outputs(reference, actual, atol=config.atol, rtol=config.rtol)
 
 
-def _file_digest(path: str | Path) -> str:
+def file_digest(path: str | Path) -> str:
+    """How an export records the weights file it was made from."""
     from edgekit.hashing import file_sha256
 
     return f"sha256:{file_sha256(path)[:16]}"
