@@ -86,7 +86,7 @@ def bare_calls(runtime: str, path: Path, threads: int, feeds: dict) -> dict[str,
     if runtime == "ort-cuda":  # host arrays in and out, as a robot's loop hands them over
         import onnxruntime as ort
 
-        from edgekit.runtimes.onnxruntime import preload_cuda_libraries
+        from edgekit.runtimes.gpu_libraries import preload_cuda_libraries
 
         preload_cuda_libraries()
         session = ort.InferenceSession(str(path), providers=[("CUDAExecutionProvider", {"use_tf32": 0})])

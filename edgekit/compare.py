@@ -327,10 +327,7 @@ def torch_reference(
     from edgekit.exporters.config import ExportConfig
     from edgekit.zoo.build import build_model
 
-    torch = require("torch", "torch")
-    model = build_model(name, weights=weights, seed=ExportConfig().seed)
-    tensors = [torch.from_numpy(np.ascontiguousarray(array)) for array in feeds.values()]
-    with torch.no_grad():
-        result = model(*tensors)
-    results = list(result) if isinstance(result, (tuple, list)) else [result]
-    return {out: tensor.numpy() for out, tensor in zip(output_names, results)}
+    from edgekit.evaluate.torch_source import module_outputs
+
+    require("torch", "torch")
+    return module_outputs(build_model(name, weights=weights, seed=ExportConfig().seed), feeds, output_names)

@@ -24,6 +24,11 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def weights_digest(path: str | Path) -> str:
+    """How an export records the weights file it was made from: 'sha256:' and 16 hex digits."""
+    return f"sha256:{file_sha256(path)[:16]}"
+
+
 def model_sha256(path: str | Path) -> str:
     """Hex SHA-256 of an ONNX model with its external-data files (names and bytes), so a model
     retrained into the same file names gets a new hash. Other files hash as ``file_sha256``."""

@@ -196,14 +196,16 @@ def test_optimize_takes_a_factory_with_weights_and_meta(weights, tmp_path):
     labelled = run_cli("optimize", "lenet5", "--meta", "labels=a,b,c,d,e,f,g,h,i,j", "--max-drop", "100",
                        "--runtimes", "ort-cpu", "--threads", "2", "--eval-size", "16", "--calib-size", "8",
                        "--duration", "0.1", "--time-limit", "1", "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
-    assert labelled.returncode in (0, 1), labelled.stderr
+    assert labelled.returncode == 0, labelled.stderr   # a budget of 100 points: the baseline fits at least
     assert read_meta(tmp_path / "lenet5.optimized.onnx").labels == tuple("abcdefghij")
 
 
 def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
+    """Bad sources fail before any store or file is made, an export that fails included."""
     path = str(zoo_onnx("lenet5").path)
     for args, fragment in (((path, *META), "--meta apply to zoo models and torch sources"),
-                           ((FACTORY, "--input", "input:1x1x16"), "input"),
+                           ((FACTORY, "--input", "input:1x3x16x16", *META), "does not run on inputs"),   # conv of 1 channel
+                           ((FACTORY, "--input", INPUT, "--input-size", "32"), "--input-size is for zoo models"),
                            (("nets.py:missing",), "model factory file not found")):
         result = run_cli("optimize", *args, "--max-drop", "1", "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
         assert_one_line_error(result, fragment)

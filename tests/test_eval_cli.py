@@ -117,6 +117,53 @@ def test_a_zoo_export_needs_data_and_its_torch_figure_is_the_rebuilt_module(zoo_
     other = tmp_path / "other.pt"
     other.write_bytes(weights.read_bytes() + b"\0")
     assert "are not the weights" in compare_runtimes(with_file, "ort-cpu", data="digits", weights=other).reference_note
+    with pytest.raises(BadInputError, match="weights file not found"):
+        compare_runtimes(with_file, "ort-cpu", data="digits", weights=tmp_path / "missing.pt")
+    with pytest.raises(BadInputError, match="was not exported from the zoo"):
+        compare_runtimes(_not_from_the_zoo(tmp_path), "ort-cpu", data="digits", weights=weights)
+
+
+def _not_from_the_zoo(folder):
+    import torch
+
+    from edgekit.exporters.torch_onnx import export_module
+    from edgekit.meta import ModelMeta
+
+    meta = ModelMeta(task="classification", input_size=(32, 32), color="GRAY", mean=(0.5,), std=(0.5,),
+                     labels=tuple("0123456789"))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))
+    return export_module(net, meta, folder / "own.onnx").path
+
+
+def _fused(path, folder):
+    from edgekit.exporters.config import FuseConfig
+    from edgekit.exporters.fuse import fuse_model
+
+    return fuse_model(path, folder / "fused.onnx", FuseConfig(frame=(32, 32))).path
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_rebuilt_zoo_module_is_the_exported_one(seed, tmp_path):
+    """The rebuilt module gives the file's own outputs (at the export's seed, not only its figures), and a
+    fused file (frames in) says why it has no torch figure instead of failing."""
+    import numpy as np
+
+    from edgekit.evaluate.torch_source import ZooRebuild, module_outputs, zoo_rebuild
+    from edgekit.exporters import ExportConfig
+    from edgekit.exporters.torch_onnx import export_zoo_model
+    from edgekit.meta import read_meta
+    from edgekit.runtimes import open_runtime
+
+    path = export_zoo_model("lenet5", tmp_path / "l.onnx", ExportConfig(seed=seed)).path
+    rebuild = zoo_rebuild(read_meta(path).extra["source"])
+    assert rebuild == ZooRebuild("lenet5", seed=seed)
+    x = {"input": np.random.default_rng(1).standard_normal((1, 1, 32, 32)).astype(np.float32)}
+    with open_runtime("ort-cpu", path) as runtime:
+        np.testing.assert_allclose(module_outputs(rebuild.build(), x, ["output"])["output"], runtime.run(x)["output"],
+                                   rtol=1e-4, atol=1e-5)
+    assert zoo_rebuild({"zoo": "lenet5", "weights": f"random(seed={seed})"}) == rebuild   # files from before "seed"
+    fused = compare_runtimes(_fused(path, tmp_path), "ort-cpu", data="digits")
+    assert fused.reference is None and "fused pre-processing" in fused.reference_note
 
 
 def test_runtime_lists_are_checked():

@@ -285,6 +285,7 @@ def test_cuda_buffers_streams_and_errors():
     with pytest.raises(cuda.CudaError, match=r"cudaMalloc\(\d+ bytes\) failed") as info:
         cuda.DeviceBuffer(1 << 50)  # a petabyte: CUDA refuses it
     assert "\n" not in str(info.value)
+    assert cuda.runtime_library().cudaGetLastError() == 0   # cleared: the next CUDA user does not inherit it
 
 
 @pytest.mark.gpu
@@ -336,6 +337,7 @@ def test_ort_cuda_precisions_compare_and_predict_cli(zoo_onnx, tmp_path):
     compared = run_cli("compare", str(path), "-r", "ort-cpu,ort-cuda")  # FP32 means FP32: TF32 is opt-in
     assert compared.returncode == 0, compared.stdout + compared.stderr
     with open_runtime("ort-cpu", path) as reference, open_runtime("ort-cuda", path, tf32=True) as runtime:
+        assert runtime._session.get_provider_options()["CUDAExecutionProvider"]["use_tf32"] == "1"
         report = compare_outputs(reference.run({"input": x}), runtime.run({"input": x}), atol=0.05, rtol=0.05,
                                  min_cosine=0.999)
     assert report.outputs[0].cosine > 0.999
@@ -346,3 +348,30 @@ def test_ort_cuda_precisions_compare_and_predict_cli(zoo_onnx, tmp_path):
     result = run_cli("predict", str(path), str(image), "--runtime", "ort-cuda", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[0])["classes"]
+
+
+def test_tensorrt_libraries_are_found_by_the_provider_s_major_version(tmp_path, monkeypatch):
+    """ort-trt needs the TensorRT libraries its provider links (their major version), found on
+    LD_LIBRARY_PATH or in pip's tensorrt_libs wheel; the provider's file names them."""
+    from edgekit.runtimes.gpu_libraries import find_library_file, tensorrt_needs
+
+    provider = tmp_path / "libonnxruntime_providers_tensorrt.so"
+    provider.write_bytes(b"\0ELF...libnvinfer.so.10\0libnvonnxparser.so.10\0libcudart.so.13\0")
+    assert tensorrt_needs(provider) == ("libnvinfer.so.10", "libnvonnxparser.so.10")
+    assert tensorrt_needs(tmp_path / "missing.so") == ("libnvinfer.so",)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "")
+    wheel = tmp_path / "site" / "tensorrt_libs"
+    wheel.mkdir(parents=True)
+    (wheel / "libnvinfer.so.10").write_bytes(b"")
+    assert find_library_file("libnvinfer.so.10", [str(tmp_path / "site")]) == str(wheel / "libnvinfer.so.10")
+    assert find_library_file("libnvinfer.so.11", [str(tmp_path / "site")]) is None   # another major is not it
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(wheel))
+    assert find_library_file("libnvinfer.so.10", []) == str(wheel / "libnvinfer.so.10")
+
+
+def test_tf32_is_an_ort_cuda_option():
+    from edgekit.runtimes import get_runtime
+
+    assert get_runtime("ort-cuda").make_options(tf32=True).tf32
+    with pytest.raises(BadInputError, match="tf32 is for ort-cuda"):
+        get_runtime("ort-trt").make_options(tf32=True)

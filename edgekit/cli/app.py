@@ -29,6 +29,9 @@ def main() -> None:
 
     from typer.main import get_command
 
+    from edgekit.runtimes.gpu_libraries import QUIET_PROCESS_LOG
+
+    QUIET_PROCESS_LOG["enabled"] = True   # the command's own output, not ONNX Runtime's provider warnings
     try:
         code = get_command(app).main(prog_name="edgekit", standalone_mode=False)
     except typer.Abort:  # Ctrl-C, as click reports it in standalone mode

@@ -76,6 +76,8 @@ def optimize(
                             threads=tuple(int_list(threads, "threads", [])) or None, seed=seed, input_size=size,
                             full=Timing(FULL.warmup, FULL.min_runs, duration, None, FULL.rounds))
     if parse_source(model).is_torch:   # searched like a suite's torch source: exported with its weights and meta
+        if input_size:
+            raise BadInputError("--input-size is for zoo models; a torch source's shape comes from --input")
         torch_model = matrix_model(model, weights, tuple(input_spec or ()), given.meta_changes)
         config = dataclasses.replace(config, model=torch_model.name, torch_model=torch_model)
         from edgekit.matrix.cells import MatrixSpec
@@ -83,7 +85,11 @@ def optimize(
 
         MatrixContext(MatrixSpec(models=(torch_model,))).source(torch_model.name, 1)   # export errors before any store
     elif weights or input_spec or given.meta_changes:   # a zoo model with its weights or metadata: that export
-        config = dataclasses.replace(config, model=str(given.resolve(model, input_size=size)))
+        from edgekit.matrix.measure import resizable
+
+        path = given.resolve(model, input_size=size if resizable(model) else None,
+                             dynamic_batch=allow_batch is not None)   # one file serves every batch searched
+        config = dataclasses.replace(config, model=str(path))
     else:
         matrix_model(model)   # a missing file or an unknown zoo name is a one-line error here
     out = console()

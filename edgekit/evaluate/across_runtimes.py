@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.datasets import Split, check_labels, load_split
-from edgekit.errors import BadInputError, RuntimeUnavailableError
+from edgekit.errors import BadInputError, RuntimeUnavailableError, first_line
 from edgekit.evaluate.runner import EvalRecord, evaluate
 from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta, read_meta
+from edgekit.tasks.preprocess import FUSED_KEY
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Comparison:
     reference: dict[str, float] | None
     reference_note: str
     skipped: dict[str, str] = field(default_factory=dict)
-    reference_kind: str = "checkpoint"  # or "module": a torch source's own module
+    reference_kind: str = "checkpoint"  # "module": a torch source's own; "zoo module": rebuilt as exported
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "split": self.split, "seed": self.seed,
@@ -96,7 +97,9 @@ def reference_metrics(
 
     ``check_only``: compute nothing; the note is "" when the reference can be computed, else why not.
     """
-    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
+    if FUSED_KEY in meta.extra:
+        return None, "the graph starts with fused pre-processing (frames in); torch runs the file it was fused from"
+    source = recorded_source(meta)
     if source.get("zoo"):
         return _zoo_reference(source, meta, split, batch_size, check_only, weights)
     recipe, checkpoint = source.get("recipe"), source.get("checkpoint")
@@ -132,13 +135,14 @@ def compare_runtimes(
 
     if batch_size < 1:
         raise BadInputError(f"batch size must be at least 1, got {batch_size}")
+    if weights is not None and not Path(weights).is_file():
+        raise BadInputError(f"weights file not found: {weights}")
     source = parse_source(str(model))  # also: "model file not found"
     as_file = source.kind == "file"   # its --weights only rebuild the zoo module it was exported from
     path = resolve_model(str(model), dynamic_batch=not as_file, weights=None if as_file else weights, inputs=inputs,
                          meta_changes=meta_changes)
     meta = read_meta(path)
-    recorded = meta.extra.get("source")
-    if as_file and weights is not None and not (isinstance(recorded, dict) and recorded.get("zoo")):
+    if as_file and weights is not None and not recorded_source(meta).get("zoo"):
         raise BadInputError(f"--weights with a model file are the state_dict of the zoo model it was exported "
                             f"from (for the torch figure); {path.name} was not exported from the zoo")
     names, skipped = resolve_runtimes(runtimes, path.suffix)
@@ -151,35 +155,44 @@ def compare_runtimes(
         if why:
             raise BadInputError(f"--torch: no torch reference for {source.label}: {why}")
     records = tuple(evaluate(path, dataset, name, batch_size, runtime_options, dataset=spec) for name in names)
-    metrics, note = torch_figure(meta, dataset, batch_size) if reference is not False else (None, "not asked for")
+    metrics, note = (None, "not asked for") if reference is False else _figure(torch_figure, meta, dataset, batch_size,
+                                                                               required=bool(reference))
     records = tuple(dataclasses.replace(r, reference=metrics) for r in records)
-    kind = "module" if source.is_torch else "zoo module" if note.startswith("torch, zoo") else "checkpoint"
+    kind = "module" if source.is_torch else "zoo module" if recorded_source(meta).get("zoo") else "checkpoint"
     return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped, kind)
+
+
+def _figure(torch_figure, meta: ModelMeta, split: Split, batch_size: int, required: bool):
+    """The torch figure; when it was not asked for, a failure is its note rather than the command's end."""
+    try:
+        return torch_figure(meta, split, batch_size)
+    except Exception as exc:  # noqa: BLE001 - torch's own errors too: the runtimes' figures stand without it
+        if required:
+            raise BadInputError(f"--torch: the torch reference failed: {first_line(exc)}") from None
+        return None, f"the torch reference failed: {first_line(exc)}"
+
+
+def recorded_source(meta: ModelMeta) -> dict[str, Any]:
+    """What the metadata says the model was made from (zoo name and weights, recipe and checkpoint)."""
+    source = meta.extra.get("source")
+    return source if isinstance(source, dict) else {}
 
 
 def _zoo_reference(source: Mapping[str, Any], meta: ModelMeta, split: Split, batch_size: int, check_only: bool,
                    weights: str | Path | None) -> tuple[dict[str, float] | None, str]:
     """The zoo module the file was exported from, rebuilt with the same seed or weights file."""
-    import re
+    from edgekit.evaluate.torch_source import zoo_rebuild
 
-    name, recorded = str(source["zoo"]), str(source.get("weights", ""))
-    seeded = re.fullmatch(r"random\(seed=(-?\d+)\)", recorded)
-    if weights is not None:
-        from edgekit.exporters.torch_onnx import file_digest
-
-        if seeded or file_digest(weights) != recorded:
-            return None, f"--weights {weights} are not the weights the model was exported with"
-    elif not seeded:
-        return None, f"the model was exported from zoo {name} with a weights file: give it with --weights"
+    rebuild = zoo_rebuild(source, weights)
+    if isinstance(rebuild, str):
+        return None, rebuild
     if not torch_installed():
         return None, "torch is not installed"
     if check_only:
         return None, ""
     from edgekit.evaluate.torch_source import zoo_metrics
 
-    seed = int(seeded.group(1)) if seeded else 0
-    how = f"weights {weights}" if weights is not None else f"random weights, seed {seed}"
-    return zoo_metrics(name, meta, split, batch_size, weights, seed), f"torch, zoo {name} ({how})"
+    return zoo_metrics(rebuild, meta, split, batch_size), f"torch, {rebuild.label}"
 
 
 def _torch_figure(source, weights, inputs) -> Callable[..., tuple[dict[str, float] | None, str]]:

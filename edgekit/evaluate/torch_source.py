@@ -8,6 +8,7 @@ the export and the runtime changed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,43 @@ def source_metrics(source: ModelSource, meta: ModelMeta, split: Split, batch_siz
     return evaluator.compute()
 
 
+@dataclass(frozen=True)
+class ZooRebuild:
+    """A zoo module as its export built it: ``weights`` (a state_dict file) or random with ``seed``."""
+
+    name: str
+    weights: str | None = None
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"zoo {self.name} ({f'weights {self.weights}' if self.weights else f'random weights, seed {self.seed}'})"
+
+    def build(self):
+        from edgekit.zoo.build import build_model
+
+        return build_model(self.name, weights=self.weights, seed=self.seed)
+
+
+def zoo_rebuild(source: Mapping[str, Any], weights: str | Path | None = None) -> ZooRebuild | str:
+    """How to rebuild the zoo module an export's ``source`` record names, or why it cannot be: an export
+    from a weights file needs that file (``weights``, checked by digest); a random one, its seed."""
+    import re
+
+    from edgekit.hashing import weights_digest
+
+    name, recorded = str(source["zoo"]), str(source.get("weights", ""))
+    seeded = re.fullmatch(r"random\(seed=(-?\d+)\)", recorded)   # the record before the seed had its own field
+    seed = source.get("seed", int(seeded.group(1)) if seeded else None)
+    if weights is not None:
+        if seed is not None or weights_digest(weights) != recorded:
+            return f"--weights {weights} are not the weights the model was exported with"
+        return ZooRebuild(name, str(weights))
+    if not isinstance(seed, int):
+        return f"the model was exported from zoo {name} with a weights file: give it with --weights"
+    return ZooRebuild(name, seed=seed)
+
+
 class ZooRunner:
     """A zoo module (one NCHW float32 input, one output) behind the runtime calls the task runner makes."""
 
@@ -58,21 +96,27 @@ class ZooRunner:
         self.inputs = {meta.input_name: TensorSpec(meta.input_name, "float32", (None, meta.channels, *meta.input_size))}
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        with torch.inference_mode():
-            return {"output": self.module(torch.from_numpy(next(iter(feeds.values())))).numpy()}
+        return module_outputs(self.module, feeds, ["output"])
 
 
-def zoo_metrics(name: str, meta: ModelMeta, split: Split, batch_size: int, weights: str | Path | None = None,
-                seed: int = 0) -> dict[str, Any]:
-    """Metrics of zoo model ``name`` built as its export was (``weights``, else random with ``seed``) on ``split``."""
+def module_outputs(module, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """A torch module's outputs on numpy feeds (in input order), named ``output_names``."""
+    import torch
+
+    tensors = [torch.from_numpy(np.ascontiguousarray(array)) for array in feeds.values()]
+    with torch.inference_mode():
+        result = module(*tensors)
+    results = list(result) if isinstance(result, (tuple, list)) else [result]
+    return {name: tensor.numpy() for name, tensor in zip(output_names, results)}
+
+
+def zoo_metrics(rebuild: ZooRebuild, meta: ModelMeta, split: Split, batch_size: int) -> dict[str, Any]:
+    """Metrics of the rebuilt zoo module on ``split``, through the task's own pre/post-processing."""
     from edgekit.evaluate.metrics import make_evaluator
     from edgekit.tasks import get_task
     from edgekit.tasks.run import predict_images
-    from edgekit.zoo.build import build_model
 
     evaluator = make_evaluator(meta)
-    runner = ZooRunner(build_model(name, weights=weights, seed=seed), meta)
+    runner = ZooRunner(rebuild.build(), meta)
     evaluator.update(predict_images(runner, get_task(meta.task), meta, split.images, batch_size), list(split.targets))
     return evaluator.compute()

@@ -36,7 +36,10 @@ def export_zoo_model(
             f"got {size[0]}x{size[1]}"
         )
     model = build_model(entry, weights=weights, seed=config.seed)
-    source = {"zoo": entry.name, "weights": file_digest(weights) if weights else f"random(seed={config.seed})"}
+    from edgekit.hashing import weights_digest
+
+    source = {"zoo": entry.name, "weights": weights_digest(weights) if weights else f"random(seed={config.seed})",
+              **({} if weights else {"seed": config.seed})}
     meta = entry.meta(size, default_labels(entry)).with_(extra={"source": source})
     return export_module(model, meta, output, config)
 
@@ -143,10 +146,3 @@ def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], 
     with open_runtime("ort-cpu", path) as runtime:
         actual = runtime.run({"input": sample})
     return compare_outputs(reference, actual, atol=config.atol, rtol=config.rtol)
-
-
-def file_digest(path: str | Path) -> str:
-    """How an export records the weights file it was made from."""
-    from edgekit.hashing import file_sha256
-
-    return f"sha256:{file_sha256(path)[:16]}"

@@ -56,7 +56,7 @@ class MatrixContext:
                                      inputs=parse_input_specs(torch_model.inputs),
                                      meta_changes=torch_model.meta_changes())
             else:
-                size = self.spec.input_size if _resizable(model) else None
+                size = self.spec.input_size if resizable(model) else None
                 path = resolve_model(model, batch=batch, input_size=size)
             self.sources[key] = Source(path, file_sha256(path), read_meta(path))
         return self.sources[key]
@@ -77,7 +77,7 @@ class MatrixContext:
         return self.references[source.sha256]
 
 
-def _resizable(model: str) -> bool:
+def resizable(model: str) -> bool:
     """A suite's ``input_size`` applies to the zoo's ImageNet architectures (LeNet-5 has one size)."""
     if Path(model).suffix:
         return False

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import ctypes.util
-import glob
-import io
-import os
-import sys
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -211,51 +203,10 @@ class OrtTrtOptions(OrtCudaOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.tf32:
+            raise BadInputError("option tf32 is for ort-cuda: TensorRT picks TF32 kernels itself (on by default)")
         if self.engine_cache_dir is not None and not self.engine_cache_dir.strip():
             raise BadInputError("option engine_cache_dir must be a folder, got an empty string")
-
-
-_PRELOAD_LOCK = threading.Lock()
-_PRELOADED: list[str] = []
-
-
-def preload_cuda_libraries() -> str:
-    """Load the CUDA and cuDNN libraries of pip's nvidia-* wheels once, before a GPU session starts.
-
-    onnxruntime-gpu >= 1.21 no longer finds them by itself (``pip install onnxruntime-gpu[cuda,cudnn]``
-    without torch imported first), and then falls back to the CPU. ``onnxruntime.preload_dlls`` does the
-    loading; what it prints about libraries it could not find is returned, not printed (the session's
-    own check names the failure). ONNX Runtime's process-wide log is also kept to errors, as edgekit's
-    sessions are: 1.31 warns about plugin devices at every GPU session otherwise.
-    """
-    with _PRELOAD_LOCK:
-        if not _PRELOADED:
-            import onnxruntime as ort
-
-            printed = io.StringIO()
-            if hasattr(ort, "preload_dlls"):
-                try:
-                    with contextlib.redirect_stdout(printed):
-                        ort.preload_dlls()
-                except Exception as exc:  # a missing folder or a library that fails to load
-                    printed.write(first_line(exc))
-            ort.set_default_logger_severity(3)
-            _PRELOADED.append(printed.getvalue().strip())
-        return _PRELOADED[0]
-
-
-@lru_cache(maxsize=1)
-def nvinfer_library() -> str | None:
-    """Where TensorRT's libnvinfer is: a name the loader finds, or the file in pip's tensorrt_libs
-    wheel; None without TensorRT (onnxruntime-gpu ships the TensorRT provider, not TensorRT)."""
-    found = ctypes.util.find_library("nvinfer")
-    if found:
-        return found
-    for root in sys.path:
-        files = sorted(glob.glob(os.path.join(root or ".", "tensorrt_libs", "libnvinfer.so.*")))
-        if files:
-            return files[-1]
-    return None
 
 
 class _OrtGpuRuntime(OrtRuntime):
@@ -302,6 +253,8 @@ class _OrtGpuRuntime(OrtRuntime):
         return {"device_id": self.device_id, "use_tf32": int(bool(self.options.tf32))}
 
     def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+        from edgekit.runtimes.gpu_libraries import preload_cuda_libraries
+
         printed = preload_cuda_libraries()
         try:
             return super()._open()
@@ -385,19 +338,26 @@ class OrtTrtRuntime(_OrtGpuRuntime):
     @classmethod
     def probe(cls) -> Availability:
         availability = super().probe()
-        if availability.available and nvinfer_library() is None:
-            return Availability(cls.name, False, version=availability.version,
-                                reason="onnxruntime-gpu has the TensorRT provider, but TensorRT's libnvinfer is not found",
-                                install="pip install 'edgekit[tensorrt]', or add TensorRT's lib folder to LD_LIBRARY_PATH")
+        if availability.available:
+            from edgekit.runtimes.gpu_libraries import tensorrt_libraries
+
+            missing = [name for name, path in tensorrt_libraries().items() if path is None]
+            if missing:
+                return Availability(cls.name, False, version=availability.version,
+                                    reason=f"onnxruntime-gpu has the TensorRT provider, but TensorRT's "
+                                           f"{', '.join(missing)} is not found",
+                                    install="pip install 'edgekit[tensorrt]' (TensorRT of the major version "
+                                            "named), or add TensorRT's lib folder to LD_LIBRARY_PATH")
         return availability
 
     def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
-        library = nvinfer_library()
-        if library is not None:  # loaded globally, so the provider finds a pip wheel's copy too
+        from edgekit.runtimes.gpu_libraries import tensorrt_libraries
+
+        for name, path in tensorrt_libraries().items():   # loaded globally: the provider then finds a wheel's copy
             try:
-                ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+                ctypes.CDLL(path or name, mode=ctypes.RTLD_GLOBAL)
             except OSError as exc:
-                raise RuntimeUnavailableError(f"cannot load TensorRT's {library}: {first_line(exc)}") from None
+                raise RuntimeUnavailableError(f"cannot load TensorRT's {name}: {first_line(exc)}") from None
         return super()._open()
 
     def provider_options(self) -> dict[str, Any]:
