@@ -345,7 +345,7 @@ class OrtTrtRuntime(_OrtGpuRuntime):
             if missing:
                 return Availability(cls.name, False, version=availability.version,
                                     reason=f"onnxruntime-gpu has the TensorRT provider, but TensorRT's "
-                                           f"{', '.join(missing)} is not found",
+                                           f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not found",
                                     install="pip install 'edgekit[tensorrt]' (TensorRT of the major version "
                                             "named), or add TensorRT's lib folder to LD_LIBRARY_PATH")
         return availability
