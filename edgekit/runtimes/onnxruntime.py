@@ -387,8 +387,10 @@ class OrtTrtRuntime(_OrtGpuRuntime):
         availability = super().probe()
         if availability.available and nvinfer_library() is None:
             return Availability(cls.name, False, version=availability.version,
-                                reason="onnxruntime-gpu has the TensorRT provider, but TensorRT's libnvinfer is not found",
-                                install="pip install 'edgekit[tensorrt]', or add TensorRT's lib folder to LD_LIBRARY_PATH")
+                                reason="onnxruntime-gpu has the TensorRT provider, "
+                                "but TensorRT's libnvinfer is not found",
+                                install="pip install 'edgekit[tensorrt]', "
+                                "or add TensorRT's lib folder to LD_LIBRARY_PATH")
         return availability
 
     def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
