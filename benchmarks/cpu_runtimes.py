@@ -49,7 +49,8 @@ def main() -> None:
         p50 = {"torch": torch_p50(name, args.input_size, args.threads, plan)}
         for runtime, options in (("ort-cpu", {"threads": args.threads}),
                                  ("openvino", {"threads": args.threads, "streams": 1, "hint": "latency"})):
-            p50[runtime] = benchmark(path, BenchConfig(runtime=runtime, plan=plan, runtime_options=options)).latency.p50_ms
+            p50[runtime] = benchmark(path, BenchConfig(runtime=runtime, plan=plan,
+                                                       runtime_options=options)).latency.p50_ms
         print(f"{name:<22}{p50['torch']:>10.2f} ms{p50['ort-cpu']:>10.2f} ms{p50['openvino']:>10.2f} ms"
               f"   {p50['torch'] / p50['ort-cpu']:.2f}x / {p50['torch'] / p50['openvino']:.2f}x")
 

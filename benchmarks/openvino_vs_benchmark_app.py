@@ -38,8 +38,8 @@ def benchmark_app_p50(path: Path, threads: int, duration: float) -> float:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "config.json"
         config.write_text(json.dumps(properties))
-        command = [executable, "-m", str(path), "-d", "CPU", "-hint", "latency", "-api", "async", "-nireq", "1", "-b", "1",
-                   "-load_config", str(config), "-t", str(max(1, round(duration)))]
+        command = [executable, "-m", str(path), "-d", "CPU", "-hint", "latency", "-api", "async", "-nireq", "1",
+                   "-b", "1", "-load_config", str(config), "-t", str(max(1, round(duration)))]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     if "INFERENCE_NUM_THREADS: " + str(threads) not in result.stdout:
         raise SystemExit(f"benchmark_app did not apply INFERENCE_NUM_THREADS={threads}:\n{result.stdout[-1500:]}")

@@ -103,7 +103,8 @@ def resnet18_part(folder: Path, store, time_limit: float) -> None:
     if done is None:
         return
     chosen = done.result.winner or done.result.baseline
-    print(check("chosen >= 3x faster than ORT FP32", gain(done) >= 3.0, f"{gain(done):.2f}x ({chosen.candidate.label})"))
+    print(check("chosen >= 3x faster than ORT FP32", gain(done) >= 3.0,
+                f"{gain(done):.2f}x ({chosen.candidate.label})"))
     print(against_best_fp32(done))
     print(check("within budget", chosen.in_budget(2.0), f"drop {chosen.drop:+.2f} pt (top-1 disagreement %)"))
     print(check("search <= 5 minutes", seconds <= 300, f"{seconds:.0f} s"))
@@ -119,7 +120,8 @@ def mobilenet_part(folder: Path, store, time_limit: float) -> None:
     entries = {(e.candidate.runtime, e.candidate.variant, e.candidate.threads): e for e in done.result.entries}
     ort_int8 = entries.get(("ort-cpu", "int8-ort", None))
     if ort_int8 is not None and ort_int8.ms:
-        print(f"  ORT INT8 (default threads) in the latency pass: {speedup(done.result.baseline.quick.per_item_ms, ort_int8.quick.per_item_ms):.2f}x FP32")
+        print(f"  ORT INT8 (default threads) in the latency pass: "
+              f"{speedup(done.result.baseline.quick.per_item_ms, ort_int8.quick.per_item_ms):.2f}x FP32")
     chosen = done.result.winner or done.result.baseline
     not_ort_int8 = not (chosen.candidate.runtime == "ort-cpu" and chosen.candidate.precision == "int8")
     print(check("does not ship ORT INT8", not_ort_int8, chosen.candidate.label))

@@ -93,7 +93,8 @@ def bare_calls(runtime: str, path: Path, threads: int, feeds: dict) -> dict[str,
         return {"session.run": lambda: session.run(None, feeds)}
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+    compiled = ov.Core().compile_model(str(path), "CPU",
+                                       {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     arrays = list(feeds.values())
 
@@ -110,7 +111,8 @@ def bare_calls(runtime: str, path: Path, threads: int, feeds: dict) -> dict[str,
         set_inputs()
         request.infer()
 
-    return {"infer(feeds, share_inputs, share_outputs)": lambda: request.infer(feeds, share_inputs=True, share_outputs=True),
+    return {"infer(feeds, share_inputs, share_outputs)": lambda: request.infer(feeds,
+                                                                               share_inputs=True, share_outputs=True),
             "set_input_tensor + infer()": set_infer, "set_input_tensor + start_async() + wait()": start_wait}
 
 
@@ -140,7 +142,8 @@ def part_tiny(runtimes: list[str], threads: int, folder: Path) -> None:
         with Predictor(lenet, runtime, threads=threads) as predict:
             rows = predictor_rows(predict, frame, LoopPlan(warmup=200, min_runs=3000, min_duration_s=1.0))
         own = rows[:, 3] - rows[:, :3].sum(axis=1)
-        print(f"{runtime:9s} Predictor on LeNet-5 (32x32 gray frame): end to end p50 {np.median(rows[:, 3]) / 1e3:.1f} µs, "
+        print(f"{runtime:9s} Predictor on LeNet-5 (32x32 gray frame): "
+              f"end to end p50 {np.median(rows[:, 3]) / 1e3:.1f} µs, "
               f"of which its own bookkeeping (frame checks, chunking, timing) p50 {np.median(own) / 1e3:.1f} µs")
 
 
@@ -286,7 +289,8 @@ def part_video(runtimes: list[str], threads: int, detector: Path, folder: Path, 
             sequential_fps = max(r[1] for r in rounds)
             print(f"{'':9s} as fast as it decodes, {count} inference thread(s): pipelined {fast.fps:6.1f} FPS vs one "
                   f"call after another {sequential_fps:6.1f} FPS ({fast.fps / sequential_fps:.2f}x); pipelined "
-                  f"stage p50 {fast.preprocess.p50_ms:.2f} / {fast.inference.p50_ms:.2f} / {fast.postprocess.p50_ms:.2f} ms")
+                  f"stage p50 {fast.preprocess.p50_ms:.2f} / {fast.inference.p50_ms:.2f} / "
+                  f"{fast.postprocess.p50_ms:.2f} ms")
 
 
 def one_after_another(predict, video) -> float:

@@ -200,7 +200,8 @@ def _finite(batches: list[dict[str, np.ndarray]], source: str) -> list[dict[str,
     for batch in batches:
         for name, array in batch.items():
             if isinstance(array, np.ndarray) and array.dtype.kind in "fc" and not np.isfinite(array).all():
-                raise BadInputError(f"{source}: input '{name}' holds NaN or infinite values; outputs cannot be compared")
+                raise BadInputError(f"{source}: input '{name}' holds NaN or infinite values; "
+                                    "outputs cannot be compared")
     return batches
 
 

@@ -67,7 +67,8 @@ class Predictor:
         self.meta: ModelMeta = _with_settings(file_meta, settings, self.model_path)
         self.task = get_task(self.meta.task, **tuning)
         self.color = check_color(color)
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
             raise BadInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.route = route
@@ -211,7 +212,8 @@ def _check_meta(meta: ModelMeta, path: Path) -> None:
     for key in ("mean", "std"):
         values = getattr(meta, key)
         if len(values) != meta.channels or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
-            raise BadInputError(f"{key} must be {meta.channels} finite numbers for a {meta.color} model, got {values!r}")
+            raise BadInputError(f"{key} must be {meta.channels} finite numbers for a {meta.color} model, "
+                                f"got {values!r}")
     if any(v == 0 for v in meta.std):
         raise BadInputError(f"std must not contain 0, got {meta.std!r}")
 
@@ -222,7 +224,8 @@ def _fit_to_model(meta: ModelMeta, runtime, from_model: tuple[str, ...]) -> Mode
     if "input_name" in from_model and meta.input_name not in inputs and len(inputs) == 1:
         meta = meta.with_(input_name=next(iter(inputs)))
     if meta.input_name not in inputs:
-        raise BadInputError(f"the model has no input '{meta.input_name}' (it has {', '.join(inputs)}); pass input_name=")
+        raise BadInputError(f"the model has no input '{meta.input_name}' "
+                            f"(it has {', '.join(inputs)}); pass input_name=")
     shape = inputs[meta.input_name].shape
     if "input_size" in from_model and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
         meta = meta.with_(input_size=(shape[2], shape[3]))

@@ -134,7 +134,8 @@ def _export_torch_source(
     key = "|".join([source.kind, source.label, source_tag(source), "random" if weights is None else
                     file_tag(Path(weights)), ";".join(map(str, inputs)), repr(config), changes_tag(meta_changes)])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(source.location).stem + (f"-{source.factory}" if source.factory else ""))
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_",
+                  Path(source.location).stem + (f"-{source.factory}" if source.factory else ""))
     target = cache_dir("models") / f"user-{stem}-{digest}.onnx"
     if not target.is_file():
         export_source(source, target, config, weights=weights, inputs=inputs, meta_changes=meta_changes)

@@ -93,7 +93,8 @@ def zoo_onnx(tmp_path_factory):
     return export
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, prelude: str = "") -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
+            prelude: str = "") -> subprocess.CompletedProcess:
     """Run `python -m edgekit ARGS` in a subprocess; ``prelude`` is Python run first (e.g. to block imports)."""
     code = f"{prelude}\nimport sys\nfrom edgekit.cli.app import main\nsys.argv = ['edgekit', *sys.argv[1:]]\nmain()"
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}

@@ -145,7 +145,8 @@ def _listing(folder: Path) -> dict[str, tuple[int, int]]:
 
 # --- bad model files, through every command that reads a model -----------------------------------
 MODEL_COMMANDS = [["bench", "{}"], ["compare", "{}", "-r", "ort-cpu,openvino"], ["eval", "{}", "-d", "digits"],
-                  ["quantize", "{}", "-o", "q.onnx", "-m", "fp16"], ["quantize", "{}", "-o", "q.onnx", "--calib", "digits"]]
+                  ["quantize", "{}", "-o", "q.onnx", "-m", "fp16"],
+                  ["quantize", "{}", "-o", "q.onnx", "--calib", "digits"]]
 
 
 @pytest.mark.parametrize("name", BAD_MODELS)
@@ -164,7 +165,8 @@ def test_inputs_that_cannot_be_made_or_compared(corpus, args, fragment):
 
 
 # --- malformed metadata values ---------------------------------------------------------------------
-META_COMMANDS = [["bench", "{}"], ["eval", "{}", "-d", "digits"], ["quantize", "{}", "-o", "q.onnx", "--calib", "digits"],
+META_COMMANDS = [["bench", "{}"], ["eval", "{}", "-d", "digits"],
+                 ["quantize", "{}", "-o", "q.onnx", "--calib", "digits"],
                  ["compare", "{}", "-r", "ort-cpu,openvino"]]
 
 
@@ -192,7 +194,8 @@ COCO = {
 
 
 @pytest.mark.parametrize("name", COCO)
-@pytest.mark.parametrize("command", [["eval", "lenet.onnx", "-d", "{}"], ["train", "detector", "-d", "{}", "-o", "runs"],
+@pytest.mark.parametrize("command", [["eval", "lenet.onnx", "-d", "{}"],
+                                     ["train", "detector", "-d", "{}", "-o", "runs"],
                                      ["quantize", "lenet.onnx", "-o", "q.onnx", "--calib", "{}"]], ids=lambda c: c[0])
 def test_bad_coco(corpus, name, command):
     assert_one_line_error(invoke(corpus, *[a.format(name) for a in command]), name, COCO[name])
@@ -201,8 +204,8 @@ def test_bad_coco(corpus, name, command):
 # --- bad checkpoints -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", BAD_CHECKPOINTS)
 @pytest.mark.parametrize("command", [["export", "lenet5", "--weights", "{}", "-o", "x.onnx"],
-                                     ["train", "transfer", "-d", "digits", "--transfer-from", "lenet5", "--weights", "{}",
-                                      "-o", "runs"],
+                                     ["train", "transfer", "-d", "digits", "--transfer-from", "lenet5",
+                                      "--weights", "{}", "-o", "runs"],
                                      ["bench", "lenet5", "--weights", "{}"]], ids=lambda c: c[0])
 def test_bad_weights(corpus, name, command):
     result = invoke(corpus, *[a.format(name) for a in command])
@@ -233,12 +236,15 @@ def test_detector_checkpoint_loader_is_safe_and_strict(corpus):
 
 # --- bad numbers -------------------------------------------------------------------------------------
 NUMBERS = [
-    (["bench", "lenet.onnx", "--duration", "nan"], "--duration"), (["bench", "lenet.onnx", "--duration", "-1"], "--duration"),
-    (["bench", "lenet.onnx", "--threads", "100000"], "--threads"), (["bench", "lenet.onnx", "--threads", "0"], "--threads"),
+    (["bench", "lenet.onnx", "--duration", "nan"], "--duration"),
+    (["bench", "lenet.onnx", "--duration", "-1"], "--duration"),
+    (["bench", "lenet.onnx", "--threads", "100000"], "--threads"),
+    (["bench", "lenet.onnx", "--threads", "0"], "--threads"),
     (["bench", "lenet.onnx", "--runs", str(10**12)], "--runs"), (["bench", "lenet.onnx", "--warmup", "-1"], "--warmup"),
     (["bench", "lenet.onnx", "--batch", "0"], "--batch"), (["bench", "lenet.onnx", "-O", "threads=100000"], "threads"),
     (["bench", "lenet.onnx", "-O", "threads=nan"], "threads"), (["bench", "lenet.onnx", "--seed", "-1"], "--seed"),
-    (["bench", "lenet5", "--input-size", "100000"], "input size"), (["export", "lenet5", "--input-size", "100000"], "input size"),
+    (["bench", "lenet5", "--input-size", "100000"], "input size"),
+    (["export", "lenet5", "--input-size", "100000"], "input size"),
     (["export", "lenet5", "--atol", "nan"], "--atol"), (["export", "lenet5", "--rtol", "inf"], "--rtol"),
     (["export", "lenet5", "--batch", "100000"], "--batch"),
     (["compare", "lenet.onnx", "-r", "ort-cpu,openvino", "--atol", "nan"], "--atol"),
@@ -249,7 +255,8 @@ NUMBERS = [
     (["quantize", "lenet.onnx", "-o", "q.onnx", "--calib", "digits", "--calib-size", "0"], "--calib-size"),
     (["quantize", "lenet.onnx", "-o", "q.onnx", "-m", "fp16", "--report", "--duration", "inf"], "--duration"),
     (["quantize", "lenet.onnx", "-o", "q.onnx", "-m", "fp16", "--report", "--threads", "-2"], "--threads"),
-    (["train", "lenet5", "-d", "digits", "--epochs", "0"], "--epochs"), (["train", "lenet5", "-d", "digits", "--lr", "nan"], "--lr"),
+    (["train", "lenet5", "-d", "digits", "--epochs", "0"], "--epochs"),
+    (["train", "lenet5", "-d", "digits", "--lr", "nan"], "--lr"),
     (["train", "lenet5", "-d", "digits", "-b", "-5"], "--batch-size"),
     (["train", "lenet5", "-d", "digits", "--per-class", "0"], "--per-class"),
     (["train", "lenet5", "-d", "digits", "-O", "weight_decay=abc"], "weight_decay"),
@@ -279,7 +286,8 @@ OUTPUTS = [
     (["bench", "lenet.onnx", "--json", "lenet.onnx"], "is the input file"),
     (["bench", "lenet.onnx", "--json", "hardlink.onnx"], "is the input file"),
     (["compare", "lenet.onnx", "-r", "ort-cpu,openvino", "--json", "lenet.onnx"], "is the input file"),
-    (["compare", "lenet.onnx", "-r", "ort-cpu,openvino", "--inputs", "ok.npz", "--json", "ok.npz"], "is the input file"),
+    (["compare", "lenet.onnx", "-r", "ort-cpu,openvino", "--inputs", "ok.npz",
+      "--json", "ok.npz"], "is the input file"),
     (["eval", "lenet.onnx", "-d", "digits", "--json", "./lenet.onnx"], "is the input file"),
     (["inspect", "lenet.onnx", "--json", "lenet.onnx"], "is the input file"),
     (["quantize", "lenet.onnx", "-o", "lenet.onnx", "--calib", "digits"], "--overwrite-input"),

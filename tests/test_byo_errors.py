@@ -116,7 +116,8 @@ def test_cli_errors_are_one_line(tmp_path, factories):
                           "dim '2.5' is not an integer")
     assert_one_line_error(run_cli("export", f"{factories}:small", "--input", "x:1x4x8x8", "-o", out),
                           "does not run on inputs x (1, 4, 8, 8)")
-    assert_one_line_error(run_cli("export", "lenet5", "--input", "x:1x1x32x32", "-o", out), "zoo model takes --input-size")
+    assert_one_line_error(run_cli("export", "lenet5", "--input", "x:1x1x32x32", "-o", out),
+                          "zoo model takes --input-size")
     assert_one_line_error(run_cli("export", "lenet5", "--meta", "mean=0.5,0.5,0.5", "-o", out),
                           "mean has 3 values but color GRAY has 1")  # checked before the export
     sd = tmp_path / "state.pt"

@@ -204,7 +204,8 @@ def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
     """Bad sources fail before any store or file is made, an export that fails included."""
     path = str(zoo_onnx("lenet5").path)
     for args, fragment in (((path, *META), "--meta apply to zoo models and torch sources"),
-                           ((FACTORY, "--input", "input:1x3x16x16", *META), "does not run on inputs"),   # conv of 1 channel
+                           # 3 channels into a conv of 1: the export fails
+                           ((FACTORY, "--input", "input:1x3x16x16", *META), "does not run on inputs"),
                            ((FACTORY, "--input", INPUT, "--input-size", "32"), "--input-size is for zoo models"),
                            (("nets.py:missing",), "model factory file not found")):
         result = run_cli("optimize", *args, "--max-drop", "1", "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)

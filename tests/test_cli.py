@@ -97,7 +97,8 @@ def test_missing_runtime_is_one_line_naming_the_extra(tmp_path):
 
 
 def test_export_check_failure_exits_1_and_leaves_nothing(tmp_path):
-    result = run_cli("export", "resnet18", "--input-size", "64", "--atol", "0", "--rtol", "0", "-o", str(tmp_path / "r.onnx"))
+    result = run_cli("export", "resnet18", "--input-size", "64", "--atol", "0", "--rtol", "0",
+                     "-o", str(tmp_path / "r.onnx"))
     assert result.returncode == 1 and "does not match torch" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -130,7 +131,8 @@ def test_inspect_takes_a_zoo_name_and_refuses_other_formats(tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (["bench", "README.md"], "model file not found: README.md"),
     (["export", "lenet5", "--atol", "-1"], "--atol must be a number at least 0"),
-    (["compare", "lenet5", "--runtimes", "ort-cpu", "--min-cosine", "2"], "--min-cosine must be a number at least -1 and at most 1"),
+    (["compare", "lenet5", "--runtimes", "ort-cpu", "--min-cosine", "2"],
+     "--min-cosine must be a number at least -1 and at most 1"),
 ])
 def test_more_bad_input(tmp_path, args, fragment):
     assert_one_line_error(run_cli(*args, cwd=tmp_path), fragment)

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.openvino
 
 
 def test_zoo_model_passes_against_torch(tmp_path):
-    result = run_cli("compare", "lenet5", "--runtimes", "ort-cpu,ov", "--batch", "2", "--json", str(tmp_path / "c.json"))
+    result = run_cli("compare", "lenet5", "--runtimes", "ort-cpu,ov", "--batch", "2",
+                     "--json", str(tmp_path / "c.json"))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "c.json").read_text())
     assert record["reference"] == "torch" and record["passed"]
@@ -67,7 +68,8 @@ def test_inputs_from_npz(zoo_onnx, tmp_path):
 
     np.savez(tmp_path / "wrong.npz", images=x)
     result = run_cli("compare", str(path), "-r", "ort-cpu,openvino", "--inputs", str(tmp_path / "wrong.npz"))
-    assert_one_line_error(result, "wrong.npz holds arrays ['images']", "expects inputs input: float32[batch, 1, 32, 32]")
+    assert_one_line_error(result, "wrong.npz holds arrays ['images']",
+                          "expects inputs input: float32[batch, 1, 32, 32]")
     np.savez(tmp_path / "f64.npz", input=x.astype(np.float64))
     result = run_cli("compare", str(path), "-r", "ort-cpu,openvino", "--inputs", str(tmp_path / "f64.npz"))
     assert_one_line_error(result, "input 'input' has dtype float64")

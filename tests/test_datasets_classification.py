@@ -1,4 +1,5 @@
-"""Classification datasets: scikit-learn digits at 32×32 and image folders, split by seed; bad data → one clear error."""
+"""Classification datasets: scikit-learn digits at 32×32 and image folders, split by seed;
+bad data → one clear error."""
 
 import numpy as np
 import pytest
@@ -41,7 +42,8 @@ def test_digit_class_subsets_keep_the_split_and_renumber_targets():
     assert _digits("val", classes=[0, 2]).labels == ("0", "2")
 
 
-@pytest.mark.parametrize("classes, fragment", [("a-b", "must look like"), ("7", "at least 2"), ("3-12", "between 0 and 9")])
+@pytest.mark.parametrize("classes, fragment", [("a-b", "must look like"), ("7", "at least 2"),
+                                               ("3-12", "between 0 and 9")])
 def test_bad_digit_classes_are_refused(classes, fragment):
     with pytest.raises(BadInputError, match=fragment):
         _digits("test", classes=classes)

@@ -25,7 +25,8 @@ def _ort_providers():
 
 
 # ---- everywhere ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name, provider", [("ort-cuda", "CUDAExecutionProvider"), ("ort-trt", "TensorrtExecutionProvider")])
+@pytest.mark.parametrize("name, provider", [("ort-cuda", "CUDAExecutionProvider"),
+                                            ("ort-trt", "TensorrtExecutionProvider")])
 def test_cpu_onnxruntime_explains_the_gpu_package(name, provider):
     if provider in _ort_providers():
         pytest.skip("this onnxruntime has GPU providers")
@@ -73,8 +74,10 @@ def test_libcudart_matching_the_driver_is_tried_first():
     from edgekit.runtimes.cuda import order_candidates, runtime_major
 
     assert [runtime_major(p) for p in ("libcudart.so.12", "/v/nvidia/cu13/lib/libcudart.so.13",
-                                       "/v/nvidia/cuda_runtime/lib/libcudart.so.12.4.127", "libcudart.so")] == [12, 13, 12, None]
-    paths = ["libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "/v/nvidia/cu13/lib/libcudart.so.13", "libcudart.so"]
+                                       "/v/nvidia/cuda_runtime/lib/libcudart.so.12.4.127",
+                                       "libcudart.so")] == [12, 13, 12, None]
+    paths = ["libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0",
+             "/v/nvidia/cu13/lib/libcudart.so.13", "libcudart.so"]
     assert order_candidates(paths, 12) == ["libcudart.so.12", "libcudart.so.11.0", "libcudart.so",
                                            "libcudart.so.13", "/v/nvidia/cu13/lib/libcudart.so.13"]
     assert order_candidates(paths, 13)[:2] == ["libcudart.so.13", "/v/nvidia/cu13/lib/libcudart.so.13"]
@@ -140,7 +143,8 @@ def test_require_gpu_turns_gpu_skips_into_failures(tmp_path):
     (tmp_path / "test_tiny.py").write_text("import pytest\n\n@pytest.mark.gpu\ndef test_on_gpu():\n    pass\n"
                                            "\n@pytest.mark.tensorrt\ndef test_on_trt():\n    pass\n"
                                            "\ndef test_anywhere():\n    pass\n")
-    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: x\n    tensorrt: x\n    openvino: x\n    slow: x\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: x\n    tensorrt: x\n"
+                                         "    openvino: x\n    slow: x\n")
     repo = Path(__file__).resolve().parents[1]
 
     def pytest_run(**env):
@@ -214,7 +218,8 @@ def test_trt_builds_caches_and_runs_dynamic_batch(zoo_onnx, tmp_path, monkeypatc
     with open_runtime("trt", path, opt_batch=2, max_batch=4) as runtime:
         assert runtime.cache_hit and runtime.engine_path == engines[0]
     with open_runtime("trt", engines[0]) as runtime:  # a prebuilt engine loads directly
-        np.testing.assert_allclose(runtime.run({"input": _x(2)})["output"], _reference(path, _x(2)), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(runtime.run({"input": _x(2)})["output"], _reference(path, _x(2)),
+                                   rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.gpu
@@ -232,7 +237,8 @@ def test_trt_fp16_and_bench_breakdown(zoo_onnx, tmp_path):
     half = quantize(path, tmp_path / "half.onnx", QuantizeConfig(mode="fp16")).path
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     with open_runtime("ort-cpu", path) as reference, open_runtime("trt", half, fp16=True) as runtime:
-        report = compare_outputs(reference.run({"input": x}), runtime.run({"input": x}), atol=0.05, rtol=0.05, min_cosine=0.99)
+        report = compare_outputs(reference.run({"input": x}), runtime.run({"input": x}),
+                                 atol=0.05, rtol=0.05, min_cosine=0.99)
     assert report.outputs[0].cosine > 0.99
     if trt_version(trt) >= STRONG_TYPING_SINCE:
         with pytest.raises(BadInputError, match="builds strongly typed networks"):

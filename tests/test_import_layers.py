@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 # What runs on the device: metadata, registries, runtimes, tasks, the Predictor and its frame
 # sources (camera), latency timing.
 ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.registry", "edgekit.paths", "edgekit.system",
-              "edgekit.fileio", "edgekit.deps", "edgekit.hashing", "edgekit.parity", "edgekit.deployment", "edgekit.predictor", "edgekit.runtimes", "edgekit.tasks",
-              "edgekit.bench", "edgekit.camera")
+              "edgekit.fileio", "edgekit.deps", "edgekit.hashing", "edgekit.parity", "edgekit.deployment",
+              "edgekit.predictor", "edgekit.runtimes", "edgekit.tasks", "edgekit.bench", "edgekit.camera")
 # Third-party packages the robot tier may import: numpy, one runtime, optional image I/O.
 ROBOT_THIRD_PARTY = {"numpy", "onnxruntime", "openvino", "tensorrt", "cv2", "PIL"}
 
@@ -65,4 +65,5 @@ def test_robot_module_imports_nothing_above_it(path):
                 upward.append(name)
         elif top not in sys.stdlib_module_names and top != "__future__" and top not in ROBOT_THIRD_PARTY:
             upward.append(name)
-    assert not upward, f"{module_name(path)} imports {upward} (robot tier: stdlib, numpy, a runtime, edgekit's robot tier)"
+    assert not upward, (f"{module_name(path)} imports {upward} "
+                        "(robot tier: stdlib, numpy, a runtime, edgekit's robot tier)")

@@ -54,7 +54,8 @@ class GraphBuilder:
         return f"{name}.a"
 
     def pool(self, x, name, op, k, stride):
-        self.nodes.append(helper.make_node(op, [x], [f"{name}.y"], name=name, kernel_shape=[k, k], strides=[stride] * 2))
+        self.nodes.append(helper.make_node(op, [x], [f"{name}.y"], name=name,
+                                           kernel_shape=[k, k], strides=[stride] * 2))
         return f"{name}.y"
 
     def fc(self, x, name, cin, cout, act=None):

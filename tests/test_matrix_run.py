@@ -46,7 +46,8 @@ def test_matrix_records_every_cell_and_goes_on(lenet, tmp_path):
             assert 0 < record.p50_ms <= record.p90_ms and len(record.percentiles_ms) == 19
         else:
             assert record.p50_ms is None and record.config["requests"] >= 1
-    assert by_cell[("ort-cpu", "int8", 1, "single-stream")].size_mb < by_cell[("ort-cpu", "fp32", 1, "single-stream")].size_mb
+    assert (by_cell[("ort-cpu", "int8", 1, "single-stream")].size_mb
+            < by_cell[("ort-cpu", "fp32", 1, "single-stream")].size_mb)
     assert by_cell[("ort-cpu", "fp32", 1, "single-stream")].agreement_top1_pct == 100.0
 
 

@@ -15,9 +15,11 @@ precisions: [fp32]
 """
 
 BAD = {  # suite text → (line, fragments of the message)
-    "unknown key": ("models: [lenet5]\nruntimes: [ort-cpu]\nprecission: [fp32]\n", 3, ["unknown key 'precission'", "did you mean 'precisions'"]),
+    "unknown key": ("models: [lenet5]\nruntimes: [ort-cpu]\nprecission: [fp32]\n",
+                    3, ["unknown key 'precission'", "did you mean 'precisions'"]),
     "unknown model": ("name: x\nmodels:\n  - lenet5\n  - resnet19\n", 4, ["unknown model 'resnet19'"]),
-    "unknown runtime": ("models: [lenet5]\nruntimes: [ort-cpu, openvno]\n", 2, ["unknown runtime 'openvno'", "openvino"]),
+    "unknown runtime": ("models: [lenet5]\nruntimes: [ort-cpu, openvno]\n",
+                        2, ["unknown runtime 'openvno'", "openvino"]),
     "unknown precision": ("models: [lenet5]\n\nprecisions: [fp32, int4]\n", 3, ["unknown precision 'int4'"]),
     "unknown scenario": ("models: [lenet5]\nscenarios: [server]\n", 2, ["unknown scenario 'server'"]),
     "wrong type in list": ("models: [lenet5]\nbatches: [1, eight]\n", 2, ["batches must be an integer", "'eight'"]),

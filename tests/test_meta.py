@@ -62,7 +62,8 @@ def test_ir_and_engine_metadata_are_read_without_runtimes(tmp_path):
     meta = ModelMeta(task="classification", model_name="ir", precision="int8")
     xml = tmp_path / "m.xml"
     entries = "".join(f'<{k} value="{v.replace(chr(34), "&quot;")}"/>' for k, v in meta.to_props().items())
-    xml.write_text(f'<?xml version="1.0"?><net name="m" version="11"><layers/><rt_info><edgekit>{entries}</edgekit></rt_info></net>')
+    xml.write_text(f'<?xml version="1.0"?><net name="m" version="11"><layers/>'
+                   f'<rt_info><edgekit>{entries}</edgekit></rt_info></net>')
     assert read_meta(xml) == meta
     import json
 

@@ -47,7 +47,8 @@ def _model(path, props: dict[str, str]) -> None:
 def test_malformed_value_is_one_error_naming_the_key(tmp_path, key, value, fragment):
     props = {**GOOD.to_props(), key: value}
     _model(tmp_path / "m.onnx", props)
-    with pytest.raises(BadInputError, match="metadata key " + fragment.replace("[", r"\[").replace("]", r"\]")) as caught:
+    with pytest.raises(BadInputError,
+                       match="metadata key " + fragment.replace("[", r"\[").replace("]", r"\]")) as caught:
         read_meta(tmp_path / "m.onnx")
     assert str(tmp_path / "m.onnx") in str(caught.value) and "\n" not in str(caught.value)
 

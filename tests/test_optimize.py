@@ -121,8 +121,8 @@ def test_budget_no_candidate_meets_exits_1_with_the_closest(fragile, tmp_path):
     """INT8 loses the fragile model's classes: the plain file, first/last in float and the sensitive-layer
     fallbacks (at least one layer stays INT8) all lose agreement; nothing is written."""
     result = run_cli("optimize", str(fragile), "--max-drop", "0", "--runtimes", "ort-cpu", "--threads", "2",
-                     "--eval-size", "32", "--calib-size", "16", "--duration", "0.3", "--db", f"sqlite:///{tmp_path / 'h.db'}",
-                     "-o", str(tmp_path / "ship.onnx"), cwd=tmp_path)
+                     "--eval-size", "32", "--calib-size", "16", "--duration", "0.3",
+                     "--db", f"sqlite:///{tmp_path / 'h.db'}", "-o", str(tmp_path / "ship.onnx"), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr

@@ -31,11 +31,13 @@ def test_predict_images_text_json_and_save(zoo_onnx, images, tmp_path):
     assert [line.split(":")[0] for line in lines[:3]] == [str(images / n) for n in ("a.png", "b.jpg", "c.png")]
     assert len(lines[0].split(":")[1].split(",")) == 2  # top-2
     assert "3 images:" in lines[3] and "ms preprocess" in lines[3] and "ms postprocess per image" in lines[3]
-    listed = run_cli("predict", model, str(images / "a.png"), str(images / "c.png"), "--json", "--save", str(tmp_path / "out"))
+    listed = run_cli("predict", model, str(images / "a.png"), str(images / "c.png"),
+                     "--json", "--save", str(tmp_path / "out"))
     assert listed.returncode == 0, listed.stderr
     records = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["source"] for r in records] == [str(images / "a.png"), str(images / "c.png")]
-    assert len(records[0]["classes"]) == 5 and set(records[0]["timing_ms"]) >= {"preprocess", "inference", "postprocess"}
+    assert (len(records[0]["classes"]) == 5
+            and set(records[0]["timing_ms"]) >= {"preprocess", "inference", "postprocess"})
     assert "ms inference" in listed.stderr
     saved = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert saved == ["a.png", "c.png"]

@@ -146,7 +146,8 @@ def test_onnxruntime_spinning_is_the_callers_choice(lenet):
         assert predict.runtime.options.spinning is None
     with Predictor(lenet, spinning=False) as predict:
         assert predict.runtime.options.spinning is False
-        entry = predict.runtime._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        entry = predict.runtime._session.get_session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning")
         assert entry == "0"
     with pytest.raises(BadInputError, match="option spinning must be bool"):
         Predictor(lenet, spinning="fast")

@@ -111,7 +111,8 @@ def test_choose_retries_without_sensitive_layers_when_nothing_fits(lenet, labell
                                      lambda variants: measure(variants, meta, QUICK, split))
     assert [r.variant for r in report.rows] == ["fp32", "ort-int8-static", "fp32-rerun", "ort-int8-static-excl"]
     rows = {r.variant: r for r in report.rows}  # the retry's speedup is over the baseline shown beside it
-    assert rows["ort-int8-static-excl"].speedup == pytest.approx(rows["fp32-rerun"].p50_ms / rows["ort-int8-static-excl"].p50_ms)
+    assert rows["ort-int8-static-excl"].speedup == pytest.approx(rows["fp32-rerun"].p50_ms
+                                                                 / rows["ort-int8-static-excl"].p50_ms)
     assert "fp32-rerun" not in [v for v, _, _ in selection.reasons]
     assert selection.kept is None and read_meta(kept).precision == "fp32"
 

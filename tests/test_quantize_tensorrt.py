@@ -34,7 +34,8 @@ def _conv_model(folder: Path, custom_op: bool = False) -> Path:
         nodes.insert(2, helper.make_node("Foo", ["r"], ["r2"], name="plugin", domain="com.example"))
         nodes[3].input[0] = "r2"
         opsets.append(helper.make_opsetid("com.example", 1))
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 5])], inits)
     path = folder / ("custom.onnx" if custom_op else "tiny.onnx")
     onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
@@ -83,7 +84,8 @@ def test_tensorrt_qdq_keeps_float_biases_and_agrees_with_fp32_on_ort(tiny, tmp_p
     qdq = tmp_path / "trt-qdq.onnx"
     info = write_trt_qdq(model, qdq, config, meta)
     assert info["quantize_bias"] is False and info["symmetric"] is True and info["activations"] == "s8"
-    assert _bias_sources(qdq) == {"Conv": ("initializer", TensorProto.FLOAT), "Gemm": ("initializer", TensorProto.FLOAT)}
+    assert _bias_sources(qdq) == {"Conv": ("initializer", TensorProto.FLOAT),
+                                  "Gemm": ("initializer", TensorProto.FLOAT)}
     # what ORT does by default, and what TensorRT failed on: INT32 bias behind a DequantizeLinear
     default = tmp_path / "ort-qdq.onnx"
     write_qdq(model, default, trt_qdq_config(config), meta, symmetric=True)
@@ -113,7 +115,8 @@ def test_one_quantizer_descriptor_per_backend():
     assert {f"{k.backend}:{m}" for k in KINDS.values() for m in k.modes} == set(QUANTIZERS.names())
     assert kind_of("openvino") is KINDS["nncf"] and kind_of("TensorRT") is KINDS["trt"]
     assert QUANTIZERS.canonical("tensorrt:fp16") == "trt:fp16"
-    assert KINDS["ort"].runtimes("fp16") == ("ort-cpu", "ort-cuda", "ort-trt") and KINDS["ort"].runtimes("int8-static") == ()
+    assert (KINDS["ort"].runtimes("fp16") == ("ort-cpu", "ort-cuda", "ort-trt")
+            and KINDS["ort"].runtimes("int8-static") == ())
     assert KINDS["nncf"].accepts(Path("m.onnx")) and not KINDS["trt"].accepts(Path("m.onnx"))
     with pytest.raises(BadInputError, match="unknown quantization backend 'tflite'"):
         kind_of("tflite")
@@ -148,6 +151,7 @@ def test_tensorrt_quantize_without_tensorrt_is_one_line_before_any_work(tiny, tm
     model, calib = tiny
     for mode in ("int8-static", "fp16"):
         args = ["--calib", str(calib)] if mode == "int8-static" else []
-        result = run_cli("quantize", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "trt", "--mode", mode, *args)
+        result = run_cli("quantize", str(model), "-o", str(tmp_path / "m.engine"),
+                         "--backend", "trt", "--mode", mode, *args)
         assert_one_line_error(result, "runtime 'trt' is not available", "pip install 'edgekit[tensorrt]'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "tiny.onnx"]

@@ -63,7 +63,8 @@ def test_sequence_input_goes_through(tmp_path):
 
 
 def test_optional_input_may_be_given_or_left_out(tmp_path):
-    optional = helper.make_value_info("x", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    optional = helper.make_value_info(
+        "x", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
     path = _save(tmp_path / "opt.onnx", [optional], [helper.make_tensor_value_info("y", TensorProto.BOOL, [])],
                  [helper.make_node("OptionalHasElement", ["x"], ["y"])])
     with open_runtime("ort-cpu", path) as rt:

@@ -51,7 +51,8 @@ def test_the_onnx_model_scores_what_torch_scored(trained):
 def test_same_seed_same_model_other_seed_other_model(tmp_path):
     import torch
 
-    runs = [_train(tmp_path, f"r{i}", epochs=2, seed=seed, options={"per_class": 30}) for i, seed in enumerate((5, 5, 6))]
+    runs = [_train(tmp_path, f"r{i}", epochs=2, seed=seed, options={"per_class": 30})
+            for i, seed in enumerate((5, 5, 6))]
     states = [load_checkpoint(r.checkpoint)[0]["state_dict"] for r in runs]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert runs[0].history == runs[1].history

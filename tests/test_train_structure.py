@@ -33,7 +33,8 @@ def _files():
 
 
 def test_datasets_base_is_a_leaf():
-    edgekit_imports = {module for module, _ in _imports(REPO / "edgekit/datasets/base.py") if module.startswith("edgekit")}
+    edgekit_imports = {module for module, _ in _imports(REPO / "edgekit/datasets/base.py")
+                       if module.startswith("edgekit")}
     assert edgekit_imports == {"edgekit.errors"}
 
 

@@ -96,7 +96,8 @@ def test_bad_backbones_are_refused(tmp_path, source, options, fragment):
 @pytest.mark.slow
 def test_cli_transfer_and_a_foreign_checkpoint(backbone, tmp_path):
     result = run_cli("train", "lenet5", "--data", "digits", "--classes", "5-9", "--per-class", "5", "--epochs", "5",
-                     "--transfer-from", str(backbone.checkpoint), "--mode", "features", "--out", str(tmp_path / "o"), "-q")
+                     "--transfer-from", str(backbone.checkpoint), "--mode", "features",
+                     "--out", str(tmp_path / "o"), "-q")
     assert result.returncode == 0, result.stderr
     assert "lenet5-features" in result.stdout and (tmp_path / "o" / "lenet5-features.onnx").is_file()
     result = run_cli("train", "transfer", "--data", "digits", "--out", str(tmp_path / "o3"), "-q")

@@ -17,7 +17,8 @@ def test_bench_images_and_video_time_each_stage(zoo_onnx, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
     for index in range(3):
-        cv2.imwrite(str(folder / f"{index}.png"), np.random.default_rng(index).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+        cv2.imwrite(str(folder / f"{index}.png"),
+                    np.random.default_rng(index).integers(0, 256, (60, 80, 3), dtype=np.uint8))
     result = run_cli("bench", model, "--images", str(folder), "--runs", "12", "--json", str(tmp_path / "b.json"))
     assert result.returncode == 0, result.stderr
     assert "the whole pipeline" in result.stdout and "end to end ÷ inference only" in result.stdout

@@ -63,7 +63,8 @@ def test_weights_are_loaded_from_a_state_dict(tmp_path):
 def test_weights_that_do_not_fit_are_rejected(tmp_path):
     torch.save(build_model("lenet5").state_dict(), tmp_path / "lenet.pt")
     with pytest.raises(BadInputError, match="do not fit"):
-        export_zoo_model("squeezenet1_1", tmp_path / "x.onnx", ExportConfig(input_size=(64, 64)), weights=tmp_path / "lenet.pt")
+        export_zoo_model("squeezenet1_1", tmp_path / "x.onnx", ExportConfig(input_size=(64, 64)),
+                         weights=tmp_path / "lenet.pt")
     assert list(tmp_path.iterdir()) == [tmp_path / "lenet.pt"]
 
 

@@ -44,7 +44,8 @@ def _to_bgr(image: np.ndarray, color: str, cv2) -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
     pixels = image[:, :, :3]
-    return np.array(pixels[:, :, ::-1] if color == "RGB" else pixels, order="C", copy=True)  # never draw on the caller's frame
+    return np.array(pixels[:, :, ::-1] if color == "RGB" else pixels,
+                    order="C", copy=True)  # never draw on the caller's frame
 
 
 def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], shade, scale: float, cv2) -> None:

@@ -31,12 +31,14 @@ def as_items(images: Any) -> tuple[Sequence[Any], bool]:
         return [images], True
     if isinstance(images, np.ndarray):
         if images.ndim != 4:
-            raise BadInputError(f"expected one image (HxW or HxWxC) or a batch NxHxWxC, got shape {images.shape}; {ACCEPTED}")
+            raise BadInputError(f"expected one image (HxW or HxWxC) or a batch NxHxWxC, "
+                                f"got shape {images.shape}; {ACCEPTED}")
         items: Sequence[Any] = images
     elif isinstance(images, Sequence):
         items = images
     else:
-        raise BadInputError(f"expected an image or a list of images, got {type(images).__name__}; Predictor takes {ACCEPTED}")
+        raise BadInputError(f"expected an image or a list of images, got {type(images).__name__}; "
+                            f"Predictor takes {ACCEPTED}")
     if not len(items):
         raise BadInputError("no images given")
     return items, False
@@ -59,7 +61,8 @@ def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:
         raise BadInputError(f"image {index} has dtype {frame.dtype.name}; Predictor takes {ACCEPTED} "
                             "(for floats in [0, 1]: (x * 255).round().astype(np.uint8))")
     if frame.ndim == 3 and frame.shape[2] not in (1, 3, 4):
-        raise BadInputError(f"image {index} has {frame.shape[2]} channels (shape {frame.shape}); Predictor takes {ACCEPTED}")
+        raise BadInputError(f"image {index} has {frame.shape[2]} channels (shape {frame.shape}); "
+                            f"Predictor takes {ACCEPTED}")
     if frame.ndim not in (2, 3) or 0 in frame.shape:
         raise BadInputError(f"image {index} has shape {frame.shape}; Predictor takes {ACCEPTED}")
     return frame
@@ -79,14 +82,16 @@ def read_image(path: str | Path) -> np.ndarray:
             image.load()
             return np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB"))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise BadInputError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise BadInputError(f"cannot read image {path}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def _read_with_opencv(path: Path) -> np.ndarray:
     try:
         import cv2
     except ImportError:
-        raise BadInputError(f"reading {path.name} needs Pillow or OpenCV: pip install pillow, or pip install 'edgekit[camera]'") from None
+        raise BadInputError(f"reading {path.name} needs Pillow or OpenCV: "
+                            "pip install pillow, or pip install 'edgekit[camera]'") from None
     frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if frame is None or frame.dtype != np.uint8:
         raise BadInputError(f"cannot read image {path}")

@@ -41,7 +41,8 @@ def bench(
     load_inputs: Optional[Path] = typer.Option(None, "--load-inputs", help=".npz of inputs to time (first batch)."),
     images: Optional[list[Path]] = typer.Option(None, "--images", help="Also time the whole Predictor path "
                                                 "(pre/inference/post) on these images or folders."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Also time the whole Predictor path on this video's frames."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Also time the whole Predictor path "
+                                         "on this video's frames."),
     precision: Optional[str] = typer.Option(None, help="Matrix: fp32,fp16,bf16,int8 (variants built or taken "
                                             "from the cache) \\[default: fp32]."),
     scenario: Optional[str] = typer.Option(None, help="Matrix: single-stream,multi-stream,offline "
@@ -71,7 +72,8 @@ def bench(
         check_numbers(threads=value)
     check_outputs(json_out, inputs=[*models, weights, load_inputs, meta_file, *(images or []), video])
     lists = {"precision": precision, "batch": batch, "threads": threads, "scenario": scenario}
-    if is_matrix(models, runtime or "ort-cpu", lists, suite) or db is not None or force or rounds != 3 or cluster is not None:
+    if (is_matrix(models, runtime or "ort-cpu", lists, suite) or db is not None or force or rounds != 3
+            or cluster is not None):
         one_model_only = [name for name, value in (("--data-loader", data_loader), ("--load-inputs", load_inputs),
                           ("--images", images), ("--video", video)) if value]
         if one_model_only:
@@ -92,8 +94,8 @@ def bench(
 
     given = source_options(weights, input_spec, meta_pair, meta_file)
     frames = frames_for(images, video)  # read (and checked) before any export or timing
-    _one(models[0], runtime or "ort-cpu", batches[0], thread_counts[0], device, (warmup, runs, duration), option, input_size,
-         given, json_out, seed, (data_loader, load_inputs), frames)
+    _one(models[0], runtime or "ort-cpu", batches[0], thread_counts[0], device, (warmup, runs, duration), option,
+         input_size, given, json_out, seed, (data_loader, load_inputs), frames)
 
 
 def _one(model, runtime, batch_size, thread_count, device, timing, option, input_size, given, json_out, seed,
@@ -150,7 +152,8 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
                                           ("--input-size", input_size)) if value]
         given += ["--warmup"] * (warmup != 10) + ["--rounds"] * (rounds != 3) + ["--seed"] * (seed != 0)
         if given:
-            raise BadInputError(f"{', '.join(given)}: a suite sets these itself (its timing, options and input_size keys)")
+            raise BadInputError(f"{', '.join(given)}: a suite sets these itself "
+                                "(its timing, options and input_size keys)")
         spec = load_suite(suite)
     else:
         if not models:
@@ -183,10 +186,12 @@ def print_record(record) -> None:
         ("precision / batch", f"{record.precision} / {record.batch}"),
         ("inputs", ", ".join(f"{k} {tuple(v)}" for k, v in record.inputs.items())),
         ("latency p50 / p90 / p99", f"{lat.p50_ms:.3f} / {lat.p90_ms:.3f} / {lat.p99_ms:.3f} ms"),
-        ("latency min / mean ± std / max", f"{lat.min_ms:.3f} / {lat.mean_ms:.3f} ± {lat.std_ms:.3f} / {lat.max_ms:.3f} ms"),
+        ("latency min / mean ± std / max",
+         f"{lat.min_ms:.3f} / {lat.mean_ms:.3f} ± {lat.std_ms:.3f} / {lat.max_ms:.3f} ms"),
         ("timed calls", str(lat.count)),
         ("throughput", f"{record.throughput_items_s:.1f} items/s"),
-        ("cold start (load + first run)", f"{record.cold_start.load_ms:.1f} + {record.cold_start.first_inference_ms:.1f} ms"),
+        ("cold start (load + first run)",
+         f"{record.cold_start.load_ms:.1f} + {record.cold_start.first_inference_ms:.1f} ms"),
         ("peak RSS / increase", f"{record.peak_rss_mb:.0f} / {record.rss_increase_mb:.0f} MB"),
         ("model file", f"{record.model_size_mb:.2f} MB"),
     ]

@@ -19,11 +19,15 @@ def eval_command(
     model: str = typer.Argument(..., help="An .onnx model with edgekit metadata (task, preprocessing, labels), a zoo "
                                           "name, file.py:factory, package.module:factory, TorchScript or .pt2 "
                                           "(exported to the cache; give what it lacks with --meta)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json \\[default: the model's training dataset]."),
-    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, or 'all' (every available FP32 runtime)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json "
+                                       "\\[default: the model's training dataset]."),
+    runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, "
+                                "or 'all' (every available FP32 runtime)."),
     split: str = typer.Option("test", help="train, val or test."),
-    seed: Optional[int] = typer.Option(None, help="Split seed \\[default: the one the model was trained with, else 0]."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per inference call (fixed-batch models use theirs)."),
+    seed: Optional[int] = typer.Option(None, help="Split seed "
+                                       "\\[default: the one the model was trained with, else 0]."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per inference call "
+                                   "(fixed-batch models use theirs)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (repeatable)."),
     torch_reference: Optional[bool] = typer.Option(
         None, "--torch/--no-torch",

@@ -23,7 +23,8 @@ def inspect(
                                                    "(repeatable), to resolve dynamic dims."),
     runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Show which nodes this runtime cannot run "
                                           "or places elsewhere (ort-cpu, ort-cuda, ort-trt, openvino)."),
-    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE (with --runtime)."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE "
+                                               "(with --runtime)."),
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
     check_outputs(json_out, inputs=[model])

@@ -56,7 +56,8 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
     for what, known in (("precision", PRECISIONS), ("scenario", SCENARIOS)):
         for value in chosen[what]:
             if value not in known:
-                raise BadInputError(f"unknown {what} '{value}'{suggest(value, list(known))} (known: {', '.join(known)})")
+                raise BadInputError(f"unknown {what} '{value}'{suggest(value, list(known))} "
+                                    f"(known: {', '.join(known)})")
     return MatrixSpec(
         models=chosen_models,
         runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
@@ -143,7 +144,8 @@ def matrix_table(records, title: str):
         accuracy = f"{r.accuracy:.2f} {r.metric}" if r.accuracy is not None else "-"
         agree = f"{r.agreement_top1_pct:.0f}%" if r.agreement_top1_pct is not None else (
             f"cos {r.cosine:.4f}" if r.cosine is not None else "-")
-        table.add_row(model_label({"model_name": r.model_name, "model": cell.model}), cell.runtime, cell.precision, str(cell.batch),
+        table.add_row(model_label({"model_name": r.model_name, "model": cell.model}),
+                      cell.runtime, cell.precision, str(cell.batch),
                       str(cell.threads or "-"), cell.scenario, status, _num(r.size_mb, "{:.2f}"), accuracy, agree,
                       _num(r.p50_ms, "{:.3f}"), _num(r.p90_ms, "{:.3f}"), _num(r.throughput_items_s, "{:.1f}"))
     return table

@@ -71,8 +71,8 @@ def optimize(
         raise BadInputError(f"--duration must be positive, got {duration}")
     size = parse_input_size(input_size) if input_size else None
     config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
-                            runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch, scenario=scenario,
-                            time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
+                            runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch,
+                            scenario=scenario, time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
                             threads=tuple(int_list(threads, "threads", [])) or None, seed=seed, input_size=size,
                             full=Timing(FULL.warmup, FULL.min_runs, duration, None, FULL.rounds))
     if parse_source(model).is_torch:   # searched like a suite's torch source: exported with its weights and meta

@@ -33,7 +33,8 @@ def predict(
         None, help="Detectors: lowest score kept \\[default: the model's, e.g. 0.05 for edgekit's detector]."),
     iou_threshold: Optional[float] = typer.Option(None, help="Detectors: NMS IoU threshold \\[default: the model's]."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (videos, cameras)."),
-    realtime: bool = typer.Option(False, help="Play a video at its own frame rate, dropping frames the model is too slow for (as a camera)."),
+    realtime: bool = typer.Option(False, help="Play a video at its own frame rate, "
+                                  "dropping frames the model is too slow for (as a camera)."),
     weights: Optional[Path] = WEIGHTS,
     input_spec: Optional[list[str]] = INPUTS,
     meta_pair: Optional[list[str]] = META,
@@ -173,7 +174,8 @@ def prediction_dict(prediction: Any, top_k: int) -> dict[str, Any]:
     """A JSON-ready view of a classification or detection."""
     if hasattr(prediction, "boxes"):
         return {"detections": [
-            {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "label": int(label), "name": name}
+            {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4),
+             "label": int(label), "name": name}
             for box, score, label, name in zip(prediction.boxes, prediction.scores, prediction.labels,
                                                prediction.names or [str(int(c)) for c in prediction.labels])]}
     return {"classes": [{"class": c, "name": n, "probability": round(p, 5)} for c, n, p in

@@ -19,21 +19,28 @@ def quantize(
     model: str = typer.Argument(..., help="An FP32 .onnx file, a zoo name or a torch source (exported first)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.onnx; .xml for nncf; .engine for trt)."),
     mode: Optional[list[str]] = typer.Option(None, "--mode", "-m",
-                                             help="int8-static | int8-dynamic | fp16 (repeatable) \\[default: int8-static]."),
+                                             help="int8-static | int8-dynamic | fp16 (repeatable) "
+                                             "\\[default: int8-static]."),
     backend: Optional[list[str]] = typer.Option(None, help="ort (ONNX Runtime) | nncf (OpenVINO) | trt (TensorRT "
                                                 "engine), repeatable \\[default: ort]."),
-    calib: Optional[str] = typer.Option(None, help="Calibration data: dataset name (digits, shapes), image folder or .npz."),
+    calib: Optional[str] = typer.Option(None, help="Calibration data: dataset name (digits, shapes), "
+                                        "image folder or .npz."),
     calib_size: Optional[int] = typer.Option(None, help="Calibration samples \\[default: 128]."),
     method: Optional[str] = typer.Option(None, help="Calibration: minmax | entropy | percentile \\[default: minmax]."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel."),
     activations: str = typer.Option("u8", help="Activation type of static INT8: u8 (fast with s8 weights) | s8."),
-    exclude: Optional[list[str]] = typer.Option(None, help="Node to keep in float: a name, @first or @last (repeatable)."),
-    report: bool = typer.Option(False, "--report", help="Measure FP32 and the variants: size, latency, accuracy, agreement."),
+    exclude: Optional[list[str]] = typer.Option(None, help="Node to keep in float: a name, @first or @last "
+                                                "(repeatable)."),
+    report: bool = typer.Option(False, "--report", help="Measure FP32 and the variants: "
+                                "size, latency, accuracy, agreement."),
     runtime: Optional[list[str]] = typer.Option(None, "--runtime", "-r",
-                                                help="Runtimes for the report (repeatable) \\[default: ort-cpu, openvino]."),
-    eval_data: Optional[str] = typer.Option(None, "--eval", help="Dataset for accuracy \\[default: the calibration dataset]."),
+                                                help="Runtimes for the report (repeatable) "
+                                                "\\[default: ort-cpu, openvino]."),
+    eval_data: Optional[str] = typer.Option(None, "--eval", help="Dataset for accuracy "
+                                            "\\[default: the calibration dataset]."),
     eval_size: int = typer.Option(500, help="Evaluation samples."),
-    max_drop: Optional[float] = typer.Option(None, help="Keep the fastest variant within this accuracy drop (points: top-1 %, mAP x 100)."),
+    max_drop: Optional[float] = typer.Option(None, help="Keep the fastest variant within this accuracy drop "
+                                             "(points: top-1 %, mAP x 100)."),
     threads: Optional[int] = typer.Option(None, help="Inference threads in the report."),
     duration: float = typer.Option(1.0, help="Seconds of timing per row of the report."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),

@@ -23,13 +23,18 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Peak learning rate \\[default: the recipe's]."),
     optimizer: Optional[str] = typer.Option(None, help="sgd or adam \\[default: the recipe's]."),
     seed: int = typer.Option(0, help="Seed of the data split, initialization, data order and augmentation."),
-    transfer_from: Optional[str] = typer.Option(None, "--transfer-from", help="Backbone: a checkpoint from `edgekit train`, or a zoo model name with --weights."),
-    mode: Optional[str] = typer.Option(None, help="Transfer mode: features (new linear head) or finetune (also the last layers)."),
+    transfer_from: Optional[str] = typer.Option(None, "--transfer-from",
+                                                help="Backbone: a checkpoint from `edgekit train`, "
+                                                "or a zoo model name with --weights."),
+    mode: Optional[str] = typer.Option(None, help="Transfer mode: features (new linear head) "
+                                       "or finetune (also the last layers)."),
     weights: Optional[Path] = typer.Option(None, help="state_dict for a zoo backbone (--transfer-from MODEL)."),
     classes: Optional[str] = typer.Option(None, help="Digits to keep, e.g. 0-4 or 5,6,7 (digits dataset)."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", help="Training (and validation) images per class: a few-shot subset."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Training (and validation) images per class: "
+                                            "a few-shot subset."),
     patience: Optional[int] = typer.Option(None, help="Early stopping: epochs without a better val metric (0: off)."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random rotation/scale/shift of training images."),
+    augment: bool = typer.Option(True, "--augment/--no-augment",
+                                 help="Random rotation/scale/shift of training images."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Recipe option KEY=VALUE (repeatable)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the training result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -44,10 +49,12 @@ def train(
     options = parse_options(option)
     given = {"weights": weights, "classes": classes, "per_class": per_class, "patience": patience,
              "augment": None if augment else False}
-    options.update({key: (str(value) if isinstance(value, Path) else value) for key, value in given.items() if value is not None})
+    options.update({key: (str(value) if isinstance(value, Path) else value)
+                    for key, value in given.items() if value is not None})
     config = TrainConfig(
         data=data, output_dir=out or Path("runs") / name, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-        optimizer=optimizer.lower() if optimizer else None, transfer_from=Path(transfer_from) if transfer_from else None,
+        optimizer=optimizer.lower() if optimizer else None,
+        transfer_from=Path(transfer_from) if transfer_from else None,
         mode=mode, options=options, progress=not quiet,
     )
     result = function(config)

@@ -39,7 +39,8 @@ def read_annotations(path: str | Path) -> dict[str, Any]:
         raise BadInputError(f"{path}: the dataset has no images")
     if not data["categories"]:
         raise BadInputError(f"{path}: the dataset has no categories (every box needs one)")
-    categories = [_field(path, "categories", i, c, "id", _is_id, "an integer") for i, c in enumerate(data["categories"])]
+    categories = [_field(path, "categories", i, c, "id", _is_id, "an integer")
+                  for i, c in enumerate(data["categories"])]
     names = {c["id"]: str(c.get("name", c["id"])) for c in data["categories"]}
     categories = sorted(set(categories))
     label_of = {category: index for index, category in enumerate(categories)}
@@ -53,7 +54,8 @@ def read_annotations(path: str | Path) -> dict[str, Any]:
         image_id = _field(path, "annotations", i, annotation, "image_id", _is_id, "an integer")
         category = _field(path, "annotations", i, annotation, "category_id", _is_id, "an integer")
         _field(path, "annotations", i, annotation, "bbox", _is_box, "[x, y, width, height] finite, width/height ≥ 0")
-        for key, valid, expected in (("area", is_finite_number, "a number"), ("iscrowd", lambda v: v in (0, 1), "0 or 1")):
+        for key, valid, expected in (("area", is_finite_number, "a number"),
+                                     ("iscrowd", lambda v: v in (0, 1), "0 or 1")):
             if key in annotation:
                 _field(path, "annotations", i, annotation, key, valid, expected)
         if image_id not in position:
@@ -194,7 +196,8 @@ def detections_from_results(results: Any, split: Split) -> list:
     grouped: list[list[dict]] = [[] for _ in split.targets]
     for i, result in enumerate(results):
         for key, valid, expected in (("image_id", _is_id, "an integer"), ("category_id", _is_id, "an integer"),
-                                     ("bbox", _is_box, "[x, y, width, height]"), ("score", is_finite_number, "a number")):
+                                     ("bbox", _is_box, "[x, y, width, height]"),
+                                     ("score", is_finite_number, "a number")):
             _field(Path("results"), "results", i, result, key, valid, expected)
         if result["image_id"] not in position or result["category_id"] not in label_of:
             raise BadInputError(f"result #{i} names image {result['image_id']} / category {result['category_id']}, "

@@ -33,7 +33,8 @@ def load_digits(
     images, digits = _all_digits()
     count = len(digits)
     if not (0 < test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
-        raise BadInputError(f"test/val fractions must be in (0, 1) and sum below 1, got {test_fraction}, {val_fraction}")
+        raise BadInputError(f"test/val fractions must be in (0, 1) and sum below 1, "
+                            f"got {test_fraction}, {val_fraction}")
     # exact counts (round each of val and test; train takes the rest)
     n_test, n_val = round(test_fraction * count), round(val_fraction * count)
     fractions = ((count - n_test - n_val) / count, n_val / count, n_test / count)
@@ -86,6 +87,7 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
     images = np.zeros((len(raw), IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
     for i, image in enumerate(raw):
         big = bilinear(image[:, :, None], DIGIT_BOX, DIGIT_BOX)
-        images[i, offset : offset + DIGIT_BOX, offset : offset + DIGIT_BOX] = np.clip(big.round(), 0, 255).astype(np.uint8)
+        images[i, offset : offset + DIGIT_BOX,
+               offset : offset + DIGIT_BOX] = np.clip(big.round(), 0, 255).astype(np.uint8)
     images.setflags(write=False)
     return images, bunch.target.astype(np.int64)

@@ -73,7 +73,8 @@ def resolve_runtimes(spec: str, suffix: str = ".onnx") -> tuple[list[str], dict[
             continue
         chosen.append(runtime.name)
     if not chosen:
-        raise RuntimeUnavailableError(f"no runtime is available here ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+        raise RuntimeUnavailableError(f"no runtime is available here "
+                                      f"({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
     return chosen, skipped
 
 

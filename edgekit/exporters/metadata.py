@@ -148,7 +148,8 @@ def _check(meta: ModelMeta) -> None:
     for key in ("mean", "std"):
         values = getattr(meta, key)
         if len(values) not in (1, channels):
-            raise BadInputError(f"metadata {key} has {len(values)} values but color {meta.color} has {channels} channels")
+            raise BadInputError(f"metadata {key} has {len(values)} values "
+                                f"but color {meta.color} has {channels} channels")
     if any(s <= 0 for s in meta.std):
         raise BadInputError(f"metadata std must be positive, got {','.join(map(str, meta.std))}")
     decoder = meta.extra.get("decoder")

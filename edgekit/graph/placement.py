@@ -182,7 +182,8 @@ def _openvino_placement(path: Path, nodes, device: str) -> PlacementReport:
     try:
         supported = core.query_model(model, device)
     except RuntimeError as exc:
-        raise BadInputError(f"OpenVINO cannot query {device}: {first_line(exc, skip=('Exception from', 'Check'))}") from None
+        raise BadInputError(f"OpenVINO cannot query {device}: "
+                            f"{first_line(exc, skip=('Exception from', 'Check'))}") from None
     placement: dict[str, int] = {}
     findings = []
     for op in model.get_ordered_ops():

@@ -73,7 +73,8 @@ class MatrixContext:
 
             name = "ort-cpu" if get_runtime("ort-cpu").probe().available else runtime
             with get_runtime(name)(source.path) as session:
-                self.references[source.sha256] = outputs_on(session, source.meta, self.data_for(source).agreement_images)
+                self.references[source.sha256] = outputs_on(session, source.meta,
+                                                            self.data_for(source).agreement_images)
         return self.references[source.sha256]
 
 

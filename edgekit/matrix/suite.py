@@ -48,7 +48,8 @@ class _Located:
         import yaml
 
         if not isinstance(node, yaml.ScalarNode):
-            raise self.error(node, f"{what} must be {_names(kinds)}, got a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
+            raise self.error(node, f"{what} must be {_names(kinds)}, "
+                             f"got a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
         value = yaml.safe_load(yaml.serialize(node))
         kinds = kinds if isinstance(kinds, tuple) else (kinds,)
         ok = any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds)
@@ -238,17 +239,20 @@ def _runtimes(where: _Located, values: list[tuple[Any, Any]]) -> tuple[str, ...]
 
 def _choice(where: _Located, value: str, node, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
-        raise where.error(node, f"unknown {what} '{value}'{suggest(value, list(choices))} (known: {', '.join(choices)})")
+        raise where.error(node, f"unknown {what} '{value}'{suggest(value, list(choices))} "
+                          f"(known: {', '.join(choices)})")
     return value
 
 
 def _timing(where: _Located, node) -> Timing:
     if node is None:
         return Timing()
-    values = {k: where.scalar(n, TIMING_KEYS[k], f"timing.{k}") for k, n in where.items(node, "timing", TIMING_KEYS).items()}
+    values = {k: where.scalar(n, TIMING_KEYS[k], f"timing.{k}")
+              for k, n in where.items(node, "timing", TIMING_KEYS).items()}
     for key, value in values.items():
         if value < (0 if key == "warmup" else 1) and not (key == "duration" and value > 0):
-            raise where.error(node, f"timing.{key} must be {'0 or more' if key == 'warmup' else 'positive'}, got {value}")
+            raise where.error(node, f"timing.{key} must be {'0 or more' if key == 'warmup' else 'positive'}, "
+                              f"got {value}")
     from edgekit.bench.latency import LoopPlan
 
     plan = LoopPlan.from_options(values.get("warmup", 10), values.get("runs"), values.get("duration"))

@@ -37,7 +37,8 @@ def summary_lines(result: SearchResult) -> list[str]:
              f"{sum(e.quality is not None for e in entries)} judged, {sum(result.pruned.values())} pruned, "
              f"{result.not_measured} not measured (time limit), "
              f"{sum(e.status in ('unsupported', 'failed') for e in entries)} unsupported/failed, "
-             f"{sum(e.reused_from is not None for e in entries)} reused from earlier runs; search {result.seconds:.0f} s"]
+             f"{sum(e.reused_from is not None for e in entries)} reused from earlier runs; "
+             f"search {result.seconds:.0f} s"]
     reasons = Counter(e.verdict.split(" (")[0].removeprefix("pruned: ") for e in entries
                       if e.verdict.startswith("pruned"))
     lines += [f"pruned ({count}): {reason}" for reason, count in reasons.most_common()]

@@ -79,7 +79,8 @@ class Search:
 
         config = self.config
         self.runtimes = tuple(dict.fromkeys(get_runtime(r).name for r in config.runtimes))
-        self.context = MatrixContext(MatrixSpec(models=(config.torch_model or config.model,), input_size=config.input_size))
+        self.context = MatrixContext(MatrixSpec(models=(config.torch_model or config.model,),
+                                                input_size=config.input_size))
         source = self.context.source(config.model, 1)
         self.source, self.meta, self.sha = source.path, source.meta, source.sha256
         self.model_name = self.meta.model_name or self.source.stem
@@ -145,7 +146,8 @@ class Search:
 
     def accuracy_pass(self) -> list[Entry]:
         """Judge candidates fastest first; prune those that cannot win; add INT8 fallbacks on the way."""
-        queue = [(e.ms, n, e) for n, e in enumerate(self.entries.values()) if e.status == "ok" and e is not self.baseline]
+        queue = [(e.ms, n, e) for n, e in enumerate(self.entries.values())
+                 if e.status == "ok" and e is not self.baseline]
         heapq.heapify(queue)
         counter = len(queue)
         best: Entry | None = None
@@ -154,7 +156,8 @@ class Search:
             _, _, entry = heapq.heappop(queue)
             gain = speedup(self.baseline.ms, entry.ms) or 0
             if gain < MIN_SPEEDUP:
-                entry.verdict = f"pruned: not faster than FP32 by {MIN_SPEEDUP - 1:.0%} ({gain:.2f}x in the latency pass)"
+                entry.verdict = (f"pruned: not faster than FP32 by {MIN_SPEEDUP - 1:.0%} "
+                                 f"({gain:.2f}x in the latency pass)")
                 continue
             if best is not None and entry.ms > best.ms * (1 + NOISE):
                 entry.verdict = f"pruned: slower than {best.candidate.label} (in budget) by over {NOISE:.0%}"
@@ -273,7 +276,8 @@ class Search:
                 entry.verdict = "winner"
             elif not entry.verdict:
                 gain = speedup(self.baseline.ms, entry.ms) or 0
-                entry.verdict = (f"in budget, not faster than FP32 by {MIN_SPEEDUP - 1:.0%} when confirmed ({gain:.2f}x)"
+                entry.verdict = (f"in budget, not faster than FP32 by {MIN_SPEEDUP - 1:.0%} "
+                                 f"when confirmed ({gain:.2f}x)"
                                  if gain < MIN_SPEEDUP else f"in budget, slower than {winner.candidate.label}"
                                  if winner else "in budget")
         self.baseline.verdict = "FP32 baseline" + (" (kept: nothing beat it)" if winner is None else "")

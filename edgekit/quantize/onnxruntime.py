@@ -154,7 +154,8 @@ def _prepare(source: Path, folder: Path) -> Path:
             try:
                 quiet(q.quant_pre_process)(model, str(prepared), skip_symbolic_shape=True)
             except Exception as exc:
-                raise BadInputError(f"cannot prepare {source.name} for quantization: {str(exc).splitlines()[0]}") from None
+                raise BadInputError(f"cannot prepare {source.name} for quantization: "
+                                    f"{str(exc).splitlines()[0]}") from None
     return prepared
 
 

@@ -86,7 +86,8 @@ def check_calibration_used(configs: Sequence[QuantizeConfig], calib: str | None,
                                       ("--method", method)) if value is not None]
     if given:
         modes = ", ".join(dict.fromkeys(c.mode for c in configs))
-        raise BadInputError(f"{', '.join(given)}: only int8-static uses calibration, and no selected mode ({modes}) does")
+        raise BadInputError(f"{', '.join(given)}: only int8-static uses calibration, "
+                            f"and no selected mode ({modes}) does")
 
 
 def sweep(source: Path, output: Path, configs: Sequence[QuantizeConfig], options: SweepConfig) -> SweepResult:

@@ -31,4 +31,5 @@ def probe_all() -> list[Availability]:
     return [get_runtime(name).probe() for name in RUNTIMES.names()]
 
 
-__all__ = ["RUNTIMES", "Availability", "Runtime", "RuntimeOptions", "TensorSpec", "get_runtime", "open_runtime", "probe_all"]
+__all__ = ["RUNTIMES", "Availability", "Runtime", "RuntimeOptions", "TensorSpec",
+           "get_runtime", "open_runtime", "probe_all"]

@@ -328,5 +328,6 @@ def unavailable_message(availability: Availability) -> str:
 
 def import_failure(name: str, package: str, extra: str, exc: Exception) -> Availability:
     """Availability for a backend whose Python package failed to import."""
-    reason = f"{package} is not installed" if isinstance(exc, ModuleNotFoundError) else f"{package} failed to import ({exc})"
+    reason = (f"{package} is not installed" if isinstance(exc, ModuleNotFoundError)
+              else f"{package} failed to import ({exc})")
     return Availability(name, False, reason=reason, install=f"pip install 'edgekit[{extra}]'")

@@ -136,7 +136,8 @@ class OpenVINORuntime(Runtime):
         core = _core()
         config = self.compile_config(core)
         if self.model_path.suffix.lower() == ".xml" and not self.model_path.with_suffix(".bin").is_file():
-            raise BadInputError(f"OpenVINO IR {self.model_path} has no weights file {self.model_path.with_suffix('.bin').name}")
+            raise BadInputError(f"OpenVINO IR {self.model_path} "
+                                f"has no weights file {self.model_path.with_suffix('.bin').name}")
         _check_format(self.model_path)
         try:
             # Compiling from the path (not a read Model) lets a cache hit skip reading the model too.

@@ -168,9 +168,11 @@ class TensorRTRuntime(Runtime):
         for name, array in feeds.items():
             limit = self._max_batch.get(name)
             if limit is not None and array.shape[0] > limit:
-                raise BadInputError(f"batch {array.shape[0]} is above the engine's max batch {limit} (option max_batch)")
+                raise BadInputError(f"batch {array.shape[0]} is above the engine's max batch {limit} "
+                                    "(option max_batch)")
             if not self._context.set_input_shape(name, tuple(array.shape)):
-                raise BadInputError(f"TensorRT rejects shape {tuple(array.shape)} for '{name}': {self._logger.summary()}")
+                raise BadInputError(f"TensorRT rejects shape {tuple(array.shape)} for '{name}': "
+                                    f"{self._logger.summary()}")
         hosts = {name: np.empty(tuple(self._context.get_tensor_shape(name)), np.dtype(spec.dtype))
                  for name, spec in self.outputs.items()}
         for name, array in [*feeds.items(), *hosts.items()]:

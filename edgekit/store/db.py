@@ -26,7 +26,8 @@ def default_url() -> str:
     """``$EDGEKIT_DB``, else SQLite at ``$EDGEKIT_DATA_DIR/history.db`` (default ~/.local/share/edgekit)."""
     if os.environ.get("EDGEKIT_DB"):
         return os.environ["EDGEKIT_DB"]
-    root = os.environ.get("EDGEKIT_DATA_DIR") or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / "edgekit"
+    root = os.environ.get("EDGEKIT_DATA_DIR") or Path(os.environ.get("XDG_DATA_HOME")
+                                                      or Path.home() / ".local/share") / "edgekit"
     folder = Path(root)
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'history.db'}"

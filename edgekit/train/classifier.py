@@ -37,7 +37,8 @@ def load_splits(config: TrainConfig) -> dict[str, Split]:
     options = dataset_options(config)
     splits = {name: load_split(config.data, name, config.seed, **options) for name in ("train", "val", "test")}
     if splits["train"].task != "classification":
-        raise BadInputError(f"dataset {config.data} is a {splits['train'].task} dataset; this recipe needs classification")
+        raise BadInputError(f"dataset {config.data} is a {splits['train'].task} dataset; "
+                            "this recipe needs classification")
     per_class = config.options.get("per_class")
     if per_class is not None:
         splits["train"] = take_per_class(splits["train"], int(per_class), config.seed)
@@ -91,7 +92,8 @@ def settings_for(config: TrainConfig, splits: dict[str, Split], lr_scale: float 
     patience = int(config.options.get("patience", max(10, epochs // 4)))
     return FitSettings(
         epochs=epochs, lr=config.lr or DEFAULT_LR[optimizer] * lr_scale, optimizer=optimizer,
-        weight_decay=float(config.options.get("weight_decay", 5e-4)), schedule=config.options.get("schedule", "onecycle"),
+        weight_decay=float(config.options.get("weight_decay", 5e-4)),
+        schedule=config.options.get("schedule", "onecycle"),
         patience=patience if patience > 0 else None,
     )
 
@@ -116,7 +118,8 @@ def augment(x, generator, background: float, degrees: float = 12.0, scale: float
     angle = uniform() * math.radians(degrees)
     zoom = 1 + uniform() * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, uniform() * shift], 1), torch.stack([sin, cos, uniform() * shift], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, uniform() * shift], 1),
+                         torch.stack([sin, cos, uniform() * shift], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x - background, grid, align_corners=False) + background
 
@@ -241,7 +244,8 @@ def build_from_checkpoint(data: dict[str, Any]):
     return model.eval()
 
 
-def evaluate_checkpoint(checkpoint: str | Path, meta: ModelMeta, split: Split, batch_size: int = 64) -> dict[str, float]:
+def evaluate_checkpoint(checkpoint: str | Path, meta: ModelMeta, split: Split,
+                        batch_size: int = 64) -> dict[str, float]:
     """Top-1/top-5 of the torch model in ``checkpoint`` on ``split`` (the reference for runtimes)."""
     import torch
 
@@ -274,7 +278,8 @@ def cut_classifier(model, num_classes: int):
         if not linears:
             raise BadInputError("the backbone has no Flatten → Linear classifier to cut")
         cut = flatten[0] + 1
-        return nn.Sequential(*model[:cut], nn.Linear(linears[0].in_features, num_classes)), str(cut), linears[0].in_features
+        return (nn.Sequential(*model[:cut], nn.Linear(linears[0].in_features, num_classes)), str(cut),
+                linears[0].in_features)
     for name in ("fc", "classifier", "head"):
         old = getattr(model, name, None)
         if isinstance(old, nn.Module):

@@ -2,7 +2,8 @@
 
 Heatmap targets are Gaussians at each box centre (stride 4) trained with CenterNet's
 penalty-reduced focal loss; log size and centre offset are regressed with L1 plus a GIoU
-term on the decoded boxes, at the cells around each centre (weighted by the Gaussian). The result is checkpointed, evaluated with COCO mAP on the
+term on the decoded boxes, at the cells around each centre (weighted by the Gaussian).
+The result is checkpointed, evaluated with COCO mAP on the
 held-out split and exported to ONNX with the decoding parameters in its metadata.
 """
 

@@ -7,8 +7,8 @@ import time
 from edgekit.meta import ModelMeta
 from edgekit.train.base import TrainConfig, TrainResult
 from edgekit.train.classifier import (
-    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, load_splits, pixel_stats, recipe_info, save_model, settings_for, test_metrics,
-    train_classifier,
+    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, load_splits, pixel_stats, recipe_info, save_model,
+    settings_for, test_metrics, train_classifier,
 )
 from edgekit.train.loop import check_config, output_dir, seed_everything
 

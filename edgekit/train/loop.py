@@ -181,7 +181,8 @@ def fit(
                 scheduler.step()
                 total, count = total + float(value.detach()), count + 1
             model.eval()
-            record = {"epoch": epoch, "loss": total / max(count, 1), **_metrics(validate(model, epoch), settings.metric)}
+            record = {"epoch": epoch, "loss": total / max(count, 1),
+                      **_metrics(validate(model, epoch), settings.metric)}
             history.append(record)
             metric = record.get(settings.metric)
             stop = metric is not None and stopper.update(epoch, metric, model)

@@ -25,12 +25,13 @@ from edgekit.fileio import check_not_input
 from edgekit.meta import ModelMeta
 from edgekit.train.base import TrainConfig, TrainResult
 from edgekit.train.classifier import (
-    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, augment, build_from_checkpoint, cut_classifier, flag, load_checkpoint,
-    load_splits, recipe_info, save_model, settings_for, test_metrics, to_tensors, train_classifier,
+    CLASSIFIER_KINDS, CLASSIFIER_OPTIONS, DEFAULT_THREADS, augment, build_from_checkpoint, cut_classifier, flag,
+    load_checkpoint, load_splits, recipe_info, save_model, settings_for, test_metrics, to_tensors, train_classifier,
 )
 from edgekit.train.loop import FitResult, check_config, output_dir, seed_everything
 
-TRANSFER_OPTIONS = (*CLASSIFIER_OPTIONS, "weights", "finetune_layers", "augment_copies", "input_size", "backbone_lr_scale")
+TRANSFER_OPTIONS = (*CLASSIFIER_OPTIONS, "weights", "finetune_layers", "augment_copies",
+                    "input_size", "backbone_lr_scale")
 FEATURE_COPIES = 16  # augmented views per training image for the features head
 FINETUNE_LAYERS = 2  # last parameterized layers trained in finetune mode (LeNet-5: conv2 and the head)
 FINETUNE_LR_SCALE = 0.3  # fine-tuning starts from a fitted head: a third of the from-scratch LR
@@ -43,7 +44,8 @@ def train_transfer(config: TrainConfig) -> TrainResult:
     """New head (and optionally last layers) on a trained backbone, for the classes of ``config.data``."""
     check_config(config, TRANSFER_OPTIONS, TRANSFER_KINDS)
     if config.transfer_from is None:
-        raise BadInputError("transfer needs --transfer-from: a checkpoint from `edgekit train`, or a zoo model with --weights")
+        raise BadInputError("transfer needs --transfer-from: "
+                            "a checkpoint from `edgekit train`, or a zoo model with --weights")
     mode = config.mode or "features"
     start = time.perf_counter()
     seed_everything(config.seed, int(config.options.get("threads", DEFAULT_THREADS)))
@@ -115,7 +117,8 @@ def fit_head(model, head_name: str, splits, meta: ModelMeta, config: TrainConfig
         parameter.requires_grad_(False)
     head = model.get_submodule(head_name)
     x_train, y_train = to_tensors(splits["train"], meta)
-    copies = int(config.options.get("augment_copies", FEATURE_COPIES)) if flag(config.options.get("augment", True)) else 0
+    copies = (int(config.options.get("augment_copies", FEATURE_COPIES)) if flag(config.options.get("augment", True))
+              else 0)
     generator = torch.Generator().manual_seed(config.seed)
     background = -meta.mean[0] / meta.std[0] if meta.color == "GRAY" else 0.0
     views = [x_train] + [augment(x_train, generator, background) for _ in range(copies)]
