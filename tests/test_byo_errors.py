@@ -36,9 +36,13 @@ def factories(tmp_path):
             raise RuntimeError("CUDA is needed to build this")
         def needs_args(classes):
             return nn.Linear(3, classes)
+        def exits():
+            import sys
+            sys.exit(0)
         NUMBER = 3
     """))
     (tmp_path / "broken.py").write_text("def oops(:\n")
+    (tmp_path / "script.py").write_text("import sys\nsys.exit(0)\ndef net():\n    pass\n")
     return path
 
 
@@ -64,6 +68,7 @@ def test_missing_factory_file(tmp_path, suffix, message):
     ("raises", "failed: RuntimeError: CUDA is needed to build this"),
     ("needs_args", "must take no arguments"),
     ("NUMBER", "is a int, not a factory function"),
+    ("exits", r"called sys.exit\(0\)"),   # exit 0 would read as success, with nothing written
 ])
 def test_bad_factories(factories, factory, message):
     with pytest.raises(BadInputError, match=message.replace("?", r"\?")):
@@ -73,6 +78,8 @@ def test_bad_factories(factories, factory, message):
 def test_unimportable_sources(factories):
     with pytest.raises(BadInputError, match="cannot import .*broken.py: SyntaxError"):
         load_source(f"{factories.parent / 'broken.py'}:oops")
+    with pytest.raises(BadInputError, match=r"script.py: it called sys.exit\(0\) on import"):
+        load_source(f"{factories.parent / 'script.py'}:net")
     with pytest.raises(BadInputError, match="cannot import no_such_pkg.models: no module named 'no_such_pkg'"):
         load_source("no_such_pkg.models:net")
 

@@ -26,6 +26,13 @@ def digits_net():
                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
 
 
+def pooled_net():
+    """Any input size: a convolution and a global pool."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     """digits_net trained for a few epochs on the digits train split, saved as a state_dict."""
@@ -211,3 +218,28 @@ def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
         result = run_cli("optimize", *args, "--max-drop", "1", "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
         assert_one_line_error(result, fragment)
     assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / "h.db").exists()
+
+
+def test_export_refuses_metadata_it_could_not_read_back(tmp_path):
+    """Labels fewer than the classes, or an input side above what readers take: one line, no file."""
+    out = tmp_path / "net.onnx"
+    few = run_cli("export", FACTORY, "--input", INPUT, "--meta", "task=classification", "--meta", "labels=a,b",
+                  "-o", str(out))
+    assert_one_line_error(few, "'labels' has 2 names but the model outputs 10 classes")
+    wide = run_cli("export", f"{HERE}:pooled_net", "--input", "input:1x1x70000x8", "-o", str(out))
+    assert_one_line_error(wide, "input_size", "65536")
+    assert not list(tmp_path.iterdir())
+
+
+def test_matrix_options_no_runtime_takes_are_refused(tmp_path, zoo_onnx):
+    from edgekit.runtimes import get_runtime
+
+    path = str(zoo_onnx("lenet5").path)
+    runtimes = "ort-cpu,openvino" if get_runtime("openvino").probe().available else "ort-cpu"
+    result = run_cli("bench", path, "-r", runtimes, "-O", "tf32=true", "--db", f"sqlite:///{tmp_path / 'h.db'}")
+    assert_one_line_error(result, "has no option tf32")
+    assert not (tmp_path / "h.db").exists()
+    if not get_runtime("ort-cuda").probe().available:
+        only_gpu = run_cli("optimize", path, "--max-drop", "1", "--runtimes", "ort-cuda",
+                           "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
+        assert_one_line_error(only_gpu, "runtime 'ort-cuda' is not available", "pip install")

@@ -229,12 +229,25 @@ def test_offline_searches_openvino_streams(convnet, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--max-drop", "-1"], ["--max-drop must be 0 or more"]),
+    (["--max-drop", "-1"], ["--max-drop must be a number at least 0"]),
+    (["--max-drop", "nan"], ["--max-drop must be a number"]),
     (["--max-drop", "1", "--runtimes", "ort-cpux"], ["ort-cpu"]),
-    (["--max-drop", "1", "--allow-batch", "1"], ["--allow-batch must be at least 2"]),
+    (["--max-drop", "1", "--allow-batch", "1"], ["--allow-batch must be a number at least 2"]),
+    (["--max-drop", "1", "--allow-batch", "5000"], ["--allow-batch must be", "at most 4096"]),
+    (["--max-drop", "1", "--threads", "1,99999"], ["--threads must be"]),
+    (["--max-drop", "1", "--seed", "-1"], ["--seed must be"]),
+    (["--max-drop", "1", "--time-limit", "nan"], ["--time-limit must be"]),
+    (["--max-drop", "1", "--duration", "inf"], ["--duration must be"]),
+    (["--max-drop", "1", "-o", "CONVNET.bak"], ["is the input file"]),          # it would write CONVNET.onnx
+    (["--max-drop", "1", "-o", "ship.onnx", "--json", "ship.report.md"], ["--json ship.report.md is one of"]),
     (["--max-drop", "1", "--cluster", "127.0.0.1:1"], ["--cluster and --device go together"]),
 ])
 def test_bad_input_is_one_line(convnet, tmp_path, args, fragments):
-    result = run_cli("optimize", str(convnet), *args, "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
+    import shutil
+
+    model = shutil.copy(convnet, tmp_path / "convnet.onnx")
+    args = [str(tmp_path / "convnet.bak") if arg == "CONVNET.bak" else arg for arg in args]
+    before = sorted(tmp_path.iterdir())
+    result = run_cli("optimize", str(model), *args, "--db", f"sqlite:///{tmp_path / 'h.db'}", cwd=tmp_path)
     assert_one_line_error(result, *fragments)
-    assert not list(tmp_path.glob("*.onnx"))
+    assert sorted(tmp_path.iterdir()) == before

@@ -80,10 +80,17 @@ def test_bad_inputs_are_one_line_and_leave_nothing(zoo_onnx, images, tmp_path):
         (["predict", model, str(images), "--top-k", "0"], "--top-k"),
         (["predict", model, str(images), "--realtime"], "does not apply to images"),
         (["predict", model, str(images), "-r", "tensort"], "did you mean"),
+        (["predict", model, "--camera", "-1"], "--camera must be a camera index from 0"),   # OpenCV segfaulted
+        (["predict", model, "--camera", "99999999999"], "--camera must be a camera index"),
+        (["predict", model, str(images / "a.png"), "--save", "/proc/edgekit-out"], "--save folder"),
     ]
     for args, fragment in cases:
         assert_one_line_error(run_cli(*args), fragment)
         assert not out.exists() or not list(out.iterdir()), args
+    before = {path: path.read_bytes() for path in images.iterdir()}
+    for save in (images, images / "a.png"):   # the input folder, or a folder an input image is in
+        assert_one_line_error(run_cli("predict", model, str(save), "--save", str(images)), "would overwrite them")
+    assert {path: path.read_bytes() for path in images.iterdir()} == before
 
 
 def test_model_without_metadata_is_one_line(tmp_path, images):

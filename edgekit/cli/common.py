@@ -117,6 +117,7 @@ LIMITS: dict[str, Limit] = {
     "eval_size": Limit(1, 10_000_000), "calib_size": Limit(1, 1_000_000), "epochs": Limit(1, 100_000),
     "lr": Limit(0, 100, open_low=True), "per_class": Limit(1, 10_000_000), "patience": Limit(0, 100_000),
     "seed": Limit(0, 2**32 - 1), "opset": Limit(1, 100), "rounds": Limit(1, 1000),
+    "time_limit": Limit(0, 30 * 86_400, open_low=True), "allow_batch": Limit(2, 4096),
 }
 
 

@@ -58,12 +58,31 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
             if value not in known:
                 raise BadInputError(f"unknown {what} '{value}'{suggest(value, list(known))} "
                                     f"(known: {', '.join(known)})")
+    check_matrix_options(runtimes, options)
     return MatrixSpec(
         models=chosen_models,
         runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
         batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
         scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
         timing=timing, evaluation=evaluation)
+
+
+def check_matrix_options(runtimes: list[str], options: dict[str, Any]) -> None:
+    """``-O`` options go to every cell; one that no runtime of the matrix takes is an error before
+    anything runs (cells of the runtimes that refuse it are recorded with the reason)."""
+    from edgekit.runtimes import get_runtime
+
+    if not options or not runtimes:
+        return
+    refusals = []
+    for name in runtimes:
+        try:
+            get_runtime(name).make_options(**options)
+        except BadInputError as exc:
+            refusals.append(str(exc))
+    if len(refusals) == len(runtimes):
+        others = " (nor does any other runtime of the matrix)" if len(runtimes) > 1 else ""
+        raise BadInputError(refusals[0] + others)
 
 
 def check_model(model: str) -> None:
@@ -129,6 +148,7 @@ def wide_console():
 
 def matrix_table(records, title: str):
     """model, runtime, precision, batch, threads, scenario, status, size, accuracy, p50/p90, FPS."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgekit.report.tables import model_label
@@ -140,7 +160,7 @@ def matrix_table(records, title: str):
                          else "right", overflow="fold")
     for r in records:
         cell = r.cell
-        status = r.status if r.status == "ok" else f"{r.status}: {r.reason}"
+        status = r.status if r.status == "ok" else escape(f"{r.status}: {r.reason}")   # "[ort-gpu]" is not markup
         accuracy = f"{r.accuracy:.2f} {r.metric}" if r.accuracy is not None else "-"
         agree = f"{r.agreement_top1_pct:.0f}%" if r.agreement_top1_pct is not None else (
             f"cos {r.cosine:.4f}" if r.cosine is not None else "-")

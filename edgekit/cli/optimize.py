@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgekit.cli.common import check_outputs, console, handle_errors, write_json
+from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, write_json
 from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
 
 
@@ -64,16 +64,20 @@ def optimize(
 
     if (cluster is None) != (device is None):
         raise BadInputError("--cluster and --device go together (the lab's address and one of its devices)")
+    thread_counts = int_list(threads, "threads", [])
+    check_numbers(max_drop=max_drop, seed=seed, duration=duration, time_limit=time_limit, allow_batch=allow_batch,
+                  eval_size=eval_size, calib_size=calib_size)
+    for count in thread_counts:
+        check_numbers(threads=count)
+    check_runtimes(split_list(runtimes, "runtimes"))
     given = source_options(weights, input_spec, meta_pair, meta_file)
     output = output or Path(f"{output_stem(model)}.optimized.onnx")
-    check_outputs(output, json_out, inputs=[model if Path(model).is_file() else None, weights, meta_file])
-    if duration <= 0:
-        raise BadInputError(f"--duration must be positive, got {duration}")
+    check_written(output, json_out, inputs=[model if Path(model).is_file() else None, weights, meta_file])
     size = parse_input_size(input_size) if input_size else None
     config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
                             runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch,
                             scenario=scenario, time_limit_s=time_limit, eval_size=eval_size, calib_size=calib_size,
-                            threads=tuple(int_list(threads, "threads", [])) or None, seed=seed, input_size=size,
+                            threads=tuple(thread_counts) or None, seed=seed, input_size=size,
                             full=Timing(FULL.warmup, FULL.min_runs, duration, None, FULL.rounds))
     if parse_source(model).is_torch:   # searched like a suite's torch source: exported with its weights and meta
         if input_size:
@@ -115,6 +119,31 @@ def optimize(
     if json_out:
         write_json(json_out, {"verdict": done.verdict, "output": str(done.output), "run_id": done.result.run_id,
                               "candidates": candidate_rows(done.result)})
+
+
+def check_runtimes(names: list[str]) -> None:
+    """Known names (a typo gets a suggestion), and at least one of them runnable here; the others are
+    searched as unavailable candidates, as the default ort-cpu,openvino is without OpenVINO."""
+    from edgekit.runtimes import get_runtime
+
+    classes = [get_runtime(name) for name in names]
+    if classes and not any(runtime.probe().available for runtime in classes):
+        classes[0].ensure_available()   # the one-line error naming the extra to install
+
+
+def check_written(output: Path, json_out: Path | None, inputs: list) -> None:
+    """Every file the run may write (model, IR, reports) is a writable regular file, none of them an
+    input, and ``--json`` is none of them: checked before any work."""
+    from edgekit.errors import BadInputError
+    from edgekit.fileio import same_file
+    from edgekit.optimize import written_files
+
+    written = written_files(output)
+    check_outputs(*written, special_ok=False, inputs=inputs)
+    check_outputs(json_out, inputs=inputs)
+    if json_out is not None and any(path == Path(json_out) or (path.exists() and same_file(path, json_out))
+                                    for path in written):
+        raise BadInputError(f"--json {json_out} is one of the files optimize writes for -o {output}")
 
 
 def output_stem(model: str) -> str:

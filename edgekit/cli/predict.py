@@ -57,7 +57,7 @@ def predict(
     from edgekit import Predictor
     from edgekit.camera.loop import run_loop
 
-    save_dir = _save_folder(save)
+    save_dir = _save_folder(save, sources or [])
     source = _open_source(sources or [], camera, realtime)
     try:
         predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device,
@@ -87,8 +87,11 @@ def predict(
         typer.echo(f"stopped by Ctrl-C after {summary.frames} images", err=True)
 
 
-def _save_folder(save: Path | None) -> Path | None:
+def _save_folder(save: Path | None, sources: list[str]) -> Path | None:
+    """The --save folder, made; refused when it cannot be written or holds the inputs (the annotated
+    copies keep the inputs' names, so they would overwrite them)."""
     from edgekit.errors import BadInputError
+    from edgekit.fileio import probe_folder
 
     if save is None:
         return None
@@ -96,8 +99,19 @@ def _save_folder(save: Path | None) -> Path | None:
         raise BadInputError(f"--save {save} is not a folder")
     if not save.parent.is_dir():
         raise BadInputError(f"--save folder's parent {save.parent} does not exist")
-    save.mkdir(exist_ok=True)
+    folders = {Path(s).resolve() if Path(s).is_dir() else Path(s).resolve().parent for s in sources}
+    if save.resolve() in folders:
+        raise BadInputError(f"--save {save} holds the input images or video: the annotated copies would "
+                            "overwrite them (choose another folder)")
+    try:
+        save.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the --save folder {save}: {exc.strerror or exc}") from None
+    probe_folder(save)
     return save
+
+
+MAX_CAMERA_INDEX = 9999
 
 
 def _open_source(sources: list[str], camera: int | None, realtime: bool):
@@ -105,6 +119,8 @@ def _open_source(sources: list[str], camera: int | None, realtime: bool):
     from edgekit.errors import BadInputError
 
     if camera is not None:
+        if not 0 <= camera <= MAX_CAMERA_INDEX:  # OpenCV crashes on some negative indexes
+            raise BadInputError(f"--camera must be a camera index from 0 to {MAX_CAMERA_INDEX}, got {camera}")
         return Camera(camera)
     videos = [s for s in sources if is_video(s)]
     if videos:

@@ -4,6 +4,7 @@ the first mismatching keys and shapes before torch would raise."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ def safe_load(path: str | Path) -> Any:
     if not path.is_file():
         raise BadInputError(f"weights file not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns about old pickle protocols on stderr; errors say enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise BadInputError(f"weights file {path} holds more than tensors, refused by the safe loader "
                             f"({refusal_reason(exc)}); save model.state_dict() instead") from None

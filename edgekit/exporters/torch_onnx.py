@@ -131,13 +131,28 @@ def write_metadata(path: Path, meta: ModelMeta, torch_version: str) -> None:
 
 
 def set_metadata(model, meta: ModelMeta) -> None:
-    """Replace edgekit's entries in an ``onnx.ModelProto``'s metadata_props."""
+    """Replace edgekit's entries in an ``onnx.ModelProto``'s metadata_props, after the checks every
+    reader makes: a file edgekit writes is one it reads back (one-line BadInputError otherwise)."""
     props = meta.to_props()
+    ModelMeta.from_props(props)   # the reader's checks: input_size sides, mean/std, task, decoder...
+    _check_labels_fit(model, meta)
     kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
     for key, value in [*kept, *props.items()]:
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def _check_labels_fit(model, meta: ModelMeta) -> None:
+    """A classifier whose (batch, classes) output has more classes than ``labels`` names is refused, as
+    the Predictor would refuse it."""
+    from edgekit.tasks.base import check_label_count
+
+    if meta.task != "classification" or not meta.labels or not model.graph.output:
+        return
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].HasField("dim_value"):
+        check_label_count(meta, dims[1].dim_value)
 
 
 def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], config: ExportConfig):

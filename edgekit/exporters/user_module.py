@@ -87,6 +87,8 @@ def call_factory(location: str, factory: str):
         built = function()
     except TypeError as exc:
         raise BadInputError(f"factory {location}:{factory} must take no arguments: {first_line(exc)}") from None
+    except SystemExit as exc:  # a script's sys.exit() must not end edgekit with its status, silently
+        raise BadInputError(f"factory {location}:{factory} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # user code can raise anything; report it in one line
         raise BadInputError(f"factory {location}:{factory} failed: {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(built, torch.nn.Module):
@@ -111,6 +113,8 @@ def import_location(location: str):
         return module
     except ModuleNotFoundError as exc:
         raise BadInputError(f"cannot import {location}: no module named '{exc.name}'") from None
+    except SystemExit as exc:  # a script run at import (no `if __name__ == "__main__":` guard)
+        raise BadInputError(f"cannot import {location}: it called sys.exit({exc.code!r}) on import") from None
     except Exception as exc:  # SyntaxError, ImportError or anything the user's module raises at import
         raise BadInputError(f"cannot import {location}: {type(exc).__name__}: {first_line(exc)}") from None
 
@@ -184,7 +188,7 @@ def torch_outputs(loaded: LoadedModel, feeds: Mapping[str, np.ndarray]) -> dict[
     try:
         with torch.no_grad():
             result = model(*tensors)
-    except Exception as exc:  # shape errors surface as RuntimeError, user code as anything
+    except (Exception, SystemExit) as exc:  # shape errors surface as RuntimeError, user code as anything
         shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in feeds.items())
         raise BadInputError(f"the model does not run on inputs {shapes}: {first_line(exc)} "
                             "(give its inputs with --input name:1x3x224x224)") from None

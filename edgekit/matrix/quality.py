@@ -61,6 +61,9 @@ def outputs_on(session, meta: ModelMeta, images: list[np.ndarray]) -> dict[str, 
     """Every output of an open runtime for ``images``, concatenated (a fixed batch is padded)."""
     from edgekit.quantize.calibration import preprocess
 
+    if meta.input_name not in session.inputs:
+        raise BadInputError(f"the model has no input '{meta.input_name}' (it has {', '.join(session.inputs)}): "
+                            "fix its metadata with `edgekit meta set MODEL input_name=NAME`")
     feeds = preprocess(images, meta)
     first = next(iter(session.inputs.values()))
     step = first.shape[0] if isinstance(first.shape[0], int) else len(images)

@@ -22,6 +22,19 @@ class Optimized:
     markdown: Path
 
 
+def report_base(output: Path) -> Path:
+    """``ship.onnx`` → ``ship.report`` (its .html, .md and .pareto.svg)."""
+    return output.with_name(output.name.removesuffix(output.suffix) + ".report")
+
+
+def written_files(output: Path) -> list[Path]:
+    """Every file `optimize` may write for ``-o output``: the model (.onnx, or an OpenVINO IR's .xml
+    and .bin, whichever wins) and its reports."""
+    base = report_base(output)
+    return [output.with_suffix(suffix) for suffix in (".onnx", ".xml", ".bin")] + [
+        base.with_name(base.name + suffix) for suffix in (".html", ".md", ".pareto.svg")]
+
+
 def optimize(config: OptimizeConfig, output: Path, store, executor=None,
              log: Callable[[str], None] | None = None) -> Optimized:
     """Search, then write the chosen file and its reports. A budget that no candidate faster than FP32
@@ -31,8 +44,7 @@ def optimize(config: OptimizeConfig, output: Path, store, executor=None,
 
     search = Search(config, store, executor, log)
     result = search.run()
-    base = output.with_name(output.name.removesuffix(output.suffix) + ".report")
-    html, markdown = write_reports(result, store, base)
+    html, markdown = write_reports(result, store, report_base(output))
     error = no_winner_error(result)
     if error is not None:
         raise error

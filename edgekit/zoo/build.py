@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,9 @@ def torch_load(path: str | Path, kind: str) -> Any:
     if not path.is_file():
         raise BadInputError(f"{kind} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns about old pickle protocols on stderr; errors say enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip errors of many types
         raise BadInputError(f"cannot read {kind} {path}: {_load_reason(exc)}") from None
 
