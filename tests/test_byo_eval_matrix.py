@@ -221,13 +221,16 @@ def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
 
 
 def test_export_refuses_metadata_it_could_not_read_back(tmp_path):
-    """Labels fewer than the classes, or an input side above what readers take: one line, no file."""
+    """Labels fewer than the classes, an input side above what readers take, or a detection task whose
+    decoder finds none of its outputs: one line, no file."""
     out = tmp_path / "net.onnx"
     few = run_cli("export", FACTORY, "--input", INPUT, "--meta", "task=classification", "--meta", "labels=a,b",
                   "-o", str(out))
     assert_one_line_error(few, "'labels' has 2 names but the model outputs 10 classes")
     wide = run_cli("export", f"{HERE}:pooled_net", "--input", "input:1x1x70000x8", "-o", str(out))
     assert_one_line_error(wide, "input_size", "65536")
+    detector = run_cli("export", FACTORY, "--input", INPUT, "--meta", "task=detection", "-o", str(out))
+    assert_one_line_error(detector, "the centernet decoder reads outputs heatmap, size, offset, which the model lacks")
     assert not list(tmp_path.iterdir())
 
 

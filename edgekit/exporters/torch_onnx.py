@@ -136,6 +136,7 @@ def set_metadata(model, meta: ModelMeta) -> None:
     props = meta.to_props()
     ModelMeta.from_props(props)   # the reader's checks: input_size sides, mean/std, task, decoder...
     _check_labels_fit(model, meta)
+    _check_decoder_outputs(model, meta)
     kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
     for key, value in [*kept, *props.items()]:
@@ -153,6 +154,21 @@ def _check_labels_fit(model, meta: ModelMeta) -> None:
     dims = model.graph.output[0].type.tensor_type.shape.dim
     if len(dims) == 2 and dims[1].HasField("dim_value"):
         check_label_count(meta, dims[1].dim_value)
+
+
+def _check_decoder_outputs(model, meta: ModelMeta) -> None:
+    """A detector's decoder must find the outputs it reads among the graph's (a classifier given
+    task=detection would otherwise ship, and fail at its first prediction)."""
+    if meta.task != "detection":
+        return
+    from edgekit.tasks.detection import DetectionTask
+
+    _, settings = DetectionTask().decoder(meta)
+    wanted, present = settings.get("outputs"), [output.name for output in model.graph.output]
+    missing = [name for name in wanted if name not in present] if isinstance(wanted, (list, tuple)) else []
+    if missing:
+        raise BadInputError(f"the {settings['type']} decoder reads outputs {', '.join(missing)}, which the model "
+                            f"lacks (it has {', '.join(present)}): set decoder.outputs, or check the task")
 
 
 def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], config: ExportConfig):
