@@ -11,8 +11,8 @@ from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorS
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime", entry_point_group="edgekit.runtimes")
 RUNTIMES.add("ort-cpu", "edgekit.runtimes.onnxruntime:OrtCpuRuntime", aliases=("ort", "onnxruntime", "cpu"))
 RUNTIMES.add("openvino", "edgekit.runtimes.openvino:OpenVINORuntime", aliases=("ov",))
-RUNTIMES.add("ort-cuda", "edgekit.runtimes.onnxruntime:OrtCudaRuntime")
-RUNTIMES.add("ort-trt", "edgekit.runtimes.onnxruntime:OrtTrtRuntime")
+RUNTIMES.add("ort-cuda", "edgekit.runtimes.onnxruntime_gpu:OrtCudaRuntime")
+RUNTIMES.add("ort-trt", "edgekit.runtimes.onnxruntime_gpu:OrtTrtRuntime")
 RUNTIMES.add("trt", "edgekit.runtimes.tensorrt:TensorRTRuntime", aliases=("tensorrt",))
 
 
