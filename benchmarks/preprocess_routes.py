@@ -110,7 +110,7 @@ def measure(models, frame: np.ndarray, task_options: dict, threads: int, seconds
     for name, paths in models.items():
         meta = read_meta(paths["plain"])
         task = DetectionTask(**task_options) if meta.task == "detection" else get_task(meta.task)
-        for route in ("numpy", "opencv"):
+        for route in ("numpy", "opencv", "opencv-uint8"):
             results[(name, f"preprocess: {route} route", "host")] = p50_ms(
                 lambda route=route: preprocess_images([frame], meta, route=route), seconds)
         size, crop = meta.input_size[::-1], meta.resize == "center-crop"

@@ -4,7 +4,8 @@
            own best call (target ≤ 1.2× + a few µs).
 2. models: Predictor end-to-end p50 on a 640×480 RGB frame ÷ the bare inference call on a
            prepared tensor, batch 1 (targets: mobilenet_v3_small ≤ 1.5×, resnet18 ≤ 1.1×,
-           the shapes detector ≤ 1.5×), with each stage's p50 and the Predictor's own cost.
+           the shapes detector ≤ 1.5×), with each stage's p50 and the Predictor's own cost; on
+           the task's default route, and beside it the other OpenCV route and the fused graph.
 3. video:  the detector on a generated 30 FPS 640×480 video played in real time (as a camera):
            processed FPS, dropped frames, capture-to-prediction latency (target ≥ 30 FPS,
            latency ≤ 2 frames); and the pipelined throughput on the same file as fast as it decodes.
@@ -190,13 +191,16 @@ def part_models(runtimes: list[str], threads: int, models: dict[str, Path], rout
     print(f"   ratio: the median of {ROUNDS} rounds' e2e p50 / bare p50, each round measured side by side")
     frame = frame_640x480()
     plan = LoopPlan(warmup=10, min_runs=30, min_duration_s=seconds)
-    print(f"{'model':26s} {'runtime':9s} {'bare p50':>9s} {'e2e p50':>9s} {'ratio':>6s} {'target':>6s} | "
+    print(f"{'model':32s} {'runtime':9s} {'bare p50':>9s} {'e2e p50':>9s} {'ratio':>6s} {'target':>6s} | "
           f"{'pre':>7s} {'infer':>7s} {'post':>7s} {'own':>6s}  (ms; own = Predictor's bookkeeping, µs)")
     for name, path in models.items():
         for runtime in runtimes:
             variants = [(name, path, {})]
             if name == "detector":  # the metadata's 0.05 (its mAP threshold) and a robot's threshold
                 variants.append((f"{name} score>={DEPLOY_SCORE}", path, {"score_threshold": DEPLOY_SCORE}))
+            if route is None:  # the other OpenCV route beside the task's default
+                other = "opencv" if default_route_of(path) == "opencv-uint8" else "opencv-uint8"
+                variants.append((f"{name} {other}", path, {"route": other}))
             if fused:
                 variants.append((f"{name} fused", fused_model(name, path, runtime, folder), {}))
             for label, model, settings in variants:
@@ -208,6 +212,8 @@ def _model_row(label: str, target: float, plain: Path, model: Path, runtime: str
     from edgekit.meta import read_meta
     from edgekit.tasks import get_task
 
+    settings = dict(settings)
+    route = settings.pop("route", route)
     plain_meta = read_meta(plain)
     feeds, _ = get_task(plain_meta.task).preprocess([frame], plain_meta)
     with Predictor(model, runtime, threads=threads, route=route, **settings) as predict, \
@@ -226,7 +232,7 @@ def _model_row(label: str, target: float, plain: Path, model: Path, runtime: str
     p50 = np.median(np.concatenate(rows), axis=0) / 1e6
     own_us = float(np.median(np.concatenate(rows)[:, 3] - np.concatenate(rows)[:, :3].sum(axis=1))) / 1e3
     verdict = "ok" if ratio <= target else "MISS"
-    print(f"{label:26s} {runtime:9s} {bare:9.3f} {e2e:9.3f} {ratio:5.2f}x {target:5.1f}x | "
+    print(f"{label:32s} {runtime:9s} {bare:9.3f} {e2e:9.3f} {ratio:5.2f}x {target:5.1f}x | "
           f"{p50[0]:7.3f} {p50[1]:7.3f} {p50[2]:7.3f} {own_us:6.1f}  {verdict}  "
           f"(rounds {ratios[0]:.2f}–{ratios[-1]:.2f}x)")
 
@@ -303,10 +309,19 @@ def one_after_another(predict, video) -> float:
     return count / (time.perf_counter() - start)
 
 
+def default_route_of(path: Path) -> str:
+    """The host route a Predictor picks for this model by default (its task's)."""
+    from edgekit.meta import read_meta
+    from edgekit.tasks import get_task
+    from edgekit.tasks.preprocess import default_route
+
+    return default_route(get_task(read_meta(path).task).exact_pixels)
+
+
 def preprocess_route(route: str | None) -> str:
     module = importlib.import_module("edgekit.tasks.preprocess")
     if hasattr(module, "default_route"):
-        return route or f"{module.default_route()} (default)"
+        return route or "the task's default (opencv-uint8 for classifiers, opencv for detectors)"
     return "numpy (the only route in this build)"
 
 

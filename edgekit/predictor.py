@@ -45,7 +45,7 @@ class Predictor:
     else ort-cpu. ``color`` is the channel order of the frames you pass (RGB, or BGR for OpenCV frames; no
     copy is made). ``batch_size`` caps images per inference call for dynamic-batch models
     (default 8). ``route`` picks the host pre-processing route where the task offers several
-    (numpy, opencv). ``opencv_threads`` (e.g. 0: on the calling thread) is set with
+    (numpy, opencv, opencv-uint8). ``opencv_threads`` (e.g. 0: on the calling thread) is set with
     ``cv2.setNumThreads`` when the Predictor opens on the OpenCV route, for when OpenCV's worker
     threads compete with the runtime's for the cores; it is process-wide, so the default (None)
     leaves OpenCV's setting alone. ``settings`` (task, input_size, mean, std, labels, resize, model_color,
@@ -165,9 +165,9 @@ class Predictor:
 
 def _limit_opencv_threads(meta: ModelMeta, route: str | None, threads: int | None) -> None:
     """``cv2.setNumThreads(threads)`` when this model's frames are pre-processed by OpenCV."""
-    from edgekit.tasks.preprocess import FUSED_KEY, default_route
+    from edgekit.tasks.preprocess import FUSED_KEY, OPENCV_ROUTES, default_route
 
-    if threads is None or FUSED_KEY in meta.extra or (route or default_route()) not in ("opencv", "cv2"):
+    if threads is None or FUSED_KEY in meta.extra or (route or default_route()) not in OPENCV_ROUTES:
         return
     import cv2
 

@@ -102,6 +102,22 @@ def test_postprocess_threshold_nms_and_mapping_to_original_pixels():
         task.postprocess(missing, meta, [transform])
 
 
+def test_boxes_wholly_in_the_letterbox_padding_are_dropped():
+    """A peak in the padding maps to a box that clips to nothing in the image: no detection."""
+    heatmap, size, offset = _maps(classes=1)
+    heatmap[0, 0, 0, 2], heatmap[0, 0, 4, 2] = 0.9, 0.8   # rows 0 (the padding) and 4 (the image)
+    size[0, :, 0, 2] = size[0, :, 4, 2] = np.log(0.5)      # 2 px boxes: the first ends at y = 3
+    meta = ModelMeta(task="detection", input_size=(32, 32), labels=("thing",),
+                     extra={"decoder": {"stride": 4, "score_threshold": 0.1}})
+    transform = ImageTransform(0.5, 0.5, 0.0, 4.0, (56, 64))  # the image starts 4 model px down
+    outputs = {"heatmap": heatmap, "size": size, "offset": offset}
+    [result] = get_task("detection").postprocess(outputs, meta, [transform])
+    assert result.scores.tolist() == pytest.approx([0.8]) and result.boxes[0, 3] > result.boxes[0, 1]
+    [both] = get_task("detection").postprocess(outputs, meta, [ImageTransform(0.5, 0.5, 0.0, 0.0, (64, 64))])
+    # without padding the first box is in the image (y from 0 to 2 px)
+    assert len(both) == 2
+
+
 def _detection(boxes, scores, labels):
     return Detection(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
                      np.array(labels, np.int64))

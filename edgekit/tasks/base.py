@@ -14,7 +14,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
-from edgekit.tasks.preprocess import ImageTransform, preprocess_images
+from edgekit.tasks.preprocess import ImageTransform, default_route, preprocess_images
 
 
 class Task(ABC):
@@ -23,13 +23,17 @@ class Task(ABC):
     name: ClassVar[str]
     #: post-processing settings the constructor takes (Predictor keywords, ``edgekit predict`` options)
     options: ClassVar[tuple[str, ...]] = ()
+    #: whether the default host route must give the reference's pixels (a box regression follows
+    #: every level) or may round resized pixels to whole levels, as PIL and OpenCV's uint8 resize do
+    exact_pixels: ClassVar[bool] = True
 
     def preprocess(
         self, images: Sequence[np.ndarray], meta: ModelMeta, color: str = "RGB", route: str | None = None
     ) -> tuple[dict[str, np.ndarray], list[ImageTransform]]:
         """Images (HxWxC uint8, ``color``: RGB, BGR or GRAY) → feeds for the model, plus per-image
         transforms. A fused model gets its frames stacked; others go through ``route`` (default:
-        OpenCV when installed, else numpy)."""
+        ``default_route(self.exact_pixels)``: OpenCV when installed, else numpy)."""
+        route = route or default_route(self.exact_pixels)
         batch, transforms = preprocess_images(images, meta, color=color, route=route)
         return {meta.input_name: batch}, transforms
 

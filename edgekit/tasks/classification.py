@@ -36,6 +36,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class ClassificationTask(Task):
     name: ClassVar[str] = "classification"
     options: ClassVar[tuple[str, ...]] = ("top_k",)
+    exact_pixels: ClassVar[bool] = False  # top-1 is the same on pixels rounded to whole levels
 
     def __init__(self, top_k: int | None = None) -> None:
         check_count("top_k", top_k)

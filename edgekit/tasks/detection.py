@@ -44,7 +44,8 @@ class Detection:
 
 
 class DetectionTask(Task):
-    """Decode → score threshold → class-wise NMS → boxes in original-image pixels.
+    """Decode → score threshold → class-wise NMS → boxes in original-image pixels (boxes that
+    clip to nothing there, e.g. wholly in the letterbox padding, are dropped).
 
     ``score_threshold``/``iou_threshold``/``max_detections`` override the model's metadata.
     """
@@ -95,10 +96,13 @@ class DetectionTask(Task):
         chosen = scores >= settings["score_threshold"]
         boxes, scores, labels = boxes[chosen], scores[chosen], labels[chosen]
         if nms_done:
-            keep = np.argsort(-scores, kind="stable")[: settings["max_detections"]]
+            keep = np.argsort(-scores, kind="stable")
         else:
-            keep = batched_nms(boxes, scores, labels, settings["iou_threshold"])[: settings["max_detections"]]
+            keep = batched_nms(boxes, scores, labels, settings["iou_threshold"])
         boxes, scores, labels = transform.boxes_to_original(boxes[keep]), scores[keep], labels[keep]
+        # a box wholly in the letterbox padding or off the image is empty once clipped: not a detection
+        seen = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))[: settings["max_detections"]]
+        boxes, scores, labels = boxes[seen], scores[seen], labels[seen]
         codes = labels.tolist()
         if max(codes, default=-1) < len(names):
             label_names = tuple(map(names.__getitem__, codes))

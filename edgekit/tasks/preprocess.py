@@ -3,8 +3,9 @@
 The geometry (which source region, resized to what, padded where) is planned once in integer
 arithmetic by ``plan_geometry``, so every route computes the same pixels: this module's numpy
 code (the dependency-free reference), OpenCV (``edgekit.tasks.preprocess_opencv``) and the
-nodes ``edgekit fuse`` puts in front of the graph (``edgekit.tasks.fused`` reads those files).
-Routes are picked by name from ``ROUTES``; the default is OpenCV when it is installed. Robot tier.
+nodes ``edgekit fuse`` puts in front of the graph (``edgekit.tasks.fused`` reads those files);
+``opencv-uint8`` rounds them to whole levels. Routes are picked by name from ``ROUTES``; the
+default is ``opencv`` when OpenCV is installed. Robot tier.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ Route = Callable[[Sequence[np.ndarray], ModelMeta, str], tuple[np.ndarray, list[
 ROUTES: Registry[Route] = Registry("preprocessing route")
 ROUTES.add("numpy", "edgekit.tasks.preprocess:numpy_route")
 ROUTES.add("opencv", "edgekit.tasks.preprocess_opencv:opencv_route", aliases=("cv2",))
+ROUTES.add("opencv-uint8", "edgekit.tasks.preprocess_opencv:opencv_uint8_route")
+OPENCV_ROUTES = ("opencv", "cv2", "opencv-uint8")  # names of the routes that run OpenCV
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ def preprocess_images(
     """Turn HxW(xC) uint8 images into one NCHW float32 batch as ``meta`` prescribes.
 
     ``color`` is the channel order of the given images (RGB, BGR for OpenCV frames, GRAY);
-    ``route`` picks the implementation (``numpy``, ``opencv``; default: opencv when installed).
+    ``route`` picks the implementation (``numpy``, ``opencv``, ``opencv-uint8``; default: opencv
+    when installed).
     A model with fused preprocessing (``edgekit fuse``) gets its uint8 NHWC frames stacked instead.
     """
     if FUSED_KEY in meta.extra:
@@ -124,14 +128,21 @@ def preprocess_images(
     return ROUTES.get(route or default_route())(images, meta, color)
 
 
+def default_route(exact: bool = True) -> str:
+    """``opencv`` when cv2 imports (a broken or blocked install counts as absent), else ``numpy``;
+    ``opencv-uint8`` instead of ``opencv`` where pixels may be rounded to whole levels (not exact)."""
+    if not _opencv_imports():
+        return "numpy"
+    return "opencv" if exact else "opencv-uint8"
+
+
 @functools.lru_cache(maxsize=1)
-def default_route() -> str:
-    """``opencv`` when cv2 imports (a broken or blocked install counts as absent), else ``numpy``."""
+def _opencv_imports() -> bool:
     try:
         import cv2  # noqa: F401
     except ImportError:
-        return "numpy"
-    return "opencv"
+        return False
+    return True
 
 
 def check_color(color: str) -> None:
