@@ -14,36 +14,36 @@ SHOWN = 3  # mismatches listed in an error
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 
 
-def safe_load(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)``; a refusal says which global was refused (never how to bypass it)."""
-    import pickle
-
+def torch_load(path: str | Path, kind: str = "weights file", hint: str = "") -> Any:
+    """``torch.load(weights_only=True)``: tensors only, no pickled code runs. ``kind`` names the file
+    in errors; ``hint`` ends a refusal, which says which global was refused (never how to bypass it)."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"weights file not found: {path}")
+        raise BadInputError(f"{kind} not found: {path}")
     try:
         with warnings.catch_warnings():   # torch warns about old pickle protocols on stderr; errors say enough
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise BadInputError(f"weights file {path} holds more than tensors, refused by the safe loader "
-                            f"({refusal_reason(exc)}); save model.state_dict() instead") from None
-    except Exception as exc:  # torch raises zip, pickle and runtime errors of many types
-        raise BadInputError(f"cannot read weights file {path}: {first_line(exc)}") from None
+    except Exception as exc:  # torch raises pickle, zip, EOF and runtime errors of many types
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if refused:
+            raise BadInputError(f"{kind} {path} holds more than tensors, refused by the safe loader (it "
+                                f"pickles {refused.group(1)}, which is not a tensor type){hint}") from None
+        raise BadInputError(f"cannot read {kind} {path}: {load_failure(exc)}") from None
 
 
-def refusal_reason(exc: BaseException) -> str:
-    """The 'Unsupported global: GLOBAL x.Y' part of torch's refusal, without its advice."""
+def load_failure(exc: BaseException) -> str:
+    """Why torch could not read a file, without its advice to retry with weights_only=False."""
     text = str(exc)
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if match:
-        return f"it pickles {match.group(1)}, which is not a tensor type"
-    match = re.search(r"WeightsUnpickler error: ([^.\n]+)", text)
-    if match:
-        return match.group(1).strip()
-    return "it is not a plain tensor file"
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    if "Weights only load failed" not in text and "WeightsUnpickler" not in text:
+        return first_line(exc)
+    detail = re.search(r"WeightsUnpickler error: ([^.\n]+)", text)
+    reason = detail.group(1).strip() if detail and "weights_only" not in detail.group(1) else "not a tensor file"
+    return f"not a torch tensor file or a damaged one ({reason})"
 
 
 def state_dict_of(loaded: Any, path: str | Path) -> dict:
@@ -60,7 +60,7 @@ def state_dict_of(loaded: Any, path: str | Path) -> dict:
 
 def load_weights(module, path: str | Path) -> None:
     """Load ``path`` into ``module``; any missing, unexpected or mis-shaped key is a BadInputError."""
-    state = state_dict_of(safe_load(path), path)
+    state = state_dict_of(torch_load(path, hint="; save model.state_dict() instead"), path)
     expected = module.state_dict()
     if state and not set(state) & set(expected):
         state = _strip_prefix(state, expected)

@@ -210,7 +210,7 @@ def save_model(model, meta: ModelMeta, arch: dict[str, Any], config: TrainConfig
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], ModelMeta]:
     """An edgekit training checkpoint and the metadata its model was exported with."""
-    from edgekit.zoo.build import torch_load
+    from edgekit.exporters.checkpoint import torch_load
 
     path = Path(path)
     data = torch_load(path, "checkpoint")

@@ -311,7 +311,8 @@ def evaluate_checkpoint(
 
 def load_detector(checkpoint: str | Path):
     """The torch model saved by ``train_detector``."""
-    from edgekit.zoo.build import load_weights, torch_load
+    from edgekit.exporters.checkpoint import torch_load
+    from edgekit.zoo.build import load_weights
     from edgekit.zoo.detector import centernet_small
 
     path = Path(checkpoint)

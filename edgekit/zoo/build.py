@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import warnings
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import BadInputError, first_line
+from edgekit.errors import BadInputError
 from edgekit.zoo.catalog import ZooEntry, get_entry
 
 
@@ -34,7 +33,9 @@ def _construct(entry: ZooEntry):
 
 def load_state_dict(model, path: str | Path) -> None:
     """Load a checkpoint (a state_dict, or a dict holding one under 'state_dict'/'model')."""
-    state = torch_load(path, "weights file")
+    from edgekit.exporters.checkpoint import torch_load
+
+    state = torch_load(path)
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -64,38 +65,6 @@ def load_weights(model, state: Any, source: str) -> None:
 
 def _shape(value: Any) -> str:
     return str(tuple(value.shape)) if hasattr(value, "shape") else f"a {type(value).__name__}"
-
-
-def torch_load(path: str | Path, kind: str) -> Any:
-    """``torch.load`` of tensors only (no pickled code); ``kind`` names the file in errors."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{kind} not found: {path}")
-    try:
-        with warnings.catch_warnings():   # torch warns about old pickle protocols on stderr; errors say enough
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle/zip errors of many types
-        raise BadInputError(f"cannot read {kind} {path}: {_load_reason(exc)}") from None
-
-
-def _load_reason(exc: BaseException) -> str:
-    """torch's reason, without its advice to retry with weights_only=False (that would run the
-    file's code): a refused pickle names the object it refused, a damaged one says so."""
-    text = str(exc)
-    if isinstance(exc, EOFError):
-        return "the file is empty or cut short"
-    if "Weights only load failed" not in text:
-        return first_line(exc)
-    for line in text.splitlines():
-        if "Unsupported global:" in line:
-            found = line.split("Unsupported global:", 1)[1].split(" was not")[0].strip()
-            return f"it holds a Python object ({found}), not only tensors; edgekit never unpickles code"
-    detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
-    reason = detail[0].strip() if detail and "weights_only" not in detail[0] else "not a tensor file"
-    return f"not a torch tensor file or a damaged one ({reason})"
 
 
 def torch_bytes(value: Any) -> bytes:
