@@ -39,6 +39,8 @@ def factories(tmp_path):
         def exits():
             import sys
             sys.exit(0)
+        def interrupted():
+            raise KeyboardInterrupt
         NUMBER = 3
     """))
     (tmp_path / "broken.py").write_text("def oops(:\n")
@@ -73,6 +75,13 @@ def test_missing_factory_file(tmp_path, suffix, message):
 def test_bad_factories(factories, factory, message):
     with pytest.raises(BadInputError, match=message.replace("?", r"\?")):
         load_source(f"{factories}:{factory}")
+
+
+def test_a_factory_raising_keyboard_interrupt_is_one_line_and_exit_130(factories, tmp_path):
+    result = run_cli("export", f"{factories}:interrupted", "--input", "x:1x3x8x8", "-o", str(tmp_path / "i.onnx"))
+    assert result.returncode == 130 and result.stderr.strip().splitlines() == [
+        "error: interrupted (Ctrl-C); partial outputs were removed"], result.stderr
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*part*"))
 
 
 def test_unimportable_sources(factories):

@@ -221,10 +221,9 @@ def test_export_killed_mid_work_leaves_no_part_file(tmp_path, signum):
     assert any(out.glob(".*.part.onnx"))
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signum, stderr  # Ctrl-C too: typer exits 130
-    if signum != signal.SIGINT:
-        assert stderr.strip().splitlines() == [f"error: stopped by {signal.Signals(signum).name}; "
-                                               "partial outputs were removed"]
+    assert process.returncode == 128 + signum, stderr  # Ctrl-C too: 130
+    reason = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    assert stderr.strip().splitlines() == [f"error: {reason}; partial outputs were removed"]
     assert _leftovers(out) == [] and _leftovers(tmp) == []
 
 

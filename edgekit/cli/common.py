@@ -30,7 +30,7 @@ def console():
 
 def handle_errors(function: F) -> F:
     """Run a command: EdgekitError → one line on stderr and its exit code; SIGTERM/SIGHUP unwind
-    like Ctrl-C so partial files are removed. EDGEKIT_DEBUG=1 adds the traceback, same exit code."""
+    like Ctrl-C so partial files are removed, and each (Ctrl-C too) is one line. EDGEKIT_DEBUG=1 adds the traceback, same exit code."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -46,6 +46,8 @@ def handle_errors(function: F) -> F:
             _fail(f"error: {exc}", exc.exit_code)
         except Terminated as exc:
             _fail(f"error: stopped by {exc}; partial outputs were removed", exc.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C, or a user's factory raising it: say so, exit as shells expect
+            _fail("error: interrupted (Ctrl-C); partial outputs were removed", 128 + 2)
 
     return wrapper  # type: ignore[return-value]
 
