@@ -30,7 +30,8 @@ def console():
 
 def handle_errors(function: F) -> F:
     """Run a command: EdgekitError → one line on stderr and its exit code; SIGTERM/SIGHUP unwind
-    like Ctrl-C so partial files are removed, and each (Ctrl-C too) is one line. EDGEKIT_DEBUG=1 adds the traceback, same exit code."""
+    like Ctrl-C so partial files are removed, and each (Ctrl-C too) is one line. EDGEKIT_DEBUG=1
+    adds the traceback, same exit code."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
