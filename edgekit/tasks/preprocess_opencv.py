@@ -8,7 +8,7 @@ only it is resized. Two precisions:
   float32 numpy reference to within 0.01 of a level (< 1e-3 after mean/std). On a strong downscale (a
   640×480 frame letterboxed to 128×128) only the source rows the filter reads are widened: OpenCV
   resizes them across, numpy blends them down. Where every output lands on a source pixel (an odd
-  whole-number factor, as 640×480 → 128×96) there is nothing to round and uint8 is resized as is.
+  whole-number factor, as 640×480 → 128×96) there is nothing to blend: the pixels are picked.
 - ``opencv-uint8`` (the default for classifiers, ``Task.exact_pixels``): OpenCV resizes the uint8
   pixels themselves, as ``cv2.dnn.blobFromImage``, PIL and most detector pipelines do. Each pixel
   is rounded to a whole level (up to 0.77 levels off the reference, -0.13 on average): top-1
@@ -73,13 +73,15 @@ def resize(cv2, crop: np.ndarray, size: tuple[int, int], widen: bool = True) -> 
     """Bilinear resize of an HxWxC crop to ``size`` (h, w): (HxWxC pixels, the level of one unit).
 
     uint8 pixels are resized widened (uint16, unit 1/256) or blended down in float32 (unit 1/256),
-    or with ``widen=False`` as uint8 (unit 1); an exact fit comes back as it is (unit 1); other
-    dtypes are resized in float32."""
+    or with ``widen=False`` as uint8 (unit 1); an exact fit comes back as it is and an odd whole
+    factor picks pixels (unit 1); other dtypes are resized in float32."""
     height, width = size
     if crop.shape[:2] == (height, width):
         return crop, 1.0
-    sampled = _samples_pixels(crop.shape[0], height) and _samples_pixels(crop.shape[1], width)
-    if crop.dtype != np.uint8 or not widen or sampled:  # (sampling source pixels rounds nothing)
+    if _samples_pixels(crop.shape[0], height) and _samples_pixels(crop.shape[1], width):
+        # bilinear weights all 0: the pixels at the half-pixel centres, which is what nearest picks
+        return _as_hwc(cv2.resize(crop, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)), 1.0
+    if crop.dtype != np.uint8 or not widen:
         pixels = crop if crop.dtype == np.uint8 else crop.astype(np.float32)
         return _as_hwc(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR)), 1.0
     if 2 * height > ROW_SHARE * crop.shape[0]:  # most rows are read: resize the whole crop
