@@ -86,6 +86,8 @@ def _identity(model: Path, target: Path) -> Path:
     from edgekit.meta import read_meta
 
     meta = read_meta(model)
+    # its preprocessing, not its task: a detector's decoder would look for outputs the identity lacks
+    meta = meta.with_(task="classification", labels=(), extra={k: v for k, v in meta.extra.items() if k != "decoder"})
     shape = [1, meta.channels, *meta.input_size]
     graph = helper.make_graph([helper.make_node("Identity", [meta.input_name], ["output"])], "identity",
                               [helper.make_tensor_value_info(meta.input_name, TensorProto.FLOAT, shape)],
