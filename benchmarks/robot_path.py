@@ -198,8 +198,9 @@ def part_models(runtimes: list[str], threads: int, models: dict[str, Path], rout
             variants = [(name, path, {})]
             if name == "detector":  # the metadata's 0.05 (its mAP threshold) and a robot's threshold
                 variants.append((f"{name} score>={DEPLOY_SCORE}", path, {"score_threshold": DEPLOY_SCORE}))
-            if route is None:  # the other OpenCV route beside the task's default
-                other = "opencv" if default_route_of(path) == "opencv-uint8" else "opencv-uint8"
+            default = default_route_of(path) if route is None else None
+            if default in ("opencv", "opencv-uint8"):  # the other OpenCV route beside the task's default
+                other = "opencv" if default == "opencv-uint8" else "opencv-uint8"
                 variants.append((f"{name} {other}", path, {"route": other}))
             if fused:
                 variants.append((f"{name} fused", fused_model(name, path, runtime, folder), {}))
@@ -309,20 +310,26 @@ def one_after_another(predict, video) -> float:
     return count / (time.perf_counter() - start)
 
 
-def default_route_of(path: Path) -> str:
-    """The host route a Predictor picks for this model by default (its task's)."""
+def default_route_of(path: Path) -> str | None:
+    """The host route a Predictor picks for this model by default (its task's); None in a build
+    without per-task routes."""
     from edgekit.meta import read_meta
     from edgekit.tasks import get_task
     from edgekit.tasks.preprocess import default_route
 
-    return default_route(get_task(read_meta(path).task).exact_pixels)
+    task = get_task(read_meta(path).task)
+    return default_route(task.exact_pixels) if hasattr(task, "exact_pixels") else None
 
 
 def preprocess_route(route: str | None) -> str:
     module = importlib.import_module("edgekit.tasks.preprocess")
-    if hasattr(module, "default_route"):
-        return route or "the task's default (opencv-uint8 for classifiers, opencv for detectors)"
-    return "numpy (the only route in this build)"
+    if route or not hasattr(module, "default_route"):
+        return route or "numpy (the only route in this build)"
+    if not hasattr(module, "OPENCV_ROUTES"):  # a build with one OpenCV route for every task
+        return f"{module.default_route()} (default)"
+    if module.default_route() == "numpy":
+        return "numpy (default: OpenCV is not installed)"
+    return "the task's default (opencv-uint8 for classifiers, opencv for detectors)"
 
 
 def main() -> None:

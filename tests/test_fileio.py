@@ -222,8 +222,9 @@ def test_export_killed_mid_work_leaves_no_part_file(tmp_path, signum):
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr  # Ctrl-C too: 130
-    reason = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    assert stderr.strip().splitlines() == [f"error: {reason}; partial outputs were removed"]
+    expected = ("error: interrupted (Ctrl-C)" if signum == signal.SIGINT
+                else f"error: stopped by {signal.Signals(signum).name}; partial outputs were removed")
+    assert stderr.strip().splitlines() == [expected]
     assert _leftovers(out) == [] and _leftovers(tmp) == []
 
 

@@ -93,7 +93,7 @@ def test_opencv_route_finds_the_same_boxes(detector, frames):
 
 
 def test_opencv_uint8_route_moves_boxes_only_slightly(detector, frames):
-    """The uint8 resize is not box-exact (a pixel can be 0.77 levels off): the confident boxes a
+    """The uint8 resize is not box-exact (a pixel can be 0.8 levels off): the confident boxes a
     robot keeps (score ≥ 0.3) are the same ones, nearly all within IoU 0.99 and all within 0.9."""
     def confident(results):
         return [d.__class__(d.boxes[d.scores >= 0.3], d.scores[d.scores >= 0.3], d.labels[d.scores >= 0.3])

@@ -34,9 +34,9 @@ def main() -> None:
     QUIET_PROCESS_LOG["enabled"] = True   # the command's own output, not ONNX Runtime's provider warnings
     try:
         code = get_command(app).main(prog_name="edgekit", standalone_mode=False)
-    except typer.Abort:  # Ctrl-C, as click reports it in standalone mode
-        typer.echo("Aborted!", err=True)
-        sys.exit(1)
+    except typer.Abort:  # Ctrl-C outside a command (while click parses): as inside one
+        typer.echo("error: interrupted (Ctrl-C)", err=True)
+        sys.exit(128 + 2)
     except Exception as exc:  # typer's vendored click UsageError has no public name: match its shape
         message = exc.format_message() if hasattr(exc, "format_message") else None
         if getattr(exc, "exit_code", None) != 2 or message is None:

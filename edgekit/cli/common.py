@@ -48,7 +48,8 @@ def handle_errors(function: F) -> F:
         except Terminated as exc:
             _fail(f"error: stopped by {exc}; partial outputs were removed", exc.exit_code)
         except KeyboardInterrupt:  # Ctrl-C, or a user's factory raising it: say so, exit as shells expect
-            _fail("error: interrupted (Ctrl-C); partial outputs were removed", 128 + 2)
+            # (no word on outputs: a video being saved is kept, a second Ctrl-C can cut a clean-up short)
+            _fail("error: interrupted (Ctrl-C)", 128 + 2)
 
     return wrapper  # type: ignore[return-value]
 

@@ -41,7 +41,7 @@ def load_failure(exc: BaseException) -> str:
         return "the file is empty or cut short"
     if "Weights only load failed" not in text and "WeightsUnpickler" not in text:
         return first_line(exc)
-    detail = re.search(r"WeightsUnpickler error: ([^.\n]+)", text)
+    detail = re.search(r"WeightsUnpickler error:\s*([^.\n]+)", text)
     reason = detail.group(1).strip() if detail and "weights_only" not in detail.group(1) else "not a tensor file"
     return f"not a torch tensor file or a damaged one ({reason})"
 

@@ -45,7 +45,8 @@ class Detection:
 
 class DetectionTask(Task):
     """Decode → score threshold → class-wise NMS → boxes in original-image pixels (boxes that
-    clip to nothing there, e.g. wholly in the letterbox padding, are dropped).
+    clip to nothing there, e.g. wholly in the letterbox padding, are dropped; after NMS, as a
+    graph with NMS in it has them, so such a box can still have suppressed one it overlaps).
 
     ``score_threshold``/``iou_threshold``/``max_detections`` override the model's metadata.
     """

@@ -5,13 +5,13 @@ only it is resized. Two precisions:
 
 - ``opencv`` (the default, detectors' too): uint8 pixels are widened to 16 bits (level · 256)
   before resizing, so OpenCV's 16-bit filter rounds to 1/256 of a level and the tensor equals the
-  float32 numpy reference to within 0.01 of a level (< 1e-3 after mean/std). On a strong downscale (a
+  float32 numpy reference to within 0.02 of a level (< 1e-3 after mean/std). On a strong downscale (a
   640×480 frame letterboxed to 128×128) only the source rows the filter reads are widened: OpenCV
   resizes them across, numpy blends them down. Where every output lands on a source pixel (an odd
   whole-number factor, as 640×480 → 128×96) there is nothing to blend: the pixels are picked.
 - ``opencv-uint8`` (the default for classifiers, ``Task.exact_pixels``): OpenCV resizes the uint8
   pixels themselves, as ``cv2.dnn.blobFromImage``, PIL and most detector pipelines do. Each pixel
-  is rounded to a whole level (up to 0.77 levels off the reference, -0.13 on average): top-1
+  is rounded to a whole level (up to about 0.8 levels off the reference, -0.13 on average): top-1
   agrees, a weak detector's boxes move. It reads and writes a third of the bytes: about 0.1 ms
   less per 640×480 frame right after an inference.
 
@@ -76,14 +76,15 @@ def resize(cv2, crop: np.ndarray, size: tuple[int, int], widen: bool = True) -> 
     or with ``widen=False`` as uint8 (unit 1); an exact fit comes back as it is and an odd whole
     factor picks pixels (unit 1); other dtypes are resized in float32."""
     height, width = size
+    if crop.dtype != np.uint8:  # (OpenCV has no bool or int64 kernels; numpy's route takes any dtype)
+        crop = crop.astype(np.float32)
     if crop.shape[:2] == (height, width):
         return crop, 1.0
     if _samples_pixels(crop.shape[0], height) and _samples_pixels(crop.shape[1], width):
         # bilinear weights all 0: the pixels at the half-pixel centres, which is what nearest picks
         return _as_hwc(cv2.resize(crop, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)), 1.0
     if crop.dtype != np.uint8 or not widen:
-        pixels = crop if crop.dtype == np.uint8 else crop.astype(np.float32)
-        return _as_hwc(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR)), 1.0
+        return _as_hwc(cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)), 1.0
     if 2 * height > ROW_SHARE * crop.shape[0]:  # most rows are read: resize the whole crop
         wide = np.multiply(crop, np.uint16(WIDEN), dtype=np.uint16)
         return _as_hwc(cv2.resize(wide, (width, height), interpolation=cv2.INTER_LINEAR)), 1.0 / WIDEN
