@@ -104,7 +104,7 @@ def resolve_model(
     weights_tag = "random" if weights is None else file_tag(Path(weights))
     batch_tag = "dyn" if dynamic_batch else f"b{batch}"
     meta_tag = f"-meta{changes_tag(meta_changes)}" if meta_changes else ""
-    name = f"{entry.name}-{size[0]}x{size[1]}-{batch_tag}-op{opset}-{weights_tag}{meta_tag}.onnx"
+    name = f"{entry.name}-{size[0]}x{size[1]}-{batch_tag}-op{opset}-{weights_tag}{meta_tag}-{versions_tag()}.onnx"
     target = cache_dir("models") / name
     if not target.is_file():
         from edgekit.exporters.config import ExportConfig
@@ -132,7 +132,8 @@ def _export_torch_source(
 
     config = ExportConfig(opset=opset, batch=batch, dynamic_batch=dynamic_batch, input_size=input_size)
     key = "|".join([source.kind, source.label, source_tag(source), "random" if weights is None else
-                    file_tag(Path(weights)), ";".join(map(str, inputs)), repr(config), changes_tag(meta_changes)])
+                    file_tag(Path(weights)), ";".join(map(str, inputs)), repr(config), changes_tag(meta_changes),
+                    versions_tag()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_",
                   Path(source.location).stem + (f"-{source.factory}" if source.factory else ""))
@@ -140,6 +141,22 @@ def _export_torch_source(
     if not target.is_file():
         export_source(source, target, config, weights=weights, inputs=inputs, meta_changes=meta_changes)
     return target
+
+
+def versions_tag() -> str:
+    """A short digest of the edgekit, torch, torchvision and onnx versions an export comes from (so an
+    upgrade re-exports instead of reusing a cached file made by other code)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from edgekit import __version__
+
+    parts = [__version__]
+    for name in ("torch", "torchvision", "onnx"):
+        try:
+            parts.append(version(name))
+        except PackageNotFoundError:
+            parts.append("-")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
 
 
 def changes_tag(changes: Mapping[str, Any] | None) -> str:

@@ -30,6 +30,26 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+@lru_cache(maxsize=1)
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (what ONNX Runtime's default thread
+    pool sizes itself to); the CPU count where the topology is not readable."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in allowed:
+        try:
+            base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+            with open(f"{base}/physical_package_id", encoding="utf-8") as package, \
+                    open(f"{base}/core_id", encoding="utf-8") as core:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            return len(allowed)
+    return max(1, len(cores))
+
+
 def current_rss_mb() -> float:
     """Resident set size of this process now, in MiB."""
     try:

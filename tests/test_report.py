@@ -45,7 +45,7 @@ def test_markdown_csv_and_filters(store_url, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(table.open()))
     assert rows and {r["scenario"] for r in rows} == {"single-stream", "offline"}
-    assert all(r["status"] == "ok" and float(r["FPS"]) > 0 for r in rows)
+    assert all(r["status"] == "ok" and float(r["FPS (p50)"]) > 0 for r in rows)
     assert md.read_text().count("\n| 1 |") == len(rows)
     none = run_cli("report", "--db", store_url, "--suite", "other")
     assert none.returncode == 2 and "no results match" in none.stderr

@@ -55,7 +55,7 @@ def manifest() -> dict:
     gpu = _nvidia_gpus()
     if gpu:
         data["gpu"] = gpu
-    data["libraries"] = _library_versions()
+    data["libraries"] = library_versions()
     data["git_commit"] = git_commit()
     return data
 
@@ -107,7 +107,7 @@ def _nvidia_gpus() -> list[str]:
     return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
 
 
-def _library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     """Installed versions of the runtimes and libraries a measurement depends on (metadata only: no imports)."""
     from importlib.metadata import PackageNotFoundError, version
 

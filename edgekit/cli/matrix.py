@@ -37,7 +37,7 @@ def int_list(text: str | None, what: str, default: list) -> list:
 def is_matrix(models: list[str], runtime: str, lists: dict[str, str | None], suite: Path | None) -> bool:
     """Whether `edgekit bench` was asked for more than one cell (or for anything only the matrix does)."""
     several = [text for text in lists.values() if text is not None and "," in str(text)]
-    return suite is not None or len(models) > 1 or runtime == "all" or "," in runtime or bool(several) \
+    return suite is not None or len(models) > 1 or runtime in ("all", "available") or "," in runtime or bool(several) \
         or (lists.get("precision") or "fp32") != "fp32" or (lists.get("scenario") or "single-stream") != "single-stream"
 
 
@@ -50,7 +50,7 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
     from edgekit.registry import suggest
     from edgekit.runtimes import RUNTIMES
     chosen_models = tuple(matrix_model(model, *(user if len(models) == 1 else ())) for model in models)
-    runtimes = RUNTIMES.names() if runtime == "all" else [RUNTIMES.canonical(r) for r in split_list(runtime, "runtime")]
+    runtimes = runtime_names(runtime)
     chosen = {"precision": split_list(precision, "precision") or ["fp32"],
               "scenario": split_list(scenario, "scenario") or ["single-stream"]}
     for what, known in (("precision", PRECISIONS), ("scenario", SCENARIOS)):
@@ -65,6 +65,20 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
         batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
         scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
         timing=timing, evaluation=evaluation)
+
+
+def runtime_names(text: str) -> list[str]:
+    """'all' (every registered runtime), 'available' (those this machine can run), or a comma list."""
+    from edgekit.runtimes import RUNTIMES, get_runtime
+
+    if text == "all":
+        return RUNTIMES.names()
+    if text == "available":
+        found = [name for name in RUNTIMES.names() if get_runtime(name).probe().available]
+        if not found:
+            raise BadInputError("no runtime is available here: pip install 'edgekit[ort]' (or [openvino])")
+        return found
+    return [RUNTIMES.canonical(r) for r in split_list(text, "runtime")]
 
 
 def check_matrix_options(runtimes: list[str], options: dict[str, Any]) -> None:
@@ -133,6 +147,8 @@ def run_and_show(spec, db: str | None, force: bool, json_out: Path | None) -> No
         skipped = len(result.records) - result.measured
         out.print(f"resumed run {result.run_id}: {skipped} finished cell(s) skipped (--force measures them again)")
     out.print(matrix_table(result.records, f"run {result.run_id}" + (f" · suite {spec.name}" if spec.name else "")))
+    for line in matrix_notes(result.records):
+        out.print(line, markup=False, highlight=False)
     out.print(f"stored in {store.url.split('@')[-1]} as run {result.run_id}")
     if json_out:
         write_json(json_out, {"run_id": result.run_id, "records": [r.to_dict() for r in result.records]})
@@ -147,28 +163,57 @@ def wide_console():
 
 
 def matrix_table(records, title: str):
-    """model, runtime, precision, batch, threads, scenario, status, size, accuracy, p50/p90, FPS."""
+    """model, runtime, precision, batch, threads (as used), scenario, status, size, accuracy, agreement,
+    p50/p90 and FPS (from the p50). Cells whose runtime is not on this machine are left to
+    ``matrix_notes``."""
     from rich.markup import escape
     from rich.table import Table
 
-    from edgekit.report.tables import model_label
+    from edgekit.report.tables import model_label, threads_text
 
     table = Table(title=title)
     for column in ("model", "runtime", "precision", "batch", "threads", "scenario", "status", "size MB", "accuracy",
-                   "agree", "p50 ms", "p90 ms", "FPS"):
+                   "agree", "p50 ms", "p90 ms", "FPS (p50)"):
         table.add_column(column, justify="left" if column in ("model", "runtime", "precision", "scenario", "status")
                          else "right", overflow="fold")
     for r in records:
+        if r.config.get("unavailable"):
+            continue
         cell = r.cell
-        status = r.status if r.status == "ok" else escape(f"{r.status}: {r.reason}")   # "[ort-gpu]" is not markup
+        status = r.status if r.status == "ok" else f"{r.status}: {r.reason}"
         accuracy = f"{r.accuracy:.2f} {r.metric}" if r.accuracy is not None else "-"
         agree = f"{r.agreement_top1_pct:.0f}%" if r.agreement_top1_pct is not None else (
             f"cos {r.cosine:.4f}" if r.cosine is not None else "-")
-        table.add_row(model_label({"model_name": r.model_name, "model": cell.model}),
-                      cell.runtime, cell.precision, str(cell.batch),
-                      str(cell.threads or "-"), cell.scenario, status, _num(r.size_mb, "{:.2f}"), accuracy, agree,
-                      _num(r.p50_ms, "{:.3f}"), _num(r.p90_ms, "{:.3f}"), _num(r.throughput_items_s, "{:.1f}"))
+        table.add_row(*(escape(text) for text in (   # names and reasons are text, never markup
+            model_label({"model_name": r.model_name, "model": cell.model}), cell.runtime, cell.precision,
+            str(cell.batch), threads_text(cell.threads, r.config), cell.scenario, status, _num(r.size_mb, "{:.2f}"),
+            accuracy, agree, _num(r.p50_ms, "{:.3f}"), _num(r.p90_ms, "{:.3f}"), _num(r.throughput_items_s, "{:.1f}"))))
     return table
+
+
+def matrix_notes(records) -> list[str]:
+    """Lines after the table: why a model has no accuracy or agreement figure (once per model and
+    reason), and the runtimes this machine cannot run, collapsed into one line with the install hint."""
+    from edgekit.report.tables import model_label
+
+    notes: dict[str, None] = {}
+    missing: dict[str, list] = {}
+    for r in records:
+        name = model_label({"model_name": r.model_name, "model": r.cell.model})
+        if r.config.get("unavailable"):
+            missing.setdefault(r.cell.runtime, []).append(r)
+        if r.config.get("no_accuracy"):
+            notes[f"no accuracy for {name}: {r.config['no_accuracy']}"] = None
+        if r.config.get("nothing_to_compare"):
+            notes[f"no agreement figure for {name} ({r.cell.runtime} {r.cell.precision}): nothing to compare: "
+                  f"{r.config['nothing_to_compare']}"] = None
+    lines = list(notes)
+    if missing:
+        counts = ", ".join(f"{runtime} ({len(cells)} cells)" for runtime, cells in missing.items())
+        hint = next(iter(missing.values()))[0].reason
+        lines.append(f"not run on this machine: {counts} — {hint}" + (" (--runtime available runs what this "
+                                                                        "machine has)" if len(missing) else ""))
+    return lines
 
 
 def _num(value, pattern: str) -> str:

@@ -31,6 +31,8 @@ def report(
     k: float = typer.Option(3.0, help="Gate: slower when beyond k x pooled noise (MAD of round p50s) ..."),
     min_change: float = typer.Option(10.0, help="Gate: ... and beyond this many % of the baseline."),
     accuracy_tolerance: float = typer.Option(0.5, help="Gate: allowed accuracy drop (percentage points)."),
+    ignore: Optional[str] = typer.Option(None, help="Gate: pair cells that differ only in these settings "
+                                         "(comma list of model, runtime, precision, batch, threads, scenario, options)."),
 ) -> None:
     """Report what the history store holds (filters combine); with --baseline, gate a run against it."""
     check_outputs(html_out, md_out, csv_out)
@@ -43,11 +45,12 @@ def report(
         rows = store.records(run_ids=run, suite=suite, model=model, device=device, since=_date(since))
         if baseline is not None:
             candidate = _candidate_run(run, rows, baseline)
-            _gate(store, baseline, candidate, gate)
+            _gate(store, baseline, candidate, gate, _ignored(ignore))
             return
-    if not rows:
-        raise BadInputError("no results match (see `edgekit bench --suite ...` to make some)")
-    _write(rows, html_out, md_out, csv_out)
+        if not rows:
+            raise BadInputError("no results match (see `edgekit bench --suite ...` to make some)")
+        runs = [store.run_info(run_id) for run_id in dict.fromkeys(r["run_id"] for r in rows)]
+    _write(rows, runs, html_out, md_out, csv_out)
 
 
 def diff(
@@ -57,14 +60,25 @@ def diff(
     k: float = typer.Option(3.0, help="Slower when beyond k x pooled noise (MAD of round p50s) ..."),
     min_change: float = typer.Option(10.0, help="... and beyond this many % of the baseline."),
     accuracy_tolerance: float = typer.Option(0.5, help="Allowed accuracy drop (percentage points)."),
+    ignore: Optional[str] = typer.Option(None, help="Pair cells that differ only in these settings (comma list of "
+                                         "model, runtime, precision, batch, threads, scenario, options)."),
 ) -> None:
-    """Regression gate: exit 1 when a cell of CANDIDATE is slower beyond noise or less accurate than in BASELINE."""
+    """Regression gate: exit 1 when a cell of CANDIDATE is slower beyond noise or less accurate than in BASELINE
+    (or when no cell of the two runs matches: nothing was compared)."""
     from edgekit.report.regression import GateConfig
     from edgekit.store import open_store
 
     gate = GateConfig(k, min_change, accuracy_tolerance)
+    ignored = _ignored(ignore)
     with open_store(db) as store:
-        _gate(store, baseline, candidate, gate)
+        _gate(store, baseline, candidate, gate, ignored)
+
+
+def _ignored(text: str | None) -> tuple[str, ...]:
+    from edgekit.cli.matrix import split_list
+    from edgekit.report.regression import check_ignore
+
+    return check_ignore(tuple(split_list(text, "ignore"))) if text is not None else ()
 
 
 def _candidate_run(run: list[int] | None, rows: list[dict], baseline: int) -> int:
@@ -80,14 +94,24 @@ def _candidate_run(run: list[int] | None, rows: list[dict], baseline: int) -> in
     return later[-1]
 
 
-def _gate(store, baseline: int, candidate: int, gate) -> None:
+def _gate(store, baseline: int, candidate: int, gate, ignore: tuple[str, ...] = ()) -> None:
+    from edgekit.cli.matrix import wide_console
     from edgekit.errors import CheckFailedError
-    from edgekit.report.regression import compare_runs
+    from edgekit.report.environment import machines_warning
+    from edgekit.report.regression import compare_runs, unmatched_reason
 
-    store.run_info(baseline), store.run_info(candidate)   # "no run N" as one line
-    verdicts = compare_runs(store.records(run_ids=[baseline]), store.records(run_ids=[candidate]), gate,
-                            history=store.records())
+    runs = [store.run_info(baseline), store.run_info(candidate)]   # "no run N" as one line
+    old, new = store.records(run_ids=[baseline]), store.records(run_ids=[candidate])
+    verdicts = compare_runs(old, new, gate, history=store.records(), ignore=ignore)
+    compared = [v for v in verdicts if v.status not in ("only-in-baseline", "only-in-candidate")]
+    if not compared:
+        hint = "" if ignore else " (--ignore SETTINGS pairs cells that differ only in those)"
+        raise CheckFailedError(f"nothing compared: no cell of run {candidate} matches one of baseline run {baseline}"
+                               f" — {unmatched_reason(old, new)}{hint}")
     _show_verdicts(verdicts, baseline, candidate)
+    warning = machines_warning(runs)
+    if warning:
+        wide_console().print(f"warning: {warning}", markup=False, highlight=False)
     failed = [v for v in verdicts if v.regressed]
     if failed:
         raise CheckFailedError(f"{len(failed)} of {len(verdicts)} cells regressed in run {candidate} against run "
@@ -109,24 +133,32 @@ def _show_verdicts(verdicts, baseline: int, candidate: int) -> None:
     wide_console().print(table)
 
 
-def _write(rows, html_out, md_out, csv_out) -> None:
+def _write(rows, runs, html_out, md_out, csv_out) -> None:
     from edgekit.cli.matrix import wide_console
     from edgekit.fileio import write_text_atomic
+    from edgekit.report.environment import environment_line, machines_warning, split_unavailable
     from edgekit.report.tables import to_csv, to_markdown
 
+    shown, unavailable = split_unavailable(rows)
+    notes = [environment_line(run) for run in runs] + [line for line in [machines_warning(runs)] if line]
+    after = [unavailable] if unavailable else []
     if html_out:
         from edgekit.report.html import render_html
         from edgekit.store.db import require
 
         require("matplotlib", "the HTML report's plots", "report")
-        write_text_atomic(html_out, render_html(rows))
+        write_text_atomic(html_out, render_html(shown, notes=notes, after=after))
     if md_out:
-        write_text_atomic(md_out, to_markdown(rows))
+        write_text_atomic(md_out, to_markdown(shown, notes=notes, after=after))
     if csv_out:
         write_text_atomic(csv_out, to_csv(rows))
     out = wide_console()
     if not (html_out or md_out or csv_out):
-        out.print(_terminal_table(rows))
+        for line in notes:
+            out.print(line, markup=False, highlight=False)
+        out.print(_terminal_table(shown))
+        for line in after:
+            out.print(line, markup=False, highlight=False)
     for path in (html_out, md_out, csv_out):
         if path:
             out.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(rows)} cells)")

@@ -8,6 +8,7 @@ future search (``edgekit optimize``) all pass these same values around.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -62,10 +63,13 @@ class Cell:
         threads = f" t{self.threads}" if self.threads else ""
         return f"{self.model} · {self.runtime} · {self.precision} · b{self.batch}{threads} · {self.scenario}"
 
-    def key(self, timing: Timing, evaluation: Evaluation) -> str:
-        """Identity of the cell with how it is measured: a resumed run skips a cell with this key."""
+    def key(self, timing: Timing, evaluation: Evaluation, content: str = "") -> str:
+        """Identity of the cell with how it is measured and what it measures: ``content`` digests the
+        model's bytes (``model_content``), and the library versions are part of it, so a changed file
+        or an upgraded runtime is measured again. A resumed run skips a cell with this key."""
         payload = {"cell": dataclasses.asdict(self), "timing": dataclasses.asdict(timing),
-                   "evaluation": dataclasses.asdict(evaluation)}
+                   "evaluation": dataclasses.asdict(evaluation), "content": content,
+                   "versions": library_versions()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -143,15 +147,63 @@ class MatrixSpec:
         return [Cell(m.name if isinstance(m, TorchModel) else m, r, p, b, t, s, self.options)
                 for m, r, p, b, t, s in product]
 
+    def contents(self) -> dict[str, str]:
+        """Each model's content digest by the name its cells carry (see ``model_content``)."""
+        return {m.name if isinstance(m, TorchModel) else m: model_content(m) for m in self.models}
+
     def torch_model(self, name: str) -> TorchModel | None:
         """The torch source behind a cell's model ``name`` (None for a zoo name or a file)."""
         return next((m for m in self.models if isinstance(m, TorchModel) and m.name == name), None)
 
     @property
     def key(self) -> str:
-        """Identity of the matrix: a re-run with the same key resumes the latest run that had it."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:24]
+        """Identity of the matrix and of what its models hold: a re-run with the same key resumes the
+        latest run that had it; a changed model file starts a new run."""
+        payload = {"spec": dataclasses.asdict(self), "contents": self.contents(), "versions": library_versions()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def model_content(model: str | TorchModel) -> str:
+    """What a model's results are keyed by: a file's bytes (external data and an OpenVINO IR's .bin
+    included), a torch source's tag (code, weights, specs, metadata), or for a zoo name the edgekit
+    and torch versions its seeded export comes from. Never the path alone."""
+    if isinstance(model, TorchModel):
+        return f"torch:{model.tag}"
+    path = Path(model)
+    if path.suffix:
+        return f"file:{_file_digest(str(path.resolve()))}"
+    from edgekit.sources import versions_tag
+
+    return f"zoo:{model}:{versions_tag()}"
+
+
+def _file_digest(path: str) -> str:
+    """The model's SHA-256, remembered per (path, size, modification time) within a process."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return "missing"
+    return _digest_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    from edgekit.hashing import file_sha256, model_sha256
+
+    digest = model_sha256(path)
+    weights = Path(path).with_suffix(".bin")
+    if Path(path).suffix.lower() == ".xml" and weights.is_file():
+        digest = hashlib.sha256((digest + file_sha256(weights)).encode()).hexdigest()
+    return digest[:24]
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """edgekit's and the runtimes'/libraries' installed versions (package metadata only, no imports)."""
+    from edgekit import __version__
+    from edgekit.bench.environment import library_versions as installed
+
+    return {"edgekit": __version__, **installed()}
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,9 @@ def measure_cell(cell: Cell, key: str, context: MatrixContext) -> CellRecord:
         get_runtime(cell.runtime).ensure_available()
         source = context.source(cell.model, cell.batch)
         return _measure(cell, key, context, source, start)
-    except (Unsupported, RuntimeUnavailableError) as exc:
+    except RuntimeUnavailableError as exc:   # not on this machine: one collapsed line in tables
+        return _failed(cell, key, "unsupported", first_line(exc), source, start, {"unavailable": True})
+    except Unsupported as exc:
         return _failed(cell, key, "unsupported", first_line(exc), source, start)
     except EdgekitError as exc:
         reason = first_line(exc)
@@ -143,6 +145,9 @@ def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start
         config={"runtime": json_safe(description), "variant": variant.recipe, "data": data.name,
                 "requests": result.requests, "items_per_query": result.items_per_query,
                 "load_ms": (loaded - opened) / 1e6, "source": str(source.path),
+                "throughput_basis": result.throughput_basis,
+                **({"no_accuracy": data.no_accuracy} if data.no_accuracy else {}),
+                **({"nothing_to_compare": quality.nothing_to_compare} if quality.nothing_to_compare else {}),
                 **({"quality_error": quality_note} if quality_note else {})},
         seconds=time.perf_counter() - start,
     )
@@ -178,10 +183,12 @@ def _quality(cell: Cell, context: MatrixContext, source: Source, data: EvalData,
     return context.qualities[key]
 
 
-def _failed(cell: Cell, key: str, status: str, reason: str, source: Source | None, start: float) -> CellRecord:
+def _failed(cell: Cell, key: str, status: str, reason: str, source: Source | None, start: float,
+            config: dict[str, Any] | None = None) -> CellRecord:
     return CellRecord(cell=cell, key=key, status=status, reason=reason[:500],
                       model_name=(source.meta.model_name or source.path.stem) if source else Path(cell.model).stem,
-                      model_sha256=source.sha256 if source else "", seconds=time.perf_counter() - start)
+                      model_sha256=source.sha256 if source else "", seconds=time.perf_counter() - start,
+                      config=config or {})
 
 
 def json_safe(value: Any) -> Any:

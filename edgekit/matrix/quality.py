@@ -17,12 +17,14 @@ from edgekit.meta import ModelMeta
 @dataclass(frozen=True)
 class EvalData:
     """The data one model is judged on: a labelled split (accuracy), or None; and the images the
-    agreement with FP32 is measured on. ``calib`` is what int8 calibrates on."""
+    agreement with FP32 is measured on. ``calib`` is what int8 calibrates on. ``no_accuracy`` says
+    why there is no accuracy figure ('' when there is one)."""
 
     name: str
     split: Split | None
     agreement_images: list[np.ndarray]
     calib: str
+    no_accuracy: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,29 +34,29 @@ class Quality:
     metrics: dict[str, float] | None = None
     agreement_top1_pct: float | None = None
     cosine: float | None = None
+    nothing_to_compare: str = ""      # why the agreement compared nothing ('' when it compared something)
 
 
 def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
-    """The task's labelled data when the model's labels match it, else generated images."""
-    from edgekit.datasets import check_labels, load_split
+    """The task's labelled data when the model fits it (``datasets.fit``), else generated images and
+    the reason there is no accuracy figure."""
+    from edgekit.datasets import load_split
+    from edgekit.datasets.fit import misfit_reason
     from edgekit.quantize.calibration import recorded_split
 
     spec = evaluation.data.get(meta.task)
+    reason = f"no data set for task '{meta.task}'"
     if spec:
         options, seed = recorded_split(meta, spec, evaluation.seed)
         split = load_split(spec, split="test", seed=seed, **options)
-        try:
-            check_labels(meta, split.labels, spec)
-            labelled = split.task == meta.task
-        except BadInputError:
-            labelled = False
-        if labelled:
+        reason = misfit_reason(meta, split.task, split.labels, spec)
+        if not reason:
             split = split.take(evaluation.samples)
             return EvalData(spec, split, list(split.images[: evaluation.agreement_samples]), spec)
     from edgekit.matrix.variants import generated_images
 
     images = list(generated_images(meta, evaluation.agreement_samples, evaluation.seed + 1))
-    return EvalData("generated", None, images, "generated")
+    return EvalData("generated", None, images, "generated", reason)
 
 
 def outputs_on(session, meta: ModelMeta, images: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -89,12 +91,17 @@ def judge(session, meta: ModelMeta, data: EvalData, reference: dict[str, np.ndar
         metric, metrics = _accuracy(session, meta, data.split, batch_size)
         accuracy = metrics[metric]
     top1 = cosine = None
+    nothing = ""
     if reference is not None:
         parity = compare_outputs(reference, outputs_on(session, meta, data.agreement_images))
-        worst = min(parity.outputs, key=lambda o: o.cosine)
-        cosine = worst.cosine
-        top1 = None if worst.top1_agreement is None else 100.0 * worst.top1_agreement
-    return Quality(metric, accuracy, metrics, top1, cosine)
+        comparable = [o for o in parity.outputs if not getattr(o, "nothing_to_compare", "")]
+        if comparable:
+            worst = min(comparable, key=lambda o: o.cosine)
+            cosine = worst.cosine
+            top1 = None if worst.top1_agreement is None else 100.0 * worst.top1_agreement
+        else:   # no figure rather than agreement measured on noise
+            nothing = parity.outputs[0].nothing_to_compare if parity.outputs else "the model has no outputs"
+    return Quality(metric, accuracy, metrics, top1, cosine, nothing)
 
 
 def _accuracy(session, meta: ModelMeta, split: Split, batch_size: int) -> tuple[str, dict[str, Any]]:

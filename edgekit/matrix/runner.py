@@ -88,7 +88,8 @@ def start_or_resume(spec: MatrixSpec, store, force: bool, details: dict | None =
 
     check_runtimes(spec)
     cells = spec.cells()
-    keys = {cell: cell.key(spec.timing, spec.evaluation) for cell in cells}
+    contents = spec.contents()
+    keys = {cell: cell.key(spec.timing, spec.evaluation, contents[cell.model]) for cell in cells}
     run_id = None if force else store.latest_run(spec.key)
     done = store.done_keys(run_id) if run_id is not None else set()
     if run_id is None:

@@ -42,8 +42,10 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 """
 
 
-def render_html(rows: list[dict[str, Any]], title: str = "edgekit benchmark report", notes: list[str] = ()) -> str:
-    """The whole page for ``rows`` (store rows joined with their run)."""
+def render_html(rows: list[dict[str, Any]], title: str = "edgekit benchmark report", notes: list[str] = (),
+                after: list[str] = ()) -> str:
+    """The whole page for ``rows`` (store rows joined with their run); ``notes`` (each run's
+    environment) before the table, ``after`` (cells not run on that machine) after it."""
     figures = [
         ("Latency vs accuracy per model (Pareto front dashed)", plots.latency_vs_accuracy(rows)),
         ("Latency distributions per runtime", plots.latency_distributions(rows)),
@@ -52,10 +54,11 @@ def render_html(rows: list[dict[str, Any]], title: str = "edgekit benchmark repo
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>{len(rows)} cells · written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
-             "latency in ms per query (p50 of all timed queries); FPS = items per second; accuracy in percentage "
+             "latency in ms per query (p50 of all timed queries); FPS (p50) = items per query / p50; accuracy in percentage "
              "points; agreement = top-1 agreement with the FP32 model. Click a header to sort.</p>"]
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in notes]
     parts.append(_table(rows))
+    parts += [f"<p class='note'>{html.escape(line)}</p>" for line in after]
     for caption, svg in figures:
         if svg:
             parts.append(f"<h2>{html.escape(caption)}</h2><figure class='plot'>{svg}</figure>")

@@ -12,7 +12,9 @@ It is less accurate when its accuracy (percentage points) dropped by more than t
 (default 0.5), or — without labelled data — its top-1 agreement with FP32 by more than the
 agreement tolerance (default 10 points); a cell that ran in the baseline and fails now regresses.
 Cells are matched by model name, runtime, precision, batch, threads, scenario and options, so a
-changed model file (new sha256) is compared with the one it replaces.
+changed model file (new sha256) is compared with the one it replaces; ``ignore`` pairs cells that
+differ only in the settings it names. Two runs with no cell in common compare nothing: that is an
+error naming the settings that differ, never a pass.
 """
 
 from __future__ import annotations
@@ -66,21 +68,53 @@ class Verdict:
         return None
 
 
-def identity(row: dict[str, Any]) -> tuple:
+SETTINGS = ("model", "runtime", "precision", "batch", "threads", "scenario", "options")
+
+
+def identity(row: dict[str, Any], ignore: tuple[str, ...] = ()) -> tuple:
+    """The settings that pair a cell with its counterpart in another run (``ignore``d ones as '*')."""
     options = tuple(sorted((row.get("options") or {}).items()))
-    return (row.get("model_name") or row["model"], row["runtime"], row["precision"], row["batch"], row["threads"],
-            row["scenario"], options)
+    values = (row.get("model_name") or row["model"], row["runtime"], row["precision"], row["batch"], row["threads"],
+              row["scenario"], options)
+    return tuple("*" if name in ignore else value for name, value in zip(SETTINGS, values))
 
 
-def _by_identity(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+def check_ignore(names: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [name for name in names if name not in SETTINGS]
+    if unknown:
+        raise BadInputError(f"--ignore takes {', '.join(SETTINGS)}; got {', '.join(unknown)}")
+    return names
+
+
+def unmatched_reason(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> str:
+    """Which settings keep two runs' cells apart: 'threads: baseline default, candidate 1; ...'."""
+    differing = []
+    for index, name in enumerate(SETTINGS):
+        old = {identity(row)[index] for row in baseline}
+        new = {identity(row)[index] for row in candidate}
+        if old != new:
+            shown = lambda values: ", ".join(sorted(_setting_text(v) for v in values)) or "none"  # noqa: E731
+            differing.append(f"{name}: baseline {shown(old)}, candidate {shown(new)}")
+    return "; ".join(differing) or "no setting differs"
+
+
+def _setting_text(value: Any) -> str:
+    if value is None:
+        return "default"
+    if isinstance(value, tuple):
+        return " ".join(f"{k}={v}" for k, v in value) or "no options"
+    return str(value)
+
+
+def _by_identity(rows: list[dict[str, Any]], ignore: tuple[str, ...] = ()) -> dict[tuple, dict[str, Any]]:
     """Rows by identity; where one run holds two models of the same name (a zoo model and a trained
     file of that architecture), those are told apart by what the suite named (zoo name or path)."""
     counts: dict[tuple, int] = {}
     for row in rows:
-        counts[identity(row)] = counts.get(identity(row), 0) + 1
+        counts[identity(row, ignore)] = counts.get(identity(row, ignore), 0) + 1
     keyed = {}
     for row in rows:
-        key = identity(row)
+        key = identity(row, ignore)
         if counts[key] > 1:
             key = (f"{key[0]} ({row['model']})", *key[1:])
         keyed[key] = row
@@ -94,10 +128,11 @@ def describe(key: tuple) -> str:
 
 
 def compare_runs(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]],
-                 config: GateConfig = GateConfig(), history: list[dict[str, Any]] = ()) -> list[Verdict]:
+                 config: GateConfig = GateConfig(), history: list[dict[str, Any]] = (),
+                 ignore: tuple[str, ...] = ()) -> list[Verdict]:
     """A verdict for every cell of either run (rows as the store returns them). ``history``: rows of
     other runs (the candidate's excluded) whose spread per cell measures the run-to-run noise."""
-    old, new = _by_identity(baseline), _by_identity(candidate)
+    old, new = _by_identity(baseline, ignore), _by_identity(candidate, ignore)
     spread = run_to_run_sigma(history, exclude={r["run_id"] for r in candidate if "run_id" in r})
     verdicts = []
     for key in list(old) + [k for k in new if k not in old]:

@@ -14,7 +14,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("size MB", "size_mb", "{:.2f}"), ("accuracy", "accuracy", "{:.2f}"), ("metric", "metric", "{}"),
     ("top-1 agree %", "agreement_top1_pct", "{:.1f}"), ("cosine", "cosine", "{:.5f}"),
     ("p50 ms", "p50_ms", "{:.3f}"), ("p90 ms", "p90_ms", "{:.3f}"), ("p99 ms", "p99_ms", "{:.3f}"),
-    ("FPS", "throughput_items_s", "{:.1f}"), ("cold start ms", "cold_start_ms", "{:.1f}"),
+    ("FPS (p50)", "throughput_items_s", "{:.1f}"), ("cold start ms", "cold_start_ms", "{:.1f}"),
     ("reason", "reason", "{}"), ("model sha256", "model_sha256", "{}"),
 )
 
@@ -30,8 +30,18 @@ def model_label(row: dict[str, Any]) -> str:
     return name or model
 
 
+def threads_text(threads: int | None, config: dict[str, Any] | None) -> str:
+    """A cell's thread count as used: the one asked for, or the runtime's default with what it was."""
+    if threads:
+        return str(threads)
+    used = ((config or {}).get("runtime") or {}).get("threads_used")
+    return f"{used} (default)" if used else "default"
+
+
 def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
     value = row.get(key)
+    if key == "threads" and not value:
+        return threads_text(None, row.get("config"))
     if value is None or value == "":
         return "" if key in ("reason", "metric") else "-"
     if key == "started" and hasattr(value, "strftime"):
@@ -40,20 +50,30 @@ def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
         return str(value)[:12]
     if key == "model_name":
         return model_label(row)
+    if key == "threads":
+        return threads_text(value, row.get("config"))
     try:
         return pattern.format(value)
     except (TypeError, ValueError):
         return str(value)
 
 
-def to_markdown(rows: list[dict[str, Any]], title: str = "edgekit benchmark report") -> str:
-    lines = [f"# {title}", "", f"{len(rows)} cells.", "",
+def to_markdown(rows: list[dict[str, Any]], title: str = "edgekit benchmark report", notes: list[str] = (),
+                after: list[str] = ()) -> str:
+    """A Markdown page: ``notes`` (each run's environment), the table, then ``after``."""
+    lines = [f"# {title}", "", f"{len(rows)} cells.", "", *(f"- {_md_text(n)}" for n in notes), "",
              "| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
              "|" + "|".join("---" if f == "{}" else "---:" for _, _, f in COLUMNS) + "|"]
     for row in rows:
-        cells = (cell_text(row, key, fmt).replace("|", "\\|") for _, key, fmt in COLUMNS)
+        cells = (_md_text(cell_text(row, key, fmt)) for _, key, fmt in COLUMNS)
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *(_md_text(line) for line in after)] if after else []
     return "\n".join(lines) + "\n"
+
+
+def _md_text(text: str) -> str:
+    """Text as Markdown shows it, never as HTML a renderer would run: <, >, & escaped, | kept in its cell."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError, RuntimeUnavailableError, first_line
 from edgekit.runtimes.base import STRING, Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
-from edgekit.system import cpu_name
+from edgekit.system import cpu_name, physical_cores
 
 # ONNX Runtime's element type names that differ from numpy's ("tensor(float)" → float32).
 _ORT_ELEMENTS = {"float": "float32", "double": "float64", "string": STRING}
@@ -136,6 +136,8 @@ class OrtRuntime(Runtime):
         info = super().describe()
         if hasattr(self, "_session"):
             info["providers"] = self._session.get_providers()
+        # the setting as used: ORT sizes its default intra-op pool to the physical cores
+        info["threads_used"] = self.options.threads or physical_cores()
         return info
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from edgekit.errors import BadInputError, first_line
 from edgekit.paths import cache_dir
 from edgekit.runtimes.base import STRING, Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
+from edgekit.system import cpu_count
 
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 CALLS = ("auto", "sync", "async")
@@ -205,6 +206,8 @@ class OpenVINORuntime(Runtime):
                 info[key.lower()] = value.to_string() if hasattr(value, "to_string") else str(value)
             except Exception:  # not every device reports every property
                 pass
+        used = str(info.get("inference_num_threads", "0"))
+        info["threads_used"] = int(used) if used.isdigit() and int(used) > 0 else (self.options.threads or cpu_count())
         try:
             info["device_name"] = _core().get_property(self.device, "FULL_DEVICE_NAME")
         except Exception:
