@@ -85,6 +85,32 @@ def test_image_folder_loads_each_split_once_with_class_names(folder):
     assert load_split(str(folder), "test", seed=3).info["files"] == test.info["files"]
 
 
+def test_split_all_is_every_image_of_a_folder_in_file_order(folder):
+    whole = load_split(str(folder), "all", seed=3)
+    assert whole.name == "all" and len(whole) == 20 and whole.targets.tolist() == [0] * 10 + [1] * 10
+    parts = [f for name in ("train", "val", "test") for f in load_split(str(folder), name, seed=3).info["files"]]
+    assert whole.info["files"] == sorted(parts)
+    with pytest.raises(BadInputError, match="split 'all' is for your own folder"):
+        load_split("digits", "all")
+    with pytest.raises(BadInputError, match="split must be one of train, val, test, all"):
+        load_image_folder(folder, "everything")
+
+
+def test_split_all_of_a_coco_file_is_the_whole_file(tmp_path):
+    import json
+
+    from PIL import Image
+
+    for index in range(4):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"{index}.png")
+    coco = {"images": [{"id": i + 1, "file_name": f"{i}.png"} for i in range(4)], "categories": [{"id": 1}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4]}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    whole = load_split(str(tmp_path / "c.json"), "all", fractions=(0.5, 0.25, 0.25))
+    assert whole.name == "all" and len(whole) == 4 and whole.task == "detection"
+    assert len(load_split(str(tmp_path / "c.json"), "test", fractions=(0.5, 0.25, 0.25))) == 1
+
+
 def test_image_folder_errors_are_one_clear_line(tmp_path, folder):
     cases = [
         (tmp_path / "missing", "not found"),

@@ -17,6 +17,7 @@ import numpy as np
 from edgekit.errors import BadInputError
 
 SPLITS = ("train", "val", "test")
+ALL = "all"  # every image of the user's own data, unsplit (not one of SPLITS: training never asks for it)
 
 
 @dataclass(frozen=True)

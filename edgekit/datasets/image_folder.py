@@ -1,7 +1,7 @@
 """The user's own images, one sub-folder per class (ImageNet style): ``root/<class>/<image>``.
 
-Files are listed and split by seed first; only the requested split is decoded (Pillow),
-as RGB HxWx3 uint8 at the image's own size (the model's preprocessing resizes it).
+Files are listed and split by seed first (split ``all``: every file); only the requested split is
+decoded (Pillow), as RGB HxWx3 uint8 at the image's own size (the model's preprocessing resizes it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.datasets.base import Split, split_indices
+from edgekit.datasets.base import ALL, SPLITS, Split, split_indices
 from edgekit.errors import BadInputError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -21,10 +21,16 @@ def load_image_folder(
     root: str | Path, split: str = "test", seed: int = 0,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
 ) -> Split:
-    """One split of an image-folder dataset; class names are the sorted sub-folder names."""
+    """One split of an image-folder dataset (``split="all"``: every image, unsplit); class names are
+    the sorted sub-folder names."""
     root = Path(root)
+    if split not in (*SPLITS, ALL):
+        raise BadInputError(f"split must be one of {', '.join((*SPLITS, ALL))}, got '{split}'")
     labels, files, targets = list_image_folder(root)
-    index = split_indices(len(files), tuple(fractions), seed)[split]
+    if split == ALL:
+        index = np.arange(len(files))
+    else:
+        index = split_indices(len(files), tuple(fractions), seed)[split]
     if not len(index):
         raise BadInputError(
             f"the '{split}' split of {root} is empty ({len(files)} images with fractions {tuple(fractions)}): "
