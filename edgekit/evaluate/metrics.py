@@ -8,6 +8,7 @@ file and one line here (or an ``edgekit.evaluators`` entry point).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -36,26 +37,61 @@ class Evaluator(ABC):
     def compute(self) -> dict[str, float]:
         """Metric name → value (e.g. top1, top5; map50, map50_95)."""
 
+    def details(self, labels: Sequence[str] = ()) -> dict[str, Any]:
+        """Figures beyond the metrics, for records and reports (e.g. per class); ``labels`` name the
+        classes the model's own metadata does not. Default: none."""
+        return {}
+
 
 class TopKEvaluator(Evaluator):
-    """Top-1 and top-5 accuracy in percent."""
+    """Top-1 accuracy in percent, and top-5 when the model has more than 5 classes (top-5 of 5 or
+    fewer classes is 100 % by construction); ``details()``: per-class recall and the confusion matrix."""
 
     primary_metric: ClassVar[str] = "top1"
+    top_k: ClassVar[int] = 5
 
-    def __init__(self) -> None:
+    def __init__(self, labels: Sequence[str] = ()) -> None:
+        self.labels = tuple(labels)
         self._top1 = self._top5 = self._count = 0
+        self._classes = len(self.labels)  # the model's class count: its labels, or the largest index seen
+        self._pairs: Counter[tuple[int, int]] = Counter()  # (true class, top-1 class) → images
+
+    @classmethod
+    def for_model(cls, meta: ModelMeta) -> TopKEvaluator:
+        return cls(labels=meta.labels)
 
     def update(self, predictions: Sequence[Any], targets: Sequence[int]) -> None:
         for prediction, target in zip(predictions, targets, strict=True):
+            target, classes = int(target), [int(c) for c in prediction.classes]
             self._count += 1
-            self._top1 += int(prediction.classes[0] == int(target))
-            self._top5 += int(int(target) in prediction.classes[:5])
+            self._top1 += int(classes[0] == target)
+            self._top5 += int(target in classes[: self.top_k])
+            self._pairs[target, classes[0]] += 1
+            self._classes = max(self._classes, len(classes), target + 1, max(classes) + 1)
 
     def compute(self) -> dict[str, float]:
         if not self._count:
             raise BadInputError("no samples were evaluated")
-        return {"top1": 100.0 * self._top1 / self._count, "top5": 100.0 * self._top5 / self._count,
-                "count": float(self._count)}
+        metrics = {"top1": 100.0 * self._top1 / self._count}
+        if self.top_k < self._classes:
+            metrics[f"top{self.top_k}"] = 100.0 * self._top5 / self._count
+        return {**metrics, "count": float(self._count)}
+
+    def details(self, labels: Sequence[str] = ()) -> dict[str, Any]:
+        """``per_class``: images, correct and recall (percent; None without images) of each class;
+        ``confusion``: its labels and matrix, rows the true class, columns the top-1 class."""
+        names = self.labels or tuple(labels)
+        seen = {index for pair in self._pairs for index in pair}
+        classes = sorted(set(range(len(names))) | seen)
+        position = {c: i for i, c in enumerate(classes)}
+        matrix = [[0] * len(classes) for _ in classes]
+        for (target, predicted), images in self._pairs.items():
+            matrix[position[target]][position[predicted]] += images
+        shown = [names[c] if c < len(names) else str(c) for c in classes]
+        per_class = [{"label": shown[i], "index": c, "images": sum(row), "correct": row[i],
+                      "recall": 100.0 * row[i] / sum(row) if sum(row) else None}
+                     for i, (c, row) in enumerate(zip(classes, matrix))]
+        return {"per_class": per_class, "confusion": {"labels": shown, "matrix": matrix}}
 
 
 class CocoEvaluator(Evaluator):

@@ -33,7 +33,7 @@ class EvalRecord:
     seconds: float
     timestamp: str
     reference: dict[str, float] | None = None  # the torch model's metrics, when known
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # the evaluator's details(): per-class figures
 
     @property
     def primary(self) -> float:
@@ -54,7 +54,8 @@ def evaluate(
     model: str | Path, split: Split, runtime: str = "ort-cpu", batch_size: int = 32,
     runtime_options: dict[str, Any] | None = None, dataset: str = "",
 ) -> EvalRecord:
-    """Metrics of ``model`` on ``split`` using the task named in the model's metadata."""
+    """Metrics of ``model`` on ``split`` using the task named in the model's metadata; the record's
+    ``details`` hold the evaluator's further figures (classification: per-class recall, confusion matrix)."""
     path = Path(model)
     meta = read_meta(path)
     if meta.task != split.task:
@@ -66,9 +67,11 @@ def evaluate(
         predictions = predict_split(session, task, meta, split, batch_size)
     evaluator.update(predictions, list(split.targets))
     metrics = evaluator.compute()
+    details = evaluator.details(split.labels)
     return EvalRecord(
         model=meta.model_name or path.stem, model_path=str(path), runtime=get_runtime(runtime).name,
         precision=meta.precision, task=meta.task, dataset=dataset or split.info.get("dataset", ""),
         split=split.name, count=len(split), metrics=metrics, primary_metric=type(evaluator).primary_metric,
         seconds=time.perf_counter() - start, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        details=details,
     )
