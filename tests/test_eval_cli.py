@@ -200,7 +200,8 @@ def _unavailable_runtime_request():
 @pytest.mark.parametrize("args, fragment", [
     (["missing.onnx"], "model file not found"),
     (["{model}", "--runtime", "openvinoo"], "unknown runtime"),
-    (["{model}", "--split", "dev"], "split must be one of"),
+    (["{model}", "--split", "dev"], "split must be one of train, val, test, all"),
+    (["{model}", "--split", "all"], "split 'all' is for your own folder or COCO file; digits has"),
     (["{model}", "--data", "nowhere/"], "dataset not found"),
     (["{model}", "--data", "{folder}"], "differ from the classes"),
     (["{model}", "--batch-size", "0"], "--batch-size must be a number at least 1"),

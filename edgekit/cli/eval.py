@@ -23,7 +23,9 @@ def eval_command(
                                        "\\[default: the model's training dataset]."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, "
                                 "or 'all' (every available FP32 runtime)."),
-    split: str = typer.Option("test", help="train, val or test."),
+    split: Optional[str] = typer.Option(None, help="train, val, test or all (every image) \\[default: all for your "
+                                        "own folder or COCO file; test for digits, shapes or the data the "
+                                        "model was trained on]."),
     seed: Optional[int] = typer.Option(None, help="Split seed "
                                        "\\[default: the one the model was trained with, else 0]."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per inference call "
@@ -39,7 +41,8 @@ def eval_command(
     meta_pair: Optional[list[str]] = META,
     meta_file: Optional[Path] = META_FILE,
 ) -> None:
-    """Top-1/top-5 (classification) or mAP (detection) of MODEL on each runtime, on the same split.
+    """Top-1 (top-5 with over 5 classes), per-class recall and confusion matrix (classification) or mAP
+    (detection) of MODEL on each runtime, on the same images.
 
     A torch source is exported first (dynamic batch) and its own module gives the torch figure.
     """
@@ -48,6 +51,7 @@ def eval_command(
     given = source_options(weights, input_spec, meta_pair, meta_file)
     from edgekit.evaluate.across_runtimes import compare_runtimes
 
+    data, split = _data_and_split(model, data, split)
     result = compare_runtimes(model, runtime, data, split, seed, batch_size, parse_options(option), torch_reference,
                               weights=given.weights, inputs=given.specs, meta_changes=given.meta_changes)
     show(result)
@@ -55,13 +59,42 @@ def eval_command(
         write_json(json_out, result.to_dict())
 
 
+def _data_and_split(model: str, data: str | None, split: str | None) -> tuple[str | None, str]:
+    """The dataset (the model's recorded spelling when ``data`` names the same folder, so its split seed
+    applies) and the split: the one asked for, else test of a named or training dataset, else all."""
+    from edgekit.datasets.loader import default_split, same_dataset
+
+    recorded = _recorded_dataset(model)
+    if data is not None and recorded and same_dataset(data, recorded):
+        data = recorded
+    return data, split if split is not None else default_split(data if data is not None else recorded, recorded)
+
+
+def _recorded_dataset(model: str) -> str | None:
+    """The dataset a model file's metadata says it was trained on (None for other sources, or a file
+    that cannot be read: evaluation then says why)."""
+    from edgekit.errors import EdgekitError
+    from edgekit.meta import ENGINE_SUFFIXES, read_meta
+
+    path = Path(model)
+    if path.suffix.lower() not in (".onnx", ".xml", *ENGINE_SUFFIXES) or not path.is_file():
+        return None
+    try:
+        source = read_meta(path).extra.get("source")
+    except (EdgekitError, OSError):
+        return None
+    dataset = source.get("dataset") if isinstance(source, dict) else None
+    return dataset if isinstance(dataset, str) and dataset else None
+
+
 def show(result) -> None:
     from rich.table import Table
 
     first = result.records[0]
     names = [k for k in first.metrics if k != "count"]
-    table = Table(title=f"{result.model} on {result.dataset} ({result.split} split, seed {result.seed}, "
-                        f"{first.count} images)")
+    images = (f"all {first.count} images" if result.split == "all"
+              else f"{result.split} split, seed {result.seed}, {first.count} images")
+    table = Table(title=f"{result.model} on {result.dataset} ({images})")
     table.add_column("runtime")
     for name in names:
         table.add_column(name, justify="right")
@@ -78,7 +111,72 @@ def show(result) -> None:
         table.add_row(f"torch ({result.reference_kind})", *figures, "", "")
     out = console()
     out.print(table)
+    show_per_class(out, result.records)
     if not result.reference:
         out.print(f"torch reference: none ({result.reference_note})")
     for name, reason in result.skipped.items():
         out.print(f"skipped {name}: {reason}")
+
+
+MAX_CLASS_ROWS = 30      # more classes: the worst ones in the terminal, every one in --json
+MAX_CONFUSION_SIDE = 12  # more classes: the confusion matrix only in --json
+
+
+def show_per_class(out, records) -> None:
+    """Per-class recall of each runtime, and each distinct confusion matrix (classification records)."""
+    from rich.table import Table
+
+    with_classes = [r for r in records if r.details.get("per_class")]
+    if not with_classes:
+        return
+    rows = _shown_rows(with_classes[0].details["per_class"])
+    several = len(with_classes) > 1
+    table = Table(title="recall per class")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    for record in with_classes:
+        suffix = f" {record.runtime}" if several else ""
+        table.add_column(f"correct{suffix}", justify="right")
+        table.add_column(f"recall %{suffix}", justify="right")
+    for row in rows:
+        cells = (_recall_cells(r.details["per_class"], row["index"]) for r in with_classes)
+        table.add_row(row["label"], str(row["images"]), *(cell for pair in cells for cell in pair))
+    out.print(table)
+    total = len(with_classes[0].details["per_class"])
+    if len(rows) < total:
+        out.print(f"recall per class: the {len(rows)} lowest of {total} classes shown, all in --json")
+    _show_confusion(out, with_classes)
+
+
+def _shown_rows(rows: list[dict]) -> list[dict]:
+    """Every class, or the MAX_CLASS_ROWS of lowest recall (classes without images last)."""
+    if len(rows) <= MAX_CLASS_ROWS:
+        return rows
+    return sorted(rows, key=lambda row: (row["recall"] is None, row["recall"] or 0.0))[:MAX_CLASS_ROWS]
+
+
+def _recall_cells(rows: list[dict], index: int) -> tuple[str, str]:
+    """(correct, recall %) of class ``index`` in one runtime's rows (a class it never predicted nor saw: none)."""
+    row = next((r for r in rows if r["index"] == index), {"correct": 0, "recall": None})
+    return str(row["correct"]), "—" if row["recall"] is None else f"{row['recall']:.2f}"
+
+
+def _show_confusion(out, records) -> None:
+    from rich.table import Table
+
+    groups: dict[str, list] = {}
+    for record in records:
+        groups.setdefault(repr(record.details["confusion"]), []).append(record)
+    for group in groups.values():
+        confusion = group[0].details["confusion"]
+        labels, runtimes = confusion["labels"], ", ".join(r.runtime for r in group)
+        if len(labels) > MAX_CONFUSION_SIDE:
+            out.print(f"confusion matrix ({runtimes}): {len(labels)}×{len(labels)}, in --json")
+            continue
+        table = Table(title=f"confusion matrix ({runtimes})")
+        table.add_column("true \\ predicted")
+        for label in labels:
+            table.add_column(label, justify="right")
+        for label, row in zip(labels, confusion["matrix"]):
+            table.add_row(label, *(str(n) for n in row))
+        out.print(table)
