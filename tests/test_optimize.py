@@ -82,7 +82,7 @@ def test_winner_is_int8_with_its_decision_in_the_file(convnet, tmp_path):
     winner = done.result.winner
     assert winner is not None and winner.candidate.precision == "int8"
     assert done.verdict.startswith("ship int8-ort on ort-cpu with threads=default")
-    assert "x faster than FP32" in done.verdict and "(budget 100)" in done.verdict
+    assert "x faster than the best FP32 measured (ort-cpu fp32 b1)" in done.verdict and "(budget 100)" in done.verdict
     deployment = read_meta(done.output).extra["deployment"]
     assert deployment["runtime"] == "ort-cpu" and deployment["precision"] == "int8"
     assert deployment["latency"]["speedup_vs_fp32"] >= 1.05 and deployment["latency"]["timing"] == "confirmed"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.optimize.search import SearchResult
-from edgekit.optimize.select import Entry, speedup
+from edgekit.optimize.select import Entry, best_fp32, speedup
 
 
 def deployment_record(result: SearchResult, chosen: Entry, variant_options: dict[str, Any]) -> dict[str, Any]:
@@ -20,6 +20,7 @@ def deployment_record(result: SearchResult, chosen: Entry, variant_options: dict
     from edgekit.bench.environment import Environment
 
     candidate, baseline = chosen.candidate, result.baseline
+    basis = best_fp32(result.entries, baseline)
     options = {**candidate.runtime_options(), **variant_options}
     quality = chosen.quality
     base_quality = baseline.quality
@@ -33,11 +34,14 @@ def deployment_record(result: SearchResult, chosen: Entry, variant_options: dict
                      "top1_agreement_pct": quality.agreement_top1_pct if quality else None,
                      "drop_pt": chosen.drop, "data": result.data_name},
         "latency": {"ms_per_item": chosen.ms, "p50_ms": (chosen.full or chosen.quick).p50_ms,
-                    "speedup_vs_fp32": speedup(baseline.ms, chosen.ms),
+                    "speedup_vs_fp32": speedup(basis.ms, chosen.ms),
+                    "speedup_basis": f"best FP32 measured: {basis.candidate.label}",
+                    "speedup_vs_default_fp32": speedup(baseline.ms, chosen.ms),
                     "timing": "confirmed" if chosen.full else "latency pass"},
         "budget": {"max_drop_pt": result.config.max_drop},
         "fp32_baseline": {"runtime": baseline.candidate.runtime, "ms_per_item": baseline.ms,
                           "accuracy": base_quality.accuracy if base_quality else None},
+        "fp32_best": {"candidate": basis.candidate.label, "ms_per_item": basis.ms},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": environment.cpu, "cpus": environment.cpus, "host": platform.node()},
         "edgekit_version": __version__, "history_run": result.run_id,

@@ -133,6 +133,7 @@ class Search:
         if self.baseline.status != "ok" or self.baseline.drop is None:
             raise CheckFailedError(f"the FP32 baseline on {self.baseline.candidate.runtime} could not be measured: "
                                    f"{self.baseline.reason or 'no accuracy or agreement'}")
+        self.require_something_to_compare()
         for entry in list(self.entries.values()):
             if entry.status == "pending":
                 self.time_quick(entry)
@@ -143,6 +144,16 @@ class Search:
         self.store.finish_run(self.run_id)
         return SearchResult(self.config, self.run_id, list(self.entries.values()), self.baseline, winner, self.source,
                             self.meta, self.data.name, time.monotonic() - self.started, confirmed)
+
+    def require_something_to_compare(self) -> None:
+        """Without an accuracy figure, candidates are judged by agreement with FP32; agreement on outputs
+        without spread (random-weight logits) or on a constant input is noise, so the search stops."""
+        quality = self.baseline.quality
+        if quality is None or quality.accuracy is not None or not quality.nothing_to_compare:
+            return
+        why = self.data.no_accuracy or f"no labelled data for {self.meta.task}"
+        raise CheckFailedError(f"nothing to compare: {quality.nothing_to_compare}; no accuracy figure either ({why})"
+                               " — give trained weights (--weights) or real labelled data (--data DIR)")
 
     def accuracy_pass(self) -> list[Entry]:
         """Judge candidates fastest first; prune those that cannot win; add INT8 fallbacks on the way."""
@@ -247,6 +258,9 @@ class Search:
     def confirm(self, finalists: list[Entry]) -> bool:
         """Full timing of FP32 and the fastest finalists, one after the other in this run."""
         chosen = [self.baseline] + sorted(finalists[1:], key=lambda e: e.ms)[:FINALISTS]
+        fp32 = [e for e in finalists[1:] if e.candidate.precision == "fp32"]
+        if fp32 and not any(e.candidate.precision == "fp32" for e in chosen[1:]):
+            chosen.append(min(fp32, key=lambda e: e.ms))   # the best FP32 is the basis of every speed-up
         for entry in finalists[1:]:
             if entry not in chosen:
                 entry.verdict = f"in budget, not among the {FINALISTS} fastest finalists"

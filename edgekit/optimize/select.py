@@ -65,13 +65,25 @@ def speedup(baseline_ms: float | None, ms: float | None) -> float | None:
     return baseline_ms / ms if baseline_ms and ms else None
 
 
+def best_fp32(entries: list[Entry], baseline: Entry) -> Entry:
+    """The fastest FP32 configuration measured in the baseline's timing pass (confirmed figures when
+    the baseline was confirmed): the basis every speed-up is stated against."""
+    confirmed = baseline.full is not None
+    fp32 = [e for e in entries if e.status == "ok" and e.candidate.precision == "fp32" and e.ms is not None
+            and (e.full is not None) == confirmed]
+    return min(fp32, key=lambda e: e.ms, default=baseline)
+
+
 def pick(finalists: list[Entry], baseline: Entry, max_drop: float) -> Entry | None:
-    """The fastest finalist within budget and at least ``MIN_SPEEDUP`` faster than the baseline;
-    among those within ``TIE`` of the fastest, the smallest file, then the quickest cold start."""
-    eligible = [e for e in finalists if e is not baseline and e.in_budget(max_drop)
-                and (speedup(baseline.ms, e.ms) or 0) >= MIN_SPEEDUP]
+    """The fastest finalist within budget and at least ``MIN_SPEEDUP`` faster than the best FP32
+    configuration among the finalists (the default FP32 is ``baseline``); among those within ``TIE``
+    of the fastest, the smallest file, then the quickest cold start. When no reduced precision beats
+    the best FP32 by the margin, that FP32 configuration is the pick if it beats the default by it."""
+    basis = best_fp32(finalists, baseline)
+    eligible = [e for e in finalists if e is not baseline and e.candidate.precision != "fp32"
+                and e.in_budget(max_drop) and (speedup(basis.ms, e.ms) or 0) >= MIN_SPEEDUP]
     if not eligible:
-        return None
+        return basis if basis is not baseline and (speedup(baseline.ms, basis.ms) or 0) >= MIN_SPEEDUP else None
     fastest = min(e.ms for e in eligible)
     tied = [e for e in eligible if e.ms <= fastest * (1 + TIE)]
     return min(tied, key=lambda e: (round(e.size_mb, 2), e.cold_start_ms, e.ms))

@@ -104,8 +104,10 @@ def sweep(source: Path, output: Path, configs: Sequence[QuantizeConfig], options
     names = list(options.runtimes) or [name for name in DEFAULT_RUNTIMES if name in RUNTIMES]
     measure_config = _measure_config(names, options)
     eval_data = options.eval_data or configs[0].calib
-    split = eval_split(eval_data, meta, options.eval_size, options.seed)
+    split, misfit = eval_split(eval_data, meta, options.eval_size, options.seed)
     if options.max_drop is not None and split is None:
+        if misfit:
+            raise BadInputError(f"--max-drop cannot score the model on {eval_data}: {misfit}")
         raise BadInputError("--max-drop needs labelled data to measure accuracy: --eval DATASET (or --calib DATASET)")
     parity = calibration_batches(eval_data, source, meta, 64, options.seed, split="test") if eval_data else None
     fp32 = Variant("fp32", source, "fp32")
@@ -147,18 +149,21 @@ def keep_all(variants: Sequence[Variant], output: Path, single: bool) -> tuple[P
 
 
 def eval_split(data: str | None, meta, size: int, seed: int):
-    """The test split of a labelled dataset for accuracy, or None (image folders of unlabelled
-    images and .npz inputs carry no labels)."""
+    """(the test split of a labelled dataset the model fits, '') for accuracy; (None, why not) when
+    the model does not fit it (``datasets.fit``); (None, '') for image folders of unlabelled images
+    and .npz inputs, which carry no labels."""
     from edgekit.datasets import load_split
+    from edgekit.datasets.fit import misfit_reason
     from edgekit.quantize.calibration import recorded_split
 
     if not data or Path(data).suffix.lower() == ".npz" or meta.task == "unknown":
-        return None
+        return None, ""
     options, split_seed = recorded_split(meta, data, seed)  # the model's own test split, when it is its dataset
     try:
         split = load_split(data, split="test", seed=split_seed, **options)
     except (ModuleNotFoundError, BadInputError):
-        return None
+        return None, ""
     if split.task != meta.task:
         raise BadInputError(f"model task '{meta.task}' does not match dataset task '{split.task}'")
-    return split.take(size)
+    misfit = misfit_reason(meta, split.task, split.labels, data)
+    return (None, misfit) if misfit else (split.take(size), "")
