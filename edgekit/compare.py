@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import BadInputError
-from edgekit.parity import BoxAgreement, ParityReport, check_tolerance, compare_outputs, match_boxes
+from edgekit.parity import BoxAgreement, ParityReport, check_tolerance, compare_fp32, match_boxes
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def compare(
     meta = read_meta(path)
     results = tuple(
         RuntimeParity(name, *described[name],
-                      compare_outputs(_merge(reference), _merge(outputs[name]), atol, rtol, min_cosine),
+                      compare_fp32(_merge(reference), _merge(outputs[name]), atol, rtol, min_cosine),
                       box_agreement(meta, reference, outputs[name], iou_threshold, score_tol))
         for name in candidates
     )

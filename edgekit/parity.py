@@ -1,11 +1,23 @@
-"""Numerical agreement between two sets of outputs (numpy only)."""
+"""Numerical agreement between two sets of outputs (numpy only).
+
+A check that compared nothing must not pass. An output has *nothing to compare* when the
+reference's values have no spread (std below ``NO_SPREAD``: the ±1e-9 logits of a random-weight
+network, a constant), when it is empty, or when it holds two or more samples along axis 0 and all
+of them are the same (the output does not depend on the input). Such an output never passes; a
+report passes only when some output was compared, and a box match only when some box scored above
+the threshold. Reasons are one line, for the CLI to print.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+NO_SPREAD = 1e-6  # absolute std below which an output says nothing about agreement
+SAME_SAMPLES = 1e-6  # samples closer than this times the output's largest value are the same sample
+FLOAT32_RESOLUTION = 1e-5  # compare_fp32: a spread below this times the largest value is rounding
 
 
 @dataclass(frozen=True)
@@ -13,7 +25,9 @@ class OutputParity:
     """How one output of a candidate differs from the reference.
 
     ``max_rel`` is max(|a − b| / max(|b|, atol)), so values near zero do not blow it up.
-    ``top1_agreement`` is set for 2-D score outputs (classifiers), else None.
+    ``top1_agreement`` is set for 2-D score outputs (classifiers), else None. ``spread`` is the
+    reference's standard deviation; ``nothing_to_compare`` says why the output cannot be judged
+    ('' when it can). ``within_tolerance``: the numbers agree whether or not they mean anything.
     """
 
     name: str
@@ -22,22 +36,42 @@ class OutputParity:
     cosine: float
     top1_agreement: float | None
     passed: bool
+    spread: float = 0.0
+    nothing_to_compare: str = ""
+    within_tolerance: bool = False
 
 
 @dataclass(frozen=True)
 class ParityReport:
     """Per-output parity: every element within ``atol + rtol·|reference|`` (numpy.allclose
     semantics) and, since random-weight models can have vanishing outputs that any atol
-    accepts, cosine similarity at least ``min_cosine``."""
+    accepts, cosine similarity at least ``min_cosine``. Outputs with nothing to compare are
+    listed but not counted, unless they contradict the reference; ``note`` says how outputs
+    were compared when that is not plain (``compare_fp32``)."""
 
     atol: float
     rtol: float
     min_cosine: float
     outputs: tuple[OutputParity, ...]
+    note: str = ""
+
+    @property
+    def nothing_to_compare(self) -> str:
+        """Why no output could be compared ('' when at least one was)."""
+        if not self.outputs:
+            return "no outputs to compare"
+        reasons = [o.nothing_to_compare for o in self.outputs]
+        if not all(reasons):
+            return ""
+        if len(set(reasons)) == 1:
+            return reasons[0]
+        return "; ".join(f"{o.name}: {o.nothing_to_compare}" for o in self.outputs)
 
     @property
     def passed(self) -> bool:
-        return all(output.passed for output in self.outputs)
+        if self.nothing_to_compare:
+            return False
+        return all(o.passed or (o.nothing_to_compare and o.within_tolerance) for o in self.outputs)
 
     @property
     def max_abs(self) -> float:
@@ -52,14 +86,52 @@ class ParityReport:
         return min((o.cosine for o in self.outputs), default=1.0)
 
     def summary(self) -> str:
-        """One line: worst differences, tolerance, and the failing outputs if any."""
-        verdict = "ok" if self.passed else "FAILED"
-        failing = [o.name for o in self.outputs if not o.passed]
-        text = (
-            f"max abs diff {self.max_abs:.3g}, max rel diff {self.max_rel:.3g} "
-            f"(atol {self.atol:g}, rtol {self.rtol:g}), min cosine {self.min_cosine_seen:.6f}: {verdict}"
-        )
-        return text + (f" on {', '.join(failing)}" if failing else "")
+        """One line: worst differences, tolerance, the verdict and the failing or uncompared outputs."""
+        text = (f"max abs diff {self.max_abs:.3g}, max rel diff {self.max_rel:.3g} "
+                f"(atol {self.atol:g}, rtol {self.rtol:g}), min cosine {self.min_cosine_seen:.6f}")
+        if self.note:
+            text += f" ({self.note})"
+        if self.nothing_to_compare:
+            return f"{text}: nothing to compare: {self.nothing_to_compare}"
+        failing = [o.name for o in self.outputs if not (o.passed or (o.nothing_to_compare and o.within_tolerance))]
+        skipped = [f"{o.name} ({o.nothing_to_compare})" for o in self.outputs
+                   if o.nothing_to_compare and o.within_tolerance]
+        text += ": ok" if self.passed else ": FAILED" + (f" on {', '.join(failing)}" if failing else "")
+        return text + (f"; not compared: {', '.join(skipped)}" if skipped else "")
+
+
+def spread_of(reference: np.ndarray) -> tuple[float, str]:
+    """(spread, reason) of one reference output: its std (float64) and why it cannot be compared,
+    '' when it can. The one rule every agreement figure in edgekit obeys."""
+    values = np.asarray(reference)
+    if values.size == 0:
+        return 0.0, "the output is empty"
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        return float("nan"), ""  # a NaN reference is a failure, not an absence
+    spread = float(values.std())
+    if spread < NO_SPREAD:
+        return spread, f"outputs have no spread (std {spread:.2g}): random weights? use trained weights"
+    if values.ndim >= 1 and values.shape[0] >= 2:
+        largest = float(np.abs(values).max())
+        if float(np.abs(values - values[:1]).max()) <= SAME_SAMPLES * largest:
+            return spread, (f"all {values.shape[0]} samples give the same output: it does not depend on the "
+                            "input (constant inputs?)")
+    return spread, ""
+
+
+def constant_input_reason(feeds: Mapping[str, np.ndarray]) -> str:
+    """'' unless an input of more than one element holds one value everywhere, then why that
+    makes any comparison empty. Integer and boolean inputs (ids, masks: constant is normal) are
+    skipped; uint8 images are not."""
+    for name, array in feeds.items():
+        values = np.asarray(array)
+        if values.size > 1 and values.dtype.kind in "fcu":
+            first = values.flat[0]
+            if bool(np.all(values == first)):
+                return (f"input '{name}' is constant (every element {first:g}): the outputs cannot depend on "
+                        "the data; give real inputs")
+    return ""
 
 
 def check_tolerance(atol: float, rtol: float, min_cosine: float = 0.999) -> None:
@@ -83,19 +155,62 @@ def compare_outputs(
     check_tolerance(atol, rtol, min_cosine)
     results = []
     for name, expected in reference.items():
+        expected = np.asarray(expected)
         if name not in candidate:
-            results.append(OutputParity(name, float("inf"), float("inf"), 0.0, None, False))
+            spread, reason = spread_of(expected)
+            results.append(OutputParity(name, float("inf"), float("inf"), 0.0, None, False, spread, reason))
             continue
-        actual = np.asarray(candidate[name])
-        results.append(_compare_one(name, np.asarray(expected), actual, atol, rtol, min_cosine))
+        results.append(_compare_one(name, expected, np.asarray(candidate[name]), atol, rtol, min_cosine))
     return ParityReport(atol, rtol, min_cosine, tuple(results))
+
+
+def compare_fp32(
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    min_cosine: float = 0.999,
+) -> ParityReport:
+    """``compare_outputs`` for the same function computed twice in float32 (an export against torch,
+    a fused graph against the plain one, one runtime against another).
+
+    There an output with no spread whose values still vary (a random-weight network's ±1e-9
+    logits) is compared in units of its own std: float32 keeps relative precision, so cosine and
+    differences still say whether both sides compute the same thing. The report's note says so.
+    Constant, empty and input-independent outputs stay nothing to compare.
+    """
+    report = compare_outputs(reference, candidate, atol, rtol, min_cosine)
+    outputs, notes = [], []
+    for output in report.outputs:
+        expected = np.asarray(reference[output.name])
+        actual = np.asarray(candidate[output.name]) if output.name in candidate else None
+        if actual is None or not _rescuable(output, expected, actual):
+            outputs.append(output)
+            continue
+        scaled = _compare_one(output.name, expected / output.spread, actual / output.spread, atol, rtol, min_cosine)
+        if scaled.nothing_to_compare:  # input-independent once scaled
+            outputs.append(output)
+            continue
+        outputs.append(replace(scaled, spread=output.spread))
+        notes.append(f"{output.name} has no spread (std {output.spread:.2g}: random weights?), compared in units "
+                     "of its std")
+    return replace(report, outputs=tuple(outputs), note="; ".join(notes))
+
+
+def _rescuable(output: OutputParity, expected: np.ndarray, actual: np.ndarray) -> bool:
+    """An output with no spread whose values vary above float32 rounding, same shape on both sides."""
+    if not output.nothing_to_compare or not 0.0 < output.spread < NO_SPREAD or expected.shape != actual.shape:
+        return False
+    largest = float(np.abs(expected.astype(np.float64)).max())
+    return output.spread >= FLOAT32_RESOLUTION * largest
 
 
 def _compare_one(
     name: str, expected: np.ndarray, actual: np.ndarray, atol: float, rtol: float, min_cosine: float
 ) -> OutputParity:
+    spread, reason = spread_of(expected)
     if expected.shape != actual.shape:
-        return OutputParity(name, float("inf"), float("inf"), 0.0, None, False)
+        return OutputParity(name, float("inf"), float("inf"), 0.0, None, False, spread, reason)
     b = expected.astype(np.float64)
     a = actual.astype(np.float64)
     diff = np.abs(a - b)
@@ -106,8 +221,8 @@ def _compare_one(
     top1 = None
     if b.ndim == 2 and b.shape[1] > 1 and b.shape[0] > 0:
         top1 = float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
-    passed = finite and cosine >= min_cosine and bool(np.all(diff <= atol + rtol * np.abs(b)))
-    return OutputParity(name, max_abs, max_rel, cosine, top1, passed)
+    within = finite and cosine >= min_cosine and bool(np.all(diff <= atol + rtol * np.abs(b)))
+    return OutputParity(name, max_abs, max_rel, cosine, top1, within and not reason, spread, reason, within)
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,7 +240,9 @@ class BoxAgreement:
     """Detections of a candidate matched to the reference's by IoU (one-to-one, best first).
 
     Boxes whose score is within ``score_tol`` of the score threshold may appear on one side only
-    (a runtime's rounding legitimately flips them), so they are not required to match.
+    (a runtime's rounding legitimately flips them), so they are not required to match. When no
+    box on either side reaches the score threshold, ``nothing_to_compare`` says so and the match
+    does not pass.
     """
 
     reference_boxes: int
@@ -138,14 +255,16 @@ class BoxAgreement:
     label_agreement: float
     iou_threshold: float
     score_tol: float
+    nothing_to_compare: str = ""
 
     @property
     def passed(self) -> bool:
-        return (self.missing == 0 and self.extra == 0 and self.label_agreement == 1.0
-                and self.max_score_diff <= self.score_tol)
+        return (not self.nothing_to_compare and self.missing == 0 and self.extra == 0
+                and self.label_agreement == 1.0 and self.max_score_diff <= self.score_tol)
 
     def summary(self) -> str:
-        verdict = "ok" if self.passed else "FAILED"
+        verdict = (f"nothing to compare: {self.nothing_to_compare}" if self.nothing_to_compare
+                   else "ok" if self.passed else "FAILED")
         return (f"{self.matched}/{self.reference_boxes} boxes matched at IoU ≥ {self.iou_threshold:g} "
                 f"(mean IoU {self.mean_iou:.4f}), {self.missing} missing, {self.extra} extra, labels agree "
                 f"{self.label_agreement:.1%}, max score diff {self.max_score_diff:.3g} (tol {self.score_tol:g}): "
@@ -157,12 +276,14 @@ def match_boxes(reference, candidate, score_threshold: float, iou_threshold: flo
     """Agreement of two lists of per-image detections (objects with boxes/scores/labels)."""
     from edgekit.tasks.boxes import box_iou
 
-    totals = {"ref": 0, "cand": 0, "matched": 0, "missing": 0, "extra": 0, "labels": 0}
+    totals = {"ref": 0, "cand": 0, "matched": 0, "missing": 0, "extra": 0, "labels": 0, "scored": 0}
     ious: list[float] = []
     score_diff = 0.0
     for ref, cand in zip(reference, candidate, strict=True):
         totals["ref"] += len(ref.scores)
         totals["cand"] += len(cand.scores)
+        totals["scored"] += int(np.sum(np.asarray(ref.scores) >= score_threshold))
+        totals["scored"] += int(np.sum(np.asarray(cand.scores) >= score_threshold))
         iou = box_iou(ref.boxes, cand.boxes) if len(ref.scores) and len(cand.scores) else \
             np.zeros((len(ref.scores), len(cand.scores)))
         taken: set[int] = set()
@@ -182,7 +303,8 @@ def match_boxes(reference, candidate, score_threshold: float, iou_threshold: flo
             score_diff = max(score_diff, abs(float(ref.scores[i]) - float(cand.scores[j])))
             totals["labels"] += int(ref.labels[i] == cand.labels[j])
         totals["extra"] += sum(1 for j in range(len(cand.scores)) if j not in taken and cand.scores[j] >= clear)
+    nothing = "" if totals["scored"] else f"no box above the score threshold {score_threshold:g} on either side"
     return BoxAgreement(totals["ref"], totals["cand"], totals["matched"], totals["missing"], totals["extra"],
                         float(np.mean(ious)) if ious else 1.0, score_diff,
                         totals["labels"] / totals["matched"] if totals["matched"] else 1.0,
-                        iou_threshold, score_tol)
+                        iou_threshold, score_tol, nothing)

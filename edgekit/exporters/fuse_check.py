@@ -16,7 +16,7 @@ import numpy as np
 from edgekit.errors import CheckFailedError
 from edgekit.exporters.config import FuseConfig
 from edgekit.meta import ModelMeta
-from edgekit.parity import ParityReport, compare_outputs
+from edgekit.parity import ParityReport, compare_fp32
 
 CHECK_FRAMES = ((480, 640), (360, 270), (97, 131))  # dynamic frames: landscape, portrait, upsampled
 BOX_IOU, SCORE_ATOL = 0.99, 1e-4
@@ -75,7 +75,7 @@ def verify_fused(source: Path, fused: Path, meta: ModelMeta, new_meta: ModelMeta
                         candidate.setdefault(name, []).append(outputs[name][:1])
                 if config.postprocess:
                     decoded.append({name: value[:1] for name, value in outputs.items()})
-    parity = compare_outputs({k: np.concatenate(v) for k, v in reference.items()},
+    parity = compare_fp32({k: np.concatenate(v) for k, v in reference.items()},
                              {k: np.concatenate(v) for k, v in candidate.items()}, config.atol, config.rtol)
     pixel = max(pixel_diffs) if pixel_diffs else None
     if pixel is not None and pixel > config.pixel_atol:

@@ -16,7 +16,7 @@ from edgekit.errors import BadInputError, CheckFailedError, first_line
 from edgekit.exporters.config import ExportConfig, ExportResult
 from edgekit.fileio import atomic_path
 from edgekit.meta import ModelMeta
-from edgekit.parity import compare_outputs
+from edgekit.parity import compare_fp32
 
 
 def export_zoo_model(
@@ -176,4 +176,4 @@ def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], 
 
     with open_runtime("ort-cpu", path) as runtime:
         actual = runtime.run({"input": sample})
-    return compare_outputs(reference, actual, atol=config.atol, rtol=config.rtol)
+    return compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)

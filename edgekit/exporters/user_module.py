@@ -23,7 +23,7 @@ from edgekit.fileio import atomic_path
 from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta
 from edgekit.compare import box_agreement
-from edgekit.parity import compare_outputs
+from edgekit.parity import compare_fp32
 from edgekit.sources import ModelSource, parse_source
 
 DEFAULT_SIZE = (224, 224)
@@ -252,7 +252,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
                                 f"(opset {config.opset}): {reason}") from None
         write_metadata(temporary, meta, torch.__version__)
         actual = _run_ort(temporary, feeds)
-        parity = compare_outputs(reference, actual, atol=config.atol, rtol=config.rtol)
+        parity = compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)
         boxes = None
         if meta.task == "detection" and not parity.passed:  # near-tied boxes may come out in another order
             boxes = box_agreement(meta, [reference], [actual], 0.5, 0.02)
