@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from edgekit.errors import BadInputError, CheckFailedError, first_line
 from edgekit.exporters.config import ExportConfig, ExportResult
 from edgekit.fileio import atomic_path
 from edgekit.meta import ModelMeta
-from edgekit.parity import compare_fp32
+from edgekit.parity import BoxAgreement, ParityReport, compare_fp32
 
 
 def export_zoo_model(
@@ -78,10 +79,9 @@ def export_module(
                 f"(opset {config.opset}): {reason}"
             ) from None
         write_metadata(temporary, meta, torch.__version__)
-        parity = _validate(temporary, sample.numpy(), reference, config)
-        if not parity.passed:
-            raise CheckFailedError(f"export does not match torch, file not written: {parity.summary()}")
-    return ExportResult(Path(output), meta, parity)
+        actual = run_on_ort(temporary, {"input": sample.numpy()})
+        parity, boxes = verify_export(reference, actual, meta, config)
+    return ExportResult(Path(output), meta, parity, boxes)
 
 
 @contextlib.contextmanager
@@ -171,9 +171,39 @@ def _check_decoder_outputs(model, meta: ModelMeta) -> None:
                             f"lacks (it has {', '.join(present)}): set decoder.outputs, or check the task")
 
 
-def _validate(path: Path, sample: np.ndarray, reference: dict[str, np.ndarray], config: ExportConfig):
+def run_on_ort(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     from edgekit.runtimes import open_runtime
 
     with open_runtime("ort-cpu", path) as runtime:
-        actual = runtime.run({"input": sample})
-    return compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)
+        return runtime.run({name: array for name, array in feeds.items() if name in runtime.inputs})
+
+
+NO_BOXES_HINT = ("random weights tie a detector's scores, so its boxes come out in any order: export trained "
+                 "weights (--weights FILE)")
+
+
+def verify_export(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], meta: ModelMeta,
+                  config: ExportConfig) -> tuple[ParityReport, BoxAgreement | None]:
+    """The export check's verdict: ONNX Runtime's outputs against torch's (``compare_fp32``); for a
+    detector whose tensors differ (near-tied boxes come out in another order), its decoded boxes.
+    Boxes with nothing to compare (none above the score threshold) fall back to the tensors, and the
+    line says so. Raises CheckFailedError (the file is not written) when they differ, or when nothing
+    at all was compared."""
+    from edgekit.compare import box_agreement
+
+    parity = compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)
+    boxes = box_agreement(meta, [reference], [actual], 0.5, 0.02)  # None unless a detector
+    no_boxes = boxes.nothing_to_compare if boxes is not None else ""
+    if no_boxes:
+        parity = replace(parity, note="; ".join(filter(None, (parity.note, f"{no_boxes}: raw outputs compared"))))
+    if no_boxes or parity.passed:  # tensors that agree give the same boxes
+        boxes = None
+    verdict = boxes if boxes is not None else parity
+    if verdict.passed:
+        return parity, boxes
+    if parity.nothing_to_compare and boxes is None:
+        reasons = "; ".join(filter(None, (parity.nothing_to_compare, no_boxes)))
+        raise CheckFailedError(f"the export check compared nothing, file not written: {reasons} — export trained "
+                               "weights (--weights FILE), and check that the outputs depend on the input")
+    hint = f" — {NO_BOXES_HINT}" if no_boxes else ""
+    raise CheckFailedError(f"export does not match torch, file not written: {verdict.summary()}{hint}")

@@ -17,13 +17,11 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.deps import require
-from edgekit.errors import BadInputError, CheckFailedError, first_line
+from edgekit.errors import BadInputError, first_line
 from edgekit.exporters.config import ExportConfig, ExportResult
 from edgekit.fileio import atomic_path
 from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta
-from edgekit.compare import box_agreement
-from edgekit.parity import compare_fp32
 from edgekit.sources import ModelSource, parse_source
 
 DEFAULT_SIZE = (224, 224)
@@ -226,7 +224,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
     torch = require("torch", "torch")
     require("onnx", "torch")
     from edgekit.exporters.metadata import apply_changes
-    from edgekit.exporters.torch_onnx import native_stderr_silenced, write_metadata
+    from edgekit.exporters.torch_onnx import run_on_ort, native_stderr_silenced, verify_export, write_metadata
 
     meta = apply_changes(loaded.meta, meta_changes or {})  # bad metadata is an error before any work
     feeds = sample_inputs(loaded.inputs, config.seed)
@@ -251,19 +249,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
             raise BadInputError(f"torch cannot export {meta.model_name or 'the model'} "
                                 f"(opset {config.opset}): {reason}") from None
         write_metadata(temporary, meta, torch.__version__)
-        actual = _run_ort(temporary, feeds)
-        parity = compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)
-        boxes = None
-        if meta.task == "detection" and not parity.passed:  # near-tied boxes may come out in another order
-            boxes = box_agreement(meta, [reference], [actual], 0.5, 0.02)
-        if not (parity.passed or (boxes is not None and boxes.passed)):
-            verdict = boxes.summary() if boxes is not None else parity.summary()
-            raise CheckFailedError(f"export does not match torch, file not written: {verdict}")
+        actual = run_on_ort(temporary, feeds)
+        parity, boxes = verify_export(reference, actual, meta, config)
     return ExportResult(Path(output), meta, parity, boxes)
 
-
-def _run_ort(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from edgekit.runtimes import open_runtime
-
-    with open_runtime("ort-cpu", path) as runtime:
-        return runtime.run({name: array for name, array in feeds.items() if name in runtime.inputs})
