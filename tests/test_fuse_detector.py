@@ -94,18 +94,28 @@ def test_opencv_route_finds_the_same_boxes(detector, frames):
 
 def test_opencv_uint8_route_moves_boxes_only_slightly(detector, frames):
     """The uint8 resize is not box-exact (a pixel can be 0.8 levels off): the confident boxes a
-    robot keeps (score ≥ 0.3) are the same ones, nearly all within IoU 0.99 and all within 0.9."""
-    def confident(results):
-        return [d.__class__(d.boxes[d.scores >= 0.3], d.scores[d.scores >= 0.3], d.labels[d.scores >= 0.3])
-                for d in results]
+    robot keeps (score ≥ 0.3) are the same ones, nearly all within IoU 0.99 and all within 0.9.
 
-    expected = confident(_reference(detector, frames))
-    actual = confident(_reference(detector, frames, route="opencv-uint8"))
-    total = sum(len(d) for d in expected)
-    assert total >= 10 and sum(len(d) for d in actual) == total
-    close = sum(match_detections(want, got)[0] for want, got in zip(expected, actual, strict=True))
-    loose = sum(match_detections(want, got, 0.9)[0] for want, got in zip(expected, actual, strict=True))
-    assert loose == total and close >= 0.9 * total, (total, close, loose)
+    Bound from what the check means, not from one CPU: a box whose score is within ``BAND`` of the
+    0.3 threshold may fall on either side (the rounding moves scores by about 0.01, and the kernels a
+    CPU picks round differently: 76 vs 75 boxes on AVX2), so clearly confident boxes must match a box
+    of the other side above the threshold less the band, in both directions. NMS between two
+    overlapping boxes of near-equal score can keep the other one of the pair (2 of 43 with OpenCV
+    capped at AVX2), so 95 % must match loosely, 90 % closely."""
+    band = 0.03
+
+    def above(results, threshold):
+        return [d.__class__(d.boxes[d.scores >= threshold], d.scores[d.scores >= threshold],
+                            d.labels[d.scores >= threshold]) for d in results]
+
+    reference, uint8 = _reference(detector, frames), _reference(detector, frames, route="opencv-uint8")
+    for want_all, got_all in ((reference, uint8), (uint8, reference)):
+        want, got = above(want_all, 0.3 + band), above(got_all, 0.3 - band)
+        total = sum(len(d) for d in want)
+        assert total >= 10
+        close = sum(match_detections(w, g)[0] for w, g in zip(want, got, strict=True))
+        loose = sum(match_detections(w, g, 0.9)[0] for w, g in zip(want, got, strict=True))
+        assert loose >= 0.95 * total and close >= 0.9 * total, (total, close, loose)
 
 
 @pytest.mark.openvino

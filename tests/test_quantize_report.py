@@ -123,6 +123,7 @@ def test_nncf_writes_an_ir_that_openvino_runs_with_the_recipe(lenet, labelled, t
 
     from edgekit.parity import compare_outputs
     from edgekit.quantize.base import quantize
+    from edgekit.quantize.calibration import preprocess
     from edgekit.quantize.openvino import read_ir_meta
 
     _, calib = labelled
@@ -134,14 +135,21 @@ def test_nncf_writes_an_ir_that_openvino_runs_with_the_recipe(lenet, labelled, t
     assert meta.precision == "int8" and meta.input_size == (32, 32) and meta.color == "GRAY"
     assert meta.recipe["backend"] == "nncf" and meta.recipe["calib_size"] == 16
     assert meta.recipe["range_estimator"] == "MINMAX"
-    feeds = {"input": np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)}
+    # Images like the calibration's (INT8 ranges hold for them, not for N(0,1) noise). A working INT8
+    # model agrees with FP32 in top-1 and closely in cosine; wrong scales or layouts give ~0. CPUs
+    # without VNNI saturate u8·s8 products in 16 bits (oneDNN capped at AVX2: cosine 0.979 on noise),
+    # so the bound is 0.95, with every top-1 kept.
+    split, _ = labelled
+    feeds = preprocess(list(split.images[:16]), read_meta(lenet))
     compiled = ov.Core().compile_model(str(out), "CPU")
     actual = {"output": compiled(feeds)[0]}
     with open_runtime("ort-cpu", lenet) as runtime:
         expected = runtime.run(feeds)
-    assert compare_outputs(expected, actual).outputs[0].cosine >= 0.98
     with open_runtime("openvino", out) as runtime:
-        assert compare_outputs(expected, runtime.run(feeds)).outputs[0].cosine >= 0.98
+        through_edgekit = runtime.run(feeds)
+    for outputs in (actual, through_edgekit):
+        parity = compare_outputs(expected, outputs).outputs[0]
+        assert parity.cosine >= 0.95 and parity.top1_agreement >= 0.9, parity
 
 
 @pytest.mark.tensorrt
