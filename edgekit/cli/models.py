@@ -15,37 +15,23 @@ def register(app: typer.Typer) -> None:
 
 
 def models(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the list as JSON.")) -> None:
-    """List the zoo: architectures, parameter counts and default input sizes."""
+    """List the zoo: architectures, parameter counts and default input sizes (data: nothing is built)."""
     check_outputs(json_out)
     from rich.table import Table
 
     from edgekit.zoo.catalog import entries
 
-    try:
-        from edgekit.zoo.build import count_parameters
-    except ImportError:  # pragma: no cover - torch missing
-        count_parameters = None
-    rows = []
-    for entry in entries():
-        params = _params(count_parameters, entry)
-        rows.append({"name": entry.name, "family": entry.family, "task": entry.task, "parameters": params,
-                     "input_size": list(entry.input_size), "color": entry.color, "classes": entry.num_classes})
+    rows = [{"name": entry.name, "family": entry.family, "task": entry.task, "parameters": entry.parameters,
+             "input_size": list(entry.input_size), "color": entry.color, "classes": entry.num_classes}
+            for entry in entries()]
     table = Table(title="edgekit model zoo (random weights unless --weights is given)")
     for column in ("model", "family", "params", "input", "classes"):
         table.add_column(column, justify="right" if column in ("params", "classes") else "left")
     for row in rows:
         size = f"{row['color'].lower()} {row['input_size'][0]}x{row['input_size'][1]}"
-        params = fmt_count(row["parameters"]) if row["parameters"] is not None else "needs torch"
+        params = fmt_count(row["parameters"])
         table.add_row(row["name"], row["family"], params, size, str(row["classes"]))
     console().print(table)
     if json_out:
         write_json(json_out, rows)
 
-
-def _params(counter, entry) -> int | None:
-    if counter is None:
-        return None
-    try:
-        return counter(entry)
-    except ImportError:
-        return None

@@ -31,6 +31,7 @@ class ZooEntry:
     num_classes: int = 1000
     task: str = "classification"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0    # as data, so listing the zoo builds nothing (a test counts them on torch)
 
     def meta(self, input_size: tuple[int, int] | None = None, labels: tuple[str, ...] = ()) -> ModelMeta:
         """The metadata an export of this entry carries."""
@@ -47,13 +48,23 @@ class ZooEntry:
 
 
 def _tv(name: str, family: str, min_input_size: int = 32, **kwargs: Any) -> ZooEntry:
-    return ZooEntry(name, f"torchvision.models:{name}", family, min_input_size=min_input_size, kwargs=kwargs)
+    return ZooEntry(name, f"torchvision.models:{name}", family, min_input_size=min_input_size, kwargs=kwargs,
+                    parameters=PARAMETERS[name])
+
+
+# Parameter counts of each architecture as built (10 classes for LeNet-5, 1,000 for the others)
+PARAMETERS = {
+    "lenet5": 61706, "alexnet": 61100840, "vgg11": 132863336, "vgg13": 133047848, "vgg16": 138357544,
+    "vgg19": 143667240, "googlenet": 6624904, "resnet18": 11689512, "resnet34": 21797672,
+    "resnet50": 25557032, "resnext50_32x4d": 25028904, "densenet121": 7978856, "squeezenet1_1": 1235496,
+    "mobilenet_v2": 3504872, "mobilenet_v3_small": 2542856, "efficientnet_b0": 5288548,
+}
 
 
 _ENTRIES = [
     ZooEntry(
         "lenet5", "edgekit.zoo.lenet:lenet5", "LeNet", input_size=(32, 32), min_input_size=32,
-        color="GRAY", mean=(0.5,), std=(0.5,), num_classes=10,
+        color="GRAY", mean=(0.5,), std=(0.5,), num_classes=10, parameters=PARAMETERS["lenet5"],
     ),
     _tv("alexnet", "AlexNet", min_input_size=63),
     _tv("vgg11", "VGG"),
