@@ -1,13 +1,17 @@
-"""Run one model on several runtimes with the same inputs and compare their outputs.
+"""Run one model on several runtimes with the same inputs and compare their outputs, or two model
+files (FP32 and INT8, before and after an optimization) on the same runtimes.
 
-The reference is torch when the model is a zoo name (the same seeded weights the export used),
-otherwise the first runtime listed. Numbers come from edgekit.parity.compare_outputs.
+The reference is torch for a zoo name or a torch source (the weights and seed its export used),
+saved golden outputs (``--load-outputs``), the first of two files, else the first runtime listed.
+Verdicts by purpose: the same precision on both sides is judged by atol/rtol (``compare_fp32``); a
+reduced-precision side (int8/fp16 in the metadata, or Q/DQ nodes) by top-1 agreement, cosine or box
+match against a ``Budget``, and only on real inputs (``edgekit.compare_files``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,23 +19,40 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import BadInputError
-from edgekit.parity import BoxAgreement, ParityReport, check_tolerance, compare_fp32, match_boxes
+from edgekit.inputs.images import DEFAULT_SAMPLES
+from edgekit.parity import BoxAgreement, ParityReport, check_tolerance
+
+RANDOM_NOTE = "random N(0,1) inputs: agreement on noise is not accuracy"
 
 
 @dataclass(frozen=True)
 class RuntimeParity:
-    """How one runtime's outputs compare with the reference's (detectors: box-matched too)."""
+    """How one runtime's outputs compare with the reference's (detectors: box-matched too; a
+    reduced-precision candidate: against the budget)."""
 
     runtime: str
     version: str
     device: str
     parity: ParityReport
     boxes: BoxAgreement | None = None
+    budget: Any = None  # edgekit.compare_files.BudgetVerdict when the precisions differ
 
     @property
     def passed(self) -> bool:
-        """Detectors pass on matched boxes (raw tensors may differ in length and order)."""
-        return self.boxes.passed if self.boxes is not None else self.parity.passed
+        """Detectors pass on matched boxes (raw tensors may differ in length and order) when some box
+        scored above the threshold, else on the raw tensors; reduced precision on the budget."""
+        return self._verdict.passed
+
+    def summary(self) -> str:
+        return self._verdict.summary()
+
+    @property
+    def _verdict(self):
+        if self.budget is not None:
+            return self.budget
+        if self.boxes is not None and not self.boxes.nothing_to_compare:
+            return self.boxes
+        return self.parity
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,10 @@ class CompareRecord:
     min_cosine: float
     results: tuple[RuntimeParity, ...]
     batches: int = 1
+    candidate_path: str = ""  # the second model file, when two are compared
+    precision: str = "fp32"  # "fp32", or "fp32 vs int8" when the sides differ
+    budget: Any = None  # edgekit.compare_files.Budget: set when judged by budget, not tolerance
+    input_note: str = ""  # why agreement on these inputs says little (random noise, constant inputs)
 
     @property
     def passed(self) -> bool:
@@ -62,8 +87,11 @@ class CompareRecord:
         data["passed"] = self.passed
         for result, row in zip(self.results, data["results"]):
             row["passed"] = result.passed
+            row["summary"] = result.summary()
             if result.boxes is not None:
                 row["boxes"]["passed"] = result.boxes.passed
+            if result.budget is not None:
+                row["budget"]["passed"] = result.budget.passed
         return data
 
 
@@ -77,6 +105,26 @@ class CompareInputs:
     save_inputs: str | Path | None = None
     save_outputs: str | Path | None = None
     load_outputs: str | Path | None = None  # golden outputs: the reference instead of a runtime
+    images: str | Path | None = None  # a folder of images, through the model's preprocessing
+    data: str | None = None  # a data set (digits, shapes, a folder of class folders...): its test split
+    samples: int = DEFAULT_SAMPLES  # images taken from ``images`` or ``data``
+
+    @property
+    def real(self) -> bool:
+        """Inputs the user gave (random N(0,1) noise otherwise)."""
+        return any(x is not None for x in (self.inputs, self.data_loader, self.images, self.data))
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How candidates are judged: tolerances for the same precision, ``budget`` when it differs."""
+
+    atol: float = 1e-4
+    rtol: float = 1e-3
+    min_cosine: float = 0.999
+    iou_threshold: float = 0.5
+    score_tol: float = 0.02
+    budget: Any = None  # edgekit.compare_files.Budget: the precisions differ
 
 
 def compare(
@@ -95,40 +143,48 @@ def compare(
     iou_threshold: float = 0.5,
     score_tol: float = 0.02,
     meta_changes: Mapping[str, Any] | None = None,
+    candidate: str | Path | None = None,
+    budget: Any = None,
 ) -> CompareRecord:
     """Run ``model`` (a model file, a zoo name or a user torch model) on each runtime and compare
     with the reference: torch for zoo/user models, saved golden outputs, else the first runtime.
+    With ``candidate`` (a second model file), run both files on each runtime and compare them.
 
-    ``inputs``: an .npz whose array names are the model's inputs (else ``io``'s loader, else seeded
-    random inputs); ``runtime_options``: per-runtime options by runtime name; ``meta_changes``:
-    metadata written into the export of a zoo or torch model.
+    ``inputs``: an .npz whose array names are the model's inputs (else ``io``'s loader, images or
+    data set, else seeded random inputs); ``runtime_options``: per-runtime options by runtime name;
+    ``meta_changes``: metadata written into the export of a zoo or torch model; ``budget``
+    (``compare_files.Budget``): what a reduced-precision candidate must keep.
     """
+    from edgekit.compare_files import Budget, compare_files, judge, precision_of, require_real_inputs
     from edgekit.sources import parse_source, resolve_model
 
     io = io or CompareInputs(inputs=inputs)
     if inputs is not None and io.inputs is None:
         io = dataclasses.replace(io, inputs=inputs)
-    if io.inputs is not None and io.data_loader is not None:
-        raise BadInputError("give either --load-inputs/--inputs or --data-loader, not both")
-    check_tolerance(atol, rtol, min_cosine)
-    if not 0 < iou_threshold <= 1 or not 0 <= score_tol < 1:
-        raise BadInputError(f"--iou must be in (0, 1] and --score-tol in [0, 1), got {iou_threshold}, {score_tol}")
+    judging = Judging(atol, rtol, min_cosine, iou_threshold, score_tol, budget or Budget())
+    check_request(io, judging)
+    if candidate is not None:
+        return compare_files(model, candidate, runtimes, io, judging, seed, runtime_options or {})
     classes = _runtime_classes(runtimes, runtime_options or {})
     source = parse_source(str(model))
     from_torch = source.kind == "zoo" or source.is_torch
     if not from_torch and io.load_outputs is None and len(classes) < 2:
-        raise BadInputError("comparing a model file needs at least two runtimes (the first is the reference) "
-                            "or --load-outputs; a zoo or torch model is compared against torch")
+        raise BadInputError("comparing a model file needs at least two runtimes (the first is the reference), "
+                            "a second model file, or --load-outputs; a zoo or torch model is compared against torch")
     path = resolve_model(str(model), batch=batch, input_size=input_size, weights=weights, inputs=io.specs,
                          meta_changes=meta_changes)
+    precision = precision_of(path) if io.load_outputs is not None else "fp32"
+    if precision != "fp32":
+        require_real_inputs(io, f"an {precision} model with saved outputs")
+    judging = dataclasses.replace(judging, budget=judging.budget if precision != "fp32" else None)
+    from edgekit.meta import read_meta
+
+    meta = read_meta(path)
     given = runtime_options or {}
     options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
-    batches = _given_batches(io)
-    if batches is None and io.specs and source.kind == "file":  # --input shapes a file's random inputs
-        from edgekit.inputs.specs import sample_feeds
-
-        batches = [sample_feeds(io.specs, seed)]
-    batches, outputs, described = _run_all(classes, options, path, batches, io, batch, seed)
+    file_specs = bool(io.specs) and source.kind == "file"
+    batches, make, where = plan_inputs(io, path, meta, batch, seed, file_specs)
+    batches, outputs, described = _run_all(classes, options, path, batches, make, where)
     first = outputs[classes[0].name]
     if io.load_outputs is not None:
         reference_name = f"saved outputs {Path(io.load_outputs).name}"
@@ -143,33 +199,52 @@ def compare(
         reference_name = classes[0].name
         reference = first
         candidates = [cls.name for cls in classes[1:]]
+    results = tuple(judge(name, described[name], reference, outputs[name], meta, judging) for name in candidates)
     _save(io, batches, reference)
-    from edgekit.meta import read_meta
-
-    meta = read_meta(path)
-    results = tuple(
-        RuntimeParity(name, *described[name],
-                      compare_fp32(_merge(reference), _merge(outputs[name]), atol, rtol, min_cosine),
-                      box_agreement(meta, reference, outputs[name], iou_threshold, score_tol))
-        for name in candidates
-    )
     return CompareRecord(
         model=meta.model_name or path.stem, model_path=str(path), reference=reference_name,
-        inputs={k: list(v.shape) for k, v in batches[0].items()}, input_source=_describe_source(io, seed),
+        inputs={k: list(v.shape) for k, v in batches[0].items()}, input_source=where,
         atol=atol, rtol=rtol, min_cosine=min_cosine, results=results, batches=len(batches),
+        precision=f"saved vs {precision}" if precision != "fp32" else "fp32", budget=judging.budget,
+        input_note=input_note(io, batches),
     )
 
 
-def _run_all(classes, options, path: Path, batches, io: CompareInputs, batch: int, seed: int):
-    """Every runtime on every batch: (batches, outputs by runtime, (version, device) by runtime)."""
+def check_request(io: CompareInputs, judging: Judging) -> None:
+    """Refuse contradictory input options and impossible tolerances before any (slow) work."""
+    given = [flag for flag, value in (("--inputs", io.inputs), ("--data-loader", io.data_loader),
+                                      ("--images", io.images), ("--data", io.data)) if value is not None]
+    if len(given) > 1:
+        raise BadInputError(f"give one source of inputs, not {' and '.join(given)}")
+    if io.images is not None and not Path(io.images).is_dir():
+        raise BadInputError(f"--images: {'not a folder' if Path(io.images).exists() else 'folder not found'}: "
+                            f"{io.images}")
+    if io.samples < 1:
+        raise BadInputError(f"--samples must be at least 1, got {io.samples}")
+    check_tolerance(judging.atol, judging.rtol, judging.min_cosine)
+    if not 0 < judging.iou_threshold <= 1 or not 0 <= judging.score_tol < 1:
+        raise BadInputError(f"--iou must be in (0, 1] and --score-tol in [0, 1), got {judging.iou_threshold}, "
+                            f"{judging.score_tol}")
+
+
+def input_note(io: CompareInputs, batches: Sequence[Mapping[str, np.ndarray]]) -> str:
+    """Why agreement on these inputs says little: random noise, or an input that is constant."""
+    from edgekit.parity import constant_input_reason
+
+    constant = next((reason for reason in map(constant_input_reason, batches) if reason), "")
+    return constant or ("" if io.real else RANDOM_NOTE)
+
+
+def _run_all(classes, options, path: Path, batches, make: Callable | None, source: str):
+    """Every runtime on every batch: (batches, outputs by runtime, (version, device) by runtime).
+    Without ``batches``, ``make(runtime)`` makes them on the first runtime."""
     outputs: dict[str, list[dict[str, np.ndarray]]] = {}
     described: dict[str, tuple[str, str]] = {}
     for cls in classes:
         with get_runtime_class(cls.name)(path, **options[cls.name]) as runtime:
             if batches is None:
-                batches = [_random_inputs(runtime, path, batch, seed)]
-            else:
-                check_feeds(batches, runtime.inputs, _describe_source(io))
+                batches = make(runtime)
+            check_feeds(batches, runtime.inputs, source)
             outputs[cls.name] = [runtime.run(feeds) for feeds in batches]
             availability = cls.probe()
             device = runtime.describe().get("device_name") or (availability.devices or ("",))[0]
@@ -183,16 +258,29 @@ def get_runtime_class(name: str):
     return get_runtime(name)
 
 
-def _given_batches(io: CompareInputs) -> list[dict[str, np.ndarray]] | None:
+def plan_inputs(io: CompareInputs, path: Path, meta, batch: int, seed: int, file_specs: bool = False):
+    """(the batches given, or None; runtime → batches to make when none were; where they come from).
+    Images and data sets are read here, once, and prepared by the model's preprocessing; random
+    inputs are seeded N(0,1) (shaped by ``--input`` specs when ``file_specs``)."""
     if io.inputs is not None:
         from edgekit.inputs.golden import load_batches_npz
 
-        return _finite(load_batches_npz(io.inputs, "inputs"), Path(io.inputs).name)
+        return _finite(load_batches_npz(io.inputs, "inputs"), Path(io.inputs).name), None, str(io.inputs)
     if io.data_loader is not None:
         from edgekit.inputs.loader import load_batches
 
-        return _finite(load_batches(io.data_loader), f"data loader {io.data_loader}")
-    return None
+        where = f"data loader {io.data_loader}"
+        return _finite(load_batches(io.data_loader), where), None, where
+    if io.images is not None or io.data is not None:
+        from edgekit.inputs.images import image_feeds, load_images
+
+        images, where = load_images(io.images, io.data, meta, io.samples, seed)
+        return None, lambda runtime: image_feeds(images, meta, runtime.inputs), where
+    if file_specs:  # --input shapes a file's random inputs
+        from edgekit.inputs.specs import sample_feeds
+
+        return [sample_feeds(io.specs, seed)], None, f"random(seed={seed})"
+    return None, lambda runtime: [_random_inputs(runtime, path, batch, seed)], f"random(seed={seed})"
 
 
 def _finite(batches: list[dict[str, np.ndarray]], source: str) -> list[dict[str, np.ndarray]]:
@@ -203,14 +291,6 @@ def _finite(batches: list[dict[str, np.ndarray]], source: str) -> list[dict[str,
                 raise BadInputError(f"{source}: input '{name}' holds NaN or infinite values; "
                                     "outputs cannot be compared")
     return batches
-
-
-def _describe_source(io: CompareInputs, seed: int = 0) -> str:
-    if io.inputs is not None:
-        return str(io.inputs)
-    if io.data_loader is not None:
-        return f"data loader {io.data_loader}"
-    return f"random(seed={seed})"
 
 
 def check_feeds(batches, specs, source: str):
@@ -236,45 +316,6 @@ def _save(io: CompareInputs, batches, reference) -> None:
         save_batches(io.save_inputs, batches)
     if io.save_outputs is not None:
         save_batches(io.save_outputs, reference)
-
-
-def _merge(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """One dict of outputs over every batch (concatenated along the batch axis where shapes allow)."""
-    if len(batches) == 1:
-        return dict(batches[0])
-    merged = {}
-    for name in batches[0]:
-        arrays = [np.asarray(b[name]) for b in batches if name in b]
-        if len(arrays) == len(batches) and all(a.ndim and a.shape[1:] == arrays[0].shape[1:] for a in arrays):
-            merged[name] = np.concatenate(arrays, axis=0)
-        else:
-            merged[name] = np.concatenate([a.ravel() for a in arrays])
-    return merged
-
-
-def box_agreement(meta, reference, candidate, iou_threshold: float, score_tol: float) -> BoxAgreement | None:
-    """Box-matched agreement when the model is a detector with a known decoder."""
-    if meta.task != "detection":
-        return None
-    from edgekit.tasks.detection import DetectionTask
-    from edgekit.tasks.preprocess import ImageTransform
-
-    task = DetectionTask()
-    _, settings = task.decoder(meta)
-    height, width = meta.input_size
-    ref_dets, cand_dets = [], []
-    for ref, cand in zip(reference, candidate, strict=True):
-        images = _image_count(ref)
-        identity = [ImageTransform(1.0, 1.0, 0.0, 0.0, (height, width))] * images
-        ref_dets += task.postprocess(ref, meta, identity)
-        cand_dets += task.postprocess(cand, meta, identity)
-    return match_boxes(ref_dets, cand_dets, settings["score_threshold"], iou_threshold, score_tol)
-
-
-def _image_count(outputs: Mapping[str, np.ndarray]) -> int:
-    """Images in one batch of detector outputs (a batch-less output, e.g. torchvision's, is one)."""
-    shapes = [np.asarray(a).shape for a in outputs.values()]
-    return 1 if any(len(s) <= 2 for s in shapes) else int(shapes[0][0])
 
 
 def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping[str, Any]]) -> list:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgekit.compare import compare
+from edgekit.compare import RANDOM_NOTE, CompareInputs, compare
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 
 pytestmark = pytest.mark.openvino
@@ -25,6 +25,14 @@ def test_zoo_model_passes_against_torch(tmp_path):
         assert output["name"] == "output" and output["top1_agreement"] == 1.0
         assert 0 <= output["max_abs"] < 1e-4 and output["cosine"] > 0.9999
     assert "all runtimes pass" in result.stdout
+    assert record["input_note"] == RANDOM_NOTE and RANDOM_NOTE in result.stdout.replace("\n", " ")
+
+
+def test_zoo_model_against_torch_on_a_data_set():
+    record = compare("lenet5", ["ort-cpu"], io=CompareInputs(data="digits", samples=40))
+    assert record.passed and record.input_source == "40 test images of digits" and record.input_note == ""
+    assert record.inputs == {"input": [1, 1, 32, 32]} and record.batches == 40   # the export's fixed batch 1
+    assert record.results[0].parity.outputs[0].top1_agreement == 1.0
 
 
 def test_onnx_file_uses_the_first_runtime_as_reference(zoo_onnx):
