@@ -252,3 +252,13 @@ class CellRecord:
 
 def unsupported(cell: Cell, key: str, reason: str, **extra: Any) -> CellRecord:
     return CellRecord(cell, key, "unsupported", reason, **extra)
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy: mappings with string keys, tuples as lists, anything else not JSON as its text
+    (a runtime description holds enums and devices). The one conversion every store write uses."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgekit.bench.latency import LoopPlan
 from edgekit.errors import EdgekitError, RuntimeUnavailableError, first_line
-from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec
+from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec, json_safe
 from edgekit.matrix.quality import EvalData, Quality, eval_data, judge, outputs_on
 from edgekit.matrix.variants import Unsupported, make_variant
 from edgekit.meta import ModelMeta, read_meta
@@ -189,13 +189,3 @@ def _failed(cell: Cell, key: str, status: str, reason: str, source: Source | Non
                       model_name=(source.meta.model_name or source.path.stem) if source else Path(cell.model).stem,
                       model_sha256=source.sha256 if source else "", seconds=time.perf_counter() - start,
                       config=config or {})
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-safe copy of a runtime description."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-

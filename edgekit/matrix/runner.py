@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec
+from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec, json_safe
 from edgekit.matrix.measure import MatrixContext, measure_cell
 
 
@@ -32,29 +33,53 @@ def check_runtimes(spec: MatrixSpec) -> None:
         get_runtime(name)
 
 
-def run_matrix(spec: MatrixSpec, store, force: bool = False, progress: bool = True,
+class Progress(Protocol):
+    """What a caller may watch a run with (the CLI draws a bar; the library draws nothing)."""
+
+    def start(self, total: int, completed: int) -> None: ...
+
+    def advance(self, cell: Cell, record: CellRecord | None) -> None: ...   # None: the cell starts
+
+    def stop(self) -> None: ...
+
+
+def run_matrix(spec: MatrixSpec, store, force: bool = False, progress: Progress | None = None,
                on_record: Callable[[CellRecord], None] | None = None, isolate: bool = True) -> MatrixRun:
-    """Measure every cell of ``spec`` not already in its latest run in ``store`` (all with ``force``).
-    ``isolate=False`` measures in this process (a native crash then ends the run)."""
+    """Measure every cell of ``spec`` not already in its latest run in ``store`` (all with ``force``),
+    telling ``progress`` as it goes. ``isolate=False`` measures in this process (a native crash then
+    ends the run)."""
     from edgekit.store.db import record_from_row
 
     cells, keys, run_id, todo, done = start_or_resume(spec, store, force)
     measure = _Isolated(spec) if isolate else _InProcess(spec)
+    progress = progress or _Silent()
+    progress.start(len(cells), len(cells) - len(todo))
     try:
-        with _progress(progress, len(cells), len(cells) - len(todo)) as advance:
-            for cell in todo:
-                advance(cell, None)
-                record = measure(cell, keys[cell])
-                store.add(run_id, record)
-                advance(cell, record)
-                if on_record:
-                    on_record(record)
+        for cell in todo:
+            progress.advance(cell, None)
+            record = measure(cell, keys[cell])
+            store.add(run_id, record)
+            progress.advance(cell, record)
+            if on_record:
+                on_record(record)
     finally:
+        progress.stop()
         measure.close()
     store.finish_run(run_id)
     stored = {row["cell_key"]: record_from_row(row) for row in store.records(run_ids=[run_id])}
     records = tuple(stored[keys[cell]] for cell in cells if keys[cell] in stored)
     return MatrixRun(run_id, records, len(todo), bool(done))
+
+
+class _Silent:
+    def start(self, total: int, completed: int) -> None:
+        pass
+
+    def advance(self, cell: Cell, record: CellRecord | None) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 class _InProcess:
@@ -99,40 +124,3 @@ def start_or_resume(spec: MatrixSpec, store, force: bool, details: dict | None =
 
 def spec_json(spec: MatrixSpec) -> dict:
     return json_safe(dataclasses.asdict(spec))
-
-
-def json_safe(value):
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-class _progress:
-    """A rich progress bar over cells (or nothing); ``advance(cell, record)`` names the cell in flight."""
-
-    def __init__(self, enabled: bool, total: int, completed: int) -> None:
-        self.enabled, self.total, self.completed = enabled, total, completed
-
-    def __enter__(self) -> Callable[[Cell, CellRecord | None], None]:
-        if not self.enabled:
-            return lambda cell, record: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            transient=False)
-        self.bar.start()
-        task = self.bar.add_task("matrix", total=self.total, completed=self.completed)
-
-        def advance(cell: Cell, record: CellRecord | None) -> None:
-            if record is None:
-                self.bar.update(task, description=cell.label)
-            else:
-                self.bar.update(task, advance=1, description=f"{cell.label}: {record.status}")
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()

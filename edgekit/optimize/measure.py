@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import BadInputError, first_line
-from edgekit.matrix.cells import CellRecord, Evaluation, Timing
-from edgekit.matrix.measure import json_safe
+from edgekit.matrix.cells import CellRecord, Evaluation, Timing, json_safe
 from edgekit.matrix.quality import EvalData, Quality
 from edgekit.matrix.variants import Unsupported, Variant
 from edgekit.meta import ModelMeta

@@ -109,7 +109,7 @@ class Search:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
     def _spec(self) -> dict[str, Any]:
-        from edgekit.matrix.runner import json_safe
+        from edgekit.matrix.cells import json_safe
 
         return json_safe({"optimize": dataclasses.asdict(self.config), "source": str(self.source),
                           "data": self.data.name, "executor": self.executor.name})
