@@ -5,9 +5,10 @@
    with the same model and inference threads (target: within 5 %).
 2. The p50 latency of a single-stream matrix cell vs `edgekit bench` alone (the same
    ``benchmark()`` the command runs), same model, runtime and threads (target: within 2 %).
-Measurements are interleaved over --rounds and the medians compared.
+Measurements are interleaved over --rounds (matrix, then the tool, in each round); a ratio is the
+median of the rounds' matrix / tool ratios (the tool = 1.0x).
 
-    python benchmarks/matrix_vs_tools.py --models mobilenet_v3_small,resnet18 --threads 2 --duration 3
+    python benchmarks/matrix_vs_tools.py --models mobilenet_v3_small,resnet18 --threads 2 --duration 3 [--no-results]
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgekit.bench import BenchConfig, LoopPlan, benchmark  # noqa: E402
 from edgekit.matrix import Evaluation, MatrixSpec, Timing  # noqa: E402
 from edgekit.matrix.measure import MatrixContext, measure_cell  # noqa: E402
 from edgekit.sources import resolve_model  # noqa: E402
+from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
 
 def benchmark_app_fps(path: Path, threads: int, duration: float) -> float:
@@ -69,9 +72,12 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are compared")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the paired ratios' median")
+    add_results_flag(parser)
     args = parser.parse_args()
-    print(f"{'model':<20}{'figure':<34}{'matrix':>12}{'reference':>12}{'ratio':>8}")
+    results = Results("matrix_vs_tools", enabled=not args.no_results)
+    print(f"ratio: median over {args.rounds} rounds of matrix / reference (reference = 1.0x); columns: medians")
+    print(f"{'model':<20}{'figure':<34}{'matrix':>12}{'reference':>12}{'ratio':>8}  per-round ratios")
     worst = {"offline": 0.0, "single": 0.0}
     for name in args.models.split(","):
         path = resolve_model(name, input_size=(args.input_size, args.input_size))
@@ -83,17 +89,22 @@ def main() -> None:
             for runtime, (cells, alone) in single.items():
                 cells.append(matrix_cell(path, runtime, "single-stream", args.threads, args.duration).p50_ms)
                 alone.append(bench_alone_p50(path, runtime, args.threads, args.duration))
-        ratio = statistics.median(ours) / statistics.median(apps)
+        ratio, ratios = results.ratio(f"{name}: openvino offline FPS, matrix / benchmark_app", ours, apps,
+                                      "benchmark_app -hint throughput")
         worst["offline"] = max(worst["offline"], abs(ratio - 1))
         print(f"{name:<20}{'openvino offline FPS vs benchmark_app':<34}{statistics.median(ours):>12.1f}"
-              f"{statistics.median(apps):>12.1f}{ratio:>8.3f}")
+              f"{statistics.median(apps):>12.1f}{ratio:>8.3f}  {rounds_text(ratios)}")
         for runtime, (cells, alone) in single.items():
-            ratio = statistics.median(cells) / statistics.median(alone)
+            ratio, ratios = results.ratio(f"{name}: {runtime} single-stream p50, matrix cell / edgekit bench",
+                                          cells, alone, "edgekit bench")
             worst["single"] = max(worst["single"], abs(ratio - 1))
             print(f"{name:<20}{runtime + ' single-stream p50 ms vs bench':<34}{statistics.median(cells):>12.3f}"
-                  f"{statistics.median(alone):>12.3f}{ratio:>8.3f}")
+                  f"{statistics.median(alone):>12.3f}{ratio:>8.3f}  {rounds_text(ratios)}")
     print(f"worst deviation: offline vs benchmark_app {worst['offline']:.1%} (target 5 %), "
           f"single-stream cell vs edgekit bench {worst['single']:.1%} (target 2 %)")
+    results.note(f"worst deviation: offline {worst['offline']:.1%} (target 5 %), single-stream {worst['single']:.1%}"
+                 " (target 2 %)")
+    results.write()
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 Both use: CPU, latency hint, 1 stream, the same inference threads, f32 precision, batch 1,
 one pre-created infer request started and waited for (benchmark_app's default async API
 with -nireq 1; edgekit's prepared call is start_async + wait). Prints each p50 and edgekit / benchmark_app
-(target: within 5 %). Runs are interleaved over --rounds to share the machine's noise.
+(target: within 5 %). Runs are interleaved over --rounds (edgekit, then benchmark_app) to share the
+machine's noise; the ratio is the median of the rounds' edgekit / benchmark_app (benchmark_app = 1.0x).
 
     python benchmarks/openvino_vs_benchmark_app.py --models resnet18,mobilenet_v3_small --threads 2 --duration 3
+        [--rounds 2] [--no-results]
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgekit.bench import BenchConfig, LoopPlan, benchmark  # noqa: E402
 from edgekit.sources import resolve_model  # noqa: E402
+from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
 
 def benchmark_app_p50(path: Path, threads: int, duration: float) -> float:
@@ -62,9 +66,12 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the median is kept")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the paired ratios' median")
+    add_results_flag(parser)
     args = parser.parse_args()
-    print(f"{'model':<22}{'edgekit p50':>14}{'benchmark_app p50':>20}{'ratio':>9}")
+    results = Results("openvino_vs_benchmark_app", enabled=not args.no_results)
+    print(f"ratio: median over {args.rounds} rounds of edgekit p50 / benchmark_app p50 (benchmark_app = 1.0x)")
+    print(f"{'model':<22}{'edgekit p50':>14}{'benchmark_app p50':>20}{'ratio':>9}  per-round ratios")
     worst = 0.0
     for name in args.models.split(","):
         path = resolve_model(name, input_size=(args.input_size, args.input_size))
@@ -73,10 +80,13 @@ def main() -> None:
             ours.append(edgekit_p50(path, args.threads, args.duration))
             theirs.append(benchmark_app_p50(path, args.threads, args.duration))
         mine, reference = statistics.median(ours), statistics.median(theirs)
-        ratio = mine / reference
+        ratio, ratios = results.ratio(f"{name}: openvino p50, edgekit / benchmark_app", ours, theirs,
+                                      "benchmark_app -hint latency")
         worst = max(worst, abs(ratio - 1))
-        print(f"{name:<22}{mine:>11.3f} ms{reference:>17.3f} ms{ratio:>9.3f}")
+        print(f"{name:<22}{mine:>11.3f} ms{reference:>17.3f} ms{ratio:>9.3f}  {rounds_text(ratios)}")
     print(f"worst deviation {worst:.1%} (target: within 5 %)")
+    results.note(f"worst deviation {worst:.1%} (target: within 5 %)")
+    results.write()
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ fused nodes alone (``--resize-op resize`` and ``gather``) and the fused graph's 
 plain model, same runtime), the Predictor-style call (preprocess
 → run → postprocess) for the plain model on each route and for the fused model, and the
 detector's numpy decoding + NMS against decoding + NMS in the graph. Rounds alternate between
-the variants so machine noise hits all alike; the median of the rounds' p50s is printed.
+the variants so machine noise hits all alike; the table prints the median of the rounds' p50s, and a
+ratio (end to end / plain inference, plain inference = 1.0x) is the median of the rounds' ratios.
 
-    python benchmarks/preprocess_routes.py [--detector runs/detector/detector.onnx] [--rounds 3]
+    python benchmarks/preprocess_routes.py [--detector runs/detector/detector.onnx] [--rounds 3] [--no-results]
 
 Without ``--detector`` a random-weight detector is used with the score threshold at 0, so NMS
 works on all 100 candidates (the worst case).
@@ -18,11 +19,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
 FRAME = (480, 640)
 RUNTIMES = ("ort-cpu", "openvino")
@@ -161,17 +167,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=0.5, help="per variant and round")
     parser.add_argument("--threads", type=int, default=2)
+    add_results_flag(parser)
     args = parser.parse_args()
+    results = Results("preprocess_routes", enabled=not args.no_results)
     task_options = {} if args.detector else {"score_threshold": 0.0}
     frame = camera_frame()
     with tempfile.TemporaryDirectory() as folder:
         models = build_models(Path(folder), args.detector)
         rounds = [measure(models, frame, task_options, args.threads, args.seconds) for _ in range(args.rounds)]
     table = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    _print(table, args)
+    _print(table, rounds, args, results)
+    results.write()
 
 
-def _print(table: dict[tuple, float], args) -> None:
+def _print(table: dict[tuple, float], rounds: list[dict[tuple, float]], args, results: Results) -> None:
     print(f"640x480 RGB uint8 frame, batch 1, {args.threads} threads, p50 ms (median of {args.rounds} rounds)")
     for name in dict.fromkeys(key[0] for key in table):
         print(f"\n{name}")
@@ -180,15 +189,22 @@ def _print(table: dict[tuple, float], args) -> None:
         for row in rows:
             cells = [table.get((name, row, column)) for column in ("host", *RUNTIMES)]
             print(f"  {row:52s} " + " ".join(f"{c:9.3f}" if c is not None else f"{'':9s}" for c in cells))
+        print("  ratios: median of the rounds' end to end / plain inference (plain inference = 1.0x)")
         for runtime in RUNTIMES:
-            plain = table[(name, "inference: plain model", runtime)]
+            plain = [r[(name, "inference: plain model", runtime)] for r in rounds]
             for variant in ("fused", "fused-gather"):
-                extra = table[(name, f"inference: {variant} model", runtime)] - plain
-                ratio = table[(name, f"end to end: {variant}", runtime)] / plain
+                extra = statistics.median(r[(name, f"inference: {variant} model", runtime)] - base
+                                          for r, base in zip(rounds, plain))
+                ratio, ratios = results.ratio(f"{name} {runtime}: {variant} end to end / plain inference",
+                                              [r[(name, f"end to end: {variant}", runtime)] for r in rounds], plain,
+                                              "plain model inference")
                 print(f"  {runtime}: {variant}: preprocessing costs {extra:+.3f} ms in the graph; "
-                      f"end to end / plain inference = {ratio:.2f}x")
-            host = table[(name, "end to end: plain, opencv route", runtime)] / plain
-            print(f"  {runtime}: plain model, opencv route: end to end / plain inference = {host:.2f}x")
+                      f"end to end / plain inference = {ratio:.2f}x (rounds {rounds_text(ratios, 2)})")
+            host, ratios = results.ratio(f"{name} {runtime}: plain, opencv route end to end / plain inference",
+                                         [r[(name, "end to end: plain, opencv route", runtime)] for r in rounds],
+                                         plain, "plain model inference")
+            print(f"  {runtime}: plain model, opencv route: end to end / plain inference = {host:.2f}x"
+                  f" (rounds {rounds_text(ratios, 2)})")
         if name == "detector":
             for runtime in RUNTIMES:
                 in_graph = (table[(name, "inference: fused+nms model", runtime)]

@@ -11,12 +11,13 @@ Parts (each can be run alone, see the flags):
   INT8 static calibrated on shapes train, COCO mAP on shapes test. Targets: drop <= 1 pt mAP@0.5
   and <= 1.5 pt mAP@0.5:0.95, >= 1.5x faster than FP32 on ort-cpu at batch 1.
 
-Rows of one model are measured one after another in this process; the speedup column divides
-by the FP32 row of the same runtime. Slower variants are shown as they are.
+Each of --rounds rounds measures every row of a model one after another (FP32 first); a speedup
+is the median of the rounds' FP32 p50 / row p50 on the same runtime (FP32 = 1.0x). Accuracy is
+measured in the first round only; the table shown is that round's. Slower variants are shown as they are.
 
     python benchmarks/quantization.py [--parts speed,lenet,detector] [--skip-speed] [--skip-lenet]
         [--skip-detector] [--models resnet18] [--threads 2] [--seconds 2] [--calib-size 32]
-        [--detector-epochs N]
+        [--detector-epochs N] [--rounds 3] [--no-results]
 
 The whole run takes ~12 min on 2 cores, ~6 of them training the detector (15 epochs, the
 recipe's default); LeNet-5 trains in ~10 s. The default INT8 recipes (U8 activations, S8
@@ -36,12 +37,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's edgekit
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgekit.bench import LoopPlan  # noqa: E402
 from edgekit.quantize.base import QuantizeConfig  # noqa: E402
 from edgekit.quantize.report import MeasureConfig, PrecisionReport, measure, render  # noqa: E402
 from edgekit.quantize.select import build_variants  # noqa: E402
 from edgekit.runtimes import RUNTIMES  # noqa: E402
+from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
 PARTS = ("speed", "lenet", "detector")
 RUNTIME_NAMES = tuple(r for r in ("ort-cpu", "openvino") if r in RUNTIMES)
@@ -77,6 +80,29 @@ def show(report: PrecisionReport) -> None:
     Console(width=160).print(render(report))
 
 
+def measure_rounds(variants, meta, config: MeasureConfig, split, parity, rounds: int) -> list[PrecisionReport]:
+    """One report per round: the first with accuracy and parity, the others speed only."""
+    first = measure(variants, meta, config, split, parity)
+    return [first] + [measure(variants, meta, config) for _ in range(rounds - 1)]
+
+
+def paired_speedups(reports: list[PrecisionReport], label: str, results: Results) -> dict[tuple, float]:
+    """Every non-FP32 row's speedup: the median of the rounds' FP32 p50 / row p50, same runtime; printed."""
+    print(f"{label}: speedup = median over {len(reports)} rounds of FP32 p50 / row p50 (FP32 on that runtime = 1.0x;"
+          " the table above is round 1 alone)")
+    speedups = {}
+    for row in reports[0].rows:
+        pairs = [(report.row("fp32", row.runtime), report.row(row.variant, row.runtime)) for report in reports]
+        if row.variant == "fp32" or any(base is None or other is None for base, other in pairs):
+            continue
+        median, ratios = results.ratio(f"{label}: {row.variant} on {row.runtime}, FP32 p50 / row p50",
+                                       [base.p50_ms for base, _ in pairs], [other.p50_ms for _, other in pairs],
+                                       f"fp32 on {row.runtime}")
+        speedups[(row.variant, row.runtime)] = median
+        print(f"  {row.variant:24s} {row.runtime:9s} {median:5.2f}x  (rounds {rounds_text(ratios, 2)})")
+    return speedups
+
+
 def check(label: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> str:
     if value is None:
         return f"  {label}: not measured"
@@ -86,7 +112,8 @@ def check(label: str, value: float | None, target: float, higher_is_better: bool
     return f"  {label}: {value:.2f}{unit} (target {sign} {target:g}{unit}) {'MET' if met else 'MISSED'}"
 
 
-def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
+def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: int, folder: Path, rounds: int,
+               results: Results) -> None:
     from edgekit.meta import read_meta
     from edgekit.quantize.calibration import calibration_batches
     from edgekit.sources import resolve_model
@@ -97,8 +124,11 @@ def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: i
     variants = build_variants(source, folder, speed_configs(calib, calib_size))
     meta = read_meta(source)
     parity = calibration_batches(str(calib), source, meta, 16, seed=1)
-    report = measure(variants, meta, MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan), None, parity)
+    config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan)
+    reports = measure_rounds(variants, meta, config, None, parity, rounds)
+    report = reports[0]
     show(report)
+    speedups = paired_speedups(reports, name, results)
     print(f"{name} {size}x{size}, batch 1, {threads} threads (random weights: accuracy is output agreement):")
     largest = _largest_output(source, parity)
     if largest < 1e-6:
@@ -107,12 +137,14 @@ def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: i
     targets = {"resnet18": {"ort-cpu": 2.5, "openvino": 3.0}}.get(name, {})
     for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "ort-int8-static"),
                              ("openvino", "nncf-int8-static")):
-        row = report.row(variant, runtime)
-        if row is None:
+        speedup = speedups.get((variant, runtime))
+        if speedup is None:
             continue
         label = f"{variant} on {runtime} speedup"
-        print(check(label, row.speedup, targets[runtime], True, "x") if runtime in targets
-              else f"  {label}: {row.speedup:.2f}x (no target for this model)")
+        line = (check(label, speedup, targets[runtime], True, "x") if runtime in targets
+                else f"  {label}: {speedup:.2f}x (no target for this model)")
+        print(line)
+        results.note(f"{name}:{line}")
 
 
 def _largest_output(model: Path, feeds) -> float:
@@ -122,7 +154,7 @@ def _largest_output(model: Path, feeds) -> float:
         return max(float(np.abs(v).max()) for feed in feeds for v in session.run(feed).values())
 
 
-def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> None:
+def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path, rounds: int, results: Results) -> None:
     from edgekit.datasets import load_split
     from edgekit.train.base import RECIPES, TrainConfig
 
@@ -130,18 +162,22 @@ def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path) -> N
     trained = RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=folder / "lenet", seed=0, progress=False))
     print(f"\nLeNet-5 on digits: trained in {time.perf_counter() - start:.0f} s ({trained.epochs_run} epochs), "
           f"torch test top-1 {trained.metrics['test_top1']:.2f}")
-    report = _accuracy_report(trained.onnx, "digits", load_split("digits", split="test", seed=0), calib_size,
-                              threads, plan, folder)
+    reports = _accuracy_reports(trained.onnx, "digits", load_split("digits", split="test", seed=0), calib_size,
+                                threads, plan, folder, rounds)
+    report, speedups = reports[0], paired_speedups(reports, "LeNet-5/digits", results)
     print("LeNet-5/digits INT8 static top-1 drop vs FP32 on the same runtime (test split, 270 images):")
     for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "nncf-int8-static"),
                              ("openvino", "ort-int8-static")):
         row = report.row(variant, runtime)
         if row is not None:
-            print(check(f"{variant} on {runtime} top-1 drop", row.accuracy_drop, 0.5, False, " pt")
-                  + f"  [{row.accuracy:.2f} vs FP32; speedup {row.speedup:.2f}x]")
+            line = (check(f"{variant} on {runtime} top-1 drop", row.accuracy_drop, 0.5, False, " pt")
+                    + f"  [{row.accuracy:.2f} vs FP32; speedup {speedups[(variant, runtime)]:.2f}x]")
+            print(line)
+            results.note(f"LeNet-5/digits:{line}")
 
 
-def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | None, folder: Path) -> None:
+def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | None, folder: Path, rounds: int,
+                  results: Results) -> None:
     if importlib.util.find_spec("edgekit.train.detector") is None:
         print("\nskipped the detector: edgekit.train.detector is not in this checkout")
         return
@@ -157,23 +193,27 @@ def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | N
           f"torch test metrics {({k: round(v, 2) for k, v in trained.metrics.items()})}")
     source = read_meta(trained.onnx).extra.get("source") or {}
     split = load_split("shapes", split="test", seed=0, **(source.get("dataset_options") or {}))
-    report = _accuracy_report(trained.onnx, "shapes", split, calib_size, threads, plan, folder)
+    reports = _accuracy_reports(trained.onnx, "shapes", split, calib_size, threads, plan, folder, rounds)
+    report, speedups = reports[0], paired_speedups(reports, "shapes detector", results)
     print(f"shapes detector INT8 static vs FP32 on the same runtime (test split, {len(split)} images):")
     for runtime, variant in (("ort-cpu", "ort-int8-static"), ("openvino", "nncf-int8-static"),
                              ("openvino", "ort-int8-static")):
         row, base = report.row(variant, runtime), report.row("fp32", runtime)
         if row is None or base is None:
             continue
-        print(check(f"{variant} on {runtime} mAP@0.5 drop", base.metrics["map50"] - row.metrics["map50"], 1.0,
-                    False, " pt"))
-        print(check(f"{variant} on {runtime} mAP@0.5:0.95 drop", row.accuracy_drop, 1.5, False, " pt"))
         label = f"{variant} on {runtime} speedup (batch 1)"
-        print(check(label, row.speedup, 1.5, True, "x") if runtime == "ort-cpu"
-              else f"  {label}: {row.speedup:.2f}x (no target on this runtime)")
+        speedup = speedups[(variant, runtime)]
+        for line in (check(f"{variant} on {runtime} mAP@0.5 drop", base.metrics["map50"] - row.metrics["map50"], 1.0,
+                           False, " pt"),
+                     check(f"{variant} on {runtime} mAP@0.5:0.95 drop", row.accuracy_drop, 1.5, False, " pt"),
+                     check(label, speedup, 1.5, True, "x") if runtime == "ort-cpu"
+                     else f"  {label}: {speedup:.2f}x (no target on this runtime)"):
+            print(line)
+            results.note(f"shapes detector:{line}")
 
 
-def _accuracy_report(onnx: Path, calib: str, split, calib_size: int, threads: int, plan: LoopPlan,
-                     folder: Path) -> PrecisionReport:
+def _accuracy_reports(onnx: Path, calib: str, split, calib_size: int, threads: int, plan: LoopPlan,
+                      folder: Path, rounds: int) -> list[PrecisionReport]:
     from edgekit.meta import read_meta
     from edgekit.quantize.calibration import calibration_batches
 
@@ -183,9 +223,9 @@ def _accuracy_report(onnx: Path, calib: str, split, calib_size: int, threads: in
     meta = read_meta(onnx)
     parity = calibration_batches(calib, onnx, meta, 64, seed=0, split="test")
     config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan)
-    report = measure(variants, meta, config, split, parity)
-    show(report)
-    return report
+    reports = measure_rounds(variants, meta, config, split, parity, rounds)
+    show(reports[0])
+    return reports
 
 
 def main() -> None:
@@ -203,6 +243,8 @@ def main() -> None:
                         help="calibration images of LeNet and the detector (the CLI's default)")
     parser.add_argument("--detector-epochs", type=int, default=None,
                         help="shorter detector training [default: the recipe's]")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every row's timing, one after another")
+    add_results_flag(parser)
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -211,15 +253,19 @@ def main() -> None:
     skipped = {"speed": args.skip_speed, "lenet": args.skip_lenet, "detector": args.skip_detector}
     parts = [p for p in parts if not skipped[p]]
     plan = LoopPlan(warmup=10, min_runs=20, min_duration_s=args.seconds)
+    results = Results("quantization", enabled=not args.no_results)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         if "speed" in parts:
             for model in args.models.split(","):
-                speed_part(model.strip(), args.size, args.threads, plan, args.calib_size, folder)
+                speed_part(model.strip(), args.size, args.threads, plan, args.calib_size, folder, args.rounds,
+                           results)
         if "lenet" in parts:
-            lenet_part(args.threads, plan, args.accuracy_calib_size, folder)
+            lenet_part(args.threads, plan, args.accuracy_calib_size, folder, args.rounds, results)
         if "detector" in parts:
-            detector_part(args.threads, plan, args.accuracy_calib_size, args.detector_epochs, folder)
+            detector_part(args.threads, plan, args.accuracy_calib_size, args.detector_epochs, folder, args.rounds,
+                          results)
+    results.write()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@
            processed FPS, dropped frames, capture-to-prediction latency (target ≥ 30 FPS,
            latency ≤ 2 frames); and the pipelined throughput on the same file as fast as it decodes.
 
+Every ratio is the median of paired per-round ratios: each round times the basis (the bare call,
+or one call after another), then the other side.
+
     python benchmarks/robot_path.py [--runtimes ort-cpu,openvino] [--threads 2]
         [--detector runs/detector/detector.onnx] [--route opencv] [--parts tiny,models,video] [--no-fused]
+        [--no-results]
 
 Without --detector a randomly initialised shapes detector is exported (its post-processing sees
 few peaks, so a trained one is the fairer test). Zoo models are exported with random weights.
@@ -29,14 +33,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgekit import Predictor  # noqa: E402
 from edgekit.bench.latency import LatencyStats, LoopPlan, time_calls  # noqa: E402
 from edgekit.runtimes import open_runtime  # noqa: E402
+from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
 TARGETS = {"mobilenet_v3_small": 1.5, "resnet18": 1.1, "detector": 1.5}
 #: alternating bare/Predictor rounds per model; the ratio printed is the median of the rounds' ratios
 ROUNDS = 5
+#: alternating rounds of the tiny model's calls and of the video's two loops
+SHORT_ROUNDS = 3
 #: a detector row also runs at this score threshold (what a robot acting on boxes keeps)
 DEPLOY_SCORE = 0.3
 
@@ -117,7 +125,7 @@ def bare_calls(runtime: str, path: Path, threads: int, feeds: dict) -> dict[str,
             "set_input_tensor + infer()": set_infer, "set_input_tensor + start_async() + wait()": start_wait}
 
 
-def part_tiny(runtimes: list[str], threads: int, folder: Path) -> None:
+def part_tiny(runtimes: list[str], threads: int, folder: Path, results: Results) -> None:
     print("\n== 1. wrapper cost per call: one Add on 1x16 float32 ==")
     path = tiny_model(folder)
     feeds = {"x": np.random.default_rng(0).random((1, 16), dtype=np.float32)}
@@ -125,17 +133,22 @@ def part_tiny(runtimes: list[str], threads: int, folder: Path) -> None:
         bare = bare_calls(runtime, path, threads, feeds)
         with open_runtime(runtime, path, threads=threads) as rt:
             rt.run(feeds)
-            for _ in range(2):  # interleaved rounds: the best of each is compared
+            rounds = []  # interleaved: every bare call, then edgekit's; the round's best bare call is its basis
+            for _ in range(SHORT_ROUNDS):
                 bare_us = {name: per_call_us(call) for name, call in bare.items()}
-                edgekit_us = per_call_us(lambda: rt.run(feeds))
+                rounds.append((bare_us, per_call_us(lambda: rt.run(feeds))))
             chosen = rt.describe().get("call", "")
-        best_name = min(bare_us, key=bare_us.get)
-        best = bare_us[best_name]
-        print(f"{runtime:9s} bare best {best:7.1f} µs ({best_name})  edgekit run {edgekit_us:7.1f} µs"
-              f"{f' (call={chosen})' if chosen else ''}  ratio {edgekit_us / best:.2f}x  (+{edgekit_us - best:.1f} µs)"
-              f"  target <= 1.2x + a few µs")
-        for name, value in bare_us.items():
-            print(f"           {name}: {value:.1f} µs")
+        best = [min(bare_us.values()) for bare_us, _ in rounds]
+        ours = [edgekit_us for _, edgekit_us in rounds]
+        ratio, ratios = results.ratio(f"tiny Add, {runtime}: edgekit Runtime.run / best bare call", ours, best,
+                                      "the runtime's fastest own call")
+        extra = float(np.median([o - b for o, b in zip(ours, best)]))
+        best_name = min(bare, key=lambda name: np.median([bare_us[name] for bare_us, _ in rounds]))
+        print(f"{runtime:9s} bare best {np.median(best):7.1f} µs ({best_name})  edgekit run {np.median(ours):7.1f} µs"
+              f"{f' (call={chosen})' if chosen else ''}  ratio {ratio:.2f}x  (+{extra:.1f} µs)"
+              f"  target <= 1.2x + a few µs  (rounds {rounds_text(ratios, 2)})")
+        for name in bare:
+            print(f"           {name}: {np.median([bare_us[name] for bare_us, _ in rounds]):.1f} µs")
     from edgekit.sources import resolve_model
 
     lenet, frame = resolve_model("lenet5"), np.zeros((32, 32), np.uint8)
@@ -184,11 +197,11 @@ def fused_model(name: str, plain: Path, runtime: str, folder: Path) -> Path:
 
 
 def part_models(runtimes: list[str], threads: int, models: dict[str, Path], route: str | None, seconds: float,
-                folder: Path, fused: bool) -> None:
+                folder: Path, fused: bool, results: Results) -> None:
     print(f"\n== 2. Predictor end to end on a 640x480 RGB frame vs bare inference, batch 1, {threads} threads ==")
     print("   (fused: the same model with pre-processing [and the detector's decoding] in the graph; its")
     print("    ratio is still against the bare call of the plain model on a prepared tensor)")
-    print(f"   ratio: the median of {ROUNDS} rounds' e2e p50 / bare p50, each round measured side by side")
+    print(f"   ratio: the median of {ROUNDS} rounds' e2e p50 / bare p50 (bare = 1.0x), each round side by side")
     frame = frame_640x480()
     plan = LoopPlan(warmup=10, min_runs=30, min_duration_s=seconds)
     print(f"{'model':32s} {'runtime':9s} {'bare p50':>9s} {'e2e p50':>9s} {'ratio':>6s} {'target':>6s} | "
@@ -205,11 +218,12 @@ def part_models(runtimes: list[str], threads: int, models: dict[str, Path], rout
             if fused:
                 variants.append((f"{name} fused", fused_model(name, path, runtime, folder), {}))
             for label, model, settings in variants:
-                _model_row(label, TARGETS[name], path, model, runtime, threads, route, frame, plan, settings)
+                _model_row(label, TARGETS[name], path, model, runtime, threads, route, frame, plan, settings,
+                           results)
 
 
 def _model_row(label: str, target: float, plain: Path, model: Path, runtime: str, threads: int, route: str | None,
-               frame: np.ndarray, plan: LoopPlan, settings: dict) -> None:
+               frame: np.ndarray, plan: LoopPlan, settings: dict, results: Results) -> None:
     from edgekit.meta import read_meta
     from edgekit.tasks import get_task
 
@@ -227,15 +241,16 @@ def _model_row(label: str, target: float, plain: Path, model: Path, runtime: str
             round_rows = predictor_rows(predict, frame, plan)
             pairs.append((bare, float(np.median(round_rows[:, 3])) / 1e6))
             rows.append(round_rows)
-    ratios = sorted(e2e / bare for bare, e2e in pairs)
-    ratio = float(np.median(ratios))
-    bare, e2e = (float(np.median(column)) for column in zip(*pairs))
+    bare_column, e2e_column = zip(*pairs)
+    ratio, ratios = results.ratio(f"{label}, {runtime}: Predictor end to end / bare inference", e2e_column,
+                                  bare_column, "bare inference call (plain model, prepared tensor)")
+    bare, e2e = float(np.median(bare_column)), float(np.median(e2e_column))
     p50 = np.median(np.concatenate(rows), axis=0) / 1e6
     own_us = float(np.median(np.concatenate(rows)[:, 3] - np.concatenate(rows)[:, :3].sum(axis=1))) / 1e3
     verdict = "ok" if ratio <= target else "MISS"
     print(f"{label:32s} {runtime:9s} {bare:9.3f} {e2e:9.3f} {ratio:5.2f}x {target:5.1f}x | "
           f"{p50[0]:7.3f} {p50[1]:7.3f} {p50[2]:7.3f} {own_us:6.1f}  {verdict}  "
-          f"(rounds {ratios[0]:.2f}–{ratios[-1]:.2f}x)")
+          f"(rounds {rounds_text(ratios, 2)})")
 
 
 def predictor_rows(predict, frame: np.ndarray, plan: LoopPlan) -> np.ndarray:
@@ -272,7 +287,8 @@ def shapes_video(path: Path, frames: int = 150, fps: int = 30) -> Path:
     return path
 
 
-def part_video(runtimes: list[str], threads: int, detector: Path, folder: Path, route: str | None) -> None:
+def part_video(runtimes: list[str], threads: int, detector: Path, folder: Path, route: str | None,
+               results: Results) -> None:
     from edgekit.camera.loop import run_loop
     from edgekit.camera.sources import VideoFile
 
@@ -290,14 +306,16 @@ def part_video(runtimes: list[str], threads: int, detector: Path, folder: Path, 
         for count in sorted({threads, 1}, reverse=True):  # 1 thread leaves a core for the overlapped work
             with Predictor(detector, runtime, threads=count, route=route) as predict:
                 list(predict.stream(VideoFile(video)))
-                rounds = [(run_loop(predict, VideoFile(video)), one_after_another(predict, VideoFile(video)))
-                          for _ in range(2)]
-            fast = max((r[0] for r in rounds), key=lambda summary: summary.fps)
-            sequential_fps = max(r[1] for r in rounds)
+                rounds = [(one_after_another(predict, VideoFile(video)), run_loop(predict, VideoFile(video)))
+                          for _ in range(SHORT_ROUNDS)]
+            sequential = [r[0] for r in rounds]
+            ratio, ratios = results.ratio(f"video, {runtime}, {count} thread(s): pipelined FPS / sequential FPS",
+                                          [r[1].fps for r in rounds], sequential, "one call after another")
+            fast = sorted((r[1] for r in rounds), key=lambda summary: summary.fps)[len(rounds) // 2]  # median FPS
             print(f"{'':9s} as fast as it decodes, {count} inference thread(s): pipelined {fast.fps:6.1f} FPS vs one "
-                  f"call after another {sequential_fps:6.1f} FPS ({fast.fps / sequential_fps:.2f}x); pipelined "
-                  f"stage p50 {fast.preprocess.p50_ms:.2f} / {fast.inference.p50_ms:.2f} / "
-                  f"{fast.postprocess.p50_ms:.2f} ms")
+                  f"call after another {np.median(sequential):6.1f} FPS ({ratio:.2f}x, rounds "
+                  f"{rounds_text(ratios, 2)}); pipelined stage p50 {fast.preprocess.p50_ms:.2f} / "
+                  f"{fast.inference.p50_ms:.2f} / {fast.postprocess.p50_ms:.2f} ms")
 
 
 def one_after_another(predict, video) -> float:
@@ -341,7 +359,9 @@ def main() -> None:
     parser.add_argument("--parts", default="tiny,models,video")
     parser.add_argument("--seconds", type=float, default=0.8, help="minimum timing per measurement (x5 rounds)")
     parser.add_argument("--no-fused", action="store_true", help="skip the fused-graph rows")
+    add_results_flag(parser)
     args = parser.parse_args()
+    results = Results("robot_path", enabled=not args.no_results)
     runtimes, parts = args.runtimes.split(","), args.parts.split(",")
     from edgekit.sources import resolve_model
 
@@ -349,14 +369,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         if "tiny" in parts:
-            part_tiny(runtimes, args.threads, folder)
+            part_tiny(runtimes, args.threads, folder, results)
         detector = detector_model(folder, args.detector) if {"models", "video"} & set(parts) else None
         if "models" in parts:
             models = {name: resolve_model(name) for name in ("mobilenet_v3_small", "resnet18")}
             part_models(runtimes, args.threads, {**models, "detector": detector}, args.route, args.seconds, folder,
-                        fused=not args.no_fused)
+                        fused=not args.no_fused, results=results)
         if "video" in parts:
-            part_video(runtimes, args.threads, detector, folder, args.route)
+            part_video(runtimes, args.threads, detector, folder, args.route, results)
+    results.write()
 
 
 if __name__ == "__main__":

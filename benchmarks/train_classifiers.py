@@ -22,7 +22,10 @@
    conv features beat its fc120/fc84 features as the head's input (checked on val).
 
     python benchmarks/train_classifiers.py [--seeds 0,1,2,3,4] [--per-class 1,2,5,10,20]
-        [--epochs N] [--skip-lenet] [--skip-transfer]
+        [--epochs N] [--skip-lenet] [--skip-transfer] [--no-results]
+
+No side-by-side timing here (accuracies and gains in points, not ratios); the summary lines go to
+benchmarks/RESULTS.md with the CPU and versions.
 
 A quick run: --seeds 0,1 --per-class 1,5 --skip-lenet (about a minute on 2 cores).
 """
@@ -38,10 +41,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgekit.datasets import load_split  # noqa: E402
 from edgekit.datasets.base import Split  # noqa: E402
 from edgekit.train import RECIPES, TrainConfig  # noqa: E402
+from sidebyside import Results, add_results_flag  # noqa: E402
 
 MODES = ("scratch", "features", "finetune")
 SOURCE, TARGET = "0-4", "5-9"
@@ -51,7 +56,7 @@ def train(out: Path, **config):
     return RECIPES.get("lenet5")(TrainConfig(data="digits", output_dir=out, progress=False, **config))
 
 
-def lenet_table(seeds: list[int], epochs: int | None, out: Path) -> None:
+def lenet_table(seeds: list[int], epochs: int | None, out: Path, results: Results) -> None:
     print("LeNet-5 on digits (train 1257 / val 270 / test 270 images)")
     print(f"{'seed':>4}  {'test top-1':>10}  {'val top-1':>9}  {'epochs':>6}  {'seconds':>7}")
     scores = []
@@ -60,7 +65,9 @@ def lenet_table(seeds: list[int], epochs: int | None, out: Path) -> None:
         scores.append(result.metrics["test_top1"])
         print(f"{seed:>4}  {result.metrics['test_top1']:>9.2f}%  {result.metrics['val_top1']:>8.2f}%  "
               f"{result.epochs_run:>6}  {result.seconds:>7.1f}")
-    print(f"mean test top-1 {statistics.mean(scores):.2f}% (min {min(scores):.2f}%) over seeds {seeds}\n")
+    summary = f"LeNet-5 mean test top-1 {statistics.mean(scores):.2f}% (min {min(scores):.2f}%) over seeds {seeds}"
+    print(summary + "\n")
+    results.note(summary)
 
 
 def held_out(seed: int, per_class: int) -> Split:
@@ -82,7 +89,7 @@ def score(result, split: Split) -> float:
     return evaluate_checkpoint(result.checkpoint, load_checkpoint(result.checkpoint)[1], split)["top1"]
 
 
-def transfer_table(seeds: list[int], shots: list[int], epochs: int | None, out: Path) -> None:
+def transfer_table(seeds: list[int], shots: list[int], epochs: int | None, out: Path, results: Results) -> None:
     print(f"Transfer: LeNet-5 backbone on digits {SOURCE} → digits {TARGET} from k images per class "
           f"(top-1 on the held-out {TARGET} images)")
     print(f"{'seed':>4}  {'k':>3}  {'backbone':>8}  {'scratch':>8}  {'features':>8}  {'finetune':>8}  {'test n':>6}")
@@ -101,13 +108,16 @@ def transfer_table(seeds: list[int], shots: list[int], epochs: int | None, out: 
             print(f"{seed:>4}  {k:>3}  {backbone.metrics['test_top1']:>7.1f}%  "
                   + "  ".join(f"{row[m]:>7.1f}%" for m in MODES) + f"  {len(test):>6}", flush=True)
     print(f"\nmean ± std over seeds {seeds}; Δ: paired gain over scratch (mean ± std, seeds won)")
-    print(f"{'k':>3}  " + "  ".join(f"{m:>12}" for m in MODES) + "  " + "  ".join(f"{'Δ ' + m:>20}" for m in MODES[1:]))
+    print(f"{'k':>3}  " + "  ".join(f"{m:>12}" for m in MODES) + "  "
+          + "  ".join(f"{'Δ ' + m:>20}" for m in MODES[1:]))
     for k in shots:
         cells = [_mean_std(scores[(k, mode)]) for mode in MODES]
         for mode in MODES[1:]:
             gains = [a - b for a, b in zip(scores[(k, mode)], scores[(k, "scratch")])]
             cells.append(f"{_mean_std(gains, signed=True)} ({sum(g > 0 for g in gains)}/{len(gains)})")
         print(f"{k:>3}  " + "  ".join(f"{c:>12}" for c in cells[:3]) + "  " + "  ".join(f"{c:>20}" for c in cells[3:]))
+        results.note(f"transfer k={k}: " + ", ".join(f"{m} {c}" for m, c in zip(MODES, cells))
+                     + "; Δ " + ", ".join(f"{m} {c}" for m, c in zip(MODES[1:], cells[3:])))
 
 
 def _mean_std(values: list[float], signed: bool = False) -> str:
@@ -122,13 +132,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="cap epochs (default: the recipe's)")
     parser.add_argument("--skip-lenet", action="store_true", help="only the transfer curve")
     parser.add_argument("--skip-transfer", action="store_true", help="only the LeNet-5 table")
+    add_results_flag(parser)
     args = parser.parse_args()
+    results = Results("train_classifiers", enabled=not args.no_results)
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_lenet:
-            lenet_table(seeds, args.epochs, Path(folder))
+            lenet_table(seeds, args.epochs, Path(folder), results)
         if not args.skip_transfer:
-            transfer_table(seeds, [int(s) for s in args.per_class.split(",")], args.epochs, Path(folder))
+            transfer_table(seeds, [int(s) for s in args.per_class.split(",")], args.epochs, Path(folder), results)
+    results.write()
 
 
 if __name__ == "__main__":

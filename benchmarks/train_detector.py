@@ -3,7 +3,8 @@
     python benchmarks/train_detector.py                 # the full run (target: ≤ 10 min on 2 CPU cores)
     python benchmarks/train_detector.py --epochs 1 --train-size 256 --test-size 64   # a quick check
 
-Target on the held-out split: mAP@0.5 ≥ 0.95 and mAP@0.5:0.95 ≥ 0.85.
+Target on the held-out split: mAP@0.5 ≥ 0.95 and mAP@0.5:0.95 ≥ 0.85. No side-by-side timing here;
+the mAP rows go to benchmarks/RESULTS.md with the CPU and versions (unless --no-results).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sidebyside import Results, add_results_flag  # noqa: E402
 
 TARGET = {"map50": 0.95, "map50_95": 0.85}
 TIME_BUDGET_S = 600
@@ -40,7 +44,9 @@ def main() -> int:
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="keep the checkpoint and ONNX here")
+    add_results_flag(parser)
     args = parser.parse_args()
+    results = Results("train_detector", enabled=not args.no_results)
 
     from edgekit.datasets import load_split
     from edgekit.evaluate import evaluate
@@ -62,9 +68,14 @@ def main() -> int:
     print(f"{'':10s} {'mAP@0.5':>8s} {'mAP@0.5:0.95':>13s}")
     for name, metrics in rows:
         print(f"{name:10s} {metrics['map50']:8.3f} {metrics['map50_95']:13.3f}")
+        results.note(f"{name}: mAP@0.5 {metrics['map50']:.3f}, mAP@0.5:0.95 {metrics['map50_95']:.3f}")
     met = all(m[k] >= v for _, m in rows for k, v in TARGET.items()) and result.seconds <= TIME_BUDGET_S
-    print(f"target mAP@0.5 ≥ {TARGET['map50']}, mAP@0.5:0.95 ≥ {TARGET['map50_95']} in ≤ {TIME_BUDGET_S} s: "
-          f"{'met' if met else 'MISSED'}")
+    verdict = (f"target mAP@0.5 ≥ {TARGET['map50']}, mAP@0.5:0.95 ≥ {TARGET['map50_95']} in ≤ {TIME_BUDGET_S} s: "
+               f"{'met' if met else 'MISSED'}")
+    print(verdict)
+    results.note(f"seed {args.seed}, {len(test)} test images, {result.epochs_run} epochs, trained in "
+                 f"{result.seconds:.0f} s; {verdict}")
+    results.write()
     print(f"checkpoint {result.checkpoint}\nonnx       {result.onnx}")
     return 0
 
