@@ -1,22 +1,24 @@
-"""Shared CLI plumbing: error handling, termination signals, option checks, console, JSON output."""
+"""Shared CLI plumbing: error handling, termination signals, option parsing, console, JSON output.
+
+The numeric limits (``check_numbers``, ``LIMITS``, the thread rule) are edgekit.limits', shared by every
+door; they are re-exported here for the commands that import them from this module."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import json
-import math
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 from edgekit.errors import BadInputError, EdgekitError, Terminated
+from edgekit.limits import LIMITS, Limit, check_numbers, check_option, max_threads  # noqa: F401 (re-exported)
 
 F = TypeVar("F", bound=Callable[..., Any])
 TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -47,6 +49,8 @@ def handle_errors(function: F) -> F:
             _fail(f"error: {exc}", exc.exit_code)
         except Terminated as exc:
             _fail(f"error: stopped by {exc}; partial outputs were removed", exc.exit_code)
+        except RecursionError:  # a backstop: readers bound nesting (edgekit.limits), this names none
+            _fail("error: the input nests too deeply to be read", 2)
         except KeyboardInterrupt:  # Ctrl-C, or a user's factory raising it: say so, exit as shells expect
             # (no word on outputs: a video being saved is kept, a second Ctrl-C can cut a clean-up short)
             _fail("error: interrupted (Ctrl-C)", 128 + 2)
@@ -87,54 +91,6 @@ def termination_unwinds() -> Iterator[list[int]]:
             signal.signal(number, old)
 
 
-@dataclass(frozen=True)
-class Limit:
-    """The accepted range of a numeric option: finite, ``low`` (exclusive if ``open_low``) to ``high``."""
-
-    low: float
-    high: float
-    open_low: bool = False
-
-    def accepts(self, value: float) -> bool:
-        above = value > self.low if self.open_low else value >= self.low
-        return math.isfinite(value) and above and value <= self.high
-
-    def describe(self) -> str:
-        low = f"more than {_number(self.low)}" if self.open_low else f"at least {_number(self.low)}"
-        return f"a number {low} and at most {_number(self.high)}"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def max_threads() -> int:
-    """More threads than 4 per core only thrash (an unbounded value hung a runtime for minutes)."""
-    return min(1024, max(16, 4 * (os.cpu_count() or 1)))
-
-
-# One table for every command's numeric options (flag name without "--", dashes as underscores).
-LIMITS: dict[str, Limit] = {
-    "batch": Limit(1, 4096), "batch_size": Limit(1, 65536), "threads": Limit(1, max_threads()),
-    "warmup": Limit(0, 1_000_000), "runs": Limit(1, 10_000_000), "duration": Limit(0, 86_400, open_low=True),
-    "atol": Limit(0, 1e6), "rtol": Limit(0, 1e6), "min_cosine": Limit(-1, 1), "max_drop": Limit(0, 100),
-    "eval_size": Limit(1, 10_000_000), "calib_size": Limit(1, 1_000_000), "epochs": Limit(1, 100_000),
-    "lr": Limit(0, 100, open_low=True), "per_class": Limit(1, 10_000_000), "patience": Limit(0, 100_000),
-    "seed": Limit(0, 2**32 - 1), "opset": Limit(1, 100), "rounds": Limit(1, 1000),
-    "time_limit": Limit(0, 30 * 86_400, open_low=True), "allow_batch": Limit(2, 4096),
-}
-
-
-def check_numbers(**values: float | None) -> None:
-    """Refuse NaN, infinities and out-of-range values of numeric options in one line (None: not given)."""
-    for name, value in values.items():
-        if value is None or isinstance(value, bool):
-            continue
-        limit = LIMITS[name]
-        if not isinstance(value, (int, float)) or not limit.accepts(value):
-            raise BadInputError(f"--{name.replace('_', '-')} must be {limit.describe()}, got {value}")
-
-
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     """Parse repeated ``KEY=VALUE`` runtime options; values become int/float/bool when they look so."""
     options: dict[str, Any] = {}
@@ -143,11 +99,7 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise BadInputError(f"runtime option must look like KEY=VALUE, got '{pair}'")
         name, value = key.strip().replace("-", "_"), _coerce(raw.strip())
-        if isinstance(value, float) and not math.isfinite(value):
-            raise BadInputError(f"option {name} must be a finite number, got {raw.strip()}")
-        if name in LIMITS and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and not LIMITS[name].accepts(value):
-            raise BadInputError(f"option {name} must be {LIMITS[name].describe()}, got {value}")
+        check_option(name, value)
         options[name] = value
     return options
 
