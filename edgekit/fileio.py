@@ -7,7 +7,8 @@ Rules (README, "Output files"):
 - a special file (a device such as /dev/null or /dev/stdout, a FIFO) is written in place by the
   text writers, and refused as a model/binary output (it cannot be renamed over or read back);
 - an output that is the same file as an input (same inode: hard links and symlinks included) is
-  refused unless the caller allows it.
+  refused unless the caller allows it, and two outputs of one command never share a path;
+- a replaced file keeps its permission bits (and its owner and group where allowed).
 """
 
 from __future__ import annotations
@@ -56,6 +57,27 @@ def check_not_input(output: str | Path, inputs: Iterable[str | Path | None], fla
         if source is not None and Path(output).exists() and same_file(output, source):
             hint = f" (pass {flag} to replace it)" if flag else ""
             raise BadInputError(f"output {output} is the input file {source}: refusing to overwrite it{hint}")
+
+
+def check_distinct(outputs: Iterable[tuple[str, str | Path | None]]) -> None:
+    """Refuse two outputs of one command at one path (same resolved path, or the same existing file);
+    ``outputs``: (option, path) pairs, e.g. ("-o", Path("q.onnx")), ("--json", None)."""
+    seen: list[tuple[str, Path]] = []
+    for flag, path in outputs:
+        if path is None or is_special(path):  # several streams may go to one device (/dev/null)
+            continue
+        for other_flag, other in seen:
+            if _same_output(Path(path), other):
+                raise BadInputError(f"{flag} {path} and {other_flag} {other} are the same file: "
+                                    "give each output its own path")
+        seen.append((flag, Path(path)))
+
+
+def _same_output(a: Path, b: Path) -> bool:
+    """Two output paths that would be one file: same inode, or same path once symlinks are resolved."""
+    if a.exists() and b.exists():
+        return same_file(a, b)
+    return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
 
 
 def check_output_path(target: str | Path, special_ok: bool = False) -> Path:
@@ -115,12 +137,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise write_error(target, exc) or BadInputError(f"cannot write {target}: {first_line(exc)}") from None
     os.close(fd)
-    temporary = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    temporary.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
+    temporary = Path(name)  # 0600 while written (mkstemp); the final mode is set before the rename
     try:
         yield temporary
+        keep_mode(temporary, target)
         os.replace(temporary, target)
     except OSError as exc:
         error = write_error(target, exc, temporary)
@@ -129,6 +149,33 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise error from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def keep_mode(temporary: str | Path, target: str | Path) -> None:
+    """Give ``temporary`` the mode (and owner and group, where allowed) of the file ``target`` it is
+    about to replace; a new file gets the usual 0666 less the umask. Setuid/setgid bits are dropped."""
+    try:
+        info = os.stat(target)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        return
+    for owner, group in ((info.st_uid, info.st_gid), (-1, info.st_gid)):  # root: both; a user: its groups
+        try:
+            os.chown(temporary, owner, group)
+            break
+        except OSError:
+            continue
+    os.chmod(temporary, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+
+
+def replace_file(source: str | Path, target: str | Path) -> None:
+    """``os.replace(source, target)``, the replaced ``target`` keeping its mode (see ``keep_mode``)."""
+    keep_mode(source, target)
+    os.replace(source, target)
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:
