@@ -36,8 +36,8 @@ def max_threads() -> int:
 
 
 def _thread_rule() -> str:
-    return f"{THREADS_PER_CORE} per core on {os.cpu_count() or 1} cores, at least {THREADS_FLOOR}, " \
-           f"at most {THREADS_CEILING}"
+    return f"{THREADS_PER_CORE} per core on {os.cpu_count() or 1} cores, never under {THREADS_FLOOR} " \
+           f"nor over {THREADS_CEILING}"
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ class RuntimeOptions:
     """Options every runtime accepts; backends subclass this to add their own.
 
     Values are checked against the field annotations, so ``-O threads=abc`` is a one-line
-    error and not a traceback from deep inside a backend.
+    error and not a traceback from deep inside a backend; thread and stream counts against the
+    thread rule of edgekit.limits (the same for flags, suites, ``Predictor``/``open_runtime`` keywords).
     """
 
     threads: int | None = None
@@ -87,6 +88,21 @@ class RuntimeOptions:
                 raise BadInputError(f"option {option.name} must be {names}, got {value!r}")
         if self.threads is not None and self.threads < 1:
             raise BadInputError(f"option threads must be a positive integer, got {self.threads}")
+        _check_counts(self)
+
+
+#: options that each start OS threads: bounded by edgekit.limits' one thread rule, whatever the door
+COUNTED = ("threads", "streams")
+
+
+def _check_counts(options: RuntimeOptions) -> None:
+    """Refuse thread and stream counts above the thread rule (low values are each backend's to judge)."""
+    from edgekit.limits import LIMITS, check_number
+
+    for name in COUNTED:
+        value = getattr(options, name, None)
+        if _is_instance(value, int) and value > LIMITS[name].high:
+            check_number(name, value, f"option {name}")
 
 
 def _is_instance(value: Any, kind: type) -> bool:
