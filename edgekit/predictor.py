@@ -27,6 +27,7 @@ import numpy as np
 from edgekit.camera.frames import as_items, check_color, to_frame
 from edgekit.camera.pipeline import FrameResult
 from edgekit.errors import BadInputError
+from edgekit.limits import MAX_INPUT_SIDE, check_keywords
 from edgekit.meta import COLORS, RESIZES, ModelMeta, read_meta
 from edgekit.runtimes import get_runtime
 from edgekit.tasks import TASKS, get_task
@@ -75,6 +76,7 @@ class Predictor:
         if opencv_threads is not None and (isinstance(opencv_threads, bool) or not isinstance(opencv_threads, int)
                                            or opencv_threads < 0):
             raise BadInputError(f"opencv_threads must be a non-negative integer or None, got {opencv_threads!r}")
+        check_keywords(batch_size=batch_size, opencv_threads=opencv_threads)  # the limits every door shares
         self.opencv_threads = opencv_threads
         if runtime is None:  # what `edgekit optimize` recorded in the file, else ort-cpu
             from edgekit.deployment import deployment_settings
@@ -195,8 +197,10 @@ def _with_settings(meta: ModelMeta, settings: dict[str, Any], path: Path) -> Mod
 
 def _size(value: Any) -> tuple[int, int]:
     size = (value, value) if isinstance(value, int) else tuple(value)
-    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-        raise BadInputError(f"input_size must be a positive int or (height, width), got {value!r}")
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_INPUT_SIDE
+                                 for v in size):
+        raise BadInputError(f"input_size must be a positive int or (height, width), at most {MAX_INPUT_SIDE} "
+                            f"a side, got {value!r}")
     return size  # type: ignore[return-value]
 
 

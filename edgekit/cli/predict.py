@@ -47,7 +47,9 @@ def predict(
     stops cleanly on Ctrl-C with a summary.
     """
     from edgekit.errors import BadInputError
+    from edgekit.limits import check_numbers
 
+    check_numbers(threads=threads)  # before any model is read or exported
     if (camera is None) == (not sources):
         raise BadInputError("give image files, folders or a video file, or --camera N (not both)")
     for name, value in (("top-k", top_k), ("max-frames", max_frames if max_frames is not None else 1)):
