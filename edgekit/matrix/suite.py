@@ -1,5 +1,8 @@
 """Suite files: a matrix in YAML, validated in full (with the file's line numbers) before any cell runs.
 
+The file is read safely and boundedly (edgekit.limits: depth, aliases expanded, plain tags only) and
+every number is checked against the limits the command-line flags use (threads by the one thread rule).
+
     name: ci
     models: [lenet5, mobilenet_v3_small]      # zoo names, .onnx/.xml files or torch sources (paths relative
       - model: nets.py:digits_net             # to the suite file); a torch source may come as a mapping with
@@ -23,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgekit import limits
 from edgekit.errors import BadInputError
 from edgekit.matrix.cells import PRECISIONS, SCENARIOS, Evaluation, MatrixSpec, Timing, TorchModel
 from edgekit.registry import suggest
@@ -32,6 +36,10 @@ LIST_KEYS = {"models": str, "runtimes": str, "precisions": str, "batches": int, 
 KEYS = (*LIST_KEYS, "name", "input_size", "options", "data", "evaluation", "timing")
 TIMING_KEYS = {"warmup": int, "runs": int, "duration": (int, float), "rounds": int}
 EVALUATION_KEYS = {"samples": int, "calib_samples": int, "agreement_samples": int, "seed": int}
+# the edgekit.limits entry each number is checked against (the flags' limits: one table for every door)
+LIMIT_OF = {"batches": "batch", "threads": "threads", "input_size": "input_size", "warmup": "warmup", "runs": "runs",
+            "duration": "duration", "rounds": "rounds", "samples": "eval_size", "calib_samples": "calib_size",
+            "agreement_samples": "eval_size", "seed": "seed"}
 MODEL_KEYS = ("model", "weights", "inputs", "meta")
 
 
@@ -50,7 +58,7 @@ class _Located:
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, f"{what} must be {_names(kinds)}, "
                              f"got a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
-        value = yaml.safe_load(yaml.serialize(node))
+        value = limits.construct_yaml(yaml, node, self.path)
         kinds = kinds if isinstance(kinds, tuple) else (kinds,)
         ok = any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds)
         if not ok:
@@ -82,6 +90,13 @@ class _Located:
             raise self.error(node, f"{what} must not be empty")
         return [(self.scalar(n, kinds, f"each of {what}"), n) for n in nodes]
 
+    def bounded(self, node, value: Any, key: str, what: str) -> None:
+        """Refuse ``value`` outside the edgekit.limits range of ``key`` (NaN and infinities included)."""
+        try:
+            limits.check_number(LIMIT_OF[key], value, what)
+        except BadInputError as exc:
+            raise self.error(node, str(exc)) from None
+
 
 def load_suite(path: str | Path) -> MatrixSpec:
     """The MatrixSpec of a suite file; any problem is a BadInputError naming the file and line."""
@@ -91,12 +106,7 @@ def load_suite(path: str | Path) -> MatrixSpec:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"suite file not found: {path}")
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise BadInputError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    root = limits.compose_yaml(yaml, path)   # safe, bounded (depth, aliases expanded), plain tags only
     where = _Located(path)
     if root is None:
         raise BadInputError(f"{path}:1: the suite is empty (it needs at least 'models')")
@@ -117,19 +127,32 @@ def load_suite(path: str | Path) -> MatrixSpec:
             for value, node in lists[key]:
                 if value is not None and value < 1:
                     raise where.error(node, f"{key} must be at least 1, got {value}")
+                where.bounded(node, value, key, key)
             fields[key] = tuple(v for v, _ in lists[key])
     if "input_size" in top:
         size = where.scalar(top["input_size"], int, "input_size")
         if size < 32:
             raise where.error(top["input_size"], f"input_size must be at least 32, got {size}")
+        where.bounded(top["input_size"], size, "input_size", "input_size")
         fields["input_size"] = (size, size)
     if "options" in top:
-        options = where.items(top["options"], "options", None)
-        fields["options"] = tuple(sorted((k, where.scalar(n, (str, int, float, bool), f"option {k}"))
-                                         for k, n in options.items()))
+        fields["options"] = _options(where, top["options"])
     fields["timing"] = _timing(where, top.get("timing"))
     fields["evaluation"] = _evaluation(where, top.get("evaluation"), top.get("data"))
     return MatrixSpec(**fields)
+
+
+def _options(where: _Located, node) -> tuple[tuple[str, Any], ...]:
+    """Runtime options for every cell, checked as ``-O KEY=VALUE`` is (threads by the one thread rule)."""
+    options = []
+    for key, value_node in where.items(node, "options", None).items():
+        value = where.scalar(value_node, (str, int, float, bool), f"option {key}")
+        try:
+            limits.check_option(key, value)
+        except BadInputError as exc:
+            raise where.error(value_node, str(exc)) from None
+        options.append((key, value))
+    return tuple(sorted(options))
 
 
 def _nodes(where: _Located, node, what: str) -> list:
@@ -178,7 +201,7 @@ def _torch_entry(where: _Located, node, folder: Path) -> TorchModel:
         if not weights.is_file():
             raise where.error(items["weights"], f"weights file not found: {text} (relative paths start at {folder})")
     inputs = tuple(v for v, _ in where.values(items["inputs"], str, "inputs")) if "inputs" in items else ()
-    meta = yaml.safe_load(yaml.serialize(items["meta"])) if "meta" in items else {}
+    meta = limits.construct_yaml(yaml, items["meta"], where.path) if "meta" in items else {}
     if not isinstance(meta, dict):
         raise where.error(items["meta"], "meta must be a mapping of metadata keys (task, labels, mean, std...)")
     return _torch_model(where, node, _located(value, folder), str(weights) if weights else None, inputs, meta,
@@ -247,12 +270,13 @@ def _choice(where: _Located, value: str, node, choices: tuple[str, ...], what: s
 def _timing(where: _Located, node) -> Timing:
     if node is None:
         return Timing()
-    values = {k: where.scalar(n, TIMING_KEYS[k], f"timing.{k}")
-              for k, n in where.items(node, "timing", TIMING_KEYS).items()}
+    nodes = where.items(node, "timing", TIMING_KEYS)
+    values = {k: where.scalar(n, TIMING_KEYS[k], f"timing.{k}") for k, n in nodes.items()}
     for key, value in values.items():
         if value < (0 if key == "warmup" else 1) and not (key == "duration" and value > 0):
             raise where.error(node, f"timing.{key} must be {'0 or more' if key == 'warmup' else 'positive'}, "
                               f"got {value}")
+        where.bounded(nodes[key], value, key, f"timing.{key}")
     from edgekit.bench.latency import LoopPlan
 
     plan = LoopPlan.from_options(values.get("warmup", 10), values.get("runs"), values.get("duration"))
@@ -262,11 +286,12 @@ def _timing(where: _Located, node) -> Timing:
 def _evaluation(where: _Located, node, data_node) -> Evaluation:
     values = {}
     if node is not None:
-        values = {k: where.scalar(n, int, f"evaluation.{k}")
-                  for k, n in where.items(node, "evaluation", EVALUATION_KEYS).items()}
+        nodes = where.items(node, "evaluation", EVALUATION_KEYS)
+        values = {k: where.scalar(n, int, f"evaluation.{k}") for k, n in nodes.items()}
         for key, value in values.items():
             if value < (0 if key == "seed" else 1):
                 raise where.error(node, f"evaluation.{key} must be positive, got {value}")
+            where.bounded(nodes[key], value, key, f"evaluation.{key}")
     if data_node is not None:
         from edgekit.tasks import TASKS
 
