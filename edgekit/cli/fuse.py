@@ -41,7 +41,7 @@ def fuse(
         raise BadInputError(f"output must be an .onnx file, got '{output}'")
     if not model.is_file():
         raise BadInputError(f"model file not found: {model}")
-    check_outputs(output)
+    check_outputs(output, inputs=[model], special_ok=False)
     config = FuseConfig(preprocess=preprocess, frame=parse_frame(frame), frame_color=frame_color.upper(),
                         resize_op=resize_op.lower(), postprocess=postprocess, nms=nms, atol=atol)
     settings = _settings(model, resize, color, mean, std)

@@ -41,6 +41,7 @@ def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = Fuse
                settings: ModelMeta | None = None) -> FuseResult:
     """Write ``output``: ``source`` with ``config``'s steps fused in, verified; ``settings`` stand in
     for the metadata of a model exported without edgekit."""
+    check_frame(config.frame)
     onnx = require("onnx", "torch")
     source = Path(source)
     meta = _source_meta(source, settings)
@@ -73,6 +74,14 @@ def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = Fuse
         onnx.save(model, str(temporary))
         check = verify_fused(source, temporary, meta, new_meta, config)
     return FuseResult(Path(output), new_meta, tuple(steps), check.pixel_max_abs, check.parity, check.boxes_checked)
+
+
+def check_frame(frame: tuple[int, int] | None) -> None:
+    """A fixed frame size within the cap of every other size (a larger side allocates tens of GB)."""
+    from edgekit.exporters.config import MAX_INPUT_SIDE
+
+    if frame is not None and max(frame) > MAX_INPUT_SIDE:
+        raise BadInputError(f"--frame must be at most {MAX_INPUT_SIDE} pixels a side, got {frame[0]}x{frame[1]}")
 
 
 def _source_meta(source: Path, settings: ModelMeta | None) -> ModelMeta:
