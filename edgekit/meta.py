@@ -2,19 +2,21 @@
 
 Reading needs neither onnx nor torch: a few lines of protobuf decoding pull the
 ``metadata_props`` entries out of the file without loading the graph, so a robot
-can read them with numpy and one runtime installed.
+can read them with numpy and one runtime installed. Each JSON value is bounded in length
+and depth (edgekit.limits) before it is parsed: a hostile file is one line naming the key.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from edgekit.errors import BadInputError, first_line
+from edgekit.limits import MAX_JSON_CHARS, load_json
 
 TASKS = ("classification", "detection", "embedding", "unknown")
 COLORS = ("RGB", "BGR", "GRAY")
@@ -58,7 +60,7 @@ class ModelMeta:
         extra: dict[str, Any] = {}
         for key, raw in props.items():
             try:
-                value = json.loads(raw)
+                value = load_json(raw, f"metadata key '{key}'") if isinstance(raw, str) else raw
             except json.JSONDecodeError:
                 value = raw
             if key == "extra" and isinstance(value, dict):
@@ -178,8 +180,10 @@ def _read_props(path: Path) -> dict[str, str]:
     sidecar = path.with_suffix(path.suffix + ".json")
     if not sidecar.is_file():
         return {}
+    if sidecar.stat().st_size > MAX_JSON_CHARS:
+        raise BadInputError(f"engine metadata {sidecar} is over {MAX_JSON_CHARS} bytes")
     try:
-        props = json.loads(sidecar.read_text(encoding="utf-8"))
+        props = load_json(sidecar.read_text(encoding="utf-8"), f"engine metadata {sidecar}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInputError(f"engine metadata {sidecar} is not JSON: {first_line(exc)}") from None
     if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
