@@ -59,7 +59,8 @@ def _flat_classifier(path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     from edgekit.exporters.metadata import update_file
 
-    update_file(path, {"task": "classification", "input_size": [16, 16], "labels": ",".join(f"c{i}" for i in range(10))})
+    labels = ",".join(f"c{i}" for i in range(10))
+    update_file(path, {"task": "classification", "input_size": [16, 16], "labels": labels})
     return path
 
 

@@ -48,7 +48,6 @@ def spec_from_options(models: list[str], runtime: str, precision: str | None, ba
     (weights, input specs, metadata changes) of a single torch source."""
     from edgekit.matrix.cells import PRECISIONS, SCENARIOS, MatrixSpec
     from edgekit.registry import suggest
-    from edgekit.runtimes import RUNTIMES
     chosen_models = tuple(matrix_model(model, *(user if len(models) == 1 else ())) for model in models)
     runtimes = runtime_names(runtime)
     chosen = {"precision": split_list(precision, "precision") or ["fp32"],

@@ -31,12 +31,15 @@ def report(
     k: float = typer.Option(3.0, help="Gate: slower when beyond k x pooled noise (MAD of round p50s) ..."),
     min_change: float = typer.Option(10.0, help="Gate: ... and beyond this many % of the baseline."),
     accuracy_tolerance: float = typer.Option(0.5, help="Gate: allowed accuracy drop (percentage points)."),
-    ignore: Optional[str] = typer.Option(None, help="Gate: pair cells that differ only in these settings "
-                                         "(comma list of model, runtime, precision, batch, threads, scenario, options)."),
+    ignore: Optional[str] = typer.Option(None, help="Gate: pair cells that differ only in these settings (comma "
+                                         "list of model, runtime, precision, batch, threads, scenario, options)."),
 ) -> None:
     """Report what the history store holds (filters combine); with --baseline, gate a run against it."""
     check_outputs(html_out, md_out, csv_out)
     from edgekit.errors import BadInputError
+    from edgekit.fileio import check_distinct
+
+    check_distinct([("--html", html_out), ("--md", md_out), ("--csv", csv_out)])
     from edgekit.report.regression import GateConfig
     from edgekit.store import open_store
 
@@ -120,6 +123,7 @@ def _gate(store, baseline: int, candidate: int, gate, ignore: tuple[str, ...] = 
 
 def _show_verdicts(verdicts, baseline: int, candidate: int) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from edgekit.cli.matrix import wide_console
 
@@ -128,8 +132,8 @@ def _show_verdicts(verdicts, baseline: int, candidate: int) -> None:
         table.add_column(column, justify="right" if "ms" in column or column == "change" else "left")
     fmt = lambda v, p="{:.3f}": "-" if v is None else p.format(v)  # noqa: E731
     for v in verdicts:
-        table.add_row(v.cell, v.status, fmt(v.baseline_ms), fmt(v.candidate_ms), fmt(v.change_pct, "{:+.1f}%"),
-                      fmt(v.threshold_ms), fmt(v.noise_ms), v.note)
+        table.add_row(Text(v.cell), Text(v.status), fmt(v.baseline_ms), fmt(v.candidate_ms),
+                      fmt(v.change_pct, "{:+.1f}%"), fmt(v.threshold_ms), fmt(v.noise_ms), Text(v.note))
     wide_console().print(table)
 
 
@@ -161,11 +165,12 @@ def _write(rows, runs, html_out, md_out, csv_out) -> None:
             out.print(line, markup=False, highlight=False)
     for path in (html_out, md_out, csv_out):
         if path:
-            out.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(rows)} cells)")
+            out.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(rows)} cells)", markup=False)
 
 
 def _terminal_table(rows):
     from rich.table import Table
+    from rich.text import Text
 
     from edgekit.report.tables import COLUMNS, cell_text
 
@@ -174,7 +179,7 @@ def _terminal_table(rows):
     for header, _, fmt in shown:
         table.add_column(header, justify="left" if fmt == "{}" else "right", overflow="fold")
     for row in rows:
-        table.add_row(*(cell_text(row, key, fmt) for _, key, fmt in shown))
+        table.add_row(*(Text(cell_text(row, key, fmt)) for _, key, fmt in shown))
     return table
 
 

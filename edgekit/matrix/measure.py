@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bench.latency import LoopPlan
 from edgekit.errors import EdgekitError, RuntimeUnavailableError, first_line
-from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec, json_safe
-from edgekit.matrix.quality import EvalData, Quality, eval_data, judge, outputs_on
+from edgekit.matrix.cells import Cell, CellRecord, MatrixSpec, Timing, json_safe
+from edgekit.matrix.quality import TIMING_ONLY, EvalData, Quality, eval_data, judge_file, outputs_on
 from edgekit.matrix.variants import Unsupported, make_variant
 from edgekit.meta import ModelMeta, read_meta
 
@@ -110,9 +109,6 @@ def measure_cell(cell: Cell, key: str, context: MatrixContext) -> CellRecord:
 
 
 def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start: float) -> CellRecord:
-    from edgekit.bench.inputs import random_feeds
-    from edgekit.bench.scenarios import run_scenario
-    from edgekit.fileio import model_size_mb
     from edgekit.runtimes import get_runtime
 
     spec = context.spec
@@ -120,37 +116,81 @@ def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start
     variant = make_variant(source.path, source.sha256, source.meta, get_runtime(cell.runtime).name, cell.precision,
                            data.calib, spec.evaluation.calib_samples, spec.evaluation.seed)
     options = runtime_options(cell, variant.runtime_options)
-    timing = spec.timing
-    plan = LoopPlan(timing.warmup, timing.min_runs, timing.min_duration_s, timing.max_runs)
-    runtime = get_runtime(cell.runtime)(variant.path, **options)
-    opened = time.perf_counter_ns()
-    with runtime:
-        loaded = time.perf_counter_ns()
-        feeds = random_feeds(runtime.inputs, cell.batch, source.meta, spec.evaluation.seed)
-        runtime.prepare(feeds)()
-        first = time.perf_counter_ns()
-        result = run_scenario(runtime, feeds, cell.scenario, plan, timing.rounds)
-        description = runtime.describe()
+    timed = time_file(variant.path, cell.runtime, options, source.meta, cell.batch, cell.scenario, spec.timing,
+                      spec.evaluation.seed)
     quality, quality_note = _quality(cell, context, source, data, variant.path, options)
-    latency = result.latency
     return CellRecord(
         cell=cell, key=key, status="ok", model_name=source.meta.model_name or source.path.stem,
-        model_sha256=source.sha256, size_mb=model_size_mb(variant.path),
-        latency_count=latency.count if latency else 0, p50_ms=latency.p50_ms if latency else None,
-        p90_ms=latency.p90_ms if latency else None, p99_ms=latency.p99_ms if latency else None,
-        mean_ms=latency.mean_ms if latency else None, percentiles_ms=result.percentiles_ms, round_ms=result.round_ms,
-        throughput_items_s=result.throughput_items_s, cold_start_ms=(first - opened) / 1e6,
+        model_sha256=source.sha256, size_mb=timed.size_mb, latency_count=timed.count, p50_ms=timed.p50_ms,
+        p90_ms=timed.p90_ms, p99_ms=timed.p99_ms, mean_ms=timed.mean_ms, percentiles_ms=timed.percentiles_ms,
+        round_ms=timed.round_ms, throughput_items_s=timed.throughput_items_s, cold_start_ms=timed.cold_start_ms,
         metric=quality.metric, accuracy=quality.accuracy, metrics=quality.metrics or {},
         agreement_top1_pct=quality.agreement_top1_pct, cosine=quality.cosine,
-        config={"runtime": json_safe(description), "variant": variant.recipe, "data": data.name,
-                "requests": result.requests, "items_per_query": result.items_per_query,
-                "load_ms": (loaded - opened) / 1e6, "source": str(source.path),
-                "throughput_basis": result.throughput_basis,
+        config={"runtime": timed.description, "variant": variant.recipe, "data": data.name,
+                "requests": timed.requests, "items_per_query": timed.items_per_query,
+                "load_ms": timed.load_ms, "source": str(source.path), "throughput_basis": timed.throughput_basis,
                 **({"no_accuracy": data.no_accuracy} if data.no_accuracy else {}),
                 **({"nothing_to_compare": quality.nothing_to_compare} if quality.nothing_to_compare else {}),
                 **({"quality_error": quality_note} if quality_note else {})},
         seconds=time.perf_counter() - start,
     )
+
+
+@dataclass(frozen=True)
+class Timed:
+    """What one timing gave (ms). ``per_item_ms``: single-stream, a query's p50 over its batch;
+    offline (no per-query latency), the inverse of the throughput."""
+
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    count: int
+    percentiles_ms: tuple[float, ...]
+    round_ms: tuple[float, ...]
+    throughput_items_s: float
+    cold_start_ms: float
+    load_ms: float
+    size_mb: float
+    description: dict[str, Any]
+    batch: int = 1
+    requests: int = 1
+    items_per_query: int = 1
+    throughput_basis: str = ""
+
+    @property
+    def per_item_ms(self) -> float:
+        if self.p50_ms is None:
+            return 1000.0 / self.throughput_items_s if self.throughput_items_s else float("inf")
+        return self.p50_ms / self.batch
+
+
+def time_file(path: Path, runtime_name: str, options: dict[str, Any], meta: ModelMeta, batch: int, scenario: str,
+              timing: Timing, seed: int = 0) -> Timed:
+    """The one measurer: open ``path`` on the runtime with ``options``, time ``scenario`` on random
+    inputs at ``batch`` (load, first call and the scenario's rounds), and describe the runtime as used."""
+    from edgekit.bench.inputs import random_feeds
+    from edgekit.bench.latency import LoopPlan
+    from edgekit.bench.scenarios import run_scenario
+    from edgekit.fileio import model_size_mb
+    from edgekit.runtimes import get_runtime
+
+    plan = LoopPlan(timing.warmup, timing.min_runs, timing.min_duration_s, timing.max_runs)
+    runtime = get_runtime(runtime_name)(path, **options)
+    opened = time.perf_counter_ns()
+    with runtime:
+        loaded = time.perf_counter_ns()
+        feeds = random_feeds(runtime.inputs, batch, meta, seed)
+        runtime.prepare(feeds)()
+        first = time.perf_counter_ns()
+        result = run_scenario(runtime, feeds, scenario, plan, timing.rounds)
+        description = runtime.describe()
+    latency = result.latency
+    stats = (latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.mean_ms, latency.count) if latency \
+        else (None, None, None, None, 0)
+    return Timed(*stats, result.percentiles_ms, result.round_ms, result.throughput_items_s, (first - opened) / 1e6,
+                 (loaded - opened) / 1e6, model_size_mb(path), json_safe(description), batch, result.requests,
+                 result.items_per_query, result.throughput_basis)
 
 
 def runtime_options(cell: Cell, variant_options: dict[str, Any]) -> dict[str, Any]:
@@ -169,15 +209,13 @@ def _quality(cell: Cell, context: MatrixContext, source: Source, data: EvalData,
     """Judged once per model file, runtime and precision options (threads and scenarios do not change
     outputs). A model that cannot be judged (no metadata to prepare images with) keeps its timing:
     the quality is left empty and the reason is returned."""
-    from edgekit.runtimes import get_runtime
 
-    quality_options = {k: v for k, v in options.items() if k not in ("hint", "streams", "threads")}
+    quality_options = {k: v for k, v in options.items() if k not in TIMING_ONLY}
     key = (source.sha256, cell.runtime, str(path), tuple(sorted(quality_options.items(), key=str)))
     if key not in context.qualities:
         try:
             reference = context.reference(source, cell.runtime)
-            with get_runtime(cell.runtime)(path, **quality_options) as session:
-                context.qualities[key] = (judge(session, source.meta, data, reference), "")
+            context.qualities[key] = (judge_file(path, cell.runtime, options, source.meta, data, reference), "")
         except Exception as exc:  # noqa: BLE001 - the timing stands; say why there is no quality figure
             context.qualities[key] = (Quality(), f"{type(exc).__name__}: {first_line(exc)}"[:300])
     return context.qualities[key]

@@ -81,6 +81,19 @@ def outputs_on(session, meta: ModelMeta, images: list[np.ndarray]) -> dict[str, 
     return {name: np.concatenate(parts) for name, parts in collected.items()}
 
 
+TIMING_ONLY = ("hint", "streams", "threads")   # runtime options that change speed, never outputs
+
+
+def judge_file(path, runtime: str, options: dict[str, Any], meta: ModelMeta, data: EvalData,
+               reference: dict[str, np.ndarray] | None) -> Quality:
+    """The one judge: ``path`` opened on ``runtime`` with ``options`` less those that only change timing."""
+    from edgekit.runtimes import get_runtime
+
+    kept = {k: v for k, v in options.items() if k not in TIMING_ONLY}
+    with get_runtime(runtime)(path, **kept) as session:
+        return judge(session, meta, data, reference)
+
+
 def judge(session, meta: ModelMeta, data: EvalData, reference: dict[str, np.ndarray] | None,
           batch_size: int = 16) -> Quality:
     """Accuracy (percentage points) and agreement with ``reference`` of an open runtime."""

@@ -4,7 +4,8 @@ fp32 is the file itself. int8 is ONNX Runtime's QDQ static quantization (OpenVIN
 QDQ file), calibrated on the task's data when the model's labels match it, else on generated
 images. fp16 is ONNX Runtime's FP16 conversion on ORT and OpenVINO's ``precision=f16`` hint;
 bf16 is OpenVINO's ``precision=bf16`` hint where the CPU has it. Built variants are cached under
-``cache_dir("matrix")`` by source hash + recipe, so a re-run reuses them.
+``cache_dir("variants")`` by source hash, recipe and library versions (``build_quantized``, the one
+builder the matrix and optimize share), so a re-run reuses them.
 """
 
 from __future__ import annotations
@@ -69,19 +70,45 @@ def _require_capability(capability: str, reason: str) -> None:
 
 
 def _quantized(source: Path, source_sha: str, meta: ModelMeta, recipe: dict[str, Any]) -> Variant:
-    """ORT QDQ int8 or FP16 file for ``source``, from the cache when it was built before."""
-    from edgekit.quantize.base import QuantizeConfig, quantize
+    return build_quantized(source, source_sha, meta, {**recipe, "backend": "ort"})
 
-    recipe_key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    target = cache_dir("matrix", "variants") / f"{source_sha[:16]}-{recipe['mode']}-{recipe_key}.onnx"
+
+def build_quantized(source: Path, source_sha: str, meta: ModelMeta, recipe: dict[str, Any]) -> Variant:
+    """The one cached builder of quantized files (the matrix's, optimize's and their fallbacks'):
+    ``recipe`` holds mode, backend (ort | nncf), calib ('generated' for generated images), calib_size,
+    seed and exclude (layers kept in float). The file is cached by the source's bytes, the recipe and
+    the library versions, so a rebuilt source or an upgraded quantizer builds it again."""
+    from edgekit.quantize.base import SUFFIXES, QuantizeConfig, quantize
+    from edgekit.sources import versions_tag
+
+    backend, exclude = recipe.get("backend", "ort"), tuple(recipe.get("exclude") or ())
+    recipe = {**recipe, "backend": backend, **({"exclude": list(exclude)} if exclude else {})}
+    key = hashlib.sha256(json.dumps([recipe, versions_tag(), _quantizer_versions()], sort_keys=True)
+                         .encode()).hexdigest()[:12]
+    # NNCF's IR path renames ONNX nodes (a Gemm becomes MatMul + Add): layers kept in float are named
+    # on the ONNX graph, so that recipe runs NNCF's ONNX backend (a QDQ .onnx that OpenVINO runs)
+    suffix = ".onnx" if backend == "nncf" and exclude else SUFFIXES[backend]
+    target = cache_dir("variants") / f"{source_sha[:16]}-{recipe['mode']}-{backend}-{key}{suffix}"
     if not target.is_file():
+        if backend == "nncf" and exclude:   # NNCF takes node names: resolve @first/@last on the ONNX graph
+            from edgekit.quantize.onnxruntime import resolve_exclusions
+
+            exclude = tuple(resolve_exclusions(source, exclude))
         calib = recipe.get("calib")
         if calib == "generated":
             calib = str(generated_images_npz(meta, recipe["calib_size"], recipe["seed"]))
-        config = QuantizeConfig(mode=recipe["mode"], backend="ort", calib=calib,
-                                calib_size=recipe.get("calib_size") or 128, seed=recipe.get("seed", 0))
+        config = QuantizeConfig(mode=recipe["mode"], backend=backend, calib=calib,
+                                calib_size=recipe.get("calib_size") or 128, seed=recipe.get("seed", 0),
+                                exclude=exclude)
         quantize(source, target, config)  # writes atomically: a killed build leaves no file
-    return Variant(target, {}, {**recipe, "backend": "ort", "cached_file": target.name})
+    return Variant(target, {}, {**recipe, "cached_file": target.name})
+
+
+def _quantizer_versions() -> list[str]:
+    from edgekit.matrix.cells import library_versions
+
+    versions = library_versions()
+    return [versions.get(name, "-") for name in ("onnxruntime", "onnxruntime-gpu", "nncf", "openvino", "onnx")]
 
 
 def generated_images(meta: ModelMeta, count: int, seed: int) -> np.ndarray:

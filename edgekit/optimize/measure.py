@@ -7,17 +7,14 @@ arrays, so the same functions run on this machine or on a lab device (see ``clus
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit.errors import BadInputError, first_line
-from edgekit.matrix.cells import CellRecord, Evaluation, Timing, json_safe
+from edgekit.matrix.cells import CellRecord, Evaluation, Timing
+from edgekit.matrix.measure import Timed, time_file
 from edgekit.matrix.quality import EvalData, Quality
 from edgekit.matrix.variants import Unsupported, Variant
 from edgekit.meta import ModelMeta
@@ -25,32 +22,6 @@ from edgekit.optimize.space import Candidate
 
 QUICK = Timing(warmup=3, min_runs=8, min_duration_s=0.4, rounds=1)   # the latency pass
 FULL = Timing(warmup=10, min_runs=20, min_duration_s=2.0, rounds=3)  # the finalists' confirmation
-
-
-@dataclass(frozen=True)
-class Timed:
-    """What one timing gave (ms). ``per_item_ms``: single-stream, a query's p50 over its batch;
-    offline (no per-query latency), the inverse of the throughput."""
-
-    p50_ms: float | None
-    p90_ms: float | None
-    p99_ms: float | None
-    mean_ms: float | None
-    count: int
-    percentiles_ms: tuple[float, ...]
-    round_ms: tuple[float, ...]
-    throughput_items_s: float
-    cold_start_ms: float
-    load_ms: float
-    size_mb: float
-    description: dict[str, Any]
-    batch: int = 1
-
-    @property
-    def per_item_ms(self) -> float:
-        if self.p50_ms is None:
-            return 1000.0 / self.throughput_items_s if self.throughput_items_s else float("inf")
-        return self.p50_ms / self.batch
 
 
 def search_data(meta: ModelMeta, data: str | None, calib: str | None, samples: int, seed: int) -> EvalData:
@@ -106,69 +77,27 @@ def build_variant(candidate: Candidate, source: Path, source_sha: str, meta: Mod
 
 def _int8_recipe(candidate: Candidate, source: Path, source_sha: str, meta: ModelMeta, calib: str,
                  calib_samples: int, seed: int) -> Variant:
-    from edgekit.paths import cache_dir
-    from edgekit.quantize.base import SUFFIXES, QuantizeConfig, quantize
+    from edgekit.matrix.variants import build_quantized
 
-    exclude = candidate.exclude
-    if candidate.quantizer == "nncf" and exclude:  # NNCF takes node names: resolve @first/@last on the ONNX graph
-        from edgekit.quantize.onnxruntime import resolve_exclusions
-
-        exclude = tuple(resolve_exclusions(source, exclude))
-    if calib == "generated":
-        from edgekit.matrix.variants import generated_images_npz
-
-        calib = str(generated_images_npz(meta, calib_samples, seed))
-    config = QuantizeConfig(mode="int8-static", backend=candidate.quantizer, calib=calib, calib_size=calib_samples,
-                            exclude=exclude, seed=seed)
     recipe = {"mode": "int8-static", "backend": candidate.quantizer, "calib": calib, "calib_size": calib_samples,
-              "seed": seed, "exclude": list(exclude)}
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    # NNCF's IR path renames ONNX nodes (a Gemm becomes MatMul + Add): layers kept in float are named
-    # on the ONNX graph, so that recipe runs NNCF's ONNX backend (a QDQ .onnx that OpenVINO runs)
-    suffix = ".onnx" if candidate.quantizer == "nncf" and exclude else SUFFIXES[candidate.quantizer]
-    target = cache_dir("optimize", "variants") / f"{source_sha[:16]}-int8-{candidate.quantizer}-{digest}{suffix}"
-    if not target.is_file():
-        quantize(source, target, config)  # atomic: a killed build leaves no file
-    return Variant(target, {}, {**recipe, "cached_file": target.name})
+              "seed": seed, "exclude": list(candidate.exclude)}
+    return build_quantized(source, source_sha, meta, recipe)
 
 
 def time_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, timing: Timing, seed: int = 0) -> Timed:
-    """The candidate's scenario timed with its settings (the matrix's scenario timing)."""
-    from edgekit.bench.inputs import random_feeds
-    from edgekit.bench.latency import LoopPlan
-    from edgekit.bench.scenarios import run_scenario
-    from edgekit.fileio import model_size_mb
-    from edgekit.runtimes import get_runtime
-
+    """The candidate's scenario timed with its settings (the matrix's measurer)."""
     options = {**candidate.runtime_options(), **variant.runtime_options}
-    plan = LoopPlan(timing.warmup, timing.min_runs, timing.min_duration_s, timing.max_runs)
-    runtime = get_runtime(candidate.runtime)(variant.path, **options)
-    opened = time.perf_counter_ns()
-    with runtime:
-        loaded = time.perf_counter_ns()
-        feeds = random_feeds(runtime.inputs, candidate.batch, meta, seed)
-        runtime.prepare(feeds)()
-        first = time.perf_counter_ns()
-        result = run_scenario(runtime, feeds, candidate.scenario, plan, timing.rounds)
-        description = runtime.describe()
-    latency = result.latency
-    stats = (latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.mean_ms, latency.count) if latency \
-        else (None, None, None, None, 0)
-    return Timed(*stats, result.percentiles_ms,
-                 result.round_ms, result.throughput_items_s, (first - opened) / 1e6, (loaded - opened) / 1e6,
-                 model_size_mb(variant.path), json_safe(description), candidate.batch)
+    return time_file(variant.path, candidate.runtime, options, meta, candidate.batch, candidate.scenario, timing,
+                     seed)
 
 
 def judge_variant(candidate: Candidate, variant: Variant, meta: ModelMeta, data: EvalData,
                   reference: dict[str, np.ndarray] | None) -> Quality:
-    """Accuracy and agreement with FP32 (threads do not change outputs: judged without them)."""
-    from edgekit.matrix.quality import judge
-    from edgekit.runtimes import get_runtime
+    """Accuracy and agreement with FP32 (the matrix's judge; threads do not change outputs)."""
+    from edgekit.matrix.quality import judge_file
 
-    options = {k: v for k, v in {**candidate.runtime_options(), **variant.runtime_options}.items()
-               if k not in ("hint", "streams", "threads")}
-    with get_runtime(candidate.runtime)(variant.path, **options) as session:
-        return judge(session, meta, data, reference)
+    return judge_file(variant.path, candidate.runtime, {**candidate.runtime_options(), **variant.runtime_options},
+                      meta, data, reference)
 
 
 def reference_outputs(source: Path, meta: ModelMeta, data: EvalData) -> dict[str, np.ndarray]:

@@ -34,7 +34,8 @@ def speedup_text(result: SearchResult, chosen) -> str:
     default = result.baseline
     text = ""
     if basis is not chosen:
-        text = f"{speedup(basis.ms, chosen.ms) or 0.0:.1f}x faster than the best FP32 measured ({basis.candidate.label})"
+        gain = speedup(basis.ms, chosen.ms) or 0.0
+        text = f"{gain:.1f}x faster than the best FP32 measured ({basis.candidate.label})"
     if basis is not default:
         text += ("; " if text else "") + (f"{speedup(default.ms, chosen.ms) or 0.0:.1f}x than the default FP32 "
                                           f"({default.candidate.label})")
