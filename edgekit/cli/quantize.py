@@ -9,6 +9,7 @@ import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, write_json
 from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
+from edgekit.fileio import check_distinct
 
 
 def register(app: typer.Typer) -> None:
@@ -60,6 +61,7 @@ def quantize(
     check_outputs(output, inputs=[calib, weights, meta_file] if overwrite_input else [model, calib, weights, meta_file],
                   special_ok=False, flag="--overwrite-input")
     check_outputs(json_out, inputs=[model, calib, output, weights, meta_file])
+    check_distinct([("-o", output), ("--json", json_out)])
     from edgekit.errors import BadInputError
     from edgekit.quantize.base import quantize as run_quantize
     from edgekit.quantize.sweep import SweepConfig, check_calibration_used, make_configs, sweep
@@ -74,6 +76,9 @@ def quantize(
     configs = make_configs(mode, backend, calib=calib, calib_size=calib_size or 128, method=method or "minmax",
                            per_channel=per_channel, activations=activations, exclude=tuple(exclude or ()), seed=seed)
     check_calibration_used(configs, calib, calib_size, method, report or max_drop is not None)
+    written = written_files(output, configs, report or max_drop is not None, max_drop is not None)
+    check_outputs(*written[1:], inputs=[model, calib, weights, meta_file], special_ok=False)
+    check_distinct([*((f"-o {output} writes", path) for path in written[1:]), ("--json", json_out)])
     options = SweepConfig(runtimes=tuple(runtime or ()), eval_data=eval_data, eval_size=eval_size,
                           max_drop=max_drop, threads=threads, duration=duration, seed=seed)
     if not output.parent.is_dir():
@@ -87,6 +92,25 @@ def quantize(
     _print_sweep(out, result)
     if json_out:
         write_json(json_out, result.report.to_dict())
+
+
+def written_files(output: Path, configs, measured: bool, selected: bool) -> list[Path]:
+    """``output`` first, then every other file the run may write: the variants of a sweep
+    (``<stem>.<variant><suffix>``), the kept variant's suffix with --max-drop, an IR's .bin, an engine's .json."""
+    from edgekit.quantize.base import kind_of
+
+    suffixes = [kind_of(config.backend).suffix for config in configs]
+    if selected:
+        paths = [output.with_suffix(suffix) for suffix in dict.fromkeys([".onnx", *suffixes])]
+    elif measured and len(configs) > 1:
+        paths = [output.with_name(f"{output.stem}.{config.variant}{suffix}")
+                 for config, suffix in zip(configs, suffixes)]
+    else:
+        paths = []
+    paths = [output, *(path for path in paths if path != output)]
+    beside = [path.with_suffix(".bin") for path in paths if path.suffix.lower() == ".xml"]
+    beside += [path.with_suffix(path.suffix + ".json") for path in paths if path.suffix.lower() == ".engine"]
+    return [*paths, *beside]
 
 
 def _wide_console():
@@ -107,9 +131,10 @@ def _print_result(out, result) -> None:
         agreement = f"; vs FP32 on {check['samples']} samples{source}: cosine {check['cosine']:.4f}"
         if check.get("top1_agreement_pct") is not None:
             agreement += f", top-1 agreement {check['top1_agreement_pct']:.1f}%"
-    out.print(f"wrote {result.path} ({result.config.variant}, {result.meta.precision}){agreement}")
+    out.print(f"wrote {result.path} ({result.config.variant}, {result.meta.precision}){agreement}",
+              markup=False, highlight=False)
     if kernels:
-        out.print(f"nodes: {kernels}")
+        out.print(f"nodes: {kernels}", markup=False, highlight=False)
 
 
 def _print_sweep(out, result) -> None:
@@ -118,8 +143,8 @@ def _print_sweep(out, result) -> None:
     out.print(render(result.report, result.kept))
     if result.selection is None:
         for path in result.written:
-            out.print(f"wrote {path}")
+            out.print(f"wrote {path}", markup=False, highlight=False)
         return
     for variant, runtime, verdict in result.selection.reasons:
-        out.print(f"  {variant} on {runtime}: {verdict}")
-    out.print(f"{result.selection.summary} → {result.written[0]}")
+        out.print(f"  {variant} on {runtime}: {verdict}", markup=False, highlight=False)
+    out.print(f"{result.selection.summary} → {result.written[0]}", markup=False, highlight=False)
