@@ -3,6 +3,7 @@ front, latency distributions per runtime, speedup per precision. Every title nam
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections import defaultdict
@@ -11,6 +12,20 @@ from typing import Any
 from edgekit.report.tables import model_label
 
 MAX_PANELS = 24
+
+
+def _plain_text(function):
+    """Every text of the figure drawn as typed: a '$' in a model name is not TeX (mathtext would fail on it);
+    the SVG backend escapes <, > and & itself."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(rows: int, cols: int, width: float = 4.2, height: float = 3.2):
@@ -60,6 +75,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+@_plain_text
 def latency_vs_accuracy(rows: list[dict[str, Any]]) -> str | None:
     """One panel per model and scenario: each runtime × precision × batch × threads cell a point."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -88,6 +104,7 @@ def latency_vs_accuracy(rows: list[dict[str, Any]]) -> str | None:
     return _svg(figure)
 
 
+@_plain_text
 def latency_distributions(rows: list[dict[str, Any]]) -> str | None:
     """One panel per runtime and scenario: a box per cell from its stored percentiles (p5…p95)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -115,6 +132,7 @@ def latency_distributions(rows: list[dict[str, Any]]) -> str | None:
     return _svg(figure)
 
 
+@_plain_text
 def speedup_per_precision(rows: list[dict[str, Any]]) -> str | None:
     """Speed of each precision over FP32 of the same model, runtime, batch, threads and scenario."""
     base: dict[tuple, float] = {}

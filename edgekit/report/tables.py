@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 # (header, row key, format) — the order of every table the report writes
@@ -72,8 +73,11 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "edgekit benchmark repo
 
 
 def _md_text(text: str) -> str:
-    """Text as Markdown shows it, never as HTML a renderer would run: <, >, & escaped, | kept in its cell."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    """Text as Markdown shows it, never as HTML a renderer would run: <, >, & escaped, | kept in its cell,
+    links, images, code and emphasis shown as typed, one line."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = re.sub(r"([\\`*_\[\]|])", r"\\\1", text)
+    return " ".join(text.splitlines())
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -85,6 +89,12 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         values = []
         for _, key, _ in COLUMNS:
             value = model_label(row) if key == "model_name" else row.get(key)
-            values.append("" if value is None else value.isoformat() if hasattr(value, "isoformat") else value)
+            values.append("" if value is None else value.isoformat() if hasattr(value, "isoformat") else
+                          csv_cell(value))
         writer.writerow(values)
     return stream.getvalue()
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading '."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
