@@ -25,7 +25,8 @@ from edgekit.errors import BadInputError
 THREADS_PER_CORE, THREADS_FLOOR, THREADS_CEILING = 4, 16, 1024
 MAX_INPUT_SIDE = 4096   # pixels a side of an export size; a larger one allocates tens of GB before anything fails
 MAX_DEPTH = 64          # nesting of a YAML document or a metadata JSON value
-MAX_YAML_NODES = 200_000          # values in a YAML document, aliases expanded (a "billion laughs" is 10^9)
+MAX_YAML_NODES = 200_000          # values in a YAML document (aliases expanded: a "billion laughs" is 10^9)
+                                  # or in one metadata value
 MAX_YAML_BYTES = 4 * 2**20
 MAX_JSON_CHARS = 8 * 2**20        # one metadata value (ImageNet-21k's labels are ~0.4 MB)
 
@@ -131,6 +132,24 @@ def load_json(text: str, what: str) -> Any:
     if problem:
         raise BadInputError(f"{what} {problem}")
     return json.loads(text)
+
+
+def data_problem(value: Any) -> str:
+    """Why a Python value (dicts, lists, tuples) holds too many values or nests too deeply to write as
+    JSON ('' when it does not); walked without recursion, so a self-containing list is refused too."""
+    stack, count = [(value, 1)], 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            return f"nests deeper than {MAX_DEPTH} levels"
+        if count > MAX_YAML_NODES:
+            return f"holds more than {MAX_YAML_NODES} values"
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for pair in item.items() for child in pair)
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+    return ""
 
 
 # ---- YAML: safe, bounded, located -------------------------------------------------------------------

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import BadInputError, first_line
+from edgekit.errors import BadInputError
+from edgekit.limits import data_problem, json_problem, load_json, load_yaml
 from edgekit.meta import COLORS, RESIZES, TASKS, ModelMeta
 
 FIELDS = ("task", "model_name", "input_name", "input_layout", "input_size", "color", "mean", "std", "resize",
@@ -32,24 +33,22 @@ def parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
             section = changes.setdefault(head, {})
             if not isinstance(section, dict):
                 raise BadInputError(f"metadata key {head} is given both whole and as {key}")
-            section[sub] = _scalar(value) if isinstance(value, str) else value
+            section[sub] = _scalar(value, key) if isinstance(value, str) else value
         else:
             changes[key] = value
     return changes
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping of the same keys (lists and nested mappings allowed)."""
+    """A YAML mapping of the same keys (lists and nested mappings allowed), read safely and boundedly
+    (edgekit.limits: depth, aliases expanded, plain tags only; errors name the file and line)."""
     from edgekit.deps import require
 
     yaml = require("yaml", "torch")
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"metadata file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"cannot read metadata file {path}: {first_line(exc)}") from None
+    data = load_yaml(yaml, path)
     if not isinstance(data, dict):
         raise BadInputError(f"metadata file {path} must hold a mapping of keys to values")
     return {str(k): v for k, v in data.items()}
@@ -62,9 +61,10 @@ def _read_at_file(raw: str) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _scalar(raw: str) -> Any:
+def _scalar(raw: str, key: str) -> Any:
+    """A value given as text: its JSON (bounded in length and depth) when it is JSON, else the text."""
     try:
-        return json.loads(raw)
+        return load_json(raw, f"metadata {key}")
     except json.JSONDecodeError:
         return raw
 
@@ -74,12 +74,15 @@ def apply_changes(meta: ModelMeta, changes: Mapping[str, Any]) -> ModelMeta:
     values: dict[str, Any] = {}
     extra = dict(meta.extra)
     for key, value in changes.items():
+        problem = data_problem(value)
+        if problem:
+            raise BadInputError(f"metadata {key} {problem}")
         if key == "decoder":
             extra["decoder"] = {**extra.get("decoder", {}), **_decoder(value)}
         elif key in FIELDS:
             values[key] = _FIELD_PARSERS.get(key, _text)(key, value)
         else:
-            extra[key] = _scalar(value) if isinstance(value, str) else value
+            extra[key] = _scalar(value, key) if isinstance(value, str) else value
     updated = meta.with_(**values, extra=extra)
     _check(updated)
     return updated
@@ -131,7 +134,7 @@ def _labels(key: str, value: Any) -> tuple[str, ...]:
 def _decoder(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return {str(k): v for k, v in value.items()}
-    parsed = _scalar(value) if isinstance(value, str) else value
+    parsed = _scalar(value, "decoder") if isinstance(value, str) else value
     if isinstance(parsed, dict):
         return parsed
     if isinstance(parsed, str):
@@ -144,6 +147,10 @@ _FIELD_PARSERS = {"task": _choice(TASKS), "color": _choice(COLORS), "resize": _c
 
 
 def _check(meta: ModelMeta) -> None:
+    for key, text in meta.to_props().items():  # what is written must be readable back (edgekit.meta)
+        problem = json_problem(text)
+        if problem:
+            raise BadInputError(f"metadata {key} {problem}")
     channels = meta.channels
     for key in ("mean", "std"):
         values = getattr(meta, key)
