@@ -67,15 +67,15 @@ def check_distinct(outputs: Iterable[tuple[str, str | Path | None]]) -> None:
         if path is None or is_special(path):  # several streams may go to one device (/dev/null)
             continue
         for other_flag, other in seen:
-            if _same_output(Path(path), other):
-                raise BadInputError(f"{flag} {path} and {other_flag} {other} are the same file: "
+            if same_output(Path(path), other):
+                raise BadInputError(f"{flag} {path} is the same file as {other_flag} {other}: "
                                     "give each output its own path")
         seen.append((flag, Path(path)))
 
 
-def _same_output(a: Path, b: Path) -> bool:
+def same_output(a: str | Path, b: str | Path) -> bool:
     """Two output paths that would be one file: same inode, or same path once symlinks are resolved."""
-    if a.exists() and b.exists():
+    if os.path.exists(a) and os.path.exists(b):
         return same_file(a, b)
     return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
 

@@ -9,7 +9,7 @@ import typer
 
 from edgekit.cli.common import check_numbers, check_outputs, console, handle_errors, write_json
 from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS, source_options
-from edgekit.fileio import check_distinct
+from edgekit.fileio import check_distinct, is_special, same_output
 
 
 def register(app: typer.Typer) -> None:
@@ -76,9 +76,8 @@ def quantize(
     configs = make_configs(mode, backend, calib=calib, calib_size=calib_size or 128, method=method or "minmax",
                            per_channel=per_channel, activations=activations, exclude=tuple(exclude or ()), seed=seed)
     check_calibration_used(configs, calib, calib_size, method, report or max_drop is not None)
-    written = written_files(output, configs, report or max_drop is not None, max_drop is not None)
-    check_outputs(*written[1:], inputs=[model, calib, weights, meta_file], special_ok=False)
-    check_distinct([*((f"-o {output} writes", path) for path in written[1:]), ("--json", json_out)])
+    check_written(written_files(output, configs, report or max_drop is not None, max_drop is not None), json_out,
+                  inputs=[model, calib, weights, meta_file])
     options = SweepConfig(runtimes=tuple(runtime or ()), eval_data=eval_data, eval_size=eval_size,
                           max_drop=max_drop, threads=threads, duration=duration, seed=seed)
     if not output.parent.is_dir():
@@ -92,6 +91,15 @@ def quantize(
     _print_sweep(out, result)
     if json_out:
         write_json(json_out, result.report.to_dict())
+
+
+def check_written(written: list[Path], json_out: Path | None, inputs: list) -> None:
+    """The files beside ``-o`` (``written[0]``) are no input, and ``--json`` is none of them: before any work."""
+    from edgekit.errors import BadInputError
+
+    check_outputs(*written[1:], inputs=inputs, special_ok=False)
+    if json_out is not None and not is_special(json_out) and any(same_output(path, json_out) for path in written):
+        raise BadInputError(f"--json {json_out} is one of the files quantize writes for -o {written[0]}")
 
 
 def written_files(output: Path, configs, measured: bool, selected: bool) -> list[Path]:
