@@ -72,7 +72,10 @@ def optimize(
     check_runtimes(split_list(runtimes, "runtimes"))
     given = source_options(weights, input_spec, meta_pair, meta_file)
     output = output or Path(f"{output_stem(model)}.optimized.onnx")
-    check_written(output, json_out, inputs=[model if Path(model).is_file() else None, weights, meta_file])
+    from edgekit.cli.report import store_file
+
+    files = [name for name in (model, data, calib, eval_data) if name and Path(name).is_file()]
+    check_written(output, json_out, inputs=[*files, weights, meta_file, store_file(db)])
     size = parse_input_size(input_size) if input_size else None
     config = OptimizeConfig(model=model, max_drop=max_drop, data=data, calib=calib, eval=eval_data,
                             runtimes=tuple(split_list(runtimes, "runtimes")), allow_batch=allow_batch,
@@ -105,16 +108,18 @@ def optimize(
         executor = RayExecutor(lab)
     try:
         with open_store(db) as store:
-            done = run_optimize(config, output, store, executor, log=lambda line: out.print(line, highlight=False))
+            done = run_optimize(config, output, store, executor,
+                                log=lambda line: out.print(line, markup=False, highlight=False))
     finally:
         if lab is not None:
             lab.shutdown()
     from edgekit.optimize.report import candidate_rows, summary_lines
 
     for line in summary_lines(done.result):
-        out.print(line, highlight=False)
-    out.print(f"report: {done.html} · {done.markdown}; history run {done.result.run_id}", highlight=False)
-    out.print(f"wrote {done.output}", highlight=False)
+        out.print(line, markup=False, highlight=False)
+    out.print(f"report: {done.html} · {done.markdown}; history run {done.result.run_id}", markup=False,
+              highlight=False)
+    out.print(f"wrote {done.output}", markup=False, highlight=False)
     typer.echo(done.verdict)
     if json_out:
         write_json(json_out, {"verdict": done.verdict, "output": str(done.output), "run_id": done.result.run_id,
@@ -135,14 +140,13 @@ def check_written(output: Path, json_out: Path | None, inputs: list) -> None:
     """Every file the run may write (model, IR, reports) is a writable regular file, none of them an
     input, and ``--json`` is none of them: checked before any work."""
     from edgekit.errors import BadInputError
-    from edgekit.fileio import same_file
+    from edgekit.fileio import is_special, same_output
     from edgekit.optimize import written_files
 
     written = written_files(output)
     check_outputs(*written, special_ok=False, inputs=inputs)
     check_outputs(json_out, inputs=inputs)
-    if json_out is not None and any(path == Path(json_out) or (path.exists() and same_file(path, json_out))
-                                    for path in written):
+    if json_out is not None and not is_special(json_out) and any(same_output(path, json_out) for path in written):
         raise BadInputError(f"--json {json_out} is one of the files optimize writes for -o {output}")
 
 

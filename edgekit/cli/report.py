@@ -35,14 +35,13 @@ def report(
                                          "list of model, runtime, precision, batch, threads, scenario, options)."),
 ) -> None:
     """Report what the history store holds (filters combine); with --baseline, gate a run against it."""
-    check_outputs(html_out, md_out, csv_out)
     from edgekit.errors import BadInputError
     from edgekit.fileio import check_distinct
-
-    check_distinct([("--html", html_out), ("--md", md_out), ("--csv", csv_out)])
     from edgekit.report.regression import GateConfig
     from edgekit.store import open_store
 
+    check_outputs(html_out, md_out, csv_out, inputs=[store_file(db)])
+    check_distinct([("--html", html_out), ("--md", md_out), ("--csv", csv_out)])
     gate = GateConfig(k, min_change, accuracy_tolerance)
     with open_store(db) as store:
         rows = store.records(run_ids=run, suite=suite, model=model, device=device, since=_date(since))
@@ -181,6 +180,17 @@ def _terminal_table(rows):
     for row in rows:
         table.add_row(*(Text(cell_text(row, key, fmt)) for _, key, fmt in shown))
     return table
+
+
+def store_file(db: str | None) -> Path | None:
+    """The SQLite file of a history store URL (None for other databases): an output must never be it."""
+    from edgekit.store.db import default_url
+
+    url = db or default_url()
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def _date(text: str | None):
