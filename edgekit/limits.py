@@ -108,6 +108,17 @@ def check_option(name: str, value: Any) -> None:
         check_number(name, value, f"option {name}")
 
 
+def check_timing(timing: Any, label: str) -> None:
+    """A measurement plan (matrix Timing: warmup, min_runs, min_duration_s, max_runs, rounds) by the flags'
+    limits; a duration of 0 means "runs alone decide"."""
+    check_number("warmup", timing.warmup, f"{label} warmup")
+    check_number("runs", timing.min_runs, f"{label} runs")
+    check_number("runs", timing.max_runs, f"{label} runs")
+    check_number("rounds", timing.rounds, f"{label} rounds")
+    if timing.min_duration_s != 0:
+        check_number("duration", timing.min_duration_s, f"{label} duration")
+
+
 # ---- JSON (metadata values): robot tier, standard library only --------------------------------------
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")

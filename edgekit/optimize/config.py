@@ -1,10 +1,15 @@
-"""What `edgekit optimize` searches: the model, the budget, the data, the runtimes and settings, the time."""
+"""What `edgekit optimize` searches: the model, the budget, the data, the runtimes and settings, the time.
+
+Checked when made, by the limits the flags use (edgekit.limits), so a config built in Python is refused
+as the command line is: NaN budgets, thread counts past the one thread rule, huge sizes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from edgekit.errors import BadInputError
+from edgekit.limits import check_number, check_numbers, check_timing
 from edgekit.matrix.cells import Timing, TorchModel
 from edgekit.optimize.measure import FULL, QUICK
 
@@ -48,3 +53,15 @@ class OptimizeConfig:
             raise BadInputError("--runtimes is empty")
         if self.scenario not in ("single-stream", "offline"):
             raise BadInputError(f"--scenario must be single-stream or offline, got '{self.scenario}'")
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        """NaN, infinities and huge values refused by the limits every door shares (edgekit.limits)."""
+        check_numbers(max_drop=self.max_drop, allow_batch=self.allow_batch, time_limit=self.time_limit_s,
+                      eval_size=self.eval_size, calib_size=self.calib_size, seed=self.seed)
+        for count in self.threads or ():
+            check_numbers(threads=count)
+        for side in self.input_size or ():
+            check_number("input_size", side, "--input-size")
+        check_timing(self.quick, "quick timing")
+        check_timing(self.full, "full timing")
