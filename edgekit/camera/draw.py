@@ -56,6 +56,27 @@ def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], shade, scale:
     cv2.putText(canvas, text, (x, y - base), font, size, (255, 255, 255), 1, cv2.LINE_AA)
 
 
+#: formats OpenCV writes a colour image in: an annotated copy keeps its input's name and format
+COLOR_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def annotated_name(source: str | Path | None, index: int, used: set[str]) -> str:
+    """A file name in the --save folder for the annotated copy of ``source``, unique among ``used``
+    (compared without case; the name is added to it): the input's own name when OpenCV writes that
+    format in colour (x.png, x.tiff, x.webp stay three files), else the name plus .png (x.pgm.png); a
+    name already taken gets -INDEX (then -INDEX-2, ...) before its suffix."""
+    name = Path(source or "").name or f"frame-{index}"
+    if Path(name).suffix.lower() not in COLOR_SUFFIXES:
+        name += ".png"
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, attempt = name, 1
+    while candidate.lower() in used:
+        candidate = f"{stem}-{index}{suffix}" if attempt == 1 else f"{stem}-{index}-{attempt}{suffix}"
+        attempt += 1
+    used.add(candidate.lower())
+    return candidate
+
+
 def save_image(image_bgr: np.ndarray, target: Path) -> None:
     """Write a BGR image atomically (the format follows the suffix)."""
     cv2 = require_cv2("saving annotated images")

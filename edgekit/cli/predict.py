@@ -138,20 +138,16 @@ def _saver(save_dir: Path | None, source):
     """A context whose value is called with each FrameResult to save its annotated frame."""
     import contextlib
 
-    from edgekit.camera.draw import annotate, save_image, video_writer
+    from edgekit.camera.draw import annotate, annotated_name, save_image, video_writer
 
     if save_dir is None:
         return contextlib.nullcontext(lambda result: None)
-    if getattr(source, "fps", None) is None:  # image files: one annotated image each
+    if getattr(source, "fps", None) is None:  # image files: one annotated image each, never two at one name
         used: set[str] = set()
 
         def keep_image(result) -> None:
-            name = Path(result.frame.name)
-            target = name.name if name.name not in used else f"{name.stem}-{result.frame.index}{name.suffix}"
-            used.add(target)
-            suffix = name.suffix.lower() if name.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
-            save_image(annotate(result.frame.image, result.prediction, source.color),
-                       save_dir / (Path(target).stem + suffix))
+            target = annotated_name(result.frame.name, result.frame.index, used)
+            save_image(annotate(result.frame.image, result.prediction, source.color), save_dir / target)
 
         return contextlib.nullcontext(keep_image)
     stem = Path(source.path).stem if hasattr(source, "path") else "camera"
