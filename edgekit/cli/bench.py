@@ -175,11 +175,12 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
 
 
 def print_record(record) -> None:
-    """A rich table of one BenchRecord."""
+    """A rich table of one BenchRecord; names from the model are shown as typed, never as markup."""
+    from rich.markup import escape
     from rich.table import Table
 
     lat = record.latency
-    table = Table(title=f"{record.model} on {record.runtime} {record.runtime_version} — {record.device}")
+    table = Table(title=escape(f"{record.model} on {record.runtime} {record.runtime_version} — {record.device}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
@@ -198,5 +199,5 @@ def print_record(record) -> None:
     ]
     rows += [(f"{name} (per call)", f"{value:.3f} ms") for name, value in record.breakdown_ms.items()]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(escape(name), escape(value))
     console().print(table)

@@ -76,7 +76,7 @@ def print_summary(summary) -> None:
         io.add_column(column)
     for kind, tensors in (("input", summary.inputs), ("output", summary.outputs)):
         for tensor in tensors:
-            io.add_row(kind, escape(tensor.name), tensor.dtype, _dims(tensor.shape))
+            io.add_row(kind, escape(tensor.name), escape(str(tensor.dtype)), _dims(tensor.shape))
     out.print(io)
     ops = Table(title="operators")
     ops.add_column("op")
@@ -90,7 +90,7 @@ def print_summary(summary) -> None:
     for key, value in summary.meta.to_props().items():
         if key == "labels" and len(summary.meta.labels) > 8:
             value = f"{len(summary.meta.labels)} labels: {', '.join(summary.meta.labels[:5])}, …"
-        meta.add_row(key, escape(value))
+        meta.add_row(escape(key), escape(value))
     out.print(meta)
 
 
@@ -107,9 +107,9 @@ def print_layers(summary) -> None:
         table.add_column(column, justify="right" if column in ("#", "params", "MACs", "groups") else "left")
     for index, row in enumerate(summary.layers):
         macs = "?" if row.macs is None else (fmt_count(row.macs) if row.macs else "-")
-        table.add_row(str(index), escape(row.name), row.op, _dims(row.output_shape), pair(row.kernel),
+        table.add_row(str(index), escape(row.name), escape(row.op), _dims(row.output_shape), pair(row.kernel),
                       pair(row.stride), escape(row.padding) or "-", "-" if row.groups is None else str(row.groups),
-                      row.activation or "-", f"{row.parameters:,}" if row.parameters else "-", macs,
+                      escape(row.activation or "-"), f"{row.parameters:,}" if row.parameters else "-", macs,
                       pair(row.receptive_field), pair(row.jump))
     from rich.console import Console
 
@@ -121,18 +121,18 @@ def print_placement(report) -> None:
     from rich.table import Table
 
     out = console()
-    placed = ", ".join(f"{where} {count}" for where, count in report.placement.items()) or "-"
-    out.print(f"[bold]{report.runtime}[/] (target {report.target}): "
+    placed = escape(", ".join(f"{where} {count}" for where, count in report.placement.items()) or "-")
+    out.print(f"[bold]{escape(report.runtime)}[/] (target {escape(report.target)}): "
               + (f"{report.node_count} nodes after its optimisations — {placed}" if report.loadable
                  else "[red]cannot load the model[/]"))
     if report.note:
         out.print(escape(report.note))
     if not report.findings:
-        out.print(f"every node runs on {report.target}" if report.loadable else "")
+        out.print(f"every node runs on {report.target}" if report.loadable else "", markup=False)
         return
     table = Table(title="nodes not run on the target")
     for column in ("node", "op", "placed on", "hint"):
         table.add_column(column)
     for finding in report.findings:
-        table.add_row(escape(finding.node or "-"), escape(finding.op), finding.placed_on, escape(finding.hint))
+        table.add_row(escape(finding.node or "-"), escape(finding.op), escape(finding.placed_on), escape(finding.hint))
     out.print(table)

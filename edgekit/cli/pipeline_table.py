@@ -7,11 +7,12 @@ from edgekit.cli.common import console
 
 
 def print_pipeline(record: PipelineRecord, inference_only_p50_ms: float) -> None:
-    """A rich table: p50/p90/p99 of each stage beside the inference-only p50."""
+    """A rich table: p50/p90/p99 of each stage beside the inference-only p50 (names shown as typed)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{record.model} on {record.runtime}: the whole pipeline, {record.frames} calls on "
-                        f"{'x'.join(str(d) for d in record.frame_shape)} frames from {record.source}")
+    table = Table(title=escape(f"{record.model} on {record.runtime}: the whole pipeline, {record.frames} calls on "
+                               f"{'x'.join(str(d) for d in record.frame_shape)} frames from {record.source}"))
     for column in ("stage", "p50 ms", "p90 ms", "p99 ms", "mean ms"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for name, stats in (("preprocess", record.preprocess), ("inference", record.inference),

@@ -66,8 +66,11 @@ def train(
 
 
 def show(result) -> None:
+    from rich.markup import escape
+
     out = console()
     metrics = "  ".join(f"{key} {value:.2f}" for key, value in result.metrics.items() if not key.endswith("count"))
-    out.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f} s ({result.epochs_run} epochs): {metrics}")
-    out.print(f"checkpoint → {result.checkpoint}")
-    out.print(f"model      → {result.onnx}")
+    out.print(f"trained [bold]{escape(str(result.model))}[/] in {result.seconds:.1f} s ({result.epochs_run} epochs): "
+              f"{escape(metrics)}")
+    out.print(f"checkpoint → {result.checkpoint}", markup=False)
+    out.print(f"model      → {result.onnx}", markup=False)
