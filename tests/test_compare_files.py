@@ -60,7 +60,8 @@ def test_cli_fp32_int8_on_digits(models, tmp_path):
     assert "ort-cpu: fp32 vs int8 — top-1 agreement" in passed.stdout.replace("\n", " ")
     assert "all runtimes pass" in passed.stdout and "random" not in passed.stdout
     record = json.loads((tmp_path / "c.json").read_text())
-    assert record["passed"] and record["budget"] == {"min_top1": 0.98, "min_cosine": 0.99, "min_box_match": 0.9}
+    assert record["passed"] and record["budget"] == {"min_top1": 0.98, "min_cosine": 0.99, "min_box_match": 0.9,
+                                                     "score_tol": 0.05}
     assert record["results"][0]["budget"]["passed"] and record["candidate_path"] == str(models["int8"])
     failed = run_cli("compare", str(models["fp32"]), str(models["broken"]), "--data", "digits")
     assert failed.returncode == 1
@@ -138,6 +139,41 @@ def test_bad_requests_are_one_line_and_write_nothing(models, tmp_path):
     assert not any(tmp_path.glob("o.*"))
     with pytest.raises(BadInputError, match="--samples must be at least 1"):
         compare(fp32, ["ort-cpu"], candidate=int8, io=CompareInputs(data="digits", samples=0))
+
+
+@pytest.fixture(scope="module")
+def detectors(tmp_path_factory) -> dict[str, Path]:
+    """The shapes detector after a short training run, its INT8 and a broken INT8 (stem scale ×4)."""
+    import onnx
+    from onnx import numpy_helper
+
+    pytest.importorskip("edgekit.train.detector")
+    from edgekit.quantize.base import QuantizeConfig, quantize
+    from edgekit.train import RECIPES, TrainConfig
+    from test_quantize_detector import EPOCHS, SMALL
+
+    folder = tmp_path_factory.mktemp("compare-detector")
+    fp32 = RECIPES.get("detector")(TrainConfig(data="shapes", output_dir=folder, seed=0, epochs=EPOCHS, batch_size=16,
+                                               options=SMALL, progress=False)).onnx
+    int8 = quantize(fp32, folder / "int8.onnx", QuantizeConfig(calib="shapes", calib_size=32)).path
+    model = onnx.load(str(int8))
+    weights = {init.name: init for init in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights
+                and list(weights[n.input[0]].dims[1:2]) == [3])  # the RGB stem
+    scale = weights[node.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(4), scale.name))
+    onnx.save(model, str(folder / "broken.onnx"))
+    return {"fp32": fp32, "int8": int8, "broken": folder / "broken.onnx"}
+
+
+def test_detector_int8_is_judged_by_box_match(detectors):
+    record = compare(detectors["fp32"], ["ort-cpu"], candidate=detectors["int8"], io=CompareInputs(data="shapes"))
+    (result,) = record.results
+    assert record.passed and result.budget.box_match >= 0.9 and result.budget.top1 is None
+    assert result.boxes.score_tol == Budget().score_tol and result.boxes.matched > 100
+    assert result.summary().startswith("box match ") and record.input_source == "80 test images of shapes"
+    broken = compare(detectors["fp32"], ["ort-cpu"], candidate=detectors["broken"], io=CompareInputs(data="shapes"))
+    assert not broken.passed and broken.results[0].budget.box_match < 0.5
 
 
 def test_budget_verdicts_without_models():
