@@ -97,27 +97,35 @@ def judge_file(path, runtime: str, options: dict[str, Any], meta: ModelMeta, dat
 def judge(session, meta: ModelMeta, data: EvalData, reference: dict[str, np.ndarray] | None,
           batch_size: int = 16) -> Quality:
     """Accuracy (percentage points) and agreement with ``reference`` of an open runtime."""
-    from edgekit.parity import compare_outputs
-
     metric, accuracy, metrics = "", None, None
     if data.split is not None:
-        metric, metrics = _accuracy(session, meta, data.split, batch_size)
+        metric, metrics = accuracy_of(session, meta, data.split, batch_size)
         accuracy = metrics[metric]
     top1 = cosine = None
     nothing = ""
     if reference is not None:
-        parity = compare_outputs(reference, outputs_on(session, meta, data.agreement_images))
-        comparable = [o for o in parity.outputs if not getattr(o, "nothing_to_compare", "")]
-        if comparable:
-            worst = min(comparable, key=lambda o: o.cosine)
-            cosine = worst.cosine
-            top1 = None if worst.top1_agreement is None else 100.0 * worst.top1_agreement
-        else:   # no figure rather than agreement measured on noise
-            nothing = parity.outputs[0].nothing_to_compare if parity.outputs else "the model has no outputs"
+        top1, cosine, nothing = agreement(reference, outputs_on(session, meta, data.agreement_images))
     return Quality(metric, accuracy, metrics, top1, cosine, nothing)
 
 
-def _accuracy(session, meta: ModelMeta, split: Split, batch_size: int) -> tuple[str, dict[str, Any]]:
+def agreement(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> tuple[float | None, float | None,
+                                                                                         str]:
+    """(top-1 agreement %, cosine, '') of the worst comparable output against ``reference``; (None,
+    None, why) when no output can be compared (no spread, independent of the input): no figure rather
+    than agreement measured on noise."""
+    from edgekit.parity import compare_outputs
+
+    parity = compare_outputs(reference, outputs)
+    comparable = [o for o in parity.outputs if not o.nothing_to_compare]
+    if not comparable:
+        return None, None, parity.outputs[0].nothing_to_compare if parity.outputs else "the model has no outputs"
+    worst = min(comparable, key=lambda o: o.cosine)
+    return None if worst.top1_agreement is None else 100.0 * worst.top1_agreement, worst.cosine, ""
+
+
+def accuracy_of(session, meta: ModelMeta, split: Split, batch_size: int) -> tuple[str, dict[str, Any]]:
+    """The evaluator's primary metric name and every metric in percentage points (``count`` as is),
+    read with ``meta`` (the source model's metadata, so IR files and engines are read alike)."""
     from edgekit.evaluate.metrics import make_evaluator
     from edgekit.evaluate.runner import predict_split
     from edgekit.tasks import get_task

@@ -20,7 +20,6 @@ from edgekit.datasets.base import Split
 from edgekit.errors import BadInputError
 from edgekit.fileio import model_size_mb
 from edgekit.meta import ModelMeta
-from edgekit.parity import compare_outputs
 from edgekit.runtimes import RUNTIMES, get_runtime
 
 #: runtime option names that carry an inference-precision hint, in the order we look for them
@@ -126,10 +125,9 @@ def _measure_one(
     accuracy = metrics[metric] if metric else None
     cosine = top1 = None
     if reference is not None:
-        parity = compare_outputs(reference, _outputs(variant.path, runtime, parity_feeds, options))
-        worst = min(parity.outputs, key=lambda o: o.cosine)
-        cosine = worst.cosine
-        top1 = None if worst.top1_agreement is None else 100.0 * worst.top1_agreement
+        from edgekit.matrix.quality import agreement
+
+        top1, cosine, _ = agreement(reference, _outputs(variant.path, runtime, parity_feeds, options))
     p50 = record.latency.p50_ms
     return PrecisionRow(
         variant=variant.name, runtime=runtime, precision=variant.precision, size_mb=variant.size_mb,
@@ -144,21 +142,12 @@ def _measure_one(
 
 def _accuracy(variant: Variant, runtime: str, options: dict[str, Any], meta: ModelMeta, split: Split,
               config: MeasureConfig) -> tuple[str, dict[str, float]]:
-    """The primary metric's name and every metric in percentage points (the evaluator's
-    ``points_per_unit``), with the *source* model's metadata, so IR files and engines are read the same way."""
-    from edgekit.evaluate.metrics import make_evaluator
-    from edgekit.evaluate.runner import predict_split
-    from edgekit.tasks import get_task
+    """The matrix's accuracy (``matrix.quality.accuracy_of``) of ``variant`` on ``runtime``, read with the
+    *source* model's metadata."""
+    from edgekit.matrix.quality import accuracy_of
 
-    task = get_task(meta.task)
-    evaluator = make_evaluator(meta)
     with get_runtime(runtime)(variant.path, **options) as session:
-        predictions = predict_split(session, task, meta, split, config.batch_size)
-    evaluator.update(predictions, list(split.targets))
-    metric = type(evaluator).primary_metric
-    scale = type(evaluator).points_per_unit
-    return metric, {name: float(value) * (1.0 if name == "count" else scale)
-                    for name, value in evaluator.compute().items()}
+        return accuracy_of(session, meta, split, config.batch_size)
 
 
 def _outputs(path: Path, runtime: str, feeds: list[dict[str, np.ndarray]] | None, options: dict[str, Any]):
