@@ -165,7 +165,7 @@ def compare(
     check_request(io, judging)
     if candidate is not None:
         return compare_files(model, candidate, runtimes, io, judging, seed, runtime_options or {})
-    classes = _runtime_classes(runtimes, runtime_options or {})
+    classes = runtime_classes(runtimes, runtime_options or {})
     source = parse_source(str(model))
     from_torch = source.kind == "zoo" or source.is_torch
     if not from_torch and io.load_outputs is None and len(classes) < 2:
@@ -184,7 +184,7 @@ def compare(
     options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
     file_specs = bool(io.specs) and source.kind == "file"
     batches, make, where = plan_inputs(io, path, meta, batch, seed, file_specs)
-    batches, outputs, described = _run_all(classes, options, path, batches, make, where)
+    batches, outputs, described = run_all(classes, options, path, batches, make, where)
     first = outputs[classes[0].name]
     if io.load_outputs is not None:
         reference_name = f"saved outputs {Path(io.load_outputs).name}"
@@ -200,7 +200,7 @@ def compare(
         reference = first
         candidates = [cls.name for cls in classes[1:]]
     results = tuple(judge(name, described[name], reference, outputs[name], meta, judging) for name in candidates)
-    _save(io, batches, reference)
+    save(io, batches, reference)
     return CompareRecord(
         model=meta.model_name or path.stem, model_path=str(path), reference=reference_name,
         inputs={k: list(v.shape) for k, v in batches[0].items()}, input_source=where,
@@ -235,7 +235,7 @@ def input_note(io: CompareInputs, batches: Sequence[Mapping[str, np.ndarray]]) -
     return constant or ("" if io.real else RANDOM_NOTE)
 
 
-def _run_all(classes, options, path: Path, batches, make: Callable | None, source: str):
+def run_all(classes, options, path: Path, batches, make: Callable | None, source: str):
     """Every runtime on every batch: (batches, outputs by runtime, (version, device) by runtime).
     Without ``batches``, ``make(runtime)`` makes them on the first runtime."""
     outputs: dict[str, list[dict[str, np.ndarray]]] = {}
@@ -309,7 +309,7 @@ def _golden(path: str | Path, count: int) -> list[dict[str, np.ndarray]]:
     return golden
 
 
-def _save(io: CompareInputs, batches, reference) -> None:
+def save(io: CompareInputs, batches, reference) -> None:
     from edgekit.inputs.golden import save_batches
 
     if io.save_inputs is not None:
@@ -318,7 +318,7 @@ def _save(io: CompareInputs, batches, reference) -> None:
         save_batches(io.save_outputs, reference)
 
 
-def _runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping[str, Any]]) -> list:
+def runtime_classes(names: Sequence[str], runtime_options: Mapping[str, Mapping[str, Any]]) -> list:
     """Resolve and probe every runtime before any (possibly slow) export; options checked too."""
     from edgekit.runtimes import get_runtime
     if not names:

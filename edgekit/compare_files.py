@@ -157,7 +157,7 @@ def require_real_inputs(io: CompareInputs, what: str) -> None:
 def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequence[str], io: CompareInputs,
                   judging: Judging, seed: int, runtime_options: Mapping[str, Mapping[str, Any]]) -> CompareRecord:
     """Both model files on each runtime with the same inputs; the second judged against the first."""
-    from edgekit.compare import _runtime_classes, _run_all, _save, input_note, plan_inputs
+    from edgekit.compare import runtime_classes, run_all, save, input_note, plan_inputs
     from edgekit.meta import read_meta
 
     paths = [_model_file(reference), _model_file(candidate)]
@@ -167,7 +167,7 @@ def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequen
     if io.specs:
         raise BadInputError("--input shapes random inputs of one model; two models are compared on --inputs, "
                             "--images or --data")
-    classes = _runtime_classes(runtimes, runtime_options)
+    classes = runtime_classes(runtimes, runtime_options)
     precisions = [precision_of(path) for path in paths]
     reduced = precisions[0] != precisions[1] or precisions[0] != "fp32"
     if reduced:
@@ -177,11 +177,11 @@ def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequen
     options = {cls.name: dict(runtime_options.get(name, runtime_options.get(cls.name, {})))
                for name, cls in zip(runtimes, classes)}
     batches, make, where = plan_inputs(io, paths[0], meta, 1, seed)
-    batches, first, described = _run_all(classes, options, paths[0], batches, make, where)
-    _, second, _ = _run_all(classes, options, paths[1], batches, None, where)
+    batches, first, described = run_all(classes, options, paths[0], batches, make, where)
+    _, second, _ = run_all(classes, options, paths[1], batches, None, where)
     results = tuple(judge(cls.name, described[cls.name], first[cls.name], second[cls.name], meta, judging)
                     for cls in classes)
-    _save(io, batches, first[classes[0].name])
+    save(io, batches, first[classes[0].name])
     return CompareRecord(
         model=f"{paths[1].name} ({precisions[1]})", model_path=str(paths[0]),
         reference=f"{paths[0].name} ({precisions[0]})", inputs={k: list(v.shape) for k, v in batches[0].items()},

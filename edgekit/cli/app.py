@@ -32,6 +32,7 @@ def main() -> None:
     from edgekit.runtimes.gpu_libraries import QUIET_PROCESS_LOG
 
     QUIET_PROCESS_LOG["enabled"] = True   # the command's own output, not ONNX Runtime's provider warnings
+    quiet_libraries()
     try:
         code = get_command(app).main(prog_name="edgekit", standalone_mode=False)
     except typer.Abort:  # Ctrl-C outside a command (while click parses): as inside one
@@ -45,3 +46,15 @@ def main() -> None:
             typer.echo(f"error: {message}", err=True)
         sys.exit(2)
     sys.exit(code or 0)
+
+
+def quiet_libraries() -> None:
+    """The CLI owns the process's logging (the library never changes a logger): the libraries it drives
+    (NNCF, ONNX Runtime's quantization tools, Ray) log errors only, unless EDGEKIT_DEBUG=1."""
+    import logging
+    import os
+
+    if os.environ.get("EDGEKIT_DEBUG") == "1":
+        return
+    for name in ("", "nncf"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -136,11 +136,12 @@ def matrix_model(model: str, weights: Path | None = None, inputs: tuple[str, ...
 def run_and_show(spec, db: str | None, force: bool, json_out: Path | None) -> None:
     """Run the matrix into the store and print its table (and JSON)."""
     from edgekit.cli.common import write_json
+    from edgekit.cli.progress import CellBar
     from edgekit.matrix.runner import run_matrix
     from edgekit.store import open_store
 
     with open_store(db) as store:
-        result = run_matrix(spec, store, force=force, progress=ProgressBar())
+        result = run_matrix(spec, store, force=force, progress=CellBar())
     out = wide_console()
     if result.resumed:
         skipped = len(result.records) - result.measured
@@ -218,25 +219,3 @@ def matrix_notes(records) -> list[str]:
 def _num(value, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
-
-class ProgressBar:
-    """A rich progress bar over a matrix's cells, naming the cell in flight (``matrix.runner.Progress``)."""
-
-    def start(self, total: int, completed: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            transient=False, console=console())
-        self.bar.start()
-        self.task = self.bar.add_task("matrix", total=total, completed=completed)
-
-    def advance(self, cell, record) -> None:
-        from rich.markup import escape
-
-        if record is None:
-            self.bar.update(self.task, description=escape(cell.label))
-        else:
-            self.bar.update(self.task, advance=1, description=escape(f"{cell.label}: {record.status}"))
-
-    def stop(self) -> None:
-        self.bar.stop()

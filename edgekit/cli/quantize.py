@@ -146,7 +146,7 @@ def _print_result(out, result) -> None:
 
 
 def _print_sweep(out, result) -> None:
-    from edgekit.quantize.report import render
+    from edgekit.cli.quantize_table import render
 
     out.print(render(result.report, result.kept))
     if result.selection is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -55,9 +56,12 @@ def train(
         data=data, output_dir=out or Path("runs") / name, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
         optimizer=optimizer.lower() if optimizer else None,
         transfer_from=Path(transfer_from) if transfer_from else None,
-        mode=mode, options=options, progress=not quiet,
+        mode=mode, options=options,
     )
-    result = function(config)
+    from edgekit.cli.progress import EpochBar
+
+    with EpochBar() as bar:
+        result = function(replace(config, progress=None if quiet else bar))
     show(result)
     if json_out:
         from dataclasses import asdict

@@ -232,23 +232,17 @@ def agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray
 
 
 def quiet(function):
-    """Run ORT's quantization tools without their logging/warning chatter on the terminal."""
+    """Run a quantization tool without its warnings and stdout chatter (progress bars) on the terminal.
+    Loggers are not touched: their levels belong to the application (edgekit's CLI quiets them)."""
     import contextlib
     import functools
     import io
-    import logging
     import warnings
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                return function(*args, **kwargs)
-        finally:
-            root.setLevel(level)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return function(*args, **kwargs)
 
     return wrapper

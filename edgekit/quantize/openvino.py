@@ -5,7 +5,6 @@ metadata in the IR's ``rt_info``; an ``.onnx`` output runs NNCF's ONNX backend i
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -34,10 +33,9 @@ def quantize_nncf(source: Path, output: Path, config: QuantizeConfig, meta: Mode
     else:
         onnx = require("onnx", "quantize")
         model = onnx.load(str(source))
-    nncf.set_log_level(logging.ERROR)  # its progress bars and warnings would drown the CLI's output
     from edgekit.quantize.onnxruntime import quiet
 
-    # quiet: NNCF's rich progress bars go to stdout, which set_log_level does not silence
+    # quiet: NNCF's rich progress bars go to stdout (its logger's level is the application's to set)
     quantized = quiet(nncf.quantize)(
         model, nncf.Dataset(batches), subset_size=len(batches),
         preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=_ignored(nncf, config.exclude),

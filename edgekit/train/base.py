@@ -5,6 +5,7 @@ A recipe is a function ``train(config: TrainConfig) -> TrainResult`` registered 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ class TrainConfig:
     transfer_from: Path | None = None
     mode: str | None = None  # transfer: "features" | "finetune"
     options: dict[str, Any] = field(default_factory=dict)  # recipe-specific, validated by the recipe
-    progress: bool = True
+    progress: Callable[[int, int, float, str, float | None, float], None] | bool | None = None  # per epoch
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Training utilities every recipe shares: seeding, optimizers, LR schedule, early stopping,
-and a fit loop with a rich progress bar (workstation tier: torch imported inside functions).
+and a fit loop that reports each epoch to an optional callback (the CLI draws the bar; workstation tier:
+torch imported inside functions).
 
 A recipe supplies three callables — ``batches(epoch)`` yielding batches, ``loss(model, batch)``
 returning a scalar tensor, ``validate(model, epoch)`` returning the validation metric (a number,
@@ -158,37 +159,42 @@ class EarlyStopping:
         return self.sign * self.best
 
 
+EpochCallback = Callable[[int, int, float, str, "float | None", float], None]
+
+
 def fit(
     model, parameters, batches: Callable[[int], Iterable[Any]], steps_per_epoch: int,
-    loss: Callable[[Any, Any], Any], validate: Callable[[Any, int], Any], settings: FitSettings, progress: bool = True,
+    loss: Callable[[Any, Any], Any], validate: Callable[[Any, int], Any], settings: FitSettings,
+    progress: EpochCallback | bool | None = None,
 ) -> FitResult:
-    """Train ``parameters`` of ``model``; keep the weights of the best validation epoch (``keep_best``)."""
+    """Train ``parameters`` of ``model``; keep the weights of the best validation epoch (``keep_best``).
+    ``progress(epoch, epochs, loss, metric name, metric, best)`` is told each epoch (a bool: nothing)."""
     optimizer = make_optimizer(settings.optimizer, parameters, settings.lr, settings.weight_decay, settings.momentum)
     scheduler = make_schedule(settings.schedule, optimizer, settings.lr, settings.epochs, steps_per_epoch,
                               settings.warmup_fraction)
     stopper = EarlyStopping(settings.patience, settings.higher_is_better)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    with _progress_bar(progress, settings) as bar:
-        for epoch in range(1, settings.epochs + 1):
-            model.train()
-            total = count = 0.0
-            for batch in batches(epoch):
-                optimizer.zero_grad(set_to_none=True)
-                value = loss(model, batch)
-                value.backward()
-                optimizer.step()
-                scheduler.step()
-                total, count = total + float(value.detach()), count + 1
-            model.eval()
-            record = {"epoch": epoch, "loss": total / max(count, 1),
-                      **_metrics(validate(model, epoch), settings.metric)}
-            history.append(record)
-            metric = record.get(settings.metric)
-            stop = metric is not None and stopper.update(epoch, metric, model)
-            bar(epoch, record["loss"], metric, stopper.best_metric)
-            if stop or (settings.time_limit_s and time.perf_counter() - start > settings.time_limit_s):
-                break
+    report = progress if callable(progress) else (lambda *args: None)
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        total = count = 0.0
+        for batch in batches(epoch):
+            optimizer.zero_grad(set_to_none=True)
+            value = loss(model, batch)
+            value.backward()
+            optimizer.step()
+            scheduler.step()
+            total, count = total + float(value.detach()), count + 1
+        model.eval()
+        record = {"epoch": epoch, "loss": total / max(count, 1),
+                  **_metrics(validate(model, epoch), settings.metric)}
+        history.append(record)
+        metric = record.get(settings.metric)
+        stop = metric is not None and stopper.update(epoch, metric, model)
+        report(epoch, settings.epochs, record["loss"], settings.metric, metric, stopper.best_metric)
+        if stop or (settings.time_limit_s and time.perf_counter() - start > settings.time_limit_s):
+            break
     if settings.keep_best:
         stopper.restore(model)
     model.eval()
@@ -201,37 +207,6 @@ def _metrics(value: Any, name: str) -> dict[str, float]:
     if value is None:
         return {}
     return {key: float(v) for key, v in value.items()} if isinstance(value, dict) else {name: float(value)}
-
-
-class _progress_bar:
-    """Context manager yielding ``update(epoch, loss, metric, best)``; rich bar when enabled."""
-
-    def __init__(self, enabled: bool, settings: FitSettings) -> None:
-        self.enabled, self.settings = enabled, settings
-        self._progress = None
-
-    def __enter__(self) -> Callable[[int, float, float, float], None]:
-        if not self.enabled:
-            return lambda *args: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(), transient=False,
-        )
-        self._progress.start()
-        task = self._progress.add_task("train", total=self.settings.epochs, status="")
-        name = self.settings.metric
-
-        def update(epoch: int, loss: float, metric: float | None, best: float) -> None:
-            status = f"loss {loss:.4f}" + (f"  {name} {metric:.2f}  best {best:.2f}" if metric is not None else "")
-            self._progress.update(task, completed=epoch, status=status)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 class output_dir:
