@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.camera.frames import as_items, check_color, to_frame
-from edgekit.camera.pipeline import FrameResult
+from edgekit.frames import as_items, check_color, to_frame
+from edgekit.stream import FrameResult
 from edgekit.errors import BadInputError
 from edgekit.limits import MAX_INPUT_SIDE, check_keywords
 from edgekit.meta import COLORS, RESIZES, ModelMeta, read_meta
@@ -151,7 +151,7 @@ class Predictor:
         """A FrameResult (frame, prediction, stage timing, capture-to-prediction latency) per
         frame, in order, pipelined: a worker thread reads and pre-processes frame n+1 while
         frame n is inferred here. ``frames``: arrays, paths, PIL images or camera Frames."""
-        from edgekit.camera.pipeline import pipelined
+        from edgekit.stream import pipelined
 
         if not self._ready:
             self.open()

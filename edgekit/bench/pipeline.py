@@ -31,7 +31,7 @@ class FrameSet:
 
     @classmethod
     def from_images(cls, paths: list[str | Path]) -> FrameSet:
-        from edgekit.camera.frames import read_image
+        from edgekit.frames import read_image
         from edgekit.camera.sources import image_paths
 
         files = image_paths(paths)[:MAX_FRAMES]

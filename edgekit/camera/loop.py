@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgekit.bench.latency import LatencyStats
-from edgekit.camera.pipeline import FrameResult
+from edgekit.stream import FrameResult
 
 STATUS_EVERY_S = 0.5
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgekit.camera.frames import IMAGE_SUFFIXES, read_image
-from edgekit.camera.pipeline import Frame
+from edgekit.frames import IMAGE_SUFFIXES, read_image
+from edgekit.stream import Frame
 from edgekit.errors import BadInputError
 
 CAMERA_EXTRA = "pip install 'edgekit[camera]'"

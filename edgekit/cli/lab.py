@@ -11,7 +11,7 @@ def run_on_lab(spec, db: str | None, force: bool, json_out: Path | None, cluster
     """Run the matrix on the lab device, store it here, print its table (and JSON)."""
     from edgekit.cli.common import write_json
     from edgekit.cli.matrix import matrix_table, wide_console
-    from edgekit.optimize.cluster import Lab, run_matrix_on_lab
+    from edgekit.matrix.lab import Lab, run_matrix_on_lab
     from edgekit.store import open_store
 
     if not device:

@@ -102,7 +102,7 @@ def optimize(
     out = console()
     executor = lab = None
     if cluster is not None:
-        from edgekit.optimize.cluster import Lab, RayExecutor
+        from edgekit.matrix.lab import Lab, RayExecutor
 
         lab = Lab(cluster, device).connect()
         executor = RayExecutor(lab)

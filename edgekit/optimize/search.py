@@ -58,7 +58,7 @@ class Search:
     """One optimize search over one model. ``executor`` times and judges (here, or on a lab device)."""
 
     def __init__(self, config: OptimizeConfig, store, executor=None, log: Callable[[str], None] | None = None):
-        from edgekit.optimize.cluster import LocalExecutor
+        from edgekit.matrix.lab import LocalExecutor
 
         self.config, self.store = config, store
         self.executor = executor or LocalExecutor()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.camera.frames import to_frame
+from edgekit.frames import to_frame
 from edgekit.tasks.run import StageTiming, batch_size_for, finish_chunk, prepare_chunk
 
 _END = object()
