@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
-# What runs on the device: metadata, registries, runtimes, tasks, the Predictor and its frame
-# sources (camera), latency timing.
-ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.registry", "edgekit.paths", "edgekit.system",
-              "edgekit.fileio", "edgekit.deps", "edgekit.hashing", "edgekit.parity", "edgekit.deployment",
-              "edgekit.predictor", "edgekit.runtimes", "edgekit.tasks", "edgekit.bench", "edgekit.camera")
+# What runs on the device: metadata and its limits, registries, runtimes, tasks, the Predictor with its
+# frames and stream, frame sources (camera), latency timing.
+ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.limits", "edgekit.registry", "edgekit.paths",
+              "edgekit.system", "edgekit.fileio", "edgekit.deps", "edgekit.hashing", "edgekit.parity",
+              "edgekit.deployment", "edgekit.predictor", "edgekit.frames", "edgekit.stream", "edgekit.runtimes",
+              "edgekit.tasks", "edgekit.bench", "edgekit.camera")
 # Third-party packages the robot tier may import: numpy, one runtime, optional image I/O.
 ROBOT_THIRD_PARTY = {"numpy", "onnxruntime", "openvino", "tensorrt", "cv2", "PIL"}
 

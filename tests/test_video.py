@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgekit import Predictor
-from edgekit.camera.pipeline import Frame
+from edgekit.stream import Frame
 from edgekit.camera.sources import LatestFrames, VideoFile
 from edgekit.errors import BadInputError
 
