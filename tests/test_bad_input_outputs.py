@@ -100,6 +100,12 @@ def test_report_outputs_at_one_path_or_on_the_store(tmp_path, args):
     assert "same file" in message or "is the input file" in message
 
 
+def test_train_json_is_not_the_model_it_writes(tmp_path):
+    (tmp_path / "runs").mkdir()
+    assert "--json runs/lenet5.onnx" in refused(tmp_path, "train", "lenet5", "-d", "digits", "-o", "runs", "--json",
+                                                "runs/lenet5.onnx", "--epochs", "1", "-q", "-O", "per_class=20")
+
+
 # --- a replaced file keeps its mode (and owner) ------------------------------------------------------
 @pytest.mark.parametrize("command", [
     ["meta", "set", "m.onnx", "task=classification"],

@@ -47,6 +47,7 @@ def train(
 
     function = RECIPES.get(recipe)  # unknown names: "did you mean"
     name = RECIPES.canonical(recipe)
+    check_json_not_written(json_out, out or Path("runs") / name)
     options = parse_options(option)
     given = {"weights": weights, "classes": classes, "per_class": per_class, "patience": patience,
              "augment": None if augment else False}
@@ -67,6 +68,18 @@ def train(
         from dataclasses import asdict
 
         write_json(json_out, asdict(result))
+
+
+def check_json_not_written(json_out: Path | None, folder: Path) -> None:
+    """--json is not the checkpoint or the model the run writes (FOLDER/NAME.pt, FOLDER/NAME.onnx)."""
+    from edgekit.errors import BadInputError
+    from edgekit.fileio import is_special, same_output
+
+    if json_out is None or is_special(json_out) or json_out.suffix.lower() not in (".pt", ".onnx"):
+        return
+    if same_output(json_out.parent, folder):
+        raise BadInputError(f"--json {json_out}: the run writes its checkpoint and model (NAME.pt, NAME.onnx) "
+                            f"in {folder}: give the JSON a .json name")
 
 
 def show(result) -> None:
