@@ -60,8 +60,8 @@ def quantize(
                   seed=seed)
     check_outputs(output, inputs=[calib, weights, meta_file] if overwrite_input else [model, calib, weights, meta_file],
                   special_ok=False, flag="--overwrite-input")
-    check_outputs(json_out, inputs=[model, calib, output, weights, meta_file])
     check_distinct([("-o", output), ("--json", json_out)])
+    check_outputs(json_out, inputs=[model, calib, weights, meta_file])
     from edgekit.errors import BadInputError
     from edgekit.quantize.base import quantize as run_quantize
     from edgekit.quantize.sweep import SweepConfig, check_calibration_used, make_configs, sweep
