@@ -1,12 +1,15 @@
 """A thin ctypes wrapper over the CUDA driver and runtime libraries (Polygraphy-style).
 
-Enough for TensorRT: device names, device buffers, streams, copies and synchronization,
-without torch, pycuda or cuda-python. Libraries are loaded on first use; nothing here runs
-at import time. Device names come from the driver (libcuda), everything else from libcudart.
+Enough for TensorRT: device names, device buffers, pinned host buffers, streams, copies and
+synchronization, without torch, pycuda or cuda-python. Libraries are loaded on first use; nothing
+here runs at import time. Device names come from the driver (libcuda), everything else from
+libcudart. Buffers and streams free themselves when garbage-collected (``weakref.finalize``), so a
+runtime that is never closed does not hold GPU memory until the process exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
@@ -14,6 +17,7 @@ import re
 import sys
 import threading
 import time
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -44,12 +48,23 @@ def parse_device_id(device: str | None, default: int = 0) -> int:
     return int(text)
 
 
+def _driver() -> ctypes.CDLL | None:
+    """libcuda, from the loader's path or a system folder (Jetson keeps it under .../tegra); None without."""
+    from edgekit.runtimes.gpu_libraries import system_library_dirs
+
+    for path in ("libcuda.so.1", *(os.path.join(d, "libcuda.so.1") for d in system_library_dirs())):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
 @lru_cache(maxsize=1)
 def gpu_names() -> tuple[str, ...]:
     """Names of the NVIDIA GPUs the driver sees; () without a driver or GPU. Never raises."""
-    try:
-        driver = ctypes.CDLL("libcuda.so.1")
-    except OSError:
+    driver = _driver()
+    if driver is None:
         return ()
     count = ctypes.c_int(0)
     if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
@@ -69,9 +84,8 @@ def gpu_names() -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def driver_major() -> int | None:
     """The CUDA major version the driver supports (13 for a 13.x driver); None without a driver."""
-    try:
-        driver = ctypes.CDLL("libcuda.so.1")
-    except OSError:
+    driver = _driver()
+    if driver is None:
         return None
     version = ctypes.c_int(0)
     if driver.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value <= 0:
@@ -103,11 +117,16 @@ def order_candidates(paths: list[str], driver: int | None) -> list[str]:
 
 
 def _candidate_paths() -> list[str]:
-    """libcudart from the system and from pip's nvidia-cuda-runtime wheels, matching the driver first."""
+    """libcudart from the loader's path, pip's nvidia-cuda-runtime wheels and the system's CUDA folders
+    (/usr/local/cuda, JetPack's targets/aarch64-linux), matching the driver first."""
+    from edgekit.runtimes.gpu_libraries import system_library_dirs
+
     paths = [name for name in _RUNTIME_NAMES if name != "libcudart.so"]
     for root in sys.path:
         paths += sorted(glob.glob(os.path.join(root, "nvidia", "cuda_runtime", "lib", "libcudart.so*")))
         paths += sorted(glob.glob(os.path.join(root, "nvidia", "cu*", "lib", "libcudart.so*")))
+    for folder in system_library_dirs():
+        paths += sorted(glob.glob(os.path.join(folder, "libcudart.so.*")))
     return order_candidates([*paths, "libcudart.so"], driver_major())
 
 
@@ -133,6 +152,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "cudaFree": [p],
         "cudaMemcpy": [p, p, size, i],
         "cudaMemcpyAsync": [p, p, size, i, p],
+        "cudaHostAlloc": [ctypes.POINTER(p), size, ctypes.c_uint],
+        "cudaFreeHost": [p],
         "cudaStreamCreate": [ctypes.POINTER(p)],
         "cudaStreamDestroy": [p],
         "cudaStreamSynchronize": [p],
@@ -180,13 +201,35 @@ def runtime_version() -> str:
     return f"{version.value // 1000}.{version.value % 1000 // 10}"
 
 
-class Stream:
+def _release(library: ctypes.CDLL, function: str, value: int) -> None:
+    """Free one CUDA allocation or stream (also run as a finalizer, so it never raises)."""
+    with contextlib.suppress(Exception):  # the library may already be unloading at exit
+        getattr(library, function)(ctypes.c_void_p(value))
+
+
+class _Resource:
+    """A CUDA handle freed by ``free()``/``close()`` or, failing that, when garbage-collected."""
+
+    _release_with = ""
+
+    def _own(self, pointer: ctypes.c_void_p) -> None:
+        self._pointer = pointer
+        self._finalizer = weakref.finalize(self, _release, runtime_library(), self._release_with, pointer.value or 0)
+
+    def free(self) -> None:
+        self._finalizer()  # runs once; later calls do nothing
+        self._pointer = ctypes.c_void_p()
+
+
+class Stream(_Resource):
     """A CUDA stream; ``handle`` is the integer TensorRT's execute_async_v3 takes."""
+
+    _release_with = "cudaStreamDestroy"
 
     def __init__(self) -> None:
         pointer = ctypes.c_void_p()
         check(runtime_library().cudaStreamCreate(ctypes.byref(pointer)), "cudaStreamCreate")
-        self._pointer = pointer
+        self._own(pointer)
 
     @property
     def handle(self) -> int:
@@ -196,18 +239,18 @@ class Stream:
         check(runtime_library().cudaStreamSynchronize(self._pointer), "cudaStreamSynchronize")
 
     def close(self) -> None:
-        if self._pointer.value:
-            runtime_library().cudaStreamDestroy(self._pointer)
-            self._pointer = ctypes.c_void_p()
+        self.free()
 
 
-class DeviceBuffer:
+class DeviceBuffer(_Resource):
     """``nbytes`` of device memory; copies to and from contiguous numpy arrays."""
+
+    _release_with = "cudaFree"
 
     def __init__(self, nbytes: int) -> None:
         pointer = ctypes.c_void_p()
         check(runtime_library().cudaMalloc(ctypes.byref(pointer), max(nbytes, 1)), f"cudaMalloc({nbytes} bytes)")
-        self._pointer = pointer
+        self._own(pointer)
         self.nbytes = nbytes
 
     @property
@@ -240,10 +283,31 @@ class DeviceBuffer:
         else:
             check(library.cudaMemcpyAsync(destination, source, nbytes, kind, stream.handle), "cudaMemcpyAsync")
 
-    def free(self) -> None:
-        if self._pointer.value:
-            runtime_library().cudaFree(self._pointer)
-            self._pointer = ctypes.c_void_p()
+
+class HostBuffer(_Resource):
+    """``nbytes`` of pinned (page-locked) host memory: copies from and to it run asynchronously at the
+    bus's full speed, where pageable numpy memory is staged by the driver first."""
+
+    _release_with = "cudaFreeHost"
+
+    def __init__(self, nbytes: int) -> None:
+        pointer = ctypes.c_void_p()
+        check(runtime_library().cudaHostAlloc(ctypes.byref(pointer), max(nbytes, 1), 0),
+              f"cudaHostAlloc({nbytes} bytes)")
+        self._own(pointer)
+        self.nbytes = nbytes
+
+    def view(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A numpy array of ``dtype`` and ``shape`` over this memory (it keeps the buffer alive)."""
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        if count * dtype.itemsize > self.nbytes:
+            raise ValueError(f"{count * dtype.itemsize} bytes do not fit a {self.nbytes}-byte host buffer")
+        if not self._pointer.value:
+            raise CudaError("pinned host buffer used after it was freed")
+        raw = (ctypes.c_char * (count * dtype.itemsize)).from_address(self._pointer.value)
+        raw._owner = self  # the array's base chain keeps this buffer, and so its memory, alive
+        return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
 
 
 def time_copies(copy, repeats: int = 20) -> float:

@@ -11,6 +11,7 @@ import contextlib
 import ctypes.util
 import io
 import os
+import platform
 import re
 import sys
 import threading
@@ -65,7 +66,8 @@ def tensorrt_needs(provider: Path | None = None) -> tuple[str, ...]:
 
 def find_library_file(name: str, search_path: list[str] | None = None) -> str | None:
     """Where the loader would find library ``name`` (e.g. libnvinfer.so.10): LD_LIBRARY_PATH, pip's
-    tensorrt_libs wheel on ``search_path`` (default: sys.path), then the system's library cache."""
+    tensorrt_libs wheel on ``search_path`` (default: sys.path), this machine's system library folders,
+    then the system's library cache."""
     for folder in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep):
         if folder and os.path.isfile(os.path.join(folder, name)):
             return os.path.join(folder, name)
@@ -73,6 +75,9 @@ def find_library_file(name: str, search_path: list[str] | None = None) -> str | 
         candidate = os.path.join(root or ".", "tensorrt_libs", name)
         if os.path.isfile(candidate):
             return candidate
+    for folder in system_library_dirs():  # JetPack's TensorRT: /usr/lib/aarch64-linux-gnu
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
     stem = name[3:].split(".so")[0]
     found = ctypes.util.find_library(stem)
     return found if found and (found == name or "." not in name.split(".so", 1)[1]) else None
@@ -82,3 +87,21 @@ def find_library_file(name: str, search_path: list[str] | None = None) -> str | 
 def tensorrt_libraries() -> dict[str, str | None]:
     """Each TensorRT library the provider needs → where it is (None: not found)."""
     return {name: find_library_file(name) for name in tensorrt_needs()}
+
+
+_MULTIARCH = {"x86_64": "x86_64-linux-gnu", "amd64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
+              "arm64": "aarch64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu"}
+#: CUDA's per-target folder: JetPack (Jetson) is aarch64-linux, an Arm server (Grace, sbsa) sbsa-linux
+_CUDA_TARGETS = {"x86_64-linux-gnu": ("x86_64-linux",), "aarch64-linux-gnu": ("aarch64-linux", "sbsa-linux"),
+                 "powerpc64le-linux-gnu": ("ppc64le-linux",)}
+
+
+def system_library_dirs(machine: str | None = None, root: str = "/") -> list[str]:
+    """The system folders holding NVIDIA's libraries on this machine's architecture (``machine``:
+    platform.machine()): Debian's multiarch folder and, on Jetson, its tegra folder (libcuda), then
+    /usr/local/cuda's lib64 and targets/<arch>/lib. Only folders that exist under ``root``."""
+    machine = (machine or platform.machine() or "").lower()
+    triple = _MULTIARCH.get(machine, f"{machine}-linux-gnu")
+    folders = [f"usr/lib/{triple}", f"usr/lib/{triple}/tegra", f"usr/lib/{triple}/nvidia", "usr/local/cuda/lib64",
+               *(f"usr/local/cuda/targets/{target}/lib" for target in _CUDA_TARGETS.get(triple, ()))]
+    return [path for path in (os.path.join(root, folder) for folder in folders) if os.path.isdir(path)]
