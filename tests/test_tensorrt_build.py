@@ -1,9 +1,10 @@
 """The one TensorRT engine builder (edgekit/runtimes/tensorrt_build.py) without a GPU.
 
 The real ``tensorrt`` package cannot exist on this machine (PyPI's wheel downloads from NVIDIA's
-index, and needs a GPU): these tests pass small FAKES of the tensorrt module object — its
-version and the attributes the builder touches (flags, enums, Builder/OnnxParser/config objects
-that record calls) — to the builder, which takes the module as an argument. Everything else is
+index, and needs a GPU): these tests pass FAKES of the tensorrt module (tests/fake_tensorrt.py:
+its version and the attributes the builder touches — flags, enums, Builder/OnnxParser/config
+objects that record calls and keep TensorRT's rules) to the builder, which takes the module as an
+argument. Everything else is
 real: ONNX files written with onnx, edgekit's hashing, options and the CLI. ONNX Runtime and
 OpenVINO are never faked. The real builds run in tests/test_gpu_runtimes.py (marked tensorrt).
 """
@@ -12,153 +13,21 @@ from __future__ import annotations
 
 import logging
 import threading
-import types
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_cli
+from fake_tensorrt import fake_trt as make_fake_trt
+
 from edgekit.errors import BadInputError, EdgekitError
 from edgekit.runtimes import tensorrt_build as tb
 from edgekit.runtimes.tensorrt_build import BuildSpec, build_engine, typing_plan
 
-_ENUM = types.SimpleNamespace
 
-
-def fake_trt(version: str, *, layers=("CONVOLUTION",), half=False, input_shape=(-1, 3, 8, 8),
-             parse_ok=True, build_ok=True, timing_ok=(True,)):
-    """A stand-in for the tensorrt module of ``version`` (fake: no real package can be installed here).
-
-    TensorRT 11 has no BuilderFlag.FP16/INT8 (strong typing is always on): asking for them raises
-    AttributeError exactly as the real module does. ``calls`` records what the builder did.
-    """
-    major, minor = (int(x) for x in version.split(".")[:2])
-    calls: dict[str, list] = {"flags": [], "network_flags": [], "profiles": [], "timing": []}
-    builder_flags = {} if major >= 11 else {"FP16": "FP16", "INT8": "INT8"}
-    severity = _ENUM(ERROR="ERROR", INTERNAL_ERROR="INTERNAL_ERROR", WARNING="WARNING", INFO="INFO")
-
-    class ILogger:
-        Severity = severity
-
-        def __init__(self):
-            pass
-
-    class Tensor:
-        def __init__(self, name, dtype, shape=()):
-            self.name, self.dtype, self.shape = name, dtype, shape
-
-    class Layer:
-        def __init__(self, kind):
-            self.type = kind
-            self.num_outputs = 1
-            self._out = Tensor(kind.lower(), "HALF" if half else "FLOAT")
-
-        def get_output(self, index):
-            return self._out
-
-    class Network:
-        num_inputs = 1
-
-        def __init__(self):
-            self.num_layers = 0
-            self._layers = []
-
-        def get_input(self, index):
-            return Tensor("input", "HALF" if half else "FLOAT", input_shape)
-
-        def get_layer(self, index):
-            return self._layers[index]
-
-    class Parser:
-        def __init__(self, network, logger):
-            self.network, self.logger, self.num_errors = network, logger, 0
-
-        def parse_from_file(self, path):
-            if not parse_ok:
-                self.num_errors = 2
-                return False
-            self.network._layers = [Layer(kind) for kind in layers]
-            self.network.num_layers = len(layers)
-            return True
-
-        def get_error(self, index):
-            return _ENUM(node_name=lambda: "conv_0", node_operator=lambda: "Conv",
-                         desc=lambda: "Assertion failed: bias must be float\nstack...")
-
-    class Cache:
-        def __init__(self, data):
-            self.data = data
-
-        def serialize(self):
-            return b"timing:" + self.data
-
-    class Config:
-        def __init__(self):
-            self._cache = None
-            self._answers = list(timing_ok)
-
-        def set_flag(self, flag):
-            calls["flags"].append(flag)
-
-        def set_memory_pool_limit(self, pool, size):
-            calls["workspace"] = size
-
-        def add_optimization_profile(self, profile):
-            calls["profiles"].append(profile.shapes)
-
-        def create_timing_cache(self, data):
-            return Cache(bytes(data))
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            ok = self._answers.pop(0) if self._answers else True
-            calls["timing"].append((cache.data, ok))
-            self._cache = cache if ok else None
-            return ok
-
-        def get_timing_cache(self):
-            return self._cache
-
-    class Profile:
-        def __init__(self):
-            self.shapes = {}
-
-        def set_shape(self, name, low, opt, high):
-            self.shapes[name] = (tuple(low), tuple(opt), tuple(high))
-
-    class Builder:
-        def __init__(self, logger):
-            self.logger = logger
-
-        def create_network(self, flags):
-            calls["network_flags"].append(flags)
-            return Network()
-
-        def create_builder_config(self):
-            return Config()
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            if not build_ok:
-                self.logger.log(severity.ERROR, "no kernel for conv_0\ndetails")
-                self.logger.log(severity.ERROR, "build failed")
-                return None
-            return b"ENGINE"
-
-    def nptype(dtype):
-        table = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32}
-        if dtype not in table:
-            raise TypeError(f"Could not resolve TensorRT datatype to an equivalent numpy datatype. {dtype}")
-        return table[dtype]
-
-    return types.SimpleNamespace(
-        __version__=version, calls=calls, ILogger=ILogger, Builder=Builder, OnnxParser=Parser,
-        BuilderFlag=_ENUM(**builder_flags), NetworkDefinitionCreationFlag=_ENUM(STRONGLY_TYPED=1),
-        LayerType=_ENUM(QUANTIZE="QUANTIZE", DEQUANTIZE="DEQUANTIZE", CONVOLUTION="CONVOLUTION"),
-        DataType=_ENUM(FLOAT="FLOAT", HALF="HALF", INT8="INT8"), MemoryPoolType=_ENUM(WORKSPACE="WORKSPACE"),
-        nptype=nptype,
-    )
+def fake_trt(version: str, **options):
+    """The fake tensorrt module (tests/fake_tensorrt.py) with an invented one-convolution network."""
+    options.setdefault("layers", ("CONVOLUTION",))
+    return make_fake_trt(version, **options)
 
 
 @pytest.fixture
@@ -174,7 +43,10 @@ QDQ = ("QUANTIZE", "DEQUANTIZE", "CONVOLUTION")
 # ---- flag selection by TensorRT version ------------------------------------------------------
 def test_typing_plan_by_version():
     assert typing_plan((10, 3), "fp16", "fp32") == tb.TypingPlan(False, ("FP16",))
-    assert typing_plan((10, 3), "fp32", "int8") == tb.TypingPlan(False, ("INT8", "FP16"))
+    assert typing_plan((10, 3), "fp32", "int8") == tb.TypingPlan(False, ("INT8",))
+    assert typing_plan((10, 3), "int8", "int8") == tb.TypingPlan(False, ("INT8",))
+    assert typing_plan((10, 3), "fp16", "int8") == tb.TypingPlan(False, ("INT8", "FP16"))  # asked for
+    assert typing_plan((10, 3), "fp32", "fp16") == tb.TypingPlan(False, ("FP16",))  # an FP16 ONNX computes FP16
     assert typing_plan((10, 11), "fp32", "fp32") == tb.TypingPlan(False, ())
     for version in ((10, 12), (10, 13), (11, 0), (11, 4)):
         assert typing_plan(version, "int8", "int8") == tb.TypingPlan(True, ())
@@ -208,14 +80,37 @@ def test_older_10x_uses_precision_flags(model):
     assert trt.calls["profiles"] == [{"input": ((1, 3, 8, 8), (2, 3, 8, 8), (8, 3, 8, 8))}]
     trt = fake_trt("10.3.0.26", layers=QDQ)
     build_engine(trt, model, BuildSpec("int8"))
-    assert trt.calls["flags"] == ["INT8", "FP16"]
+    assert trt.calls["flags"] == ["INT8"]
+
+
+@pytest.mark.parametrize("version", ["10.3.0.26", "10.11.0.33", "10.13.3.9", "11.1.0.5"])
+def test_int8_engines_get_the_same_flags_on_every_version(model, version):
+    """An INT8 Q/DQ model used to get INT8 + FP16 below 10.12 (Jetson's 10.3): its unquantized layers
+    then ran in FP16 there and in FP32 on 10.12+. Now FP16 comes only when asked for."""
+    trt = fake_trt(version, layers=QDQ)
+    build_engine(trt, model, BuildSpec("int8"))
+    build_engine(trt, model, BuildSpec())  # the runtime's default on a Q/DQ model
+    weak = tb.trt_version(trt) < tb.STRONG_TYPING_SINCE
+    assert trt.calls["built_flags"] == [["INT8"] if weak else []] * 2
+
+
+def test_tf32_is_cleared_unless_asked(model):
+    """TensorRT lets FP32 layers use TF32 by default (the fake's config starts with it, as the real one)."""
+    for version in ("10.3.0.26", "10.13.3.9", "11.1.0.5"):
+        trt = fake_trt(version, half=version != "10.3.0.26")
+        precision = "fp32" if version == "10.3.0.26" else "fp16"
+        build_engine(trt, model, BuildSpec(precision))
+        build_engine(trt, model, BuildSpec(precision, tf32=True))
+        assert ["TF32" in flags for flags in trt.calls["built_flags"]] == [False, True], version
+    assert BuildSpec().key() != BuildSpec(tf32=True).key()  # another engine in the cache
 
 
 def test_one_builder_for_runtime_and_quantizer_same_defaults():
     """The runtime's options and the quantizer build through the same BuildSpec (max batch 16)."""
     from edgekit.runtimes import get_runtime
 
-    assert get_runtime("trt")("m.onnx").options.build_spec == BuildSpec("fp32", 1, 16, None)
+    assert get_runtime("trt")("m.onnx").options.build_spec == BuildSpec("fp32", 1, 16, None, False)
+    assert get_runtime("trt")("m.onnx", tf32=True).options.build_spec.tf32
     assert BuildSpec("int8").max_batch == get_runtime("trt").Options().max_batch
     source = open(tb.__file__.replace("runtimes/tensorrt_build.py", "quantize/tensorrt.py")).read()
     assert "build_engine(" in source and "create_network" not in source and "BuilderFlag" not in source

@@ -8,7 +8,12 @@
 Typing: TensorRT 10.12 deprecated weak typing and TensorRT 11 removed it (``BuilderFlag.FP16``
 and ``INT8`` are gone; every network is strongly typed). From 10.12 on, engines are built
 strongly typed without precision flags: the ONNX carries its precision (FP16 weights and
-activations, or Q/DQ nodes for INT8). Older 10.x builds weakly typed with the flags.
+activations, or Q/DQ nodes for INT8). Older 10.x builds weakly typed with the flags, and only the
+ones asked for, so an engine computes alike on both sides of 10.12 (an INT8 Q/DQ model gets INT8,
+not INT8 + FP16: its unquantized layers stay FP32 as strong typing keeps them).
+
+TF32: TensorRT lets FP32 layers use TF32 unless ``BuilderFlag.TF32`` is cleared; it is cleared
+unless a build asks for it (``tf32=True``), so FP32 means FP32 (as on ort-cuda).
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ _log = logging.getLogger("edgekit.tensorrt")
 @dataclass(frozen=True)
 class BuildSpec:
     """What to build: ``precision`` the engine should compute in (from 10.12 the ONNX must carry
-    it), the dynamic-batch profile (min 1, opt, max), and the builder's workspace limit."""
+    it), the dynamic-batch profile (min 1, opt, max), the builder's workspace limit, and whether
+    FP32 layers may use TF32."""
 
     precision: str = "fp32"
     opt_batch: int = 1
     max_batch: int = 16
     workspace_mb: int | None = None
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -53,7 +60,7 @@ class BuildSpec:
 
     def key(self) -> dict[str, Any]:
         return {"precision": self.precision, "opt_batch": self.opt_batch, "max_batch": self.max_batch,
-                "workspace_mb": self.workspace_mb}
+                "workspace_mb": self.workspace_mb, "tf32": self.tf32}
 
 
 def check_batches(opt_batch: int, max_batch: int) -> None:
@@ -98,7 +105,9 @@ def typing_plan(version: tuple[int, int], requested: str, carried: str) -> Typin
                                 f"{requested} engine needs a {requested} ONNX and this one is {carried}: {how}")
         return TypingPlan(strongly_typed=True)
     effective = max(requested, carried, key=_RANK.__getitem__)
-    flags = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}[effective]
+    flags = ("INT8",) if effective == "int8" else ()
+    if "fp16" in (requested, carried):  # FP16 only when asked for or carried, never as INT8's fallback
+        flags += ("FP16",)
     return TypingPlan(strongly_typed=False, builder_flags=flags)
 
 
@@ -190,6 +199,7 @@ def build_engine(trt: Any, onnx_path: Path, spec: BuildSpec, timing_cache: Path 
     config = builder.create_builder_config()
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    set_tf32(trt, config, spec.tf32)
     if spec.workspace_mb:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_mb << 20)
     profile = optimization_profile(builder, network, spec)
@@ -204,6 +214,17 @@ def build_engine(trt: Any, onnx_path: Path, spec: BuildSpec, timing_cache: Path 
     if timing_cache is not None:
         save_timing_cache(config, timing_cache)
     return bytes(memoryview(serialized))
+
+
+def set_tf32(trt: Any, config: Any, allowed: bool) -> None:
+    """TensorRT sets BuilderFlag.TF32 by default: clear it unless TF32 is allowed."""
+    flag = getattr(trt.BuilderFlag, "TF32", None)
+    if flag is None:
+        return
+    if allowed:
+        config.set_flag(flag)
+    else:
+        config.clear_flag(flag)
 
 
 def optimization_profile(builder: Any, network: Any, spec: BuildSpec):
