@@ -3,11 +3,14 @@
 Engines come from ``tensorrt_build.build_engine`` (the one builder, shared with the quantizer),
 cached under edgekit's cache dir keyed by (model with its external data, build spec, TensorRT
 version, GPU); a timing cache per (TensorRT version, GPU) speeds up rebuilds. CUDA is driven
-through edgekit.runtimes.cuda (ctypes), so neither torch nor pycuda is needed.
+through edgekit.runtimes.cuda (ctypes), so neither torch nor pycuda is needed. Each inference in
+flight has its own execution context, stream and buffers (runtimes/tensorrt_exec.py): ``run`` one,
+serialized, and every prepared call (the benchmark's concurrent requests) one of its own.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgekit.errors import BadInputError, EdgekitError
+from edgekit.errors import BadInputError
 from edgekit.fileio import atomic_path
 from edgekit.meta import ENGINE_SUFFIXES
 from edgekit.paths import cache_dir
@@ -26,10 +29,12 @@ from edgekit.runtimes.tensorrt_build import BuildSpec, check_batches
 @dataclass(frozen=True)
 class TensorRTOptions(RuntimeOptions):
     """``fp16``: an FP16 engine (TensorRT < 10.12: the FP16 flag; later: the ONNX must be FP16);
+    ``tf32``: let FP32 layers use TF32 (TensorRT's own default; off here, so FP32 is FP32);
     dynamic batch gets one optimization profile with min 1, opt ``opt_batch``, max ``max_batch``;
     ``workspace_mb``: builder memory limit; ``cache``: keep built engines on disk; ``device``: cuda:N."""
 
     fp16: bool = False
+    tf32: bool = False
     opt_batch: int = 1
     max_batch: int = 16
     workspace_mb: int | None = None
@@ -47,7 +52,8 @@ class TensorRTOptions(RuntimeOptions):
 
     @property
     def build_spec(self) -> BuildSpec:
-        return BuildSpec("fp16" if self.fp16 else "fp32", self.opt_batch, self.max_batch, self.workspace_mb)
+        return BuildSpec("fp16" if self.fp16 else "fp32", self.opt_batch, self.max_batch, self.workspace_mb,
+                         self.tf32)
 
 
 class TensorRTRuntime(Runtime):
@@ -104,7 +110,6 @@ class TensorRTRuntime(Runtime):
             raise
 
     def _load(self, trt, gpu_name: str) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
-        from edgekit.runtimes import cuda
         from edgekit.runtimes.tensorrt_build import numpy_dtype
 
         data, self.engine_path, self.cache_hit = self._engine_bytes(trt, gpu_name)
@@ -113,9 +118,7 @@ class TensorRTRuntime(Runtime):
         if self._engine is None:
             raise BadInputError(f"TensorRT cannot load engine {self.engine_path or self.model_path}: "
                                 f"{self._logger.summary()}")
-        self._context = self._engine.create_execution_context()
-        self._stream = cuda.Stream()
-        self._buffers: dict[str, cuda.DeviceBuffer] = {}
+        self._trt = trt
         self._max_batch: dict[str, int] = {}
         inputs, outputs = {}, {}
         for index in range(self._engine.num_io_tensors):
@@ -128,7 +131,17 @@ class TensorRTRuntime(Runtime):
             inputs[name] = TensorSpec(name, dtype, shape)
             if shape and shape[0] is None:  # profile 0's (min, opt, max) shapes
                 self._max_batch[name] = int(self._engine.get_tensor_profile_shape(name, 0)[2][0])
+        self._output_dtypes = {name: np.dtype(spec.dtype) for name, spec in outputs.items()}
+        self._slot = self._new_slot()
+        # a runtime never closed still frees its context, device and pinned memory and stream
+        self._finalizers = [weakref.finalize(self, self._slot.close)]
         return inputs, outputs
+
+    def _new_slot(self):
+        from edgekit.runtimes.tensorrt_exec import ExecutionSlot
+
+        return ExecutionSlot(self._trt, self._engine, self._logger, self.device_id, self._output_dtypes,
+                             self._max_batch)
 
     def _engine_bytes(self, trt, gpu_name: str) -> tuple[bytes, Path | None, bool]:
         """A serialized engine, where it lives, and whether it was reused: the given .engine/.plan,
@@ -156,90 +169,58 @@ class TensorRTRuntime(Runtime):
         return engine_cache_key(self.model_path, self.options.build_spec, trt_version, gpu_name)
 
     # ---- running -----------------------------------------------------------------------
-    def _bind(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Set input shapes, bind device buffers (grown as needed), queue the input copies.
-
-        Returns empty host arrays for the outputs, shaped for these inputs.
-        """
-        from edgekit.runtimes.cuda import DeviceBuffer, ensure_device
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from edgekit.runtimes.cuda import ensure_device
 
         ensure_device(self.device_id)  # CUDA's current device is per thread: a Predictor may run from several
-        self._logger.clear()
-        for name, array in feeds.items():
-            limit = self._max_batch.get(name)
-            if limit is not None and array.shape[0] > limit:
-                raise BadInputError(f"batch {array.shape[0]} is above the engine's max batch {limit} "
-                                    "(option max_batch)")
-            if not self._context.set_input_shape(name, tuple(array.shape)):
-                raise BadInputError(f"TensorRT rejects shape {tuple(array.shape)} for '{name}': "
-                                    f"{self._logger.summary()}")
-        hosts = {name: np.empty(tuple(self._context.get_tensor_shape(name)), np.dtype(spec.dtype))
-                 for name, spec in self.outputs.items()}
-        for name, array in [*feeds.items(), *hosts.items()]:
-            buffer = self._buffers.get(name)
-            if buffer is None or buffer.nbytes < array.nbytes:
-                if buffer is not None:
-                    buffer.free()
-                buffer = self._buffers[name] = DeviceBuffer(array.nbytes)
-            self._context.set_tensor_address(name, buffer.ptr)
-        for name, array in feeds.items():
-            self._buffers[name].copy_from(array, self._stream)
-        return hosts
-
-    def _execute(self) -> None:
-        if not self._context.execute_async_v3(self._stream.handle):
-            raise EdgekitError(f"TensorRT execution failed: {self._logger.summary()}")
-
-    def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = {name: np.ascontiguousarray(array) for name, array in feeds.items()}
-        hosts = self._bind(feeds)
-        self._execute()
-        for name, array in hosts.items():
-            self._buffers[name].copy_to(array, self._stream)
-        self._stream.synchronize()  # copies out are valid, and feeds may be reused, only after this
-        return hosts
+        return self._slot.run({name: np.ascontiguousarray(array) for name, array in feeds.items()})
 
     def _prepare(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
-        # Inputs copied once, outside the loop: each call is the engine's device work, synchronized.
-        self._bench_feeds = {name: np.ascontiguousarray(array) for name, array in feeds.items()}
-        self._bind(self._bench_feeds)
-        self._stream.synchronize()
-        execute, synchronize = self._execute, self._stream.synchronize
+        """A call on a slot of its own (context, stream, buffers), inputs copied once: each call is the
+        engine's device work, synchronized. The slot is freed with the call, or at close."""
+        from edgekit.runtimes.cuda import ensure_device
+        from edgekit.runtimes.tensorrt_exec import PreparedCall
 
-        def call() -> None:
-            execute()
-            synchronize()
-
+        ensure_device(self.device_id)
+        slot = self._new_slot()
+        self._finalizers = [finalizer for finalizer in self._finalizers if finalizer.alive]
+        try:
+            with slot.lock:
+                slot.bind({name: np.ascontiguousarray(array) for name, array in feeds.items()})
+                slot.stream.synchronize()
+        except BaseException:
+            slot.close()
+            raise
+        call = PreparedCall(slot)
+        self._finalizers.append(weakref.finalize(call, slot.close))
         return call
 
     def timing_breakdown(self, feeds: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """Mean ms to copy all inputs to the device and all outputs back, measured apart."""
-        from edgekit.runtimes.cuda import time_copies
+        """Mean ms to copy all inputs to the device and all outputs back (pinned memory), measured apart."""
+        from edgekit.runtimes.cuda import ensure_device, time_copies
 
-        feeds = {name: np.ascontiguousarray(array) for name, array in feeds.items()}
-        hosts = self._bind(feeds)
-        self._stream.synchronize()
-        buffers, stream = self._buffers, self._stream
+        ensure_device(self.device_id)
+        slot = self._slot
+        with slot.lock:
+            slot.bind({name: np.ascontiguousarray(array) for name, array in feeds.items()})
+            slot.execute()  # data-dependent outputs have a shape (and memory) only after a run
+            slot.stream.synchronize()
 
-        def h2d() -> None:
-            for name, array in feeds.items():
-                buffers[name].copy_from(array, stream)
-            stream.synchronize()
+            def h2d() -> None:
+                slot.copy_inputs()
+                slot.stream.synchronize()
 
-        def d2h() -> None:
-            for name, array in hosts.items():
-                buffers[name].copy_to(array, stream)
-            stream.synchronize()
+            def d2h() -> None:
+                slot.copy_outputs()
+                slot.stream.synchronize()
 
-        return {"h2d_ms": time_copies(h2d), "d2h_ms": time_copies(d2h)}
+            return {"h2d_ms": time_copies(h2d), "d2h_ms": time_copies(d2h)}
 
     def _close(self) -> None:
-        for buffer in getattr(self, "_buffers", {}).values():
-            buffer.free()
-        if hasattr(self, "_stream"):
-            self._stream.close()
-        # Release in dependency order: context before engine before runtime.
-        for attribute in ("_bench_feeds", "_buffers", "_stream", "_context", "_engine", "_trt_runtime"):
+        # Contexts (and their memory) before the engine, the engine before the TensorRT runtime.
+        for finalizer in getattr(self, "_finalizers", ()):
+            finalizer()
+        for attribute in ("_finalizers", "_slot", "_engine", "_trt_runtime", "_trt"):
             if hasattr(self, attribute):
                 delattr(self, attribute)
 
