@@ -1,11 +1,14 @@
 """Quantization for TensorRT without a GPU: the Q/DQ model TensorRT builds INT8 engines from
-(float biases, symmetric ranges) checked with onnx and run on ONNX Runtime's CPU; the quantizer
-descriptor; custom-domain operators refused in one line; the sweep as a library call."""
+(float biases, symmetric ranges) checked with onnx and run on ONNX Runtime's CPU; the engines built
+through fakes of TensorRT and CUDA (tests/fake_tensorrt.py: the fake engine runs its ONNX on ONNX
+Runtime); the quantizer descriptor; custom-domain operators refused in one line; the sweep as a
+library call. Real engines: tests/test_gpu_runtimes.py (marked gpu/tensorrt)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import fake_tensorrt
 import numpy as np
 import pytest
 
@@ -13,6 +16,9 @@ from conftest import assert_one_line_error, run_cli
 from edgekit.errors import BadInputError
 from edgekit.meta import read_meta
 from edgekit.quantize.base import KINDS, QUANTIZERS, SUFFIXES, QuantizeConfig, kind_of, quantize
+
+
+fake_gpu = fake_tensorrt.fake_gpu  # the fixture
 
 
 def _conv_model(folder: Path, custom_op: bool = False) -> Path:
@@ -155,3 +161,20 @@ def test_tensorrt_quantize_without_tensorrt_is_one_line_before_any_work(tiny, tm
                          "--backend", "trt", "--mode", mode, *args)
         assert_one_line_error(result, "runtime 'trt' is not available", "pip install 'edgekit[tensorrt]'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "tiny.onnx"]
+
+
+@pytest.mark.parametrize(("version", "mode", "flags"), [
+    ("10.3.0.26", "int8-static", ["INT8"]), ("10.13.3.9", "int8-static", []),
+    ("10.3.0.26", "fp16", ["FP16"]), ("10.13.3.9", "fp16", [])])
+def test_tensorrt_engines_get_only_the_flags_asked_for_on_every_version(fake_gpu, tiny, tmp_path, version, mode,
+                                                                        flags):
+    """An INT8 engine from the same Q/DQ model used to get INT8 + FP16 on TensorRT < 10.12 (a Jetson's
+    10.3) and INT8 alone, strongly typed, on 10.12+: two precisions for one model. TF32 stays off."""
+    _, trt = fake_gpu(version)
+    model, calib = tiny
+    config = QuantizeConfig(mode=mode, backend="trt", calib=str(calib) if mode != "fp16" else None, calib_size=16)
+    result = quantize(model, tmp_path / "tiny.engine", config)
+    assert trt.calls["built_flags"] == [flags]
+    check = result.meta.recipe["check"]  # the engine ran (the fake runs its ONNX) against FP32
+    assert check["samples"] > 0 and check["cosine"] > (0.99 if mode != "fp16" else 0.999)
+    assert read_meta(tmp_path / "tiny.engine").precision == ("int8" if mode != "fp16" else "fp16")

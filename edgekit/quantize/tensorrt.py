@@ -9,6 +9,10 @@ The precision is put into the ONNX before TensorRT sees it, which works on every
 - FP16: on TensorRT >= 10.12 the FP32 model is converted to an FP16 ONNX (inputs and outputs
   kept float32) and built strongly typed; older 10.x builds the FP32 model with the FP16 flag.
 
+Only the precision asked for is enabled, on every version: an INT8 engine below 10.12 (JetPack 6's
+10.3) gets the INT8 flag alone, so its unquantized layers stay FP32 as strong typing keeps them on
+10.12+ (INT8 + FP16 used to make the same model compute differently on a Jetson). TF32 is off.
+
 The built engine is run once against FP32 (ONNX Runtime on the CPU) on the check samples and the
 agreement goes into the recipe, which is written to a ``.json`` beside the engine (engines hold
 no metadata). Needs a GPU; guarded by the ``tensorrt`` test marker.

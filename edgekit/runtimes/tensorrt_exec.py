@@ -76,6 +76,7 @@ class ExecutionSlot:
         self.lock = threading.Lock()
         self.device: dict[str, cuda.DeviceBuffer] = {}
         self.host: dict[str, cuda.HostBuffer] = {}
+        self.views: dict[str, np.ndarray] = {}
         self.static: dict[str, tuple[int, ...]] = {}
         self.dynamic: set[str] = set()  # outputs whose memory and shape come from the allocator
         self.allocator: Any = None
@@ -135,13 +136,19 @@ class ExecutionSlot:
         return buffer
 
     def _host(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A pinned array for tensor ``name`` (the same one while its shape stays)."""
+        view = self.views.get(name)
+        if view is not None and view.shape == shape and view.dtype == dtype:
+            return view
         nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         buffer = self.host.get(name)
         if buffer is None or buffer.nbytes < nbytes:
+            self.views.pop(name, None)
             if buffer is not None:
                 buffer.free()
             buffer = self.host[name] = cuda.HostBuffer(nbytes)
-        return buffer.view(dtype, shape)
+        view = self.views[name] = buffer.view(dtype, shape)
+        return view
 
     # ---- running -----------------------------------------------------------------------------
     def execute(self) -> None:
@@ -189,6 +196,7 @@ class ExecutionSlot:
                 buffer.free()
             self.device.clear()
             self.host.clear()
+            self.views.clear()
             self.inputs = {}
             if self.allocator is not None:
                 self.allocator.free()
