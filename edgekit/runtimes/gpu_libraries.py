@@ -15,6 +15,7 @@ import platform
 import re
 import sys
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,3 +106,137 @@ def system_library_dirs(machine: str | None = None, root: str = "/") -> list[str
     folders = [f"usr/lib/{triple}", f"usr/lib/{triple}/tegra", f"usr/lib/{triple}/nvidia", "usr/local/cuda/lib64",
                *(f"usr/local/cuda/targets/{target}/lib" for target in _CUDA_TARGETS.get(triple, ()))]
     return [path for path in (os.path.join(root, folder) for folder in folders) if os.path.isdir(path)]
+
+
+# ---- what `edgekit runtimes` reports about the GPU stack --------------------------------------------
+@dataclass(frozen=True)
+class Component:
+    """One piece of the GPU stack: found or missing, and what (version, where) or why not."""
+
+    name: str
+    found: bool
+    detail: str
+
+
+def l4t_release(root: str = "/") -> str | None:
+    """The Jetson Linux (L4T) release, e.g. 'R36.4.3' from /etc/nv_tegra_release; None off a Jetson."""
+    try:
+        with open(os.path.join(root, "etc", "nv_tegra_release"), encoding="utf-8") as release:
+            line = release.readline()
+    except OSError:
+        return None
+    match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", line)
+    return f"R{match.group(1)}.{match.group(2)}" if match else line.strip("# \n") or "unknown"
+
+
+def package_origin(path: str) -> str:
+    """Where a Python package at ``path`` comes from: this virtual environment, the user's site-packages,
+    or the system's site-packages (a JetPack package seen through a venv made with --system-site-packages)."""
+    import site
+
+    real = os.path.realpath(path)
+
+    def under(folder: str | None) -> bool:
+        return bool(folder) and real.startswith(os.path.realpath(folder) + os.sep)
+
+    in_venv = sys.prefix != sys.base_prefix
+    if in_venv and under(sys.prefix):
+        return "this virtual environment"
+    user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if under(user):
+        return "user site-packages"
+    if under(sys.base_prefix) or "dist-packages" in real.split(os.sep) or real.startswith("/usr/"):
+        return "system site-packages"
+    return "sys.path"
+
+
+def gpu_stack() -> list[Component]:
+    """The GPU stack as the GPU runtimes will find it: driver and GPUs, libcudart, TensorRT's Python
+    module and libraries, onnxruntime's GPU providers; the machine (and Jetson release). Never raises."""
+    machine = platform.machine() or "unknown"
+    release = l4t_release()
+    parts = [Component("machine", True, machine + (f", Jetson (L4T {release})" if release else ""))]
+    parts += [_driver_part(), _cudart_part()]
+    tensorrt, major = _tensorrt_part()
+    parts += [tensorrt, _nvinfer_part(major), _onnxruntime_part()]
+    return parts
+
+
+def _driver_part() -> Component:
+    from edgekit.runtimes import cuda
+
+    names = cuda.gpu_names()
+    if not names:
+        return Component("CUDA driver", False, "no NVIDIA driver or GPU (libcuda.so.1 not loaded, or no device)")
+    major = cuda.driver_major()
+    return Component("CUDA driver", True, f"{', '.join(names)}" + (f"; supports CUDA {major}" if major else ""))
+
+
+def _cudart_part() -> Component:
+    from edgekit.runtimes import cuda
+
+    try:
+        library = cuda.runtime_library()
+    except cuda.CudaError as exc:
+        return Component("libcudart", False, first_line(exc))
+    name = loaded_path("libcudart") or getattr(library, "_name", "libcudart")
+    version = ""
+    with contextlib.suppress(Exception):  # no driver: the library loads but cannot say its version
+        version = f" (CUDA {cuda.runtime_version()})"
+    return Component("libcudart", True, f"{name}{version}")
+
+
+def loaded_path(stem: str) -> str | None:
+    """The file of a loaded shared library whose name starts with ``stem`` (from /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
+                if os.path.basename(path).startswith(stem + ".so"):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def _tensorrt_part() -> tuple[Component, int | None]:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("tensorrt")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        hint = ("JetPack's python3-libnvinfer in a venv made with --system-site-packages (docs/jetson.md)"
+                if l4t_release() else "pip install 'edgekit[tensorrt]'")
+        return Component("tensorrt", False, f"Python module not found — {hint}"), None
+    location = spec.origin or next(iter(spec.submodule_search_locations or []), "")
+    where = f"from {package_origin(location)} ({os.path.dirname(location) if spec.origin else location})"
+    try:
+        import tensorrt
+    except Exception as exc:  # noqa: BLE001 - a wheel without its libraries fails with OSError and others
+        return Component("tensorrt", False, f"found {where} but it failed to import: {first_line(exc)}"), None
+    version = str(getattr(tensorrt, "__version__", "?"))
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else None
+    return Component("tensorrt", True, f"{version} {where}"), major
+
+
+def _nvinfer_part(major: int | None) -> Component:
+    names = [f"libnvinfer.so.{major}"] if major else ["libnvinfer.so.10", "libnvinfer.so.11"]
+    for name in names:
+        path = find_library_file(name)
+        if path:
+            return Component("libnvinfer", True, path)
+    return Component("libnvinfer", False, f"{' or '.join(names)} not found on LD_LIBRARY_PATH, in pip's "
+                                          "tensorrt_libs or in the system library folders")
+
+
+def _onnxruntime_part() -> Component:
+    try:
+        import onnxruntime as ort
+    except Exception as exc:  # noqa: BLE001
+        return Component("onnxruntime", False, f"not importable: {first_line(exc)}")
+    gpu = [p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")]
+    where = package_origin(ort.__file__)
+    providers = ", ".join(gpu) if gpu else "no GPU provider (the CPU-only package)"
+    return Component("onnxruntime", bool(gpu), f"{ort.__version__} from {where}; {providers}")

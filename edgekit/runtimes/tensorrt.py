@@ -10,6 +10,7 @@ serialized, and every prepared call (the benchmark's concurrent requests) one of
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from edgekit.meta import ENGINE_SUFFIXES
 from edgekit.paths import cache_dir
 from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
 from edgekit.runtimes.tensorrt_build import BuildSpec, check_batches
+
+#: on a Jetson, TensorRT comes with JetPack (system packages), not from PyPI's x86_64/SBSA wheels
+JETSON_INSTALL = ("on Jetson use JetPack's TensorRT (apt install python3-libnvinfer, JetPack 6.1+) from a venv "
+                  "made with --system-site-packages; see docs/jetson.md")
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,10 @@ class TensorRTRuntime(Runtime):
         try:
             import tensorrt as trt
         except Exception as exc:  # ImportError, or missing libnvinfer
-            return import_failure(cls.name, "tensorrt", cls.extra, exc)
+            from edgekit.runtimes.gpu_libraries import l4t_release
+
+            failure = import_failure(cls.name, "tensorrt", cls.extra, exc)
+            return dataclasses.replace(failure, install=JETSON_INSTALL) if l4t_release() else failure
         from edgekit.runtimes import cuda
 
         install = f"pip install 'edgekit[{cls.extra}]' on a machine with an NVIDIA GPU"
