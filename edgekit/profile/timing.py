@@ -1,0 +1,55 @@
+"""What every profiler hands back, and how runs are timed.
+
+Each timed run pairs one call of the plain (unprofiled) runtime, as ``bench`` times it, with one
+profiled call right after it: the overhead is the median of those per-run ratios, and profiled
+runs are never part of a ``bench`` figure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgekit.errors import BadInputError
+from edgekit.profile.records import RunSamples
+
+MAX_RUNS = 10_000
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """Untimed warm-up calls (each side), then ``runs`` timed pairs."""
+
+    warmup: int = 5
+    runs: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup <= MAX_RUNS:
+            raise BadInputError(f"--warmup must be from 0 to {MAX_RUNS}, got {self.warmup}")
+        if not 1 <= self.runs <= MAX_RUNS:
+            raise BadInputError(f"--runs must be from 1 to {MAX_RUNS}, got {self.runs}")
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A profiler's raw result: the runs, what their totals are, and what ran them."""
+
+    runs: list[RunSamples]
+    total_source: str
+    version: str
+    device: str
+    original_names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # layer → the runtime's own
+    notes: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    slow_kernels: tuple[str, ...] = ()
+    asked: str = ""  # the precision the runtime was asked for, when it is the runtime's setting
+    statistic: str = "median"  # "mean" where the runtime reports running means, not per-run times
+
+
+def timed_ms(call: Callable[[], object]) -> float:
+    """Milliseconds one call takes (perf_counter_ns)."""
+    start = time.perf_counter_ns()
+    call()
+    return (time.perf_counter_ns() - start) / 1e6
