@@ -618,6 +618,29 @@ def fake_trt(version: str, *, layers=None, half=False, input_shape=(-1, 3, 8, 8)
     return trt
 
 
+def double_model(folder, dynamic: bool = False):
+    """A tiny ONNX model (not a fake): x[N,4] → y = 2x; with ``dynamic`` also positive = x's entries above 0,
+    an output whose length depends on the data (as a detector's boxes)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Mul", ["x", "two"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(2, np.float32), "two"),
+             numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])]
+    if dynamic:
+        nodes += [helper.make_node("Reshape", ["x", "flat"], ["f"]), helper.make_node("Greater", ["f", "zero"], ["m"]),
+                  helper.make_node("NonZero", ["m"], ["i"]), helper.make_node("Squeeze", ["i"], ["s"], axes=[0]),
+                  helper.make_node("Gather", ["f", "s"], ["positive"])]
+        outputs.append(helper.make_tensor_value_info("positive", TensorProto.FLOAT, [None]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              outputs, inits)
+    path = folder / ("dynamic.onnx" if dynamic else "double.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
+    return path
+
+
 # ---- the fixture ----------------------------------------------------------------------------------
 @pytest.fixture
 def fake_gpu(monkeypatch, tmp_path):

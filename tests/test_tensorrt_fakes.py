@@ -12,34 +12,13 @@ import fake_tensorrt
 import numpy as np
 import pytest
 from fake_tensorrt import GARBAGE, RuleBroken, engine_bytes
+from fake_tensorrt import double_model as _model
 
 from edgekit.errors import EdgekitError
 from edgekit.runtimes import open_runtime
 
 fake_gpu = fake_tensorrt.fake_gpu  # the fixture
 PROFILE = {"x": [[1, 4], [2, 4], [8, 4]]}
-
-
-def _model(folder, dynamic: bool = False):
-    """x[N,4] → y = 2x; with ``dynamic`` also positive = x's entries above 0 (a data-dependent length)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes = [helper.make_node("Mul", ["x", "two"], ["y"])]
-    inits = [numpy_helper.from_array(np.array(2, np.float32), "two"),
-             numpy_helper.from_array(np.array([-1], np.int64), "flat"),
-             numpy_helper.from_array(np.array(0, np.float32), "zero")]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])]
-    if dynamic:
-        nodes += [helper.make_node("Reshape", ["x", "flat"], ["f"]), helper.make_node("Greater", ["f", "zero"], ["m"]),
-                  helper.make_node("NonZero", ["m"], ["i"]), helper.make_node("Squeeze", ["i"], ["s"], axes=[0]),
-                  helper.make_node("Gather", ["f", "s"], ["positive"])]
-        outputs.append(helper.make_tensor_value_info("positive", TensorProto.FLOAT, [None]))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-                              outputs, inits)
-    path = folder / ("dynamic.onnx" if dynamic else "double.onnx")
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
-    return path
 
 
 def _engine(folder, dynamic: bool = False):

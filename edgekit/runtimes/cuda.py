@@ -158,6 +158,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "cudaStreamDestroy": [p],
         "cudaStreamSynchronize": [p],
         "cudaRuntimeGetVersion": [ctypes.POINTER(i)],
+        "cudaMemGetInfo": [ctypes.POINTER(size), ctypes.POINTER(size)],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
@@ -205,6 +206,13 @@ def _release(library: ctypes.CDLL, function: str, value: int) -> None:
     """Free one CUDA allocation or stream (also run as a finalizer, so it never raises)."""
     with contextlib.suppress(Exception):  # the library may already be unloading at exit
         getattr(library, function)(ctypes.c_void_p(value))
+
+
+def memory_info() -> tuple[int, int]:
+    """(free, total) bytes of the calling thread's current device."""
+    free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+    check(runtime_library().cudaMemGetInfo(ctypes.byref(free), ctypes.byref(total)), "cudaMemGetInfo")
+    return free.value, total.value
 
 
 class _Resource:
