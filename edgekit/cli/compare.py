@@ -61,6 +61,12 @@ def compare(
     score_tol: Optional[float] = typer.Option(None, "--score-tol", help="Detectors: largest score difference of "
                                               "matched boxes; boxes this near the threshold need not match "
                                               "\\[default: 0.02; 0.05 when the precisions differ]."),
+    layers: bool = typer.Option(False, "--layers", help="Layer by layer: every intermediate tensor of both sides "
+                                "compared, the first layer that crosses the tolerance named, and the layers to keep "
+                                "in float."),
+    bisect: bool = typer.Option(False, "--bisect", help="With --layers: find the first divergent layer by halving, "
+                                "one exposed tensor at a time (large models; ORT's fusions kept)."),
+    keep: int = typer.Option(3, "--keep", help="With --layers: how many layers to name for keeping in float."),
 ) -> None:
     """Run MODEL on each runtime with the same inputs (or MODEL and CANDIDATE, two model files, on each
     runtime); exit 1 if the candidate does not agree.
@@ -86,6 +92,11 @@ def compare(
     names = [name.strip() for name in (runtimes or default).split(",") if name.strip()]
     io = CompareInputs(inputs=inputs, data_loader=data_loader, specs=given.specs, save_inputs=save_inputs,
                        save_outputs=save_outputs, load_outputs=load_outputs, images=images, data=data, samples=samples)
+    if layers or bisect:
+        from edgekit.cli.profile import compare_layers
+
+        return compare_layers(model, candidate, names, _split_options(option), io, (atol, rtol, min_cosine), seed,
+                              keep, bisect, json_out)
     record = run_compare(
         model, names, seed=seed, batch=batch,
         input_size=parse_input_size(input_size) if input_size else None, weights=weights,

@@ -160,3 +160,72 @@ def _label(one, other) -> str:
 
 def _nodes(nodes) -> str:
     return ", ".join(nodes[:3]) + (f" +{len(nodes) - 3}" if len(nodes) > 3 else "")
+
+
+def compare_layers(model: str, candidate: str | None, runtimes: list[str], options: dict, io, tolerance: tuple,
+                   seed: int, keep: int, bisect: bool, json_out: Path | None) -> None:
+    """`compare --layers`: the layer-wise diff, its table and verdict (exit 1 when a layer diverges)."""
+    from edgekit.compare import Judging, check_request
+    from edgekit.errors import BadInputError, CheckFailedError
+    from edgekit.profile.layers_diff import LayerRule, layer_diff, sides_for
+
+    atol, rtol, min_cosine = tolerance
+    unsupported = [flag for flag, value in (("--load-outputs", io.load_outputs), ("--save-outputs", io.save_outputs),
+                                            ("--save-inputs", io.save_inputs), ("--input", io.specs)) if value]
+    if unsupported:
+        raise BadInputError(f"{', '.join(unsupported)}: not with --layers (it compares two sides' tensors on "
+                            "--inputs, --images, --data or random inputs)")
+    if keep < 0:
+        raise BadInputError(f"--keep must be 0 or more, got {keep}")
+    check_request(io, Judging(atol, rtol, 0.999 if min_cosine is None else min_cosine))
+    rule = LayerRule(atol, rtol, 0.999 if min_cosine is None else min_cosine,
+                     0.99 if min_cosine is None else min_cosine)
+    record = layer_diff(*sides_for(model, candidate, runtimes, options), io, rule, seed, keep, bisect)
+    print_layer_diff(record)
+    if json_out:
+        write_json(json_out, record.to_dict())
+    if not record.passed:
+        first = record.first_divergent
+        raise CheckFailedError(f"layers part at {first.node or first.tensor} ({first.tensor}): {record.rule} crossed")
+
+
+def print_layer_diff(record) -> None:
+    """One row per compared layer in topological order, then the first divergence and what to keep in float."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"{record.candidate} vs {record.reference} — layer by layer, {record.input_source}"))
+    for column in ("layer (tensor)", "node", "op", "max abs", "max rel", "cosine", "rel err", "added", "result"):
+        table.add_column(column, justify="left" if column in ("layer (tensor)", "node", "op", "result") else "right")
+    first = record.first_divergent
+    for layer in record.layers:
+        verdict = "[green]ok[/]" if layer.passed else ("[red]FIRST DIVERGENT[/]" if layer is first or
+                                                       layer == first else "[red]diverges[/]")
+        table.add_row(escape(layer.tensor), escape(layer.node), escape(layer.op_type), f"{layer.max_abs:.3g}",
+                      f"{layer.max_rel:.3g}", f"{layer.cosine:.6f}", f"{layer.error:.3g}", f"{layer.introduced:.3g}",
+                      verdict if not layer.problem else f"[red]{escape(layer.problem)}[/]")
+    out = console()
+    out.print(table)
+    for line in layer_diff_lines(record):
+        out.print(escape(line))
+
+
+def layer_diff_lines(record) -> list[str]:
+    first = record.first_divergent
+    lines = [f"tolerance: {record.rule}; {len(record.layers)} layers compared on {record.batches} batch(es)"
+             + (f", {record.not_compared} float tensors with no counterpart" if record.not_compared else "")]
+    if record.bisect_steps:
+        lines.append(f"bisected in {len(record.bisect_steps)} steps: {'; '.join(record.bisect_steps)}")
+    if first is None:
+        lines.append("no layer crosses the tolerance: the two sides agree layer by layer")
+    else:
+        lines.append(f"first divergent layer: {first.node or '?'} ({first.op_type}, tensor {first.tensor}): cosine "
+                     f"{first.cosine:.6f}, max abs {first.max_abs:.3g}")
+        lines.append(f"layers adding the most error (keep in float): {', '.join(record.keep_in_float)}")
+    if record.quantize_command:
+        lines.append(f"to keep them in float: {record.quantize_command}")
+    drift = {side: value for side, value in record.tap_drift.items() if value > 0}
+    if drift:
+        lines.append("exposing the tensors moved final outputs by at most " + ", ".join(
+            f"{value:.3g} ({side})" for side, value in drift.items()) + " (ONNX Runtime leaves exposed Q/DQ unfused)")
+    return lines + list(record.notes)
