@@ -382,3 +382,15 @@ def test_tf32_is_an_ort_cuda_option():
     with pytest.raises(BadInputError, match="tf32 is for ort-cuda"):
         get_runtime("ort-trt").make_options(tf32=True)
 
+
+
+def test_gpu_check_without_a_gpu_says_so_in_one_line_and_writes_nothing(tmp_path):
+    """benchmarks/gpu_check.py is the one command for a lent GPU machine; here it exits 0 at once."""
+    if gpu_names():
+        pytest.skip("a GPU is present: the check would run")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    result = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "summary.md")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 0 and len(lines) == 1, result.stdout + result.stderr
+    assert lines[0].startswith("gpu_check: no NVIDIA GPU here") and not (tmp_path / "summary.md").exists()

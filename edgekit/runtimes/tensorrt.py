@@ -27,8 +27,8 @@ from edgekit.runtimes.base import Availability, Runtime, RuntimeOptions, TensorS
 from edgekit.runtimes.tensorrt_build import BuildSpec, check_batches
 
 #: on a Jetson, TensorRT comes with JetPack (system packages), not from PyPI's x86_64/SBSA wheels
-JETSON_INSTALL = ("on Jetson use JetPack's TensorRT (apt install python3-libnvinfer, JetPack 6.1+) from a venv "
-                  "made with --system-site-packages; see docs/jetson.md")
+JETSON_INSTALL = ("on Jetson: sudo apt install python3-libnvinfer (JetPack 6.1+), a venv made with "
+                  "--system-site-packages, then pip install edgekit without its tensorrt extra (docs/jetson.md)")
 
 
 @dataclass(frozen=True)
