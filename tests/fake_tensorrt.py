@@ -505,7 +505,11 @@ def fake_trt(version: str, *, layers=None, half=False, input_shape=(-1, 3, 8, 8)
                 network._layers = [Layer(kind, "HALF" if half else "FLOAT") for kind in layers]
                 network._inputs = [Tensor("input", "HALF" if half else "FLOAT", input_shape)]
             else:
-                self._read(str(path))
+                try:
+                    self._read(str(path))
+                except Exception as exc:  # noqa: BLE001 - TensorRT's parser answers False, never raises
+                    self.num_errors, self.problem = 1, f"cannot read the ONNX file: {exc}"
+                    return False
             network.num_layers = len(network._layers)
             return True
 
@@ -524,6 +528,8 @@ def fake_trt(version: str, *, layers=None, half=False, input_shape=(-1, 3, 8, 8)
             self.network.model = path
 
         def get_error(self, index):
+            if getattr(self, "problem", None):
+                return _ENUM(desc=lambda: self.problem)
             return _ENUM(node_name=lambda: "conv_0", node_operator=lambda: "Conv",
                          desc=lambda: "Assertion failed: bias must be float\nstack...")
 

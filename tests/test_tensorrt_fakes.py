@@ -172,3 +172,15 @@ def test_outputs_are_read_only_after_the_stream_is_synchronized(fake_gpu, tmp_pa
         first = runtime.run({"x": _x(1)})["y"]
         runtime.run({"x": _x(1, 7)})
         np.testing.assert_array_equal(first, 2 * _x(1))  # a later call never overwrites the caller's arrays
+
+
+# ---- the contract every runtime keeps (tests/test_runtime_contract.py), trt included ------------------
+def test_trt_keeps_the_runtime_contract(fake_gpu, zoo_onnx, tmp_path):
+    """lenet5 built from its ONNX by edgekit's builder (the fake engine runs it on ONNX Runtime)."""
+    import test_runtime_contract as contract
+
+    fake_gpu()
+    contract.test_probe_never_raises_and_explains_itself("trt")
+    contract.test_runs_a_model_like_the_reference("trt", zoo_onnx)
+    contract.test_bad_feeds_are_rejected_with_the_expected_specs("trt", zoo_onnx)
+    contract.test_errors_before_open("trt", tmp_path)
