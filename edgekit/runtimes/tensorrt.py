@@ -149,7 +149,7 @@ class TensorRTRuntime(Runtime):
         from edgekit.runtimes.tensorrt_exec import ExecutionSlot
 
         return ExecutionSlot(self._trt, self._engine, self._logger, self.device_id, self._output_dtypes,
-                             self._max_batch)
+                             self._max_batch, keep=(self._trt_runtime,))
 
     def _engine_bytes(self, trt, gpu_name: str) -> tuple[bytes, Path | None, bool]:
         """A serialized engine, where it lives, and whether it was reused: the given .engine/.plan,

@@ -69,9 +69,10 @@ class ExecutionSlot:
     """A context, a stream and buffers for one inference at a time (``lock`` serializes misuse)."""
 
     def __init__(self, trt: Any, engine: Any, logger: Any, device_id: int, outputs: Mapping[str, np.dtype],
-                 max_batch: Mapping[str, int]) -> None:
+                 max_batch: Mapping[str, int], keep: tuple = ()) -> None:
         cuda.ensure_device(device_id)  # contexts and streams belong to the device current when made
         self.trt, self.engine, self.logger, self.device_id = trt, engine, logger, device_id
+        self.keep = keep  # what the engine needs alive while this slot lives (TensorRT's runtime)
         self.outputs, self.max_batch = dict(outputs), dict(max_batch)
         self.lock = threading.Lock()
         self.device: dict[str, cuda.DeviceBuffer] = {}
@@ -202,6 +203,7 @@ class ExecutionSlot:
                 self.allocator.free()
             self.stream.close()
             self.engine = None
+            self.keep = ()
 
 
 class PreparedCall:
