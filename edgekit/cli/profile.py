@@ -95,9 +95,8 @@ def print_profile(record, top: int) -> None:
     from rich.table import Table
 
     layers = sorted(record.layers, key=lambda x: -x.median_ms)[:top] if top else list(record.layers)
-    what = "median" if record.statistic == "median" else "mean (OpenVINO keeps running means)"
     table = Table(title=escape(f"{record.model} on {record.runtime} {record.version} ({record.device}) — "
-                               f"{what} of {record.runs} profiled runs, asked {record.asked}"))
+                               f"median of {record.runs} profiled runs, asked {record.asked}"))
     for column in ("layer", "ONNX nodes", "op", "kernel", "precision", "ms", "share", "flags"):
         table.add_column(column, justify="right" if column in ("ms", "share") else "left")
     for layer in layers:
@@ -125,6 +124,9 @@ def summary_lines(record) -> list[str]:
         lines.append(f"profiler overhead: profiled calls {record.wall_ms:.3f} ms vs plain p50 {record.plain_ms:.3f} "
                      f"ms (x{record.overhead:.2f}, median of paired per-run ratios); profiled runs are never bench "
                      "figures")
+    if record.preempted:
+        lines.append(f"{record.preempted} profiled run(s) left out: other work preempted the calling thread during "
+                     "them (a stall of the scheduler's, not the model's)")
     lines += [f"flagged: {layer.layer}: {'; '.join(layer.flags)}" for layer in record.flagged]
     lines.append(f"mapping {record.mapping}")
     if record.unprofiled:

@@ -6,9 +6,10 @@ Each entry names the layer, its type, the kernel it ran on (``exec_type``: ``brg
 kernel) and whether it ran (fused layers are ``NOT_RUN``). The runtime model's ``originalLayersNames``
 says which layers of the read model each executed layer holds, so fused layers map back to ONNX nodes.
 
-The CPU plugin's counters are running means since the request's first inference, not per-run times:
-an OpenVINO profile gives each layer's mean over the timed runs (and the whole call's mean beside it),
-not a median.
+The CPU plugin's counters are running means since the compiled model's first inference, in whole
+microseconds, not per-run times: each run's time per layer is recovered from the means before and after
+it (``RunningMeans``: exact to within (warm-up + runs) µs). Runs are synchronous ``infer()`` calls,
+which run in the calling thread.
 """
 
 from __future__ import annotations
@@ -22,59 +23,78 @@ import numpy as np
 
 from edgekit.errors import BadInputError, first_line
 from edgekit.profile.records import LayerSample, RunSamples, precision_name
-from edgekit.profile.timing import Collected, ProfilePlan, timed_ms
+from edgekit.profile.timing import Collected, ProfilePlan, timed_ms, timed_run
 
-TOTAL_SOURCE = "the request's start_async + wait, timed from Python (OpenVINO reports no whole-run time)"
+TOTAL_SOURCE = "a synchronous infer() timed from Python (OpenVINO reports no whole-run time)"
 HINT_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
 def collect(runtime_cls, path: Path, options: Mapping[str, Any], make_feeds: Callable, plan: ProfilePlan) -> Collected:
-    """Profiled runs on a second compiled model with profiling on, each right after a plain run."""
+    """Profiled runs on a compiled model with profiling on, each right after a run of the same model compiled
+    with the same settings without it. Both are synchronous ``infer()`` calls, which run in the calling
+    thread: no hand-over to the plugin's stream threads inside the time (bench's async call has one)."""
     import openvino as ov
 
-    from edgekit.runtimes.openvino import OPENVINO_NOISE, _core
+    from edgekit.runtimes.openvino import _core
 
     with runtime_cls(path, **options) as plain:
         feeds = make_feeds(plain)
-        call = plain.prepare(feeds)
+        plain.check_feeds(feeds)
         core = _core()
-        config = {key: value for key, value in plain.compile_config(core).items() if key != "CACHE_DIR"}
-        config[ov.properties.enable_profiling()] = True
-        try:
-            compiled = core.compile_model(str(path), plain.device, config)
-        except Exception as exc:
-            raise BadInputError(f"openvino cannot load {path}: {first_line(exc, OPENVINO_NOISE)}") from None
-        request = compiled.create_infer_request()
-        for name, array in feeds.items():
-            request.set_tensor(name, ov.Tensor(np.ascontiguousarray(array), shared_memory=True))
-
-        def profiled() -> None:
-            request.start_async()
-            request.wait()
-
+        config = plain.compile_config(core)
+        tensors = {name: ov.Tensor(np.ascontiguousarray(array), shared_memory=True) for name, array in feeds.items()}
+        plain_request = _request(_compile(core, path, plain.device, config), tensors)
+        profiled = _compile(core, path, plain.device, {**{k: v for k, v in config.items() if k != "CACHE_DIR"},
+                                                      ov.properties.enable_profiling(): True})
+        request = _request(profiled, tensors)
         for _ in range(plan.warmup):
-            call()
-            profiled()
-        before = parse_counters(request.get_profiling_info())
-        pairs = [(timed_ms(call), timed_ms(profiled)) for _ in range(plan.runs)]
-        layers = timed_means(before, parse_counters(request.get_profiling_info()), plan)
-        runs = [RunSamples(layers, wall, wall, plain_ms) for plain_ms, wall in pairs]
+            plain_request.infer()
+            request.infer()
+        counters = RunningMeans(plan.warmup, parse_counters(request.get_profiling_info()) if plan.warmup else ())
+        runs = []
+        for _ in range(plan.runs):
+            plain_ms = timed_ms(plain_request.infer)
+            wall, preempted = timed_run(request.infer)
+            runs.append(RunSamples(counters.next_run(parse_counters(request.get_profiling_info())), wall, wall,
+                                   plain_ms, preempted))
         described = plain.describe()
-        originals = original_names(compiled.get_runtime_model())
+        originals = original_names(profiled.get_runtime_model())
     return Collected(runs, TOTAL_SOURCE, ov.__version__.split("-")[0], str(described.get("device_name", plain.device)),
                      originals, settings=described, slow_kernels=("ref",),
-                     asked=HINT_PRECISIONS.get(str(described.get("inference_precision_hint", "f32")).lower(), ""),
-                     statistic="mean")
+                     asked=HINT_PRECISIONS.get(str(described.get("inference_precision_hint", "f32")).lower(), ""))
 
 
-def timed_means(before: Sequence[LayerSample], after: Sequence[LayerSample],
-                plan: ProfilePlan) -> tuple[LayerSample, ...]:
-    """Each layer's mean over the timed runs alone: the CPU plugin's counters are running means since the
-    first inference (whole microseconds), so the warm-up's share is taken out of the final means."""
-    warm = {sample.layer: sample.ms for sample in before}
-    total = plan.warmup + plan.runs
-    return tuple(dataclasses.replace(s, ms=max(0.0, (s.ms * total - warm.get(s.layer, 0.0) * plan.warmup) / plan.runs))
-                 for s in after)
+def _compile(core, path: Path, device: str, config: Mapping[str, Any]):
+    from edgekit.runtimes.openvino import OPENVINO_NOISE
+
+    try:
+        return core.compile_model(str(path), device, dict(config))
+    except Exception as exc:
+        raise BadInputError(f"openvino cannot load {path}: {first_line(exc, OPENVINO_NOISE)}") from None
+
+
+def _request(compiled, tensors: Mapping[str, Any]):
+    request = compiled.create_infer_request()
+    for name, tensor in tensors.items():
+        request.set_tensor(name, tensor)
+    return request
+
+
+class RunningMeans:
+    """Per-run layer times from counters that are running means over every inference so far (whole µs):
+    run n's time is n·mean_n − (n−1)·mean_(n−1), exact to within n µs."""
+
+    def __init__(self, count: int, means: Sequence[LayerSample]) -> None:
+        self.count = count
+        self.totals = {sample.layer: sample.ms * count for sample in means}
+
+    def next_run(self, means: Sequence[LayerSample]) -> tuple[LayerSample, ...]:
+        self.count += 1
+        totals = {sample.layer: sample.ms * self.count for sample in means}
+        run = tuple(dataclasses.replace(s, ms=max(0.0, totals[s.layer] - self.totals.get(s.layer, 0.0)))
+                    for s in means)
+        self.totals = totals
+        return run
 
 
 def parse_counters(infos: Sequence[Any]) -> tuple[LayerSample, ...]:

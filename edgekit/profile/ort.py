@@ -17,7 +17,7 @@ from typing import Any
 
 from edgekit.errors import BadInputError, first_line
 from edgekit.profile.records import LayerSample, RunSamples, precision_name
-from edgekit.profile.timing import Collected, ProfilePlan, timed_ms
+from edgekit.profile.timing import Collected, ProfilePlan, timed_ms, timed_run
 
 KERNEL_SUFFIX = "_kernel_time"
 TOTAL_SOURCE = "ORT's model_run events (the session's own time per run)"
@@ -35,14 +35,15 @@ def collect(runtime_cls, path: Path, options: Mapping[str, Any], make_feeds: Cal
         for _ in range(plan.warmup):
             call()
             profiled()
-        pairs = [(timed_ms(call), timed_ms(profiled)) for _ in range(plan.runs)]
+        pairs = [(timed_ms(call), *timed_run(profiled)) for _ in range(plan.runs)]
         trace = json.loads(Path(session.end_profiling()).read_text())
         described = plain.describe()
     runs = parse_trace(trace)[plan.warmup:]
     if len(runs) != plan.runs:
         raise BadInputError(f"ONNX Runtime's profile holds {len(runs) + plan.warmup} runs, expected "
                             f"{plan.runs + plan.warmup}: cannot tell the timed runs apart")
-    runs = [RunSamples(run.layers, run.total_ms, wall, plain_ms) for run, (plain_ms, wall) in zip(runs, pairs)]
+    runs = [RunSamples(run.layers, run.total_ms, wall, plain_ms, preempted)
+            for run, (plain_ms, wall, preempted) in zip(runs, pairs)]
     return Collected(runs, TOTAL_SOURCE, ort.__version__, ", ".join(described.get("providers", [])),
                      notes=notes_for(runs), settings=described)
 

@@ -52,6 +52,7 @@ class RunSamples:
     total_ms: float
     wall_ms: float = 0.0  # the call as Python timed it (profiled)
     plain_ms: float = 0.0  # the same call on an unprofiled runtime, timed right before it
+    preempted: bool = False  # the calling thread lost its core during the profiled call
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ class LayerTime:
     layer: str
     op_type: str
     onnx_nodes: tuple[str, ...]  # () where the runtime inserted it (a layout reorder) or it cannot be mapped
-    median_ms: float  # the profile's statistic (median; mean where the runtime keeps only means)
-    share: float  # of the whole-model time
+    median_ms: float
+    share: float  # of the median whole-model time
     runs: int  # runs it was timed in
     kernel: str = ""
     precision: str = ""
@@ -87,16 +88,16 @@ class Profile:
     version: str
     device: str
     asked: str  # precision asked: the model's (int8/fp16) or the runtime's hint
-    runs: int
+    runs: int  # profiled runs the medians are of
     layers: tuple[LayerTime, ...]
-    total_ms: float  # whole-model time of the profiled runs (median or mean), as the runtime measured it
-    wall_ms: float  # the profiled calls as timed from Python (same statistic)
+    total_ms: float  # median whole-model time of the profiled runs, as the runtime measured it
+    wall_ms: float  # median of the profiled calls as timed from Python
     plain_ms: float | None  # median of the same calls without the profiler (interleaved)
     overhead: float | None  # median of paired per-run ratios profiled wall / plain
     total_source: str = ""  # what total_ms is (ORT's model_run event, the call's wall time...)
-    statistic: str = "median"  # of the runs, per layer and for the whole
     mapping: str = ""  # how layer names were mapped back to ONNX nodes
     unprofiled: tuple[str, ...] = ()  # ONNX nodes with no time of their own (fused, folded, not run)
+    preempted: int = 0  # profiled runs left out: other work preempted the calling thread during them
     notes: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -136,16 +137,15 @@ class Profile:
 
 
 def aggregate(runs: Sequence[RunSamples], mapped: dict[str, tuple[str, ...]], asked: str,
-              slow_kernels: Sequence[str] = ("ref",), statistic: str = "median",
-              ) -> tuple[tuple[LayerTime, ...], dict[str, float]]:
+              slow_kernels: Sequence[str] = ("ref",)) -> tuple[tuple[LayerTime, ...], dict[str, float]]:
     """(layers in first-seen order, whole-model figures) from the runs. ``mapped``: layer → ONNX nodes;
-    ``statistic``: median, or mean where the runtime reports only running means (OpenVINO).
 
     A layer timed several times in one run (a runtime that splits it) is summed within the run; a
     layer missing from a run is left out of that run's median, and ``runs`` says how many it was in.
     """
     if not runs:
         raise ValueError("no profiled runs")
+    runs = undisturbed(runs)
     per_layer: dict[str, list[float]] = {}
     first: dict[str, LayerSample] = {}
     for run in runs:
@@ -155,23 +155,28 @@ def aggregate(runs: Sequence[RunSamples], mapped: dict[str, tuple[str, ...]], as
             first.setdefault(sample.layer, sample)
         for name, ms in in_run.items():
             per_layer.setdefault(name, []).append(ms)
-    totals = whole_figures(runs, statistic)
-    center = statistics.median if statistic == "median" else statistics.mean
+    totals = whole_figures(runs)
     layers = []
     for name, times in per_layer.items():
         sample = first[name]
-        median = center(times)
+        median = statistics.median(times)
         layers.append(LayerTime(name, sample.op_type, mapped.get(name, ()), median,
                                 median / totals["total_ms"] if totals["total_ms"] > 0 else 0.0, len(times),
                                 sample.kernel, sample.precision, flags_of(sample, asked, slow_kernels)))
     return tuple(layers), totals
 
 
-def whole_figures(runs: Sequence[RunSamples], statistic: str = "median") -> dict[str, float]:
-    """The whole-model time and the profiled wall time (by ``statistic``), the plain wall time's median
-    and the median of the paired per-run ratios profiled / plain."""
-    center = statistics.median if statistic == "median" else statistics.mean
-    figures = {"total_ms": center(run.total_ms for run in runs), "wall_ms": center(run.wall_ms for run in runs)}
+def undisturbed(runs: Sequence[RunSamples]) -> list[RunSamples]:
+    """The runs no other work preempted, while at least a quarter of them (and 3) are; else every run."""
+    kept = [run for run in runs if not run.preempted]
+    return kept if len(kept) >= max(3, len(runs) // 4) else list(runs)
+
+
+def whole_figures(runs: Sequence[RunSamples]) -> dict[str, float]:
+    """Medians of the whole-model time, the profiled and the plain wall time, and of the paired per-run
+    ratios profiled / plain."""
+    figures = {"total_ms": statistics.median(run.total_ms for run in runs),
+               "wall_ms": statistics.median(run.wall_ms for run in runs), "runs": len(runs)}
     paired = [run.wall_ms / run.plain_ms for run in runs if run.plain_ms > 0 and run.wall_ms > 0]
     if paired:
         figures["plain_ms"] = statistics.median(run.plain_ms for run in runs)

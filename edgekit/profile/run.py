@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import BadInputError
-from edgekit.profile.graph import Graph, fused_followers, map_layer, read_graph
+from edgekit.profile.graph import Graph, absorb_fused, match_layer, read_graph
 from edgekit.profile.records import Profile, aggregate
 from edgekit.profile.timing import Collected, ProfilePlan
 
@@ -75,30 +75,39 @@ def build_profile(path: Path, runtime: str, collected: Collected, graph: Graph |
     from edgekit.meta import read_meta
 
     layer_names = list(dict.fromkeys(s.layer for run in collected.runs for s in run.layers))
-    mapped = {name: _nodes(name, collected, graph) for name in layer_names}
-    followers = fused_followers(graph, {node for nodes in mapped.values() for node in nodes})
-    owners: dict[str, list[str]] = {}
-    for follower, owner in followers.items():
-        owners.setdefault(owner, []).append(follower)
-    mapped = {name: tuple(dict.fromkeys(n for node in nodes for n in (node, *owners.get(node, ()))))
-              for name, nodes in mapped.items()}
-    layers, totals = aggregate(collected.runs, mapped, asked, collected.slow_kernels, collected.statistic)
+    matches = {name: _matches(name, collected, graph) for name in layer_names}
+    taken = {node for found in matches.values() for node in found}
+    guessed = {node: how for name, found in matches.items() if name not in collected.original_names
+               for node, how in found.items()}  # runtimes that list a layer's parts (OpenVINO, TensorRT) say it all
+    owned = absorb_fused(graph, guessed, taken)
+    order = {node.name: index for index, node in enumerate(graph.nodes)} if graph is not None else {}
+    mapped = {name: tuple(sorted(dict.fromkeys(n for node in found for n in (node, *owned.get(node, ()))),
+                                 key=lambda n: order.get(n, 0)))
+              for name, found in matches.items()}
+    fused = sum(len(extra) for extra in owned.values())
+    layers, totals = aggregate(collected.runs, mapped, asked, collected.slow_kernels)
     covered = {node for nodes in mapped.values() for node in nodes}
     unprofiled = () if graph is None else tuple(
         n.name for n in graph.nodes if n.name not in covered and not all(graph.constant(o) for o in n.outputs))
     meta = read_meta(path)
     return Profile(
         model=meta.model_name or path.stem, model_path=str(path), runtime=runtime, version=collected.version,
-        device=collected.device, asked=asked, runs=len(collected.runs), layers=layers, total_ms=totals["total_ms"],
+        device=collected.device, asked=asked, runs=int(totals["runs"]), layers=layers, total_ms=totals["total_ms"],
         wall_ms=totals["wall_ms"], plain_ms=totals.get("plain_ms"), overhead=totals.get("overhead"),
-        total_source=collected.total_source, statistic=collected.statistic,
-        mapping=mapping_note(layers, graph, len(followers)),
-        unprofiled=unprofiled, notes=collected.notes, settings=_plain(collected.settings))
+        total_source=collected.total_source,
+        mapping=mapping_note(layers, graph, fused),
+        unprofiled=unprofiled, notes=collected.notes, settings=_plain(collected.settings),
+        preempted=len(collected.runs) - int(totals["runs"]))
 
 
-def _nodes(layer: str, collected: Collected, graph: Graph | None) -> tuple[str, ...]:
-    originals = collected.original_names.get(layer, (layer,))
-    return tuple(dict.fromkeys(node for name in originals for node in map_layer(name, graph)))
+def _matches(layer: str, collected: Collected, graph: Graph | None) -> dict[str, str]:
+    """ONNX node → head/tail for each name the runtime says the layer holds (its own name by default)."""
+    found: dict[str, str] = {}
+    for name in collected.original_names.get(layer, (layer,)):
+        node, how = match_layer(name, graph)
+        if node:
+            found.setdefault(node, how)
+    return found
 
 
 def mapping_note(layers, graph: Graph | None, fused: int) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.profile.records import LayerSample, RunSamples
-from edgekit.profile.timing import Collected, ProfilePlan, timed_ms
+from edgekit.profile.timing import Collected, ProfilePlan, timed_ms, timed_run
 
 TOTAL_SOURCE = "execute_async_v3 + stream synchronize, timed from Python"
 FOREIGN = "ForeignNode["
@@ -70,30 +70,31 @@ def collect(runtime_cls, path: Path, options: Mapping[str, Any], make_feeds: Cal
                 slot.execute()
                 slot.stream.synchronize()
 
-            walls, plains = run_pairs(call, profiled, slot.context, profiler, plan)
+            timed = run_pairs(call, profiled, slot.context, profiler, plan)
         finally:
             slot.close()
         layers = engine_layers(trt, engine)
         described = plain.describe()
-    runs = [RunSamples(samples_of(run, layers), wall, wall, plain_ms)
-            for run, wall, plain_ms in zip(profiler.runs[plan.warmup:], walls, plains)]
+    runs = [RunSamples(samples_of(run, layers), wall, wall, plain_ms, preempted)
+            for run, (wall, plain_ms, preempted) in zip(profiler.runs[plan.warmup:], timed)]
     return Collected(runs, TOTAL_SOURCE, trt.__version__, str(described.get("device_name", "")),
                      {name: split_layer(name) for name in {s.layer for r in runs for s in r.layers}},
                      notes=notes_for(runs, layers), settings=described,
                      asked="fp16" if getattr(plain.options, "fp16", False) else "")
 
 
-def run_pairs(call, profiled, context, profiler, plan: ProfilePlan) -> tuple[list[float], list[float]]:
-    """Warm-up, then timed pairs; each profiled run is reported to the profiler after it is timed."""
-    walls, plains = [], []
+def run_pairs(call, profiled, context, profiler, plan: ProfilePlan) -> list[tuple[float, float, bool]]:
+    """Warm-up, then timed pairs (profiled ms, plain ms, preempted); each profiled run is reported to the
+    profiler after it is timed."""
+    timed = []
     for index in range(plan.warmup + plan.runs):
-        plain_ms, wall = timed_ms(call), timed_ms(profiled)
+        plain_ms = timed_ms(call)
+        wall, preempted = timed_run(profiled)
         context.report_to_profiler()
         profiler.end_run()
         if index >= plan.warmup:
-            walls.append(wall)
-            plains.append(plain_ms)
-    return walls, plains
+            timed.append((wall, plain_ms, preempted))
+    return timed
 
 
 def engine_layers(trt: Any, engine: Any) -> dict[str, dict[str, Any]]:

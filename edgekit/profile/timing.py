@@ -2,7 +2,8 @@
 
 Each timed run pairs one call of the plain (unprofiled) runtime, as ``bench`` times it, with one
 profiled call right after it: the overhead is the median of those per-run ratios, and profiled
-runs are never part of a ``bench`` figure.
+runs are never part of a ``bench`` figure. A profiled run during which the calling thread was
+preempted (other work took the core) is left out of the medians while enough others remain.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class Collected:
     settings: dict[str, Any] = field(default_factory=dict)
     slow_kernels: tuple[str, ...] = ()
     asked: str = ""  # the precision the runtime was asked for, when it is the runtime's setting
-    statistic: str = "median"  # "mean" where the runtime reports running means, not per-run times
 
 
 def timed_ms(call: Callable[[], object]) -> float:
@@ -53,3 +53,21 @@ def timed_ms(call: Callable[[], object]) -> float:
     start = time.perf_counter_ns()
     call()
     return (time.perf_counter_ns() - start) / 1e6
+
+
+def timed_run(call: Callable[[], object]) -> tuple[float, bool]:
+    """(ms, whether the calling thread was preempted meanwhile): an involuntary context switch means other
+    work took the core mid-run, and the run's time holds a stall of the scheduler's, not the model's."""
+    before = preemptions()
+    ms = timed_ms(call)
+    return ms, preemptions() > before
+
+
+def preemptions() -> int:
+    """Involuntary context switches of the calling thread so far (0 where the OS does not count them)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+    except (ImportError, AttributeError, OSError):  # not Linux
+        return 0
