@@ -125,3 +125,12 @@ sys.meta_path.insert(0, _Block())
 def block_imports(*names: str) -> str:
     """Python source that makes importing ``names`` fail as if they were not installed."""
     return BLOCK_IMPORTS.format(names=set(names))
+
+
+# Architectures whose export or compile takes seconds each on 2 cores: the fast lane runs the others.
+HEAVY_ZOO = {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet34", "resnet50", "resnext50_32x4d", "densenet121"}
+
+
+def zoo_params(names):
+    """Zoo names for a parametrized test, the heavy architectures marked slow."""
+    return [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY_ZOO else name for name in names]

@@ -255,3 +255,16 @@ def test_markdown_and_csv_cells():
         "!\\[x\\](http://t/p.png) \\`c\\` \\*e\\* a\\|b c&lt;i&gt;"
     assert [csv_cell(v) for v in ("=1+1", "+1", "-cmd", "@SUM(A1)", "\tx", "ok", -1.5, 3)] == \
         ["'=1+1", "'+1", "'-cmd", "'@SUM(A1)", "'\tx", "ok", -1.5, 3]
+
+
+def test_compare_saves_inputs_and_outputs_to_distinct_files(zoo_onnx, tmp_path):
+    """`compare --save-inputs X --save-outputs X` kept one of the two: now refused before any work."""
+    from typer.testing import CliRunner
+
+    from edgekit.cli.app import app
+
+    same = tmp_path / "x.npz"
+    result = CliRunner().invoke(app, ["compare", str(zoo_onnx("lenet5").path), "-r", "ort-cpu", "--save-inputs",
+                                      str(same), "--save-outputs", str(same)])
+    assert result.exit_code == 2 and "is the same file as --save-inputs" in result.output
+    assert not same.exists()

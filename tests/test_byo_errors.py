@@ -123,6 +123,7 @@ def test_refused_checkpoint_says_why_and_never_how_to_bypass(tmp_path, factories
     assert "weights_only=False" not in result.stderr and not (tmp_path / "out.onnx").exists()
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path, factories):
     out = str(tmp_path / "o.onnx")
     assert_one_line_error(run_cli("export", f"{tmp_path}/nope.py:net", "-o", out), "model factory file not found")

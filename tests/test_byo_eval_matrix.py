@@ -59,6 +59,7 @@ def weights(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.openvino
 def test_eval_takes_a_factory_with_weights_and_meta(weights, tmp_path):
     from edgekit.evaluate.across_runtimes import compare_runtimes
@@ -154,6 +155,7 @@ def test_bad_model_entries_name_file_and_line(tmp_path, entry, line, fragment):
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_source_options_errors_are_one_line(tmp_path, zoo_onnx):
     path = str(zoo_onnx("lenet5", dynamic_batch=True).path)
     out = tmp_path / "e.json"
@@ -207,6 +209,7 @@ def test_optimize_takes_a_factory_with_weights_and_meta(weights, tmp_path):
     assert read_meta(tmp_path / "lenet5.optimized.onnx").labels == tuple("abcdefghij")
 
 
+@pytest.mark.slow
 def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
     """Bad sources fail before any store or file is made, an export that fails included."""
     path = str(zoo_onnx("lenet5").path)
@@ -220,6 +223,7 @@ def test_optimize_source_errors_are_one_line(tmp_path, zoo_onnx):
     assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / "h.db").exists()
 
 
+@pytest.mark.slow
 def test_export_refuses_metadata_it_could_not_read_back(tmp_path):
     """Labels fewer than the classes, an input side above what readers take, or a detection task whose
     decoder finds none of its outputs: one line, no file."""

@@ -99,6 +99,7 @@ def _foreign_onnx(path):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.openvino
 def test_foreign_onnx_shaped_by_input_specs(tmp_path):
     path = str(_foreign_onnx(tmp_path / "foreign.onnx"))

@@ -65,6 +65,7 @@ def test_export_inspect_bench_round_trip(tmp_path):
     assert "p50" in result.stdout
 
 
+@pytest.mark.slow
 def test_bench_exports_a_zoo_name_to_the_cache(tmp_path):
     env = {"EDGEKIT_CACHE_DIR": str(tmp_path / "cache")}
     result = run_cli("bench", "lenet5", "--runs", "3", "--warmup", "0", "--json", str(tmp_path / "b.json"), env=env)
@@ -110,6 +111,7 @@ def test_missing_runtime_is_one_line_naming_the_extra(tmp_path):
     assert_one_line_error(result, "runtime 'ort-cpu' is not available", "pip install 'edgekit[ort]'")
 
 
+@pytest.mark.slow
 def test_export_check_failure_exits_1_and_leaves_nothing(tmp_path):
     result = run_cli("export", "resnet18", "--input-size", "64", "--atol", "0", "--rtol", "0",
                      "-o", str(tmp_path / "r.onnx"))
@@ -134,6 +136,7 @@ def test_unwritable_json_path_fails_before_the_work(tmp_path, command):
     assert "p50" not in result.stdout and not result.stdout.strip()
 
 
+@pytest.mark.slow
 def test_inspect_takes_a_zoo_name_and_refuses_other_formats(tmp_path):
     result = run_cli("inspect", "lenet5", env={"EDGEKIT_CACHE_DIR": str(tmp_path / "cache")})
     assert result.returncode == 0 and "61.71 k" in result.stdout, result.stderr

@@ -51,6 +51,7 @@ def test_verdict_follows_the_tolerance(zoo_onnx):
     assert loose.passed
 
 
+@pytest.mark.slow
 def test_failure_prints_writes_json_and_exits_1(tmp_path):
     import openvino as ov
 

@@ -81,6 +81,7 @@ def test_boxes_decide_when_tensors_differ_only_in_order():
     assert not parity.passed and boxes is not None and boxes.passed and boxes.matched == 20
 
 
+@pytest.mark.slow
 def test_an_export_that_compares_nothing_is_an_error(tmp_path):
     from edgekit.exporters.user_module import export_source
 

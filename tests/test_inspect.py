@@ -2,6 +2,8 @@
 
 import pytest
 
+from conftest import zoo_params
+
 from edgekit.graph.summary import summarize
 
 # name: (parameters, MACs at 224x224 or None)
@@ -15,7 +17,7 @@ PUBLISHED = {
 }
 
 
-@pytest.mark.parametrize("name", PUBLISHED)
+@pytest.mark.parametrize("name", zoo_params(PUBLISHED))
 def test_counts_match_published_figures(zoo_onnx, name):
     params, macs = PUBLISHED[name]
     size = None if name == "lenet5" else (224, 224)

@@ -112,6 +112,7 @@ def test_model_without_metadata_keeps_its_timing_and_multi_stream_runs(tmp_path)
         assert int8.status == "failed" and "calibration data" in int8.reason and int8.p50_ms is None
 
 
+@pytest.mark.slow
 def test_a_crashing_worker_costs_one_cell(tmp_path):
     """The measuring process dies of a real SIGSEGV mid-cell: that cell is 'failed' with the signal,
     the next cell gets a new worker."""

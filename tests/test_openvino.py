@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import block_imports, run_cli
+from conftest import block_imports, run_cli, zoo_params
 from edgekit.errors import BadInputError
 from edgekit.parity import compare_fp32, compare_outputs
 from edgekit.runtimes import get_runtime, open_runtime
@@ -22,7 +22,7 @@ def _ort_and_ov(path, feeds, **options):
     return expected, actual
 
 
-@pytest.mark.parametrize("name", ZOO.names())
+@pytest.mark.parametrize("name", zoo_params(ZOO.names()))
 def test_every_zoo_model_agrees_with_ort_cpu(name, zoo_onnx):
     result = zoo_onnx(name)
     h, w = result.meta.input_size

@@ -158,6 +158,7 @@ def test_cli_quantizes_and_reports_what_it_wrote(lenet, calib_npz, tmp_path):
     assert read_meta(out).recipe["calib_size"] == 16
 
 
+@pytest.mark.slow
 def test_cli_error_paths_leave_no_file(lenet, tmp_path):
     out = tmp_path / "out.onnx"
     empty = tmp_path / "empty"
@@ -187,6 +188,7 @@ def test_cli_error_paths_leave_no_file(lenet, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "shape.npz", "wrong.npz"]
 
 
+@pytest.mark.slow
 def test_cli_report_sweeps_modes_and_writes_each_variant(lenet, calib_npz, tmp_path):
     import json
 
@@ -204,6 +206,7 @@ def test_cli_report_sweeps_modes_and_writes_each_variant(lenet, calib_npz, tmp_p
     assert read_meta(tmp_path / "lenet.ort-fp16.onnx").precision == "fp16"
 
 
+@pytest.mark.slow
 def test_agreement_check_uses_many_samples_beyond_calibration(zoo_onnx, calib_npz, tmp_path):
     fixed = zoo_onnx("lenet5").path  # batch fixed at 1: the check runs the samples one by one
     out = tmp_path / "q.onnx"

@@ -39,6 +39,7 @@ def test_pareto_front():
     assert pareto_front(points) == [(0.5, 80.0), (1.0, 90.0), (2.0, 95.0)]
 
 
+@pytest.mark.slow
 def test_markdown_csv_and_filters(store_url, tmp_path):
     md, table = tmp_path / "r.md", tmp_path / "r.csv"
     result = run_cli("report", "--db", store_url, "--suite", "unit", "--md", str(md), "--csv", str(table))

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import zoo_params
+
 from edgekit.errors import BadInputError, CheckFailedError
 from edgekit.exporters import ExportConfig
 from edgekit.exporters.torch_onnx import export_zoo_model
@@ -13,7 +15,7 @@ from edgekit.zoo import ZOO
 from edgekit.zoo.build import build_model
 
 
-@pytest.mark.parametrize("name", ZOO.names())
+@pytest.mark.parametrize("name", zoo_params(ZOO.names()))
 def test_zoo_model_exports_and_matches_torch(zoo_onnx, name):
     result = zoo_onnx(name)
     assert result.parity.passed, result.parity.summary()

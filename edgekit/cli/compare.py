@@ -87,6 +87,9 @@ def compare(
                     min_box_match=min_box_match / 100, score_tol=0.05 if score_tol is None else score_tol)
     check_outputs(json_out, save_inputs, save_outputs,
                   inputs=[model, candidate, inputs, weights, load_outputs, meta_file])
+    from edgekit.fileio import check_distinct
+
+    check_distinct([("--save-inputs", save_inputs), ("--save-outputs", save_outputs), ("--json", json_out)])
     given = source_options(weights, input_spec, meta_pair, meta_file)
     default = "ort-cpu" if candidate is not None else "ort-cpu,openvino"
     names = [name.strip() for name in (runtimes or default).split(",") if name.strip()]

@@ -5,13 +5,13 @@ metadata in the IR's ``rt_info``; an ``.onnx`` output runs NNCF's ONNX backend i
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from edgekit.deps import require
 from edgekit.errors import BadInputError
+from edgekit.fileio import replace_file
 from edgekit.meta import IR_RT_INFO_KEY, ModelMeta, read_meta
 from edgekit.quantize.base import QuantizeConfig, QuantizeResult, precision_of, recipe
 from edgekit.quantize.calibration import calibration_batches
@@ -80,8 +80,8 @@ def _save_ir(model: Any, output: Path, meta: ModelMeta) -> None:
     with tempfile.TemporaryDirectory(prefix=f".{output.stem}.", dir=output.parent) as folder:
         staged = Path(folder) / output.name
         ov.save_model(model, str(staged), compress_to_fp16=False)
-        os.replace(staged.with_suffix(".bin"), output.with_suffix(".bin"))
-        os.replace(staged, output)
+        replace_file(staged.with_suffix(".bin"), output.with_suffix(".bin"))
+        replace_file(staged, output)
 
 
 def _save_onnx(model: Any, output: Path, meta: ModelMeta) -> None:

@@ -8,7 +8,6 @@ budget) the fastest variant within it kept. Returns a record; the CLI only rende
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import BadInputError
+from edgekit.fileio import replace_file
 from edgekit.quantize.base import QUANTIZERS, QuantizeConfig
 from edgekit.quantize.report import PrecisionReport, Variant
 from edgekit.quantize.select import Selection
@@ -142,8 +142,8 @@ def keep_all(variants: Sequence[Variant], output: Path, single: bool) -> tuple[P
     for variant in variants:
         target = output if single else output.with_name(f"{output.stem}.{variant.name}{variant.path.suffix}")
         if variant.path.suffix == ".xml":
-            os.replace(variant.path.with_suffix(".bin"), target.with_suffix(".bin"))
-        os.replace(variant.path, target)
+            replace_file(variant.path.with_suffix(".bin"), target.with_suffix(".bin"))
+        replace_file(variant.path, target)
         written.append(target)
     return tuple(written)
 
