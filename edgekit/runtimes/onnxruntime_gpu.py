@@ -54,7 +54,8 @@ class OrtTrtOptions(OrtCudaOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.tf32:
-            raise BadInputError("option tf32 is for ort-cuda: TensorRT picks TF32 kernels itself (on by default)")
+            raise BadInputError("option tf32 is for ort-cuda and trt: ONNX Runtime's TensorRT provider picks TF32 "
+                                "kernels itself (on by default)")
         if self.engine_cache_dir is not None and not self.engine_cache_dir.strip():
             raise BadInputError("option engine_cache_dir must be a folder, got an empty string")
 
