@@ -221,8 +221,9 @@ def layer_diff_lines(record) -> list[str]:
     if first is None:
         lines.append("no layer crosses the tolerance: the two sides agree layer by layer")
     else:
-        lines.append(f"first divergent layer: {first.node or '?'} ({first.op_type}, tensor {first.tensor}): cosine "
-                     f"{first.cosine:.6f}, max abs {first.max_abs:.3g}")
+        made = f"; made by {first.candidate_node} on the other side" if first.candidate_node != first.node else ""
+        lines.append(f"first divergent layer: {first.node or '?'} ({first.op_type}, tensor {first.tensor}{made}): "
+                     f"cosine {first.cosine:.6f}, max abs {first.max_abs:.3g}")
         lines.append(f"layers adding the most error (keep in float): {', '.join(record.keep_in_float)}")
     if record.quantize_command:
         lines.append(f"to keep them in float: {record.quantize_command}")

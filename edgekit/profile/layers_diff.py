@@ -123,6 +123,7 @@ class LayerDiff:
     error: float = 0.0  # relative L2 error ‖ref − cand‖ / ‖ref‖
     introduced: float = 0.0  # relative error added here, above the worst of its inputs
     problem: str = ""
+    candidate_node: str = ""  # the node making the tensor in the candidate's graph (what quantize --exclude takes)
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,9 @@ def layer_diff(reference: Side, candidate: Side, io, rule: LayerRule, seed: int 
     with tempfile.TemporaryDirectory(prefix="edgekit-layers-") as folder:
         run = Runner(reference, candidate, (model_a, model_b), (floats_a, floats_b), Path(folder), io, seed, rule)
         stats, steps = (run.bisect(pairs) if bisect else (run.all(pairs), ()))
-    layers = diffs(pairs, stats, graph_a, rule)
+    layers = diffs(pairs, stats, (graph_a, graph_b), rule)
     first = next((layer for layer in layers if not layer.passed), None)
-    keep_nodes = suspects(layers, first, graph_b, keep)
+    keep_nodes = suspects(layers, first, keep)
     command = quantize_command(reference.path, candidate.path, keep_nodes) if reduced and first else ""
     return LayerDiffRecord(
         reference=f"{reference.path.name} on {reference.runtime} ({precisions[0]})",
@@ -273,8 +274,9 @@ class Runner:
         return () if self.io.real else (RANDOM_NOTE,)
 
 
-def diffs(pairs, stats: Mapping[str, Stats], graph: Graph, rule: LayerRule) -> tuple[LayerDiff, ...]:
+def diffs(pairs, stats: Mapping[str, Stats], graphs: tuple[Graph, Graph], rule: LayerRule) -> tuple[LayerDiff, ...]:
     """The compared pairs in topological order, with the error each adds over its inputs."""
+    graph, candidate = graphs
     errors = {a: s.error for a, s in stats.items()}
     layers = []
     for a, b in pairs:
@@ -283,8 +285,9 @@ def diffs(pairs, stats: Mapping[str, Stats], graph: Graph, rule: LayerRule) -> t
         node = graph.producer[a]
         s = stats[a]
         introduced = max(0.0, errors[a] - upstream_error(graph, node, errors))
+        made = candidate.producer.get(a)  # a QDQ graph still computes the float tensor the DequantizeLinear views
         layers.append(LayerDiff(a, node.name, node.op_type, b, s.max_abs, s.max_rel, s.cosine, s.passed(rule),
-                                errors[a], introduced, s.problem))
+                                errors[a], introduced, s.problem, made.name if made is not None else node.name))
     return tuple(layers)
 
 
@@ -303,19 +306,15 @@ def upstream_error(graph: Graph, node, errors: Mapping[str, float]) -> float:
     return worst
 
 
-def suspects(layers: Sequence[LayerDiff], first: LayerDiff | None, candidate: Graph, keep: int) -> tuple[str, ...]:
+def suspects(layers: Sequence[LayerDiff], first: LayerDiff | None, keep: int) -> tuple[str, ...]:
     """Nodes to keep in float: the first divergent layer's, then the divergent layers adding the most error;
     named as the candidate's graph names them (what ``quantize --exclude`` takes), topological order."""
     if first is None or keep < 1:
         return ()
     failing = [layer for layer in layers if not layer.passed]
     chosen = {first.tensor, *(x.tensor for x in sorted(failing, key=lambda x: -x.introduced)[:max(keep - 1, 0)])}
-    names = []
-    for layer in layers:
-        if layer.tensor in chosen:
-            node = candidate.producer.get(layer.tensor)
-            names.append(node.name if node is not None and node.name else layer.node)
-    return tuple(dict.fromkeys(name for name in names if name))
+    return tuple(dict.fromkeys(layer.candidate_node or layer.node for layer in layers
+                               if layer.tensor in chosen and (layer.candidate_node or layer.node)))
 
 
 def quantize_command(source: Path, quantized: Path, nodes: Sequence[str]) -> str:
