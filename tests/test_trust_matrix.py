@@ -74,6 +74,11 @@ def test_accuracy_only_on_data_the_model_fits(tmp_path):
     assert unfit.status == "ok" and unfit.accuracy is None and unfit.metric == ""
     assert "records no labels" in unfit.config["no_accuracy"] and "`digits`" in unfit.config["no_accuracy"]
     assert unfit.agreement_top1_pct == 100.0     # its agreement with FP32 is still measured (on generated images)
+    from edgekit.report.tables import to_markdown
+
+    with open_store(url) as store:
+        text = to_markdown(store.records())
+    assert "no accuracy: the model records no labels" in text      # the report says why, in the reason column
 
 
 def test_misfit_reasons_name_both_label_sets():

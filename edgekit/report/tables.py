@@ -39,10 +39,21 @@ def threads_text(threads: int | None, config: dict[str, Any] | None) -> str:
     return f"{used} (default)" if used else "default"
 
 
+def quality_notes(config: dict[str, Any] | None) -> str:
+    """Why a cell that ran has no accuracy or agreement figure ('' when it has both)."""
+    config = config or {}
+    notes = [f"no accuracy: {config['no_accuracy']}"] if config.get("no_accuracy") else []
+    if config.get("nothing_to_compare"):
+        notes.append(f"no agreement: nothing to compare: {config['nothing_to_compare']}")
+    return "; ".join(notes)
+
+
 def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
     value = row.get(key)
     if key == "threads" and not value:
         return threads_text(None, row.get("config"))
+    if key == "reason" and not value:
+        return quality_notes(row.get("config"))
     if value is None or value == "":
         return "" if key in ("reason", "metric") else "-"
     if key == "started" and hasattr(value, "strftime"):
