@@ -39,13 +39,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's edgekit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
+
 from edgekit.bench import LoopPlan  # noqa: E402
-from edgekit.quantize.base import QuantizeConfig  # noqa: E402
 from edgekit.cli.quantize_table import render  # noqa: E402
+from edgekit.quantize.base import QuantizeConfig  # noqa: E402
 from edgekit.quantize.report import MeasureConfig, PrecisionReport, measure  # noqa: E402
 from edgekit.quantize.select import build_variants  # noqa: E402
 from edgekit.runtimes import RUNTIMES  # noqa: E402
-from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
 PARTS = ("speed", "lenet", "detector")
 RUNTIME_NAMES = tuple(r for r in ("ort-cpu", "openvino") if r in RUNTIMES)

@@ -174,7 +174,7 @@ def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
     """An evaluator reporting fractions says so (points_per_unit = 100); the report shows points."""
     import json
 
-    from edgekit.quantize.report import Variant
+    from edgekit.matrix.variants import Variant
     from edgekit.tasks import TASKS
     from edgekit.evaluate.metrics import EVALUATORS, CocoEvaluator, TopKEvaluator
     from edgekit.tasks.classification import ClassificationTask
@@ -197,7 +197,7 @@ def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
         meta = read_meta(lenet).with_(task=FractionTask.name)
         # varied inputs: zeros would give one output for every sample, which is nothing to compare
         feeds = [{"input": np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)}]
-        report = measure([Variant("fp32", lenet, "fp32")], meta, QUICK, split, feeds)
+        report = measure([Variant(lenet)], meta, QUICK, split, feeds)
     finally:
         TASKS._targets.pop(FractionTask.name)
         EVALUATORS._targets.pop(FractionTask.name)

@@ -29,9 +29,23 @@ class Unsupported(EdgekitError):
 
 @dataclass(frozen=True)
 class Variant:
+    """One file to run and how: the runtime options it needs (a precision hint), the recipe it was
+    built with, and for the precision report its name, precision and the runtimes that take it
+    (empty: every runtime that loads the file). The one variant record of the matrix, optimize and
+    `quantize --max-drop`."""
+
     path: Path
     runtime_options: dict[str, Any] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
+    name: str = "fp32"
+    precision: str = "fp32"
+    runtimes: tuple[str, ...] = ()
+
+    @property
+    def size_mb(self) -> float:
+        from edgekit.fileio import model_size_mb
+
+        return model_size_mb(self.path)
 
 
 def make_variant(source: Path, source_sha: str, meta: ModelMeta, runtime: str, precision: str,

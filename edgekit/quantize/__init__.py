@@ -2,6 +2,6 @@
 the precision table and accuracy-aware selection; ``edgekit.quantize.sweep`` runs a whole sweep and
 returns a record. Heavy packages are imported inside the backends."""
 
-from edgekit.quantize.base import KINDS, QUANTIZERS, QuantizeConfig, QuantizerKind, QuantizeResult, quantize
+from edgekit.quantize.base import KINDS, QUANTIZERS, QuantizeConfig, QuantizeResult, QuantizerKind, quantize
 
 __all__ = ["KINDS", "QUANTIZERS", "QuantizeConfig", "QuantizeResult", "QuantizerKind", "quantize"]

@@ -18,7 +18,7 @@ import numpy as np
 from edgekit.bench import BenchConfig, LoopPlan, benchmark
 from edgekit.datasets.base import Split
 from edgekit.errors import BadInputError
-from edgekit.fileio import model_size_mb
+from edgekit.matrix.variants import Variant
 from edgekit.meta import ModelMeta
 from edgekit.runtimes import RUNTIMES, get_runtime
 
@@ -28,21 +28,6 @@ PRECISION_HINT_OPTIONS = ("inference_precision", "precision_hint", "precision")
 UNITS = {"accuracy": "percentage points (top-1 %; mAP x 100)", "accuracy_drop": "percentage points",
          "metrics": "percentage points, count excepted", "top1_agreement_pct": "percent of samples",
          "cosine": "cosine similarity (-1..1)", "size_mb": "MB (10^6 bytes)", "p50_ms": "ms", "p90_ms": "ms"}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One artifact to measure; ``runtime_options`` apply on runtimes that accept them (bf16 hint)."""
-
-    name: str
-    path: Path
-    precision: str
-    runtimes: tuple[str, ...] = ()          # empty: every runtime that loads the file
-    runtime_options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size_mb(self) -> float:
-        return model_size_mb(self.path)
 
 
 @dataclass(frozen=True)
@@ -170,4 +155,4 @@ def bf16_variant(fp32: Variant) -> Variant | None:
     option = next((name for name in PRECISION_HINT_OPTIONS if name in fields), None)
     if option is None:
         return None
-    return Variant("fp32+bf16-hint", fp32.path, "bf16", ("openvino",), {option: "bf16"})
+    return Variant(fp32.path, {option: "bf16"}, name="fp32+bf16-hint", precision="bf16", runtimes=("openvino",))

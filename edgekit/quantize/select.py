@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.matrix.variants import Variant
 from edgekit.quantize.base import QuantizeConfig, kind_of, output_name, quantize
-from edgekit.quantize.report import PrecisionReport, PrecisionRow, Variant
+from edgekit.quantize.report import PrecisionReport, PrecisionRow
 
 MIN_SPEEDUP = 1.05
 SENSITIVE = ("@first", "@last")
@@ -68,11 +69,12 @@ def _verdict(row: PrecisionRow, max_drop: float) -> str:
 
 def build_variants(source: Path, folder: Path, configs: Sequence[QuantizeConfig]) -> list[Variant]:
     """FP32 (the source) plus one quantized artifact per config, written into ``folder``."""
-    variants = [Variant("fp32", source, "fp32")]
+    variants = [Variant(source)]
     for config in configs:
         result = quantize(source, folder / output_name(source, config), config)
         runtimes = kind_of(config.backend).runtimes(config.mode)
-        variants.append(Variant(config.variant, result.path, result.meta.precision, runtimes))
+        variants.append(Variant(result.path, name=config.variant, precision=result.meta.precision,
+                                runtimes=runtimes))
     return variants
 
 

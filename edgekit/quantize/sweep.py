@@ -16,8 +16,9 @@ from typing import Any
 
 from edgekit.errors import BadInputError
 from edgekit.fileio import replace_file
+from edgekit.matrix.variants import Variant
 from edgekit.quantize.base import QUANTIZERS, QuantizeConfig
-from edgekit.quantize.report import PrecisionReport, Variant
+from edgekit.quantize.report import PrecisionReport
 from edgekit.quantize.select import Selection
 
 #: runtimes measured when none are named (those registered here)
@@ -110,7 +111,7 @@ def sweep(source: Path, output: Path, configs: Sequence[QuantizeConfig], options
             raise BadInputError(f"--max-drop cannot score the model on {eval_data}: {misfit}")
         raise BadInputError("--max-drop needs labelled data to measure accuracy: --eval DATASET (or --calib DATASET)")
     parity = calibration_batches(eval_data, source, meta, 64, options.seed, split="test") if eval_data else None
-    fp32 = Variant("fp32", source, "fp32")
+    fp32 = Variant(source)
     wants_openvino = "openvino" in [RUNTIMES.canonical(n) for n in names]
     extra = [v for v in (bf16_variant(fp32),) if v is not None and wants_openvino]
 
