@@ -92,6 +92,8 @@ def print_summary(summary) -> None:
             value = f"{len(summary.meta.labels)} labels: {', '.join(summary.meta.labels[:5])}, …"
         meta.add_row(escape(key), escape(value))
     out.print(meta)
+    for warning in summary.warnings:
+        out.print(f"warning: {warning}", markup=False, highlight=False)
 
 
 def print_layers(summary) -> None:

@@ -43,6 +43,7 @@ class GraphSummary:
     meta: ModelMeta
     macs_note: str = ""
     layers: tuple[LayerRow, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def flops(self) -> int | None:
@@ -60,6 +61,7 @@ def summarize(path: str | Path, shapes: dict | None = None, layers: bool = False
     (input name → dims) resolves dynamic dims, ``layers`` keeps the per-layer table."""
     path = Path(path)
     model = load_model(path)
+    from edgekit.graph.warnings import deployment_warnings
     from edgekit.meta import read_meta
 
     table = layer_table(model, shapes)
@@ -79,6 +81,7 @@ def summarize(path: str | Path, shapes: dict | None = None, layers: bool = False
         meta=read_meta(path),
         macs_note=table.macs_note,
         layers=table.rows if layers else (),
+        warnings=tuple(deployment_warnings(model, {p.key: p.value for p in model.metadata_props})),
     )
 
 
