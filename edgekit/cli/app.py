@@ -16,7 +16,7 @@ app = typer.Typer(
 
 # Each module defines register(app); heavy imports stay inside the command bodies.
 COMMAND_MODULES = ("models", "runtimes", "export", "bench", "inspect", "compare", "quantize", "train", "eval",
-                   "meta", "predict", "fuse", "report", "optimize", "profile")
+                   "meta", "predict", "fuse", "edit", "report", "optimize", "profile")
 
 for _module in COMMAND_MODULES:
     importlib.import_module(f"edgekit.cli.{_module}").register(app)
