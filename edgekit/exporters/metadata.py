@@ -34,6 +34,8 @@ def parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
             if not isinstance(section, dict):
                 raise BadInputError(f"metadata key {head} is given both whole and as {key}")
             section[sub] = _scalar(value, key) if isinstance(value, str) else value
+            if head == "decoder":
+                section[sub] = _decoder_value(sub, section[sub])
         else:
             changes[key] = value
     return changes
@@ -131,12 +133,24 @@ def _labels(key: str, value: Any) -> tuple[str, ...]:
     raise BadInputError(f"metadata labels must be a comma list, a YAML list or @file.txt, got {value!r}")
 
 
+#: decoder settings that are lists: ``decoder.outputs=output0`` and ``decoder.strides=8,16,32`` are read as lists
+DECODER_LISTS = ("outputs", "strides", "variances")
+
+
+def _decoder_value(key: str, value: Any) -> Any:
+    """A list-valued decoder setting given as plain text (``a`` or ``a,b``) → the list (numbers as numbers)."""
+    if key not in DECODER_LISTS or not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return value
+    items = [item.strip() for item in str(value).split(",") if item.strip()]
+    return items if key == "outputs" else [_scalar(item, f"decoder.{key}") for item in items]
+
+
 def _decoder(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
-        return {str(k): v for k, v in value.items()}
+        return {str(k): _decoder_value(str(k), v) for k, v in value.items()}
     parsed = _scalar(value, "decoder") if isinstance(value, str) else value
     if isinstance(parsed, dict):
-        return parsed
+        return {str(k): _decoder_value(str(k), v) for k, v in parsed.items()}
     if isinstance(parsed, str):
         return {"type": parsed}
     raise BadInputError(f"metadata decoder must be a decoder name or a JSON object, got {value!r}")
