@@ -55,9 +55,10 @@ def heavy(tmp_path_factory):
 
 
 def coverage_within_10_percent(path, runtime: str) -> tuple:
-    """Per-layer medians sum to within 10 % of the median whole-model time of the same profiled runs (runs
-    preempted by other work are left out). A shared machine can still slow a whole profile in ways no
-    counter shows (hypervisor steal, memory contention), so the bound must hold in one of three profiles."""
+    """Layer times sum to within 10 % of the whole-model time of the same profiled run (the median over runs
+    of that ratio; runs preempted by other work left out). Taken run by run, a stall lands on both sides of
+    the ratio, so the bound holds under load; a shared machine can still slow a whole profile in ways no
+    counter shows (hypervisor steal), so it must hold in one of three profiles."""
     seen = []
     for _ in range(3):
         profile = profile_model(path, runtime, {"threads": 1}, ProfilePlan(warmup=3, runs=15))
@@ -240,7 +241,7 @@ def test_cli_profile_json_and_bad_input(chain, tmp_path):
     result = run_cli("profile", str(chain), "-r", "ort-cpu", "--threads", "1", "--runs", "3", "--warmup", "1",
                      "--json", str(out))
     assert result.returncode == 0, result.stderr
-    assert "layers sum to" in result.stdout and "profiler overhead" in result.stdout
+    assert "layers explain" in result.stdout and "profiler overhead" in result.stdout
     data = json.loads(out.read_text())
     assert data["runtime"] == "ort-cpu" and data["runs"] == 3 and data["layers"] and 0 < data["coverage"]
     assert_one_line_error(run_cli("profile", str(chain), "-r", "ort-cpu,openvino,ort-cpu"), "one runtime")

@@ -117,9 +117,10 @@ def print_profile(record, top: int) -> None:
 
 def summary_lines(record) -> list[str]:
     """Layers vs the whole, the overhead, flagged layers, unmapped nodes, the runtime's notes."""
-    lines = [f"layers sum to {record.layer_sum_ms:.3f} ms = {record.coverage:.0%} of the whole "
-             f"{record.total_ms:.3f} ms ({record.total_source}); {record.outside_ms:.3f} ms outside the layers "
-             "(the runtime's scheduling between layers, input/output handling)"]
+    lines = [f"layers explain {record.coverage:.0%} of the whole, run by run (median); per-layer medians sum to "
+             f"{record.layer_sum_ms:.3f} ms of the median whole {record.total_ms:.3f} ms ({record.total_source}): "
+             f"{record.outside_ms:.3f} ms outside the layers (the runtime's own work between layers, input and "
+             "output handling, the profiler's bookkeeping)"]
     if record.overhead is not None:
         lines.append(f"profiler overhead: profiled calls {record.wall_ms:.3f} ms vs plain p50 {record.plain_ms:.3f} "
                      f"ms (x{record.overhead:.2f}, median of paired per-run ratios); profiled runs are never bench "

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgekit.errors import BadInputError, first_line
 from edgekit.profile.records import LayerSample, RunSamples, precision_name
-from edgekit.profile.timing import Collected, ProfilePlan, timed_ms, timed_run
+from edgekit.profile.timing import Collected, ProfilePlan, paired
 
 TOTAL_SOURCE = "a synchronous infer() timed from Python (OpenVINO reports no whole-run time)"
 HINT_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
@@ -43,18 +43,17 @@ def collect(runtime_cls, path: Path, options: Mapping[str, Any], make_feeds: Cal
         core = _core()
         config = plain.compile_config(core)
         tensors = {name: ov.Tensor(np.ascontiguousarray(array), shared_memory=True) for name, array in feeds.items()}
+        config = {key: value for key, value in config.items() if key != "CACHE_DIR"}  # both compiled alike
         plain_request = _request(_compile(core, path, plain.device, config), tensors)
-        profiled = _compile(core, path, plain.device, {**{k: v for k, v in config.items() if k != "CACHE_DIR"},
-                                                      ov.properties.enable_profiling(): True})
+        profiled = _compile(core, path, plain.device, {**config, ov.properties.enable_profiling(): True})
         request = _request(profiled, tensors)
         for _ in range(plan.warmup):
             plain_request.infer()
             request.infer()
         counters = RunningMeans(plan.warmup, parse_counters(request.get_profiling_info()) if plan.warmup else ())
         runs = []
-        for _ in range(plan.runs):
-            plain_ms = timed_ms(plain_request.infer)
-            wall, preempted = timed_run(request.infer)
+        for index in range(plan.runs):
+            plain_ms, wall, preempted = paired(plain_request.infer, request.infer, index)
             runs.append(RunSamples(counters.next_run(parse_counters(request.get_profiling_info())), wall, wall,
                                    plain_ms, preempted))
         described = plain.describe()

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgekit.errors import BadInputError, first_line
 from edgekit.profile.records import LayerSample, RunSamples, precision_name
-from edgekit.profile.timing import Collected, ProfilePlan, timed_ms, timed_run
+from edgekit.profile.timing import Collected, ProfilePlan, paired
 
 KERNEL_SUFFIX = "_kernel_time"
 TOTAL_SOURCE = "ORT's model_run events (the session's own time per run)"
@@ -35,7 +35,7 @@ def collect(runtime_cls, path: Path, options: Mapping[str, Any], make_feeds: Cal
         for _ in range(plan.warmup):
             call()
             profiled()
-        pairs = [(timed_ms(call), *timed_run(profiled)) for _ in range(plan.runs)]
+        pairs = [paired(call, profiled, index) for index in range(plan.runs)]
         trace = json.loads(Path(session.end_profiling()).read_text())
         described = plain.describe()
     runs = parse_trace(trace)[plan.warmup:]

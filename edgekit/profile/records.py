@@ -98,6 +98,7 @@ class Profile:
     mapping: str = ""  # how layer names were mapped back to ONNX nodes
     unprofiled: tuple[str, ...] = ()  # ONNX nodes with no time of their own (fused, folded, not run)
     preempted: int = 0  # profiled runs left out: other work preempted the calling thread during them
+    coverage: float = 0.0  # median over runs of (that run's layer times summed / its whole time)
     notes: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -110,10 +111,6 @@ class Profile:
         """Whole-model time not inside any timed layer (the runtime's own scheduling, copies, Python)."""
         return self.total_ms - self.layer_sum_ms
 
-    @property
-    def coverage(self) -> float:
-        """Sum of layer medians / median whole-model time (1.0: the layers explain it all)."""
-        return self.layer_sum_ms / self.total_ms if self.total_ms > 0 else 0.0
 
     @property
     def flagged(self) -> tuple[LayerTime, ...]:
@@ -131,7 +128,7 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data.update(layer_sum_ms=self.layer_sum_ms, outside_ms=self.outside_ms, coverage=self.coverage,
+        data.update(layer_sum_ms=self.layer_sum_ms, outside_ms=self.outside_ms,
                     by_op=[dataclasses.asdict(row) for row in self.by_op()])
         return data
 
@@ -173,10 +170,14 @@ def undisturbed(runs: Sequence[RunSamples]) -> list[RunSamples]:
 
 
 def whole_figures(runs: Sequence[RunSamples]) -> dict[str, float]:
-    """Medians of the whole-model time, the profiled and the plain wall time, and of the paired per-run
-    ratios profiled / plain."""
+    """Medians of the whole-model time, the profiled and the plain wall time, of the paired per-run ratios
+    profiled / plain, and of the per-run share of the whole the layers explain. That share is taken run by
+    run: a stall (other work on the machine) lands in one layer of one run, so per-layer medians leave it
+    out while the median whole keeps a typical one, and their sums need not agree on a busy machine."""
     figures = {"total_ms": statistics.median(run.total_ms for run in runs),
-               "wall_ms": statistics.median(run.wall_ms for run in runs), "runs": len(runs)}
+               "wall_ms": statistics.median(run.wall_ms for run in runs), "runs": len(runs),
+               "coverage": statistics.median(sum(s.ms for s in run.layers) / run.total_ms if run.total_ms > 0 else 0.0
+                                             for run in runs)}
     paired = [run.wall_ms / run.plain_ms for run in runs if run.plain_ms > 0 and run.wall_ms > 0]
     if paired:
         figures["plain_ms"] = statistics.median(run.plain_ms for run in runs)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.profile.records import LayerSample, RunSamples
-from edgekit.profile.timing import Collected, ProfilePlan, timed_ms, timed_run
+from edgekit.profile.timing import Collected, ProfilePlan, paired
 
 TOTAL_SOURCE = "execute_async_v3 + stream synchronize, timed from Python"
 FOREIGN = "ForeignNode["
@@ -88,8 +88,7 @@ def run_pairs(call, profiled, context, profiler, plan: ProfilePlan) -> list[tupl
     profiler after it is timed."""
     timed = []
     for index in range(plan.warmup + plan.runs):
-        plain_ms = timed_ms(call)
-        wall, preempted = timed_run(profiled)
+        plain_ms, wall, preempted = paired(call, profiled, index)
         context.report_to_profiler()
         profiler.end_run()
         if index >= plan.warmup:

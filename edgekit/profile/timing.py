@@ -1,7 +1,7 @@
 """What every profiler hands back, and how runs are timed.
 
 Each timed run pairs one call of the plain (unprofiled) runtime, as ``bench`` times it, with one
-profiled call right after it: the overhead is the median of those per-run ratios, and profiled
+profiled call beside it (the order alternates): the overhead is the median of those per-run ratios, and profiled
 runs are never part of a ``bench`` figure. A profiled run during which the calling thread was
 preempted (other work took the core) is left out of the medians while enough others remain.
 """
@@ -61,6 +61,16 @@ def timed_run(call: Callable[[], object]) -> tuple[float, bool]:
     before = preemptions()
     ms = timed_ms(call)
     return ms, preemptions() > before
+
+
+def paired(plain: Callable[[], object], profiled: Callable[[], object], index: int) -> tuple[float, float, bool]:
+    """(plain ms, profiled ms, preempted): one call of each, in an order that alternates with ``index`` so
+    neither side always runs second (on caches the other warmed)."""
+    if index % 2:
+        wall, preempted = timed_run(profiled)
+        return timed_ms(plain), wall, preempted
+    plain_ms = timed_ms(plain)
+    return (plain_ms, *timed_run(profiled))
 
 
 def preemptions() -> int:
