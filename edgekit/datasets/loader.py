@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 DATASETS: Registry = Registry("dataset")
 DATASETS.add("digits", "edgekit.datasets.digits:load_digits")
 DATASETS.add("shapes", "edgekit.datasets.shapes:load_shapes")
+DATASETS.add("shapes-masks", "edgekit.datasets.shapes_masks:load_shapes_masks")  # segmentation
+DATASETS.add("digits-identities", "edgekit.datasets.identities:load_identities")  # embeddings
 
 
 def load_split(spec: str, split: str = "test", seed: int = 0, **options: Any) -> Split:
