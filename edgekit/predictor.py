@@ -180,8 +180,9 @@ def _with_settings(meta: ModelMeta, settings: dict[str, Any], path: Path) -> Mod
     """The file's metadata with explicit settings applied, checked; a one-line error if neither says the task."""
     if not settings and meta.task == "unknown":
         raise BadInputError(
-            f"{path} has no edgekit task metadata: export it with edgekit, or pass its settings "
-            "(e.g. Predictor(path, task='classification', input_size=(224, 224), mean=..., std=..., labels=...))")
+            f"{path} has no edgekit task metadata: set it with `edgekit meta set {path} task=classification "
+            "labels=a,b,c` (or task=detection ...), or pass its settings (e.g. Predictor(path, "
+            "task='classification', input_size=(224, 224), mean=..., std=..., labels=...))")
     changes = dict(settings)
     if "model_color" in changes:
         changes["color"] = str(changes.pop("model_color")).upper()

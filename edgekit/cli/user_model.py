@@ -48,3 +48,13 @@ def export_user_model(source: ModelSource, output: Path | None, opset: int, batc
     out.print(f"exported [bold]{escape(source.label)}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, "
               f"task {result.meta.task})")
     out.print(f"verified on ONNX Runtime vs torch: {escape(result.summary)}")
+    assumed = result.meta.extra.get("assumed") or []
+    if assumed:
+        meta = result.meta
+        values = {"task": meta.task, "input_size": "x".join(map(str, meta.input_size)), "color": meta.color,
+                  "mean": ",".join(f"{v:g}" for v in meta.mean), "std": ",".join(f"{v:g}" for v in meta.std),
+                  "resize": meta.resize}
+        shown = ", ".join(f"{key} {values[key]}" for key in assumed)
+        fix = " ".join(f"{key}=..." for key in assumed)
+        out.print(f"assumed (no --meta given; recorded in the file as assumed): {shown} — set them with "
+                  f"`edgekit meta set {result.path} {fix}`", markup=False, highlight=False)

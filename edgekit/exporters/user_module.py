@@ -214,9 +214,32 @@ def flatten_outputs(result: Any) -> dict[str, np.ndarray]:
 def export_source(source: ModelSource | str, output: str | Path, config: ExportConfig = ExportConfig(),
                   weights: str | Path | None = None, inputs: Sequence[InputSpec] = (),
                   meta_changes: Mapping[str, Any] | None = None) -> ExportResult:
-    """Export a user model to ``output``; the file is kept only if ONNX Runtime matches torch."""
+    """Export a user model to ``output``; the file is kept only if ONNX Runtime matches torch. Settings
+    neither given (``meta_changes``) nor read from the model are recorded as assumed (``extra.assumed``)."""
     loaded = load_source(source, config, weights, inputs)
-    return export_loaded(loaded, output, config, meta_changes)
+    assumed = assumed_settings(loaded.meta, inputs, {**({"input_size": 1} if config.input_size else {}),
+                                                     **(meta_changes or {})})
+    changes = {**(meta_changes or {}), **({"assumed": list(assumed)} if assumed else {})}
+    return export_loaded(loaded, output, config, changes)
+
+
+ASSUMABLE = ("task", "input_size", "color", "mean", "std", "resize")
+
+
+def assumed_settings(meta: ModelMeta, inputs: Sequence[InputSpec], changes: Mapping[str, Any]) -> tuple[str, ...]:
+    """The metadata a user export took from defaults (ImageNet mean/std, RGB, 224x224, no task): not
+    given in ``changes``, not read from the model (a torchvision detector knows its task and size) nor
+    from ``inputs`` (their shapes give the size; one channel gives grey and 0.5/0.5); ``changes`` names
+    what was given (--meta keys, input_size for --input-size)."""
+    known = set(changes)
+    if meta.task != "unknown":
+        known |= {"task", "input_size", "resize", "mean", "std", "color"}
+    if inputs:
+        known.add("input_size")
+        sample = inputs[0].sample_shape()
+        if len(sample) == 4 and sample[1] == 1:
+            known |= {"color", "mean", "std"}
+    return tuple(key for key in ASSUMABLE if key not in known)
 
 
 def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,

@@ -8,8 +8,6 @@ from dataclasses import fields
 
 from edgekit.meta import ModelMeta
 
-# metadata keys edgekit writes besides ModelMeta's fields (kept in ModelMeta.extra)
-EDGEKIT_EXTRA_KEYS = {"decoder", "source", "deployment", "fused_preprocess", "arch", "assumed"}
 # well-known keys of other exporters, to name the convention a file follows
 CONVENTIONS = {"Ultralytics": {"names", "imgsz", "stride", "batch", "task", "author", "license", "docs"}}
 
@@ -31,7 +29,7 @@ def deployment_warnings(model, props: dict[str, str]) -> list[str]:
                             for d in value.type.tensor_type.shape.dim[1:])
             warnings.append(f"input {value.name} has a fixed batch of {first.dim_value} (every call feeds that many "
                             f"images): edgekit edit MODEL --input {value.name}:Nx{rest} -o OUT.onnx")
-    foreign = sorted(set(props) - {f.name for f in fields(ModelMeta)} - EDGEKIT_EXTRA_KEYS)
+    foreign = sorted(set(props) - {f.name for f in fields(ModelMeta)})   # edgekit's own extras: in 'extra'
     if foreign:
         named = [name for name, keys in CONVENTIONS.items() if len(keys & set(foreign)) >= 2]
         warnings.append(f"metadata keys edgekit does not read: {', '.join(foreign)}"
