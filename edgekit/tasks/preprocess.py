@@ -25,6 +25,8 @@ CROP_FRACTION = (7, 8)  # ImageNet convention: the crop is 0.875 of the shorter 
 GIVEN_COLORS = ("RGB", "BGR", "GRAY")
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # of R, G, B
 FUSED_KEY = "fused_preprocess"  # meta.extra entry of a model whose graph starts with the preprocessing
+LETTERBOX_KEY = "letterbox"  # meta.extra entry: {align: center|top-left, pad_value: 0-255, scale_up: true|false}
+ALIGNS = ("center", "top-left")
 
 #: a route: (images, meta, colour of the given images) → (NCHW float32 batch, transforms)
 Route = Callable[[Sequence[np.ndarray], ModelMeta, str], tuple[np.ndarray, list["ImageTransform"]]]
@@ -36,6 +38,42 @@ OPENCV_ROUTES = ("opencv", "cv2", "opencv-uint8")  # names of the routes that ru
 
 
 @dataclass(frozen=True)
+class Letterbox:
+    """How a letterboxed image is placed: centred (Ultralytics) or at the top left (SCRFD, YuNet), the
+    padding's level, and whether a smaller image is scaled up to fit (Ultralytics' ``scaleup``)."""
+
+    align: str = "center"
+    pad_value: float = LETTERBOX_FILL
+    scale_up: bool = True
+
+
+DEFAULT_LETTERBOX = Letterbox()
+
+
+def letterbox_of(meta: ModelMeta) -> Letterbox:
+    """The model's letterbox settings (``meta.extra["letterbox"]``), checked: one line naming the key."""
+    given = meta.extra.get(LETTERBOX_KEY)
+    if given is None:
+        return DEFAULT_LETTERBOX
+    if not isinstance(given, dict):
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}' must be an object (align, pad_value, scale_up), "
+                            f"got {given!r}")
+    unknown = sorted(set(given) - {"align", "pad_value", "scale_up"})
+    if unknown:
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.{unknown[0]}' is not a letterbox setting "
+                            "(align, pad_value, scale_up)")
+    align, pad, scale_up = given.get("align", "center"), given.get("pad_value", LETTERBOX_FILL), \
+        given.get("scale_up", True)
+    if align not in ALIGNS:
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.align' must be center or top-left, got {align!r}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, float)) or not 0 <= pad <= 255:
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.pad_value' must be a level from 0 to 255, got {pad!r}")
+    if not isinstance(scale_up, bool):
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.scale_up' must be true or false, got {scale_up!r}")
+    return Letterbox(align, float(pad), scale_up)
+
+
+@dataclass(frozen=True)
 class ImageTransform:
     """Maps original image pixels to model-input pixels: model = original · scale + offset."""
 
@@ -44,6 +82,14 @@ class ImageTransform:
     offset_x: float
     offset_y: float
     original_size: tuple[int, int]  # (height, width)
+
+    def points_to_original(self, points: np.ndarray) -> np.ndarray:
+        """Map (..., 2) x y points (keypoints) from model-input pixels back to the original image, clipped."""
+        points = np.asarray(points, dtype=np.float32)
+        height, width = self.original_size
+        points = (points - np.array([self.offset_x, self.offset_y], np.float32)) / np.array(
+            [self.scale_x, self.scale_y], np.float32)
+        return np.clip(points, 0, np.array([width, height], dtype=np.float32), out=points)
 
     def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
         """Map x1 y1 x2 y2 boxes from model-input pixels back to the original image, clipped."""
@@ -58,13 +104,14 @@ class ImageTransform:
 @dataclass(frozen=True)
 class Geometry:
     """Crop ``crop`` (top, left, height, width) of the source, resize it to ``resized`` (h, w),
-    then pad it by ``pad`` (top, left) into the model's input size (letterbox only)."""
+    then pad it by ``pad`` (top, left) with level ``fill`` into the model's input size (letterbox only)."""
 
     source: tuple[int, int]
     crop: tuple[int, int, int, int]
     resized: tuple[int, int]
     pad: tuple[int, int]
     size: tuple[int, int]
+    fill: float = LETTERBOX_FILL
 
     @property
     def transform(self) -> ImageTransform:
@@ -74,11 +121,13 @@ class Geometry:
                               self.source)
 
 
-def plan_geometry(source: tuple[int, int], size: tuple[int, int], mode: str) -> Geometry:
+def plan_geometry(source: tuple[int, int], size: tuple[int, int], mode: str,
+                  letterbox: Letterbox = DEFAULT_LETTERBOX) -> Geometry:
     """Where the model input comes from in a ``source`` (h, w) image, in integers (no float ties).
 
-    stretch: the whole image to ``size``; letterbox: scaled to fit (rounded half up), centred,
-    padded; center-crop: the centred region that ImageNet's resize-to-size/0.875-then-crop keeps,
+    stretch: the whole image to ``size``; letterbox: scaled to fit (rounded half up; not above 1 without
+    ``scale_up``), centred or at the top left, padded with ``pad_value``; center-crop: the centred region that
+    ImageNet's resize-to-size/0.875-then-crop keeps,
     cut from the source first so only the surviving pixels are resized.
     """
     src_h, src_w = int(source[0]), int(source[1])
@@ -94,8 +143,10 @@ def plan_geometry(source: tuple[int, int], size: tuple[int, int], mode: str) -> 
         else:
             new_h, new_w = dst_h, (2 * src_w * dst_h + src_h) // (2 * src_h)
         new_h, new_w = max(1, new_h), max(1, new_w)
-        pad = ((dst_h - new_h) // 2, (dst_w - new_w) // 2)
-        return Geometry((src_h, src_w), whole, (new_h, new_w), pad, (dst_h, dst_w))
+        if not letterbox.scale_up and dst_w > src_w and dst_h > src_h:  # it fits as it is: not enlarged
+            new_h, new_w = src_h, src_w
+        pad = ((dst_h - new_h) // 2, (dst_w - new_w) // 2) if letterbox.align == "center" else (0, 0)
+        return Geometry((src_h, src_w), whole, (new_h, new_w), pad, (dst_h, dst_w), letterbox.pad_value)
     if mode == "center-crop":
         num, den = CROP_FRACTION
         side, longest = min(src_h, src_w) * num, den * max(dst_h, dst_w)
@@ -156,9 +207,10 @@ def numpy_route(images: Sequence[np.ndarray], meta: ModelMeta, color: str = "RGB
     height, width = meta.input_size
     batch = np.empty((len(images), meta.channels, height, width), dtype=np.float32)
     transforms = []
+    letterbox = letterbox_of(meta)
     for index, image in enumerate(images):
         image = as_hwc(image, color)
-        geometry = plan_geometry(image.shape[:2], (height, width), meta.resize)
+        geometry = plan_geometry(image.shape[:2], (height, width), meta.resize, letterbox)
         top, left, crop_h, crop_w = geometry.crop
         pixels = convert_color(image[top : top + crop_h, left : left + crop_w], meta.color, given=color)
         batch[index] = place(bilinear(pixels, *geometry.resized), geometry).transpose(2, 0, 1)
@@ -199,19 +251,20 @@ def convert_color(image: np.ndarray, color: str, given: str = "RGB") -> np.ndarr
     return pixels
 
 
-def resize(image: np.ndarray, size: tuple[int, int], mode: str) -> tuple[np.ndarray, ImageTransform]:
+def resize(image: np.ndarray, size: tuple[int, int], mode: str,
+           letterbox: Letterbox = DEFAULT_LETTERBOX) -> tuple[np.ndarray, ImageTransform]:
     """Resize an HWC float image to ``size`` by ``mode``: stretch, letterbox or center-crop."""
-    geometry = plan_geometry(image.shape[:2], size, mode)
+    geometry = plan_geometry(image.shape[:2], size, mode, letterbox)
     top, left, crop_h, crop_w = geometry.crop
     resized = bilinear(image[top : top + crop_h, left : left + crop_w], *geometry.resized)
     return place(resized, geometry), geometry.transform
 
 
 def place(resized: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """The resized HWC image, padded with LETTERBOX_FILL to the model's size where the geometry says."""
+    """The resized HWC image, padded with the geometry's fill to the model's size where it says."""
     if geometry.resized == geometry.size:
         return resized
-    canvas = np.full((*geometry.size, resized.shape[2]), LETTERBOX_FILL, dtype=resized.dtype)
+    canvas = np.full((*geometry.size, resized.shape[2]), geometry.fill, dtype=resized.dtype)
     pad_top, pad_left = geometry.pad
     canvas[pad_top : pad_top + resized.shape[0], pad_left : pad_left + resized.shape[1]] = resized
     return canvas

@@ -29,7 +29,7 @@ import numpy as np
 from edgekit.deps import require
 from edgekit.meta import ModelMeta
 from edgekit.tasks.preprocess import (
-    GRAY_WEIGHTS, LETTERBOX_FILL, Geometry, ImageTransform, as_hwc, bilinear_axis, plan_geometry,
+    GRAY_WEIGHTS, Geometry, ImageTransform, as_hwc, bilinear_axis, letterbox_of, plan_geometry,
 )
 
 #: rows widened one by one only when at most this share of the source rows is read
@@ -58,9 +58,10 @@ def _route(images: Sequence[np.ndarray], meta: ModelMeta, color: str, widen: boo
     std = np.asarray(meta.std, dtype=np.float64) * 255.0
     scale, shift = 1.0 / std, -np.asarray(meta.mean, dtype=np.float64) * 255.0 / std
     transforms = []
+    letterbox = letterbox_of(meta)
     for index, image in enumerate(images):
         image = as_hwc(image, color)
-        geometry = plan_geometry(image.shape[:2], (height, width), meta.resize)
+        geometry = plan_geometry(image.shape[:2], (height, width), meta.resize, letterbox)
         top, left, crop_h, crop_w = geometry.crop
         pixels, unit = resize(cv2, image[top : top + crop_h, left : left + crop_w], geometry.resized, widen)
         planes = model_planes(cv2, pixels, meta.color, given=color)
@@ -145,7 +146,7 @@ def normalize_into(cv2, planes: list[np.ndarray], unit: float, geometry: Geometr
     for channel, plane in enumerate(planes):
         target = out[channel]
         if geometry.resized != geometry.size:
-            fill = np.float32(LETTERBOX_FILL * scale[channel] + shift[channel])
+            fill = np.float32(geometry.fill * scale[channel] + shift[channel])
             target[:top], target[bottom:] = fill, fill
             target[top:bottom, :left], target[top:bottom, right:] = fill, fill
         view = target[top:bottom, left:right]
