@@ -26,7 +26,7 @@ def run_on_lab(spec, db: str | None, force: bool, json_out: Path | None, cluster
             lab.shutdown()
     title = f"run {result.run_id} on lab device {device}" + (f" · suite {spec.name}" if spec.name else "")
     out.print(matrix_table(result.records, title))
-    out.print(f"stored in {store.url.split('@')[-1]} as run {result.run_id}")
+    out.print(f"stored in {store.safe_url} as run {result.run_id}")
     if json_out:
         write_json(json_out, {"run_id": result.run_id, "device": device,
                               "records": [r.to_dict() for r in result.records]})

@@ -149,7 +149,7 @@ def run_and_show(spec, db: str | None, force: bool, json_out: Path | None) -> No
     out.print(matrix_table(result.records, f"run {result.run_id}" + (f" · suite {spec.name}" if spec.name else "")))
     for line in matrix_notes(result.records):
         out.print(line, markup=False, highlight=False)
-    out.print(f"stored in {store.url.split('@')[-1]} as run {result.run_id}")
+    out.print(f"stored in {store.safe_url} as run {result.run_id}")
     if json_out:
         write_json(json_out, {"run_id": result.run_id, "records": [r.to_dict() for r in result.records]})
 

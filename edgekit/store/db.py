@@ -78,6 +78,23 @@ def _tables():
     return metadata, runs, results
 
 
+def writing(method):
+    """A store write that fails (a read-only file or folder, a full disk) is one line naming the store."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        import sqlalchemy as sa
+
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise BadInputError(f"cannot write to the store {_safe(self.url)}: {_reason(exc)}") from None
+
+    return wrapper
+
+
+
 class Store:
     """Runs and cell records. Open with ``open_store(url)``; use as a context manager."""
 
@@ -90,10 +107,15 @@ class Store:
             self.metadata.create_all(self.engine)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise BadInputError(f"not a database URL: '{url}' ({first_line(exc)})") from None
-        except sa.exc.OperationalError as exc:
-            raise BadInputError(f"cannot open the store {_safe(url)}: {first_line(exc.orig or exc)}") from None
         except ModuleNotFoundError as exc:  # the database driver (psycopg for PostgreSQL)
             raise BadInputError(f"the store {_safe(url)} needs {exc.name}: pip install 'edgekit[matrix]'") from None
+        except sa.exc.SQLAlchemyError as exc:   # not a database, a bad connection option, a server refusing
+            raise BadInputError(f"cannot open the store {_safe(url)}: {_reason(exc)}") from None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL as messages show it (no password, no query values)."""
+        return _safe(self.url)
 
     def __enter__(self) -> Store:
         return self
@@ -105,6 +127,7 @@ class Store:
         self.engine.dispose()
 
     # ---- writing ---------------------------------------------------------------
+    @writing
     def start_run(self, suite: str, spec_key: str, spec: dict[str, Any], environment: dict[str, Any]) -> int:
         with self.engine.begin() as connection:
             result = connection.execute(self.runs.insert().values(
@@ -113,6 +136,7 @@ class Store:
                 environment=environment, spec=spec))
             return int(result.inserted_primary_key[0])
 
+    @writing
     def add(self, run_id: int, record: CellRecord) -> None:
         """Store one cell's record in its own transaction (replacing an earlier one of the same cell)."""
         cell = record.cell
@@ -126,6 +150,7 @@ class Store:
                 (self.results.c.run_id == run_id) & (self.results.c.cell_key == record.key)))
             connection.execute(self.results.insert().values(**row))
 
+    @writing
     def finish_run(self, run_id: int) -> None:
         with self.engine.begin() as connection:
             connection.execute(self.runs.update().where(self.runs.c.id == run_id).values(finished=_now()))
@@ -218,10 +243,18 @@ def _now() -> datetime:
 
 
 def _safe(url: str) -> str:
-    """The URL without its password."""
+    """The URL without its secrets: the password hidden, the query string's values (a password or an
+    SSL key may be passed there) replaced by '***'."""
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = "&".join(f"{key}=***" for key in sorted(parsed.query))
+        return parsed.set(query={}).render_as_string(hide_password=True) + (f"?{hidden}" if hidden else "")
     except Exception:  # not parseable: show nothing secret
-        return url.split("@")[-1]
+        return url.split("@")[-1].split("?")[0]
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own one-line reason ('file is not a database'), never the SQL or the URL."""
+    return first_line(getattr(exc, "orig", None) or exc).split(" [SQL:")[0]
