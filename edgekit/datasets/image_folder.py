@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.datasets.base import ALL, SPLITS, Split, split_indices
-from edgekit.errors import BadInputError, first_line
+from edgekit.errors import BadInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -73,12 +73,11 @@ def list_image_folder(root: Path) -> tuple[tuple[str, ...], list[Path], list[int
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode one image as RGB HxWx3 uint8; unreadable files raise a BadInputError naming them."""
-    from edgekit.deps import require
+    """Decode one image as RGB HxWx3 uint8 (the bounded reader of ``edgekit.frames``); unreadable or
+    oversized files raise a BadInputError naming them."""
+    from edgekit.frames import read_image as read_frame
 
-    image_module = require("PIL.Image", "eval")
-    try:
-        with image_module.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, image_module.DecompressionBombError) as exc:  # truncated, foreign, huge
-        raise BadInputError(f"cannot read image {path}: {first_line(exc)}") from None
+    image = read_frame(path)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return image[:, :, :3]

@@ -152,22 +152,15 @@ def _check_folder(folder: Path, meta: ModelMeta) -> None:
 
 
 def _folder_images(folder: Path, size: int, seed: int) -> list[np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
-
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise BadInputError(f"no calibration images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
     if len(files) > size:
         order = np.random.default_rng(seed).permutation(len(files))[:size]
         files = [files[i] for i in sorted(order)]
-    images = []
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                images.append(np.asarray(image.convert("L" if image.mode in ("L", "I", "I;16") else "RGB")))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BadInputError(f"cannot read calibration image {file}: {exc}") from None
-    return images
+    from edgekit.frames import read_image
+
+    return [read_image(file, "calibration image") for file in files]
 
 
 def _npz_inputs(path: Path, specs: list[TensorSpec], meta: ModelMeta, size: int) -> dict[str, np.ndarray]:
