@@ -206,10 +206,42 @@ def read_npz(path: str | Path, kind: str) -> dict:
         if stream.read(4) != b"PK\x03\x04":  # .npz files are zip archives
             raise BadInputError(f"{kind} file {path} is not an .npz archive (numpy.savez)")
     try:
+        check_npz_members(path, kind)
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damaged archive
         raise BadInputError(f"cannot read {kind} file {path} as .npz: {first_line(exc)}") from None
+
+
+MAX_NPZ_BYTES = 2**30   # what an .npz of inputs may inflate to (a 2 MB file of zeros can declare GBs)
+
+
+def check_npz_members(path: Path, kind: str) -> None:
+    """Read every member's declared size (zip directory) and array header (dtype, shape) before any
+    array is loaded: more than ``MAX_NPZ_BYTES`` in all, or a header that disagrees with its member,
+    is one line."""
+    import zipfile
+
+    import numpy as np
+
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            total += info.file_size
+            if total > MAX_NPZ_BYTES:
+                raise BadInputError(f"{kind} file {path} inflates to more than {MAX_NPZ_BYTES // 2**20} MiB "
+                                    f"(member {info.filename}: {info.file_size / 2**20:.0f} MiB)")
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+                declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if declared > info.file_size:
+                    raise BadInputError(f"{kind} file {path}: member {info.filename} declares {shape} {dtype} "
+                                        f"({declared} bytes) but holds {info.file_size}")
 
 
 def model_size_mb(path: str | Path) -> float:

@@ -56,3 +56,32 @@ def test_a_calibration_folder_holding_a_bomb_is_one_line(tmp_path, zoo_onnx):
                                       str(folder)])
     assert result.exit_code == 2 and "calibration image" in result.output and "declares 100000x100000" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_an_npz_that_inflates_to_gigabytes_is_refused_before_loading(tmp_path, monkeypatch):
+    """A 2 MB .npz of zeros declaring GBs was read in full (2.6 GB RSS) before the shape error. The cap
+    is lowered here (1 GiB in use) so the bomb is quick to write."""
+    import zipfile
+
+    from edgekit import fileio
+    from edgekit.fileio import read_npz
+
+    monkeypatch.setattr(fileio, "MAX_NPZ_BYTES", 64 * 2**20)
+    bomb = tmp_path / "inputs.npz"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = (1, 3, 4096, 4096)   # 192 MiB declared
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("input.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            chunk = bytes(2**24)
+            for _ in range(192 * 2**20 // len(chunk)):
+                member.write(chunk)
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(BadInputError, match="inflates to more than 64 MiB"):
+        read_npz(bomb, "inputs")
+    liar = tmp_path / "liar.npz"
+    with zipfile.ZipFile(liar, "w") as archive:
+        with archive.open("input.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+    with pytest.raises(BadInputError, match="declares"):
+        read_npz(liar, "inputs")
