@@ -132,10 +132,20 @@ def _load_torchscript(location: str):
 def _load_exported(source: ModelSource, config: ExportConfig, inputs: Sequence[InputSpec]) -> LoadedModel:
     import torch
 
-    try:
-        program = torch.export.load(source.location)
+    import contextlib
+    import os
+
+    from edgekit.exporters.torch_onnx import native_stderr_silenced
+
+    debug = os.environ.get("EDGEKIT_DEBUG") == "1"
+    try:   # torch logs a whole traceback as warnings before it raises: shown with EDGEKIT_DEBUG=1 only
+        with contextlib.nullcontext() if debug else native_stderr_silenced():
+            program = torch.export.load(source.location)
     except Exception as exc:  # torch raises several types for a bad archive
-        raise BadInputError(f"{source.location} is not a torch.export program: {first_line(exc)[:160]}") from None
+        reason = first_line(exc)[:160]
+        if "check the warnings above" in reason:
+            reason = "torch could not deserialize it (EDGEKIT_DEBUG=1 shows torch's reason)"
+        raise BadInputError(f"{source.location} is not a torch.export program: {reason}") from None
     args = program.example_inputs[0] if program.example_inputs else ()
     names = list(program.graph_signature.user_inputs)
     if not inputs:
