@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.limits", "edgekit.registry", "edgekit.paths",
               "edgekit.system", "edgekit.fileio", "edgekit.deps", "edgekit.hashing", "edgekit.parity",
               "edgekit.deployment", "edgekit.predictor", "edgekit.frames", "edgekit.stream", "edgekit.runtimes",
-              "edgekit.tasks", "edgekit.bench", "edgekit.camera")
+              "edgekit.tasks", "edgekit.bench", "edgekit.camera", "edgekit.gallery")
 # Third-party packages the robot tier may import: numpy, one runtime, optional image I/O.
 ROBOT_THIRD_PARTY = {"numpy", "onnxruntime", "openvino", "tensorrt", "cv2", "PIL"}
 

@@ -132,6 +132,8 @@ class CocoEvaluator(Evaluator):
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", entry_point_group="edgekit.evaluators")
 EVALUATORS.add("classification", TopKEvaluator)
 EVALUATORS.add("detection", CocoEvaluator)
+EVALUATORS.add("segmentation", "edgekit.evaluate.dense_metrics:SegmentationEvaluator")
+EVALUATORS.add("embedding", "edgekit.evaluate.dense_metrics:VerificationEvaluator")
 
 
 def make_evaluator(meta: ModelMeta) -> Evaluator:

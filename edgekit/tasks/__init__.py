@@ -11,6 +11,8 @@ from edgekit.tasks.base import Task
 TASKS: Registry[type[Task]] = Registry("task", entry_point_group="edgekit.tasks")
 TASKS.add("classification", "edgekit.tasks.classification:ClassificationTask")
 TASKS.add("detection", "edgekit.tasks.detection:DetectionTask")
+TASKS.add("segmentation", "edgekit.tasks.segmentation:SegmentationTask")
+TASKS.add("embedding", "edgekit.tasks.embedding:EmbeddingTask")
 
 
 def get_task(name: str, **options: Any) -> Task:

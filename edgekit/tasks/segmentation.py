@@ -1,0 +1,124 @@
+"""Semantic segmentation: per-pixel class scores → a class mask at frame resolution, with class areas.
+
+Robot tier: numpy only. The per-pixel output is the one ``meta.extra["output"]`` names, else ``out``
+(torchvision's segmentation models), else the model's first output. It is N×C×h×w scores (argmax;
+C = 1: a logit above 0 is class 1) or an N×h×w integer class map (argmax already in the graph).
+
+The class map is taken back to each frame like boxes: every frame pixel gets the class of the model
+pixel its centre lands on through the pre-processing's transform (letterbox padding is never
+sampled); frame pixels the model never saw (cut off by a centre crop) get ``OUTSIDE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgekit.errors import BadInputError
+from edgekit.meta import ModelMeta
+from edgekit.tasks.base import Task, check_label_count
+from edgekit.tasks.preprocess import ImageTransform
+
+OUTSIDE = 255  # mask value of frame pixels outside the model's view; also the most classes a mask holds
+PREFERRED_OUTPUT = "out"
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """One frame's class mask (H×W uint8, class index per pixel) and its pixels per class."""
+
+    mask: np.ndarray
+    areas: np.ndarray  # (classes,) int64: frame pixels of each class
+    names: tuple[str, ...]  # class names by index
+
+    def fractions(self) -> np.ndarray:
+        """Share of the frame's pixels each class covers."""
+        return self.areas / max(self.mask.size, 1)
+
+    def present(self) -> list[dict[str, Any]]:
+        """The classes present, largest first: class index, name, pixels and share of the frame."""
+        fractions = self.fractions()
+        order = [int(c) for c in np.argsort(-self.areas, kind="stable") if self.areas[c]]
+        return [{"class": c, "name": self.names[c], "pixels": int(self.areas[c]),
+                 "fraction": round(float(fractions[c]), 5)} for c in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"segmentation": {"size": [H, W], "classes": present()}}`` (the mask stays out)."""
+        return {"segmentation": {"size": list(self.mask.shape), "classes": self.present()}}
+
+    def summary(self) -> str:
+        """'background 84.1 %, square 9.3 %, circle 6.6 %' (classes present, largest first)."""
+        return ", ".join(f"{c['name']} {100 * c['fraction']:.1f} %" for c in self.present())
+
+
+class SegmentationTask(Task):
+    name: ClassVar[str] = "segmentation"
+
+    def postprocess(
+        self, outputs: Mapping[str, np.ndarray], meta: ModelMeta, transforms: Sequence[ImageTransform]
+    ) -> list[Segmentation]:
+        classes, count = class_maps(pixel_output(outputs, meta), len(meta.labels))
+        check_label_count(meta, count)
+        names = tuple(meta.labels[c] if c < len(meta.labels) else str(c) for c in range(count))
+        results = []
+        for class_map, transform in zip(classes, transforms, strict=True):
+            mask = to_frame(class_map, transform, meta.input_size)
+            areas = np.bincount(mask.ravel(), minlength=count)[:count].astype(np.int64)
+            results.append(Segmentation(mask, areas, names))
+        return results
+
+
+def pixel_output(outputs: Mapping[str, np.ndarray], meta: ModelMeta) -> tuple[str, np.ndarray]:
+    """(name, array) of the per-pixel output; a one-line error when the model has none."""
+    wanted = meta.extra.get("output")
+    if wanted is not None and wanted not in outputs:
+        raise BadInputError(f"metadata key 'output' names '{wanted}', not an output of the model "
+                            f"(it has {', '.join(outputs)})")
+    name = wanted if wanted is not None else PREFERRED_OUTPUT if PREFERRED_OUTPUT in outputs else next(iter(outputs))
+    array = np.asarray(outputs[name])
+    per_pixel = array.ndim == 4 or (array.ndim == 3 and np.issubdtype(array.dtype, np.integer))
+    if not per_pixel or min(array.shape[-2:], default=0) < 1:
+        raise BadInputError(f"a segmentation model must output per-pixel scores (batch, classes, height, width) "
+                            f"or a class map (batch, height, width); output '{name}' has shape {array.shape}")
+    return name, array
+
+
+def class_maps(named: tuple[str, np.ndarray], labels: int = 0) -> tuple[np.ndarray, int]:
+    """(N×h×w uint8 class maps, number of classes) from scores, or from a class map (whose classes are
+    its ``labels``, or as many as its largest index says)."""
+    name, array = named
+    if array.ndim == 3:
+        count = max(int(array.max(initial=0)) + 1, labels)
+        if array.min(initial=0) < 0 or count > OUTSIDE:
+            raise BadInputError(f"class map '{name}' holds classes outside 0..{OUTSIDE - 1}")
+        return array.astype(np.uint8), count
+    count = array.shape[1]
+    if count > OUTSIDE:
+        raise BadInputError(f"output '{name}' has {count} classes; a mask holds at most {OUTSIDE}")
+    if count == 1:
+        return (array[:, 0] > 0).astype(np.uint8), 2
+    return array.argmax(axis=1).astype(np.uint8), count
+
+
+def to_frame(class_map: np.ndarray, transform: ImageTransform, input_size: tuple[int, int]) -> np.ndarray:
+    """The h×w class map sampled at the centre of each frame pixel (nearest), OUTSIDE where it does not reach."""
+    height, width = transform.original_size
+    rows = _source_index(height, transform.scale_y, transform.offset_y, class_map.shape[0], input_size[0])
+    cols = _source_index(width, transform.scale_x, transform.offset_x, class_map.shape[1], input_size[1])
+    inside_rows, inside_cols = rows >= 0, cols >= 0
+    if inside_rows.all() and inside_cols.all():
+        return class_map[rows[:, None], cols[None, :]]
+    mask = np.full((height, width), OUTSIDE, dtype=np.uint8)
+    mask[np.ix_(inside_rows, inside_cols)] = class_map[np.ix_(rows[inside_rows], cols[inside_cols])]
+    return mask
+
+
+def _source_index(length: int, scale: float, offset: float, cells: int, pixels: int) -> np.ndarray:
+    """Output cell (of ``cells`` over ``pixels`` model pixels) under the centre of each of ``length``
+    frame pixels along one axis; -1 where that centre falls outside the model's input."""
+    model = (np.arange(length, dtype=np.float64) + 0.5) * scale + offset
+    index = np.floor(model * (cells / pixels)).astype(np.int64)
+    return np.where((model >= 0) & (model < pixels), np.minimum(index, cells - 1), -1)
