@@ -3,9 +3,12 @@ warnings) stays off it unless EDGEKIT_DEBUG=1."""
 
 import zipfile
 
+import pytest
+
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_a_malformed_pt2_is_one_line(tmp_path):
     bad = tmp_path / "bad.pt2"
     with zipfile.ZipFile(bad, "w") as archive:
