@@ -27,7 +27,7 @@ def torch_load(path: str | Path, kind: str = "weights file", hint: str = "") -> 
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip, EOF and runtime errors of many types
-        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
         if refused:
             raise BadInputError(f"{kind} {path} holds more than tensors, refused by the safe loader (it "
                                 f"pickles {refused.group(1)}, which is not a tensor type){hint}") from None
