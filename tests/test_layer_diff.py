@@ -151,3 +151,16 @@ def test_what_cannot_be_done_is_one_line(models, tmp_path):
                                   str(models["inputs"])), "no layer of chain.onnx matches one of other.onnx")
     assert_one_line_error(run_cli("compare", str(models["chain"]), str(models["conv2"]), "--layers", "-r",
                                   "ort-cpu,openvino"), "--layers diffs two sides")
+
+
+def test_output_attribution_names_the_output_the_disagreement_comes_from():
+    from types import SimpleNamespace
+
+    from edgekit.profile.attribution import named_outputs, output_shares
+
+    rng = np.random.default_rng(0)
+    reference = [{"boxes": rng.random((1, 8)), "scores": rng.random((1, 4))} for _ in range(3)]
+    candidate = [{"boxes": r["boxes"] * 1.2, "scores": r["scores"] + 1e-4} for r in reference]
+    shares = output_shares(SimpleNamespace(task="classification"), reference, candidate)
+    assert shares["boxes"] > 0.95 and shares["scores"] < 0.05 and named_outputs(shares) == ["boxes"]
+    assert output_shares(SimpleNamespace(task="classification"), reference, reference) == {}

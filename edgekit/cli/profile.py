@@ -225,7 +225,12 @@ def layer_diff_lines(record) -> list[str]:
         made = f"; made by {first.candidate_node} on the other side" if first.candidate_node != first.node else ""
         lines.append(f"first divergent layer: {first.node or '?'} ({first.op_type}, tensor {first.tensor}{made}): "
                      f"cosine {first.cosine:.6f}, max abs {first.max_abs:.3g}")
-        lines.append(f"layers adding the most error (keep in float): {', '.join(record.keep_in_float)}")
+    if record.output_shares and len(record.output_shares) > 1:
+        lines.append("disagreement removed by making one output exact: " + ", ".join(
+            f"{name} {share:.0%}" for name, share in sorted(record.output_shares.items(), key=lambda x: -x[1])))
+    if record.keep_in_float:
+        lines.append(f"keep in float (first divergent, then the outputs that matter, then the layers adding the most "
+                     f"error): {', '.join(record.keep_in_float)}")
     if record.quantize_command:
         lines.append(f"to keep them in float: {record.quantize_command}")
     drift = {side: value for side, value in record.tap_drift.items() if value > 0}

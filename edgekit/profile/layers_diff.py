@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import BadInputError
+from edgekit.profile.attribution import named_outputs
 from edgekit.profile.graph import Graph
+from edgekit.profile.suggest import quantize_command, suspects
+from edgekit.profile.taps import float_producer
 from edgekit.profile.taps import correspondence, float_tensors, load_model, tapped_copy
-
-
-#: quantize's defaults, left out of the printed command
-RECIPE_DEFAULTS = {"mode": "int8-static", "method": "minmax", "activations": "u8"}
 
 
 @dataclass(frozen=True)
@@ -142,6 +141,7 @@ class LayerDiffRecord:
     quantize_command: str = ""
     not_compared: int = 0  # reference float tensors with no counterpart on the other side
     tap_drift: dict[str, float] = field(default_factory=dict)  # side → max abs change of final outputs
+    output_shares: dict[str, float] = field(default_factory=dict)  # output → share of the disagreement it explains
     notes: tuple[str, ...] = ()
     bisect_steps: tuple[str, ...] = ()
 
@@ -180,14 +180,16 @@ def layer_diff(reference: Side, candidate: Side, io, rule: LayerRule, seed: int 
         stats, steps = (run.bisect(pairs) if bisect else (run.all(pairs), ()))
     layers = diffs(pairs, stats, (graph_a, graph_b), rule)
     first = next((layer for layer in layers if not layer.passed), None)
-    keep_nodes = suspects(layers, first, keep)
-    command = quantize_command(reference.path, candidate.path, keep_nodes) if reduced and first else ""
+    shares = run.output_shares()
+    keep_nodes = suspects(layers, first, named_outputs(shares), keep, reduced)
+    command = quantize_command(reference.path, candidate.path, keep_nodes) if reduced and keep_nodes else ""
     return LayerDiffRecord(
         reference=f"{reference.path.name} on {reference.runtime} ({precisions[0]})",
         candidate=f"{candidate.path.name} on {candidate.runtime} ({precisions[1]})",
         precision=" vs ".join(precisions), input_source=run.where, batches=run.count, rule=rule.text(),
         layers=layers, first_divergent=first, keep_in_float=keep_nodes, quantize_command=command,
-        not_compared=len(floats_a) - len(pairs), tap_drift=run.drift, notes=run.notes(), bisect_steps=steps)
+        not_compared=len(floats_a) - len(pairs), tap_drift=run.drift, output_shares=shares, notes=run.notes(),
+        bisect_steps=steps)
 
 
 class Runner:
@@ -204,6 +206,8 @@ class Runner:
         self.drift: dict[str, float] = {}
         self.count = 0
         self.io = io
+        self.finals: tuple[list, list] = ([], [])  # each side's graph outputs per batch (the first run's)
+        self.meta = read_meta(reference.path)
 
     def all(self, pairs: Sequence[tuple[str, str]]) -> dict[str, Stats]:
         """Every pair at once; the tapped copies' final outputs are checked against the untouched files."""
@@ -244,10 +248,15 @@ class Runner:
                 get_runtime_class(candidate.runtime)(paths[1], **candidate.options) as second:
             if self.batches is None:
                 self.batches = check_feeds(self.make(first), first.inputs, self.where)
+            keep_finals = not self.finals[0]
+            outputs = [o.name for o in self.models[0].graph.output]
             for feeds in self.batches:
                 ref, cand = first.run(feeds), second.run(feeds)
                 for a, b in pairs:
                     stats[a].add(ref[a], cand[b], self.rule)
+                if keep_finals and all(name in ref and name in cand for name in outputs):
+                    self.finals[0].append({name: ref[name] for name in outputs})
+                    self.finals[1].append({name: cand[name] for name in outputs})
         self.count = len(self.batches)
         return stats
 
@@ -268,6 +277,12 @@ class Runner:
                         drift = max(drift, float(np.abs(np.asarray(value) - after[name]).max(initial=0.0)))
         return drift
 
+    def output_shares(self) -> dict[str, float]:
+        """Each graph output's share of the task-level disagreement (``attribution``)."""
+        from edgekit.profile.attribution import output_shares
+
+        return output_shares(self.meta, *self.finals) if self.finals[0] else {}
+
     def notes(self) -> tuple[str, ...]:
         from edgekit.compare import RANDOM_NOTE
 
@@ -284,8 +299,9 @@ def diffs(pairs, stats: Mapping[str, Stats], graphs: tuple[Graph, Graph], rule: 
             continue
         node = graph.producer[a]
         s = stats[a]
-        introduced = max(0.0, errors[a] - upstream_error(graph, node, errors))
-        made = candidate.producer.get(a)  # a QDQ graph still computes the float tensor the DequantizeLinear views
+        upstream = upstream_error(graph, node, errors)  # independent errors add in quadrature
+        introduced = math.sqrt(max(0.0, errors[a] ** 2 - upstream ** 2)) if math.isfinite(errors[a]) else math.inf
+        made = float_producer(candidate, b)  # the node a QDQ graph computes the float tensor with
         layers.append(LayerDiff(a, node.name, node.op_type, b, s.max_abs, s.max_rel, s.cosine, s.passed(rule),
                                 errors[a], introduced, s.problem, made.name if made is not None else node.name))
     return tuple(layers)
@@ -304,38 +320,6 @@ def upstream_error(graph: Graph, node, errors: Mapping[str, float]) -> float:
         elif tensor in graph.producer:
             stack.extend(graph.producer[tensor].inputs)
     return worst
-
-
-def suspects(layers: Sequence[LayerDiff], first: LayerDiff | None, keep: int) -> tuple[str, ...]:
-    """Nodes to keep in float: the first divergent layer's, then the divergent layers adding the most error;
-    named as the candidate's graph names them (what ``quantize --exclude`` takes), topological order."""
-    if first is None or keep < 1:
-        return ()
-    failing = [layer for layer in layers if not layer.passed]
-    chosen = {first.tensor, *(x.tensor for x in sorted(failing, key=lambda x: -x.introduced)[:max(keep - 1, 0)])}
-    return tuple(dict.fromkeys(layer.candidate_node or layer.node for layer in layers
-                               if layer.tensor in chosen and (layer.candidate_node or layer.node)))
-
-
-def quantize_command(source: Path, quantized: Path, nodes: Sequence[str]) -> str:
-    """`edgekit quantize` with the quantized file's recipe and ``nodes`` (and its own exclusions) kept in float."""
-    import shlex
-
-    from edgekit.meta import read_meta
-
-    recipe = read_meta(quantized).recipe or {}
-    parts = ["edgekit", "quantize", str(source), "-o", str(quantized.with_name(f"{quantized.stem}-keep.onnx"))]
-    for flag, key in (("--mode", "mode"), ("--calib", "calib_data"), ("--calib-size", "calib_size"),
-                      ("--method", "method"), ("--activations", "activations")):
-        if recipe.get(key) not in (None, "", RECIPE_DEFAULTS.get(key)):
-            parts += [flag, str(recipe[key])]
-    if recipe.get("per_channel") is False:
-        parts.append("--per-tensor")
-    if not recipe.get("calib_data"):
-        parts += ["--calib", "DATA"]
-    for node in dict.fromkeys([*recipe.get("excluded_nodes", []), *nodes]):
-        parts += ["--exclude", node]
-    return " ".join(shlex.quote(part) for part in parts)
 
 
 def sides_for(model: str, candidate: str | None, runtimes: Sequence[str],

@@ -62,6 +62,17 @@ def correspondence(reference: Graph, candidate: Graph, candidate_floats: dict[st
     return {**mapping, **views}
 
 
+def float_producer(graph: Graph, tensor: str):
+    """The node computing ``tensor`` in float: through a DequantizeLinear ← QuantizeLinear pair to the op
+    before them (a QDQ graph's outputs are DequantizeLinear outputs); None for graph inputs."""
+    node = graph.producer.get(tensor)
+    if node is not None and node.op_type == "DequantizeLinear" and node.inputs:
+        quantize = graph.producer.get(node.inputs[0])
+        if quantize is not None and quantize.op_type == "QuantizeLinear" and quantize.inputs:
+            return graph.producer.get(quantize.inputs[0], node)
+    return node
+
+
 def tapped_copy(model, tensors: Sequence[str], types: dict[str, int], folder: Path, name: str) -> Path:
     """A copy of ``model`` with ``tensors`` added as graph outputs, saved under ``folder``."""
     import onnx
