@@ -138,7 +138,8 @@ def _saver(save_dir: Path | None, source):
     """A context whose value is called with each FrameResult to save its annotated frame."""
     import contextlib
 
-    from edgekit.camera.draw import annotate, annotated_name, save_image, video_writer
+    from edgekit.camera.draw import annotated_name, save_image, video_writer
+    from edgekit.camera.draw_masks import annotate  # masks and identities; boxes and classes go to draw.annotate
 
     if save_dir is None:
         return contextlib.nullcontext(lambda result: None)
@@ -185,7 +186,9 @@ class _Printer:
 
 
 def prediction_dict(prediction: Any, top_k: int) -> dict[str, Any]:
-    """A JSON-ready view of a classification or detection."""
+    """A JSON-ready view of a classification, detection, segmentation or embedding."""
+    if hasattr(prediction, "mask") or hasattr(prediction, "vector"):
+        return prediction.to_dict()
     if hasattr(prediction, "boxes"):
         return {"detections": [
             {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4),
@@ -197,6 +200,8 @@ def prediction_dict(prediction: Any, top_k: int) -> dict[str, Any]:
 
 
 def prediction_text(prediction: Any, top_k: int) -> str:
+    if hasattr(prediction, "mask") or hasattr(prediction, "vector"):
+        return prediction.summary()
     if hasattr(prediction, "boxes"):
         items = prediction_dict(prediction, top_k)["detections"]
         boxes = ", ".join(f"{d['name']} {d['score']:.2f} [{', '.join(f'{v:.0f}' for v in d['box'])}]" for d in items)
