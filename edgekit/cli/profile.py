@@ -125,9 +125,7 @@ def summary_lines(record) -> list[str]:
         lines.append(f"profiler overhead: profiled calls {record.wall_ms:.3f} ms vs plain p50 {record.plain_ms:.3f} "
                      f"ms (x{record.overhead:.2f}, median of paired per-run ratios); profiled runs are never bench "
                      "figures")
-    if record.preempted:
-        lines.append(f"{record.preempted} profiled run(s) left out: other work preempted the calling thread during "
-                     "them (a stall of the scheduler's, not the model's)")
+    lines += disturbed_lines(record)
     lines += [f"flagged: {layer.layer}: {'; '.join(layer.flags)}" for layer in record.flagged]
     lines.append(f"mapping {record.mapping}")
     if record.unprofiled:
@@ -135,6 +133,18 @@ def summary_lines(record) -> list[str]:
         lines.append(f"{len(record.unprofiled)} ONNX node(s) have no time of their own (fused or folded by the "
                      f"runtime, or not run): {shown}")
     return lines + list(record.notes)
+
+
+def disturbed_lines(record) -> list[str]:
+    """Runs whose calling thread was switched out: left out, or (too few others) kept and said so."""
+    if not record.preempted:
+        return []
+    if record.timed_runs > record.runs:
+        return [f"{record.preempted} profiled run(s) left out: the calling thread was switched out during them "
+                "(other work on the machine: a stall of the scheduler's, not the model's)"]
+    return [f"{record.preempted} of {record.timed_runs} profiled runs had the calling thread switched out (other "
+            "work on the machine), too many to leave out: the whole may hold stalls; more --runs or a quieter "
+            "machine give cleaner figures"]
 
 
 def print_side_by_side(profiles, rows) -> None:

@@ -114,9 +114,9 @@ def map_layer(name: str, graph: Graph | None) -> tuple[str, ...]:
 
 def absorb_fused(graph: Graph | None, matched: dict[str, str], taken: set[str]) -> dict[str, list[str]]:
     """Nodes with no time of their own, folded into a timed node (``matched``: node → head/tail): a head
-    takes the untimed nodes after it that read only the group (a Relu fused into its Conv), a tail the
-    untimed nodes before it whose outputs only the group reads; a group holds one compute op at most (one
-    kernel runs one convolution). ``taken``: every node some layer holds."""
+    takes the untimed nodes after it that read only the group (a Relu fused into its Conv, never a
+    convolution), a tail the untimed nodes before it whose outputs only the group reads (the Conv of
+    ``relu1_nchwc``); a group holds one compute op at most. ``taken``: every node some layer holds."""
     from edgekit.profile.records import COMPUTE_OPS
 
     if graph is None:
@@ -130,8 +130,10 @@ def absorb_fused(graph: Graph | None, matched: dict[str, str], taken: set[str]) 
             node = frontier.pop()
             for other in (_after(graph, node) if how == "head" else _before(graph, node)):
                 compute = other.op_type in COMPUTE_OPS
+                if compute and (computes or how == "head"):
+                    continue  # a fused kernel runs one convolution, after whatever it is named for
                 if other.name and other.name not in taken and other.name not in group and \
-                        not (compute and computes) and _only_group(graph, other, group, how):
+                        _only_group(graph, other, group, how):
                     group.add(other.name)
                     computes += compute
                     frontier.append(other)

@@ -52,7 +52,7 @@ class RunSamples:
     total_ms: float
     wall_ms: float = 0.0  # the call as Python timed it (profiled)
     plain_ms: float = 0.0  # the same call on an unprofiled runtime, timed right before it
-    preempted: bool = False  # the calling thread lost its core during the profiled call
+    preempted: bool = False  # the calling thread was switched out during the profiled or the plain call
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ class Profile:
     total_source: str = ""  # what total_ms is (ORT's model_run event, the call's wall time...)
     mapping: str = ""  # how layer names were mapped back to ONNX nodes
     unprofiled: tuple[str, ...] = ()  # ONNX nodes with no time of their own (fused, folded, not run)
-    preempted: int = 0  # profiled runs left out: other work preempted the calling thread during them
+    preempted: int = 0  # runs whose calling thread was switched out (left out while 3 others remain)
+    timed_runs: int = 0  # every profiled run, the left-out ones included
     coverage: float = 0.0  # median over runs of (that run's layer times summed / its whole time)
     notes: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +143,7 @@ def aggregate(runs: Sequence[RunSamples], mapped: dict[str, tuple[str, ...]], as
     """
     if not runs:
         raise ValueError("no profiled runs")
+    disturbed = sum(run.preempted for run in runs)
     runs = undisturbed(runs)
     per_layer: dict[str, list[float]] = {}
     first: dict[str, LayerSample] = {}
@@ -152,7 +154,7 @@ def aggregate(runs: Sequence[RunSamples], mapped: dict[str, tuple[str, ...]], as
             first.setdefault(sample.layer, sample)
         for name, ms in in_run.items():
             per_layer.setdefault(name, []).append(ms)
-    totals = whole_figures(runs)
+    totals = {**whole_figures(runs), "disturbed": disturbed}
     layers = []
     for name, times in per_layer.items():
         sample = first[name]
@@ -163,10 +165,14 @@ def aggregate(runs: Sequence[RunSamples], mapped: dict[str, tuple[str, ...]], as
     return tuple(layers), totals
 
 
+#: fewest undisturbed runs the medians are taken of (with fewer, every run counts)
+MIN_UNDISTURBED = 3
+
+
 def undisturbed(runs: Sequence[RunSamples]) -> list[RunSamples]:
-    """The runs no other work preempted, while at least a quarter of them (and 3) are; else every run."""
+    """The runs no other work preempted while there are at least ``MIN_UNDISTURBED``; else every run."""
     kept = [run for run in runs if not run.preempted]
-    return kept if len(kept) >= max(3, len(runs) // 4) else list(runs)
+    return kept if len(kept) >= min(MIN_UNDISTURBED, len(runs)) else list(runs)
 
 
 def whole_figures(runs: Sequence[RunSamples]) -> dict[str, float]:

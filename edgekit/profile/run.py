@@ -97,7 +97,7 @@ def build_profile(path: Path, runtime: str, collected: Collected, graph: Graph |
         total_source=collected.total_source,
         mapping=mapping_note(layers, graph, fused),
         unprofiled=unprofiled, notes=collected.notes, settings=_plain(collected.settings),
-        preempted=len(collected.runs) - int(totals["runs"]), coverage=totals["coverage"])
+        preempted=int(totals["disturbed"]), timed_runs=len(collected.runs), coverage=totals["coverage"])
 
 
 def _matches(layer: str, collected: Collected, graph: Graph | None) -> dict[str, str]:

@@ -56,28 +56,32 @@ def timed_ms(call: Callable[[], object]) -> float:
 
 
 def timed_run(call: Callable[[], object]) -> tuple[float, bool]:
-    """(ms, whether the calling thread was preempted meanwhile): an involuntary context switch means other
-    work took the core mid-run, and the run's time holds a stall of the scheduler's, not the model's."""
+    """(ms, whether the calling thread was switched out meanwhile): then the run's time may hold a stall of
+    the scheduler's (other work on the machine), not the model's."""
     before = preemptions()
     ms = timed_ms(call)
     return ms, preemptions() > before
 
 
 def paired(plain: Callable[[], object], profiled: Callable[[], object], index: int) -> tuple[float, float, bool]:
-    """(plain ms, profiled ms, preempted): one call of each, in an order that alternates with ``index`` so
-    neither side always runs second (on caches the other warmed)."""
+    """(plain ms, profiled ms, either preempted): one call of each, in an order that alternates with
+    ``index`` so neither side always runs second (on caches the other warmed)."""
     if index % 2:
-        wall, preempted = timed_run(profiled)
-        return timed_ms(plain), wall, preempted
-    plain_ms = timed_ms(plain)
-    return (plain_ms, *timed_run(profiled))
+        wall, stalled = timed_run(profiled)
+        plain_ms, plain_stalled = timed_run(plain)
+    else:
+        plain_ms, plain_stalled = timed_run(plain)
+        wall, stalled = timed_run(profiled)
+    return plain_ms, wall, stalled or plain_stalled
 
 
 def preemptions() -> int:
-    """Involuntary context switches of the calling thread so far (0 where the OS does not count them)."""
+    """Context switches of the calling thread so far: involuntary (other work took its core) and voluntary
+    (it waited, e.g. for a worker thread that other work kept off a core); 0 where the OS does not count."""
     try:
         import resource
 
-        return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        return usage.ru_nivcsw + usage.ru_nvcsw
     except (ImportError, AttributeError, OSError):  # not Linux
         return 0
