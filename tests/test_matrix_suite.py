@@ -27,7 +27,7 @@ BAD = {  # suite text → (line, fragments of the message)
     "bad timing value": ("models: [lenet5]\ntiming:\n  runs: 0\n", 3, ["timing.runs must be positive"]),
     "missing file": ("models: [missing/model.onnx]\n", 1, ["model file not found: missing/model.onnx"]),
     "no models": ("name: x\nruntimes: [ort-cpu]\n", 1, ["no 'models' list"]),
-    "unknown task": ("models: [lenet5]\ndata:\n  segmentation: coco.json\n", 3, ["unknown task 'segmentation'"]),
+    "unknown task": ("models: [lenet5]\ndata:\n  depth: coco.json\n", 3, ["unknown task 'depth'"]),
     "not yaml": ("models: [lenet5\n", 2, ["not valid YAML"]),
 }
 

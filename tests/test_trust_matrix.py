@@ -163,3 +163,16 @@ def cli():
 
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"threads": (2000,)}, "threads must be a number at least 1"),
+    ({"batches": (0,)}, "batch must be a number at least 1"),
+    ({"timing": Timing(min_duration_s=float("nan"))}, "timing duration must be"),
+    ({"evaluation": Evaluation(samples=0)}, "evaluation.samples must be"),
+])
+def test_a_matrix_spec_built_in_python_is_checked_when_made(changes, fragment):
+    from edgekit.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=fragment):
+        MatrixSpec(models=("lenet5",), **changes)

@@ -50,12 +50,13 @@ class LoopPlan:
 
     @classmethod
     def from_options(cls, warmup: int, runs: int | None, duration: float | None) -> LoopPlan:
-        if warmup < 0:
-            raise BadInputError(f"warmup must be 0 or more, got {warmup}")
-        if runs is not None and runs < 1:
-            raise BadInputError(f"runs must be at least 1, got {runs}")
-        if duration is not None and duration <= 0:
-            raise BadInputError(f"duration must be positive, got {duration}")
+        """The plan for --warmup/--runs/--duration, checked by the flags' limits (NaN, inf, 10¹² runs
+        refused) whichever door they come through."""
+        from edgekit.limits import check_number
+
+        check_number("warmup", warmup, "warmup")
+        check_number("runs", runs, "runs")
+        check_number("duration", duration, "duration")
         if runs is not None and duration is None:
             return cls(warmup, runs, 0.0, runs)
         if runs is None and duration is not None:

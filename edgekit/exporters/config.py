@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import BadInputError
+from edgekit.limits import MAX_INPUT_SIDE
 from edgekit.meta import ModelMeta
 from edgekit.parity import ParityReport, check_tolerance
 
 MIN_OPSET, MAX_OPSET = 9, 20
-MAX_INPUT_SIDE = 4096  # a larger side allocates tens of GB before anything can fail
 
 
 @dataclass(frozen=True)

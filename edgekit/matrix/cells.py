@@ -141,6 +141,23 @@ class MatrixSpec:
     evaluation: Evaluation = Evaluation()
     name: str = ""                                 # the suite's name ('' for a command-line matrix)
 
+    def __post_init__(self) -> None:
+        """Checked by the flags' limits when made, whichever door built it (flags, a suite, Python), so a
+        bad value is refused before any cell runs rather than failing every cell."""
+        from edgekit.limits import check_number, check_timing
+
+        for threads in self.threads:
+            check_number("threads", threads, "threads")
+        for batch in self.batches:
+            check_number("batch", batch, "batch")
+        for side in self.input_size or ():
+            check_number("input_size", side, "input_size")
+        check_timing(self.timing, "timing")
+        for name, value in (("samples", self.evaluation.samples), ("calib_samples", self.evaluation.calib_samples),
+                            ("agreement_samples", self.evaluation.agreement_samples)):
+            check_number("eval_size", value, f"evaluation.{name}")
+        check_number("seed", self.evaluation.seed, "evaluation.seed")
+
     def cells(self) -> list[Cell]:
         product = itertools.product(self.models, self.runtimes, self.precisions, self.batches, self.threads,
                                     self.scenarios)
