@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekit.errors import BadInputError
-
 
 @dataclass(frozen=True)
 class LatencyStats:
