@@ -264,15 +264,19 @@ def run_edgekit(path, image: np.ndarray, runtime: str, color: str = "BGR", task:
     return feeds[meta.input_name], outputs, task.postprocess(outputs, meta, transforms)[0]
 
 
-def agreement(name: str, reference: np.ndarray, detection, points: np.ndarray | None = None) -> dict:
-    """Every reference box (k, 6: x1 y1 x2 y2 score class) matched to edgekit's box of its class with the
-    best IoU, one to one; asserts the same count, IoU ≥ 0.99 and scores within 1e-3 (keypoints within
-    0.5 px when given) and prints the worst of each."""
+def agreement(name: str, reference: np.ndarray, detection, frame: tuple[int, int],
+              points: np.ndarray | None = None) -> dict:
+    """Every reference box (k, 6: x1 y1 x2 y2 score class, frame pixels) matched to edgekit's box of its
+    class with the best IoU, one to one; asserts the same count, IoU ≥ 0.99 and scores within 1e-3
+    (keypoints within 0.5 px when given) and prints the worst of each."""
     from edgekit.tasks.boxes import box_iou
 
     assert len(reference) > 0, f"{name}: the reference found no box: nothing to compare"
-    # edgekit drops a box that clips to nothing in the frame (wholly in the letterbox padding); the sources
-    # keep it with no width or height: not a detection, left out of the comparison and counted
+    # edgekit clips boxes to the frame (as Ultralytics' scale_boxes; YuNet's detector does not) and drops
+    # a box that clips to nothing (wholly in the letterbox padding or off the frame; Ultralytics keeps it
+    # with no width or height): not a detection, left out of the comparison and counted
+    reference = reference.copy()
+    reference[:, :4] = np.clip(reference[:, :4], 0, [frame[1], frame[0]] * 2)
     empty = (reference[:, 2] <= reference[:, 0]) | (reference[:, 3] <= reference[:, 1])
     reference, points = reference[~empty], None if points is None else points[~empty]
     assert len(detection) == len(reference), f"{name}: {len(detection)} boxes, the reference {len(reference)}"
@@ -343,7 +347,7 @@ def test_yolo_layouts_decode_to_the_source_boxes(yolo_files, layout, runtime):
     raw = outputs["output0"].transpose(0, 2, 1) if transposed else outputs["output0"]
     reference = nms_reference(raw, objectness=head == "v5", agnostic=agnostic)
     reference[:, :4] = scale_boxes_reference(reference[:, :4], bgr.shape[:2])
-    agreement(f"{layout} {runtime}", reference, detection)
+    agreement(f"{layout} {runtime}", reference, detection, bgr.shape[:2])
 
 
 def ultralytics_model(cfg: str, folder) -> str:
@@ -380,4 +384,4 @@ def test_ultralytics_models_decode_as_ultralytics(tmp_path, cfg, runtime):
     assert outputs["output0"].shape == (1, 84, 2100)
     reference = nms_reference(outputs["output0"], objectness=False)
     reference[:, :4] = ops.scale_boxes((SIZE, SIZE), torch.from_numpy(reference[:, :4]), bgr.shape[:2]).numpy()
-    agreement(f"{cfg} {runtime}", reference, detection)
+    agreement(f"{cfg} {runtime}", reference, detection, bgr.shape[:2])

@@ -84,12 +84,11 @@ class ImageTransform:
     original_size: tuple[int, int]  # (height, width)
 
     def points_to_original(self, points: np.ndarray) -> np.ndarray:
-        """Map (..., 2) x y points (keypoints) from model-input pixels back to the original image, clipped."""
-        points = np.asarray(points, dtype=np.float32)
-        height, width = self.original_size
-        points = (points - np.array([self.offset_x, self.offset_y], np.float32)) / np.array(
-            [self.scale_x, self.scale_y], np.float32)
-        return np.clip(points, 0, np.array([width, height], dtype=np.float32), out=points)
+        """Map (..., 2) x y points (keypoints) from model-input pixels back to the original image. Not
+        clipped: a landmark of a face at the border may lie outside the frame (as CenterFace, SCRFD and
+        YuNet give it)."""
+        offset = np.array([self.offset_x, self.offset_y], np.float32)
+        return (np.asarray(points, dtype=np.float32) - offset) / np.array([self.scale_x, self.scale_y], np.float32)
 
     def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
         """Map x1 y1 x2 y2 boxes from model-input pixels back to the original image, clipped."""

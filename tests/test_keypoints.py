@@ -1,0 +1,253 @@
+"""Face detectors with 5 landmarks, built the way their sources build them, decode on a real photo
+(scikit-image's astronaut) to the boxes and landmarks of the source's own decode: IoU ≥ 0.99, scores
+within 1e-3, landmarks within 0.5 px, on ort-cpu and OpenVINO; and keypoints as part of a detection
+(mapped back, kept through NMS, in JSON, drawn, box-matched).
+
+- CenterFace (stride-4 heatmap, log (h, w) scale, (y, x) offset from the cell's middle, landmarks (y, x)
+  relative to the box): the reference is CenterFace's own ``decode`` + ``nms`` + ``postprocess``.
+- SCRFD (InsightFace: per stride 2 anchors per cell, ltrb distances × stride, keypoint offsets × stride,
+  batch-less outputs, top-left letterbox on black): the reference is InsightFace's ``SCRFD.detect``.
+- YuNet (per stride cls, obj, centre + log-size box, keypoints; outputs named as OpenCV expects them):
+  the reference is OpenCV's own ``cv2.FaceDetectorYN`` running the same file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from edgekit.exporters.metadata import update_file  # noqa: E402
+from edgekit.tasks.detection import Detection  # noqa: E402
+from tests.test_decoders_foreign import (  # noqa: E402
+    RUNTIMES, Backbone, agreement, calibrate, calibration_batch, conv, export, photo, run_edgekit, spread_logits,
+)
+
+SIZE = 320
+BLOB_STD = 128 / 255  # cv2.dnn.blobFromImage(img, 1/128, mean 127.5): InsightFace's normalisation
+
+
+def astronaut_bgr() -> np.ndarray:
+    return np.ascontiguousarray(photo("astronaut")[..., ::-1])
+
+
+class CenterFaceLike(nn.Module):
+    """CenterFace's four stride-4 maps: heatmap (sigmoid), scale (log h, w), offset (y, x), landmarks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv(3, 16, 2), conv(16, 32, 2), conv(32, 32))
+        self.heads = nn.ModuleList(nn.Conv2d(32, c, 1) for c in (1, 2, 2, 10))
+
+    def forward(self, x):
+        feat = self.body(x)
+        heatmap, scale, offset, landmarks = (head(feat) for head in self.heads)
+        return heatmap.sigmoid(), scale, offset, landmarks
+
+
+def centerface_model(path, size: int = 256):
+    torch.manual_seed(0)
+    model = CenterFaceLike()
+    batch = calibration_batch(size, "astronaut", letterbox=False) * 255  # CenterFace takes 0-255 pixels
+    calibrate(model, batch)
+    for head, gain, bias in zip(model.heads, (1.5, 0.1, 0.1, 0.1), (-6.0, 2.0, 0.3, 0.5)):
+        spread_logits(model, [head], gain, bias, batch=batch)
+    export(model, path, ["heatmap", "scale", "offset", "landmarks"], size, "input.1")
+    decoder = {"type": "centernet", "outputs": ["heatmap", "scale", "offset", "landmarks"], "stride": 4,
+               "size_order": "hw", "offset_order": "yx", "cell_offset": 0.5, "size_encoding": "log", "peaks": False,
+               "landmark_order": "yx", "landmark_encoding": "box", "score_threshold": 0.5, "iou_threshold": 0.3,
+               "nms": "agnostic", "max_detections": 1000}
+    update_file(path, {"task": "detection", "input_name": "input.1", "input_size": size, "labels": "face",
+                       "mean": "0,0,0", "std": ",".join([str(1 / 255)] * 3), "resize": "stretch", "decoder": decoder})
+    return path
+
+
+def centerface_reference(outputs: dict, frame: tuple[int, int], size: int, threshold: float = 0.5) -> tuple:
+    """CenterFace's ``decode`` (threshold, scale · 4, (cell + offset + 0.5) · 4, landmarks from the clipped top
+    left × box size), its ``nms`` (+1 pixel areas, IoU ≥ 0.3 suppresses) and ``postprocess`` (÷ scale)."""
+    heatmap, scale, offset, landmark = (outputs[k] for k in ("heatmap", "scale", "offset", "landmarks"))
+    heatmap = np.squeeze(heatmap)
+    c0, c1 = np.where(heatmap > threshold)
+    boxes, lms = [], []
+    for i in range(len(c0)):
+        s0, s1 = np.exp(scale[0, 0, c0[i], c1[i]]) * 4, np.exp(scale[0, 1, c0[i], c1[i]]) * 4
+        o0, o1 = offset[0, 0, c0[i], c1[i]], offset[0, 1, c0[i], c1[i]]
+        x1, y1 = max(0, (c1[i] + o1 + 0.5) * 4 - s1 / 2), max(0, (c0[i] + o0 + 0.5) * 4 - s0 / 2)
+        x1, y1 = min(x1, size), min(y1, size)
+        boxes.append([x1, y1, min(x1 + s1, size), min(y1 + s0, size), heatmap[c0[i], c1[i]]])
+        lms.append([[landmark[0, j * 2 + 1, c0[i], c1[i]] * s1 + x1, landmark[0, j * 2, c0[i], c1[i]] * s0 + y1]
+                    for j in range(5)])
+    boxes, lms = np.asarray(boxes, np.float32).reshape(-1, 5), np.asarray(lms, np.float32).reshape(-1, 5, 2)
+    keep = nms_plus_one(boxes[:, :4], boxes[:, 4], 0.3, suppress_equal=True)
+    gain = np.array([size / frame[1], size / frame[0]], np.float32)
+    boxes, lms = boxes[keep], lms[keep] / gain
+    boxes[:, :4] /= np.tile(gain, 2)
+    return np.hstack([boxes, np.zeros((len(boxes), 1), np.float32)]), lms
+
+
+def nms_plus_one(boxes: np.ndarray, scores: np.ndarray, threshold: float, suppress_equal: bool = False) -> list:
+    """The greedy NMS CenterFace and InsightFace ship: areas with +1 pixel, IoU above (CenterFace: at least)
+    the threshold suppresses."""
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order, keep = scores.argsort()[::-1], []
+    while order.size > 0:
+        i = order[0]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[order[1:]]) - np.maximum(x1[i], x1[order[1:]]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[order[1:]]) - np.maximum(y1[i], y1[order[1:]]) + 1)
+        overlap = w * h / (areas[i] + areas[order[1:]] - w * h)
+        order = order[1:][overlap < threshold if suppress_equal else overlap <= threshold]
+    return keep
+
+
+class ScrfdLike(nn.Module):
+    """SCRFD's head as InsightFace exports it: per stride 8, 16, 32 and 2 anchors per cell, batch-less rows
+    of score (sigmoid), ltrb distance and 5 keypoint offsets, in stride units; scores, boxes, keypoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = Backbone()
+        self.heads = nn.ModuleList(nn.ModuleList(nn.Conv2d(c, 2 * n, 1) for n in (1, 4, 10)) for c in (16, 32, 64))
+
+    def forward(self, x):
+        outs = [[], [], []]
+        for feat, heads in zip(self.backbone(x), self.heads):
+            for kind, (head, n) in enumerate(zip(heads, (1, 4, 10))):
+                value = head(feat).permute(0, 2, 3, 1).reshape(-1, n)
+                outs[kind].append(value.sigmoid() if kind == 0 else value)
+        return (*outs[0], *outs[1], *outs[2])
+
+
+def scrfd_model(path):
+    torch.manual_seed(0)
+    model = ScrfdLike()
+    batch = (calibration_batch(SIZE, "astronaut", letterbox=False) - 0.5) / BLOB_STD
+    calibrate(model, batch)
+    for kind, gain, bias in ((0, 1.5, -5.0), (1, 0.4, 2.0), (2, 0.5, 0.0)):
+        spread_logits(model, [heads[kind] for heads in model.heads], gain, bias, batch=batch)
+    names = [f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in (8, 16, 32)]
+    export(model, path, names, SIZE, "input.1")
+    update_file(path, {"task": "detection", "input_name": "input.1", "input_size": SIZE, "labels": "face",
+                       "mean": "0.5,0.5,0.5", "std": ",".join([str(BLOB_STD)] * 3), "resize": "letterbox",
+                       "letterbox": {"align": "top-left", "pad_value": 0},
+                       "decoder": {"type": "scrfd", "score_threshold": 0.5, "iou_threshold": 0.4}})
+    return path
+
+
+def scrfd_reference(outputs: list[np.ndarray], frame: tuple[int, int], threshold: float = 0.5) -> tuple:
+    """InsightFace's SCRFD.detect after the forward pass: centres at cell · stride (2 per cell),
+    distance2bbox/distance2kps × stride, scores ≥ threshold, ÷ det_scale, then its NMS at 0.4."""
+    det_scale = SIZE / max(frame)  # the square photo: new_height / height
+    scores_list, boxes_list, kps_list = [], [], []
+    for idx, stride in enumerate((8, 16, 32)):
+        scores, bbox, kps = outputs[idx], outputs[idx + 3] * stride, outputs[idx + 6] * stride
+        height = width = SIZE // stride
+        centres = (np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32) * stride).reshape(-1, 2)
+        centres = np.stack([centres] * 2, axis=1).reshape(-1, 2)
+        pos = np.where(scores >= threshold)[0]
+        boxes = np.stack([centres[:, 0] - bbox[:, 0], centres[:, 1] - bbox[:, 1], centres[:, 0] + bbox[:, 2],
+                          centres[:, 1] + bbox[:, 3]], axis=-1)
+        points = np.stack([centres[:, i % 2] + kps[:, i] for i in range(10)], axis=-1).reshape(-1, 5, 2)
+        scores_list.append(scores[pos])
+        boxes_list.append(boxes[pos])
+        kps_list.append(points[pos])
+    scores = np.vstack(scores_list).ravel()
+    order = scores.argsort()[::-1]
+    boxes, points = (np.vstack(boxes_list) / det_scale)[order], (np.vstack(kps_list) / det_scale)[order]
+    keep = nms_plus_one(boxes, scores[order], 0.4)
+    rows = np.hstack([boxes[keep], scores[order][keep, None], np.zeros((len(keep), 1))]).astype(np.float32)
+    return rows, points[keep]
+
+
+class YunetLike(nn.Module):
+    """YuNet's outputs as OpenCV's FaceDetectorYN reads them: per stride 8, 16, 32, one row per cell of
+    cls and obj (sigmoid), bbox (dx, dy, log w, log h) and kps (5 × dx, dy), named cls_8 … kps_32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = Backbone()
+        self.heads = nn.ModuleList(nn.ModuleList(nn.Conv2d(c, n, 1) for n in (1, 1, 4, 10)) for c in (16, 32, 64))
+
+    def forward(self, x):
+        outs = [[], [], [], []]
+        for feat, heads in zip(self.backbone(x), self.heads):
+            for kind, head in enumerate(heads):
+                value = head(feat).flatten(2).transpose(1, 2)
+                outs[kind].append(value.sigmoid() if kind < 2 else value)
+        return tuple(value for kind in outs for value in kind)
+
+
+def yunet_model(path):
+    torch.manual_seed(0)
+    model = YunetLike()
+    batch = calibration_batch(SIZE, "astronaut", letterbox=False)[:, [2, 1, 0]] * 255  # BGR 0-255, as OpenCV
+    calibrate(model, batch)
+    for kind, gain, bias in ((0, 1.5, -3.0), (1, 1.0, 1.0), (2, 0.3, 0.8), (3, 0.5, 0.0)):
+        spread_logits(model, [heads[kind] for heads in model.heads], gain, bias, batch=batch)
+    names = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]
+    export(model, path, names, SIZE, "input")
+    update_file(path, {"task": "detection", "input_name": "input", "input_size": SIZE, "labels": "face",
+                       "color": "BGR", "mean": "0,0,0", "std": ",".join([str(1 / 255)] * 3), "resize": "stretch",
+                       "decoder": {"type": "yunet", "score_threshold": 0.6, "iou_threshold": 0.3,
+                                   "max_detections": 5000}})
+    return path
+
+
+def yunet_reference(path, bgr: np.ndarray) -> tuple:
+    """OpenCV's own FaceDetectorYN on the photo resized to the input (its decode, NMSBoxes at 0.3),
+    rows [x, y, w, h, 5 × (x, y), score] → frame pixels."""
+    import cv2
+
+    detector = cv2.FaceDetectorYN.create(str(path), "", (SIZE, SIZE), 0.6, 0.3, 5000)
+    _, faces = detector.detect(cv2.resize(bgr, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR))
+    faces = np.zeros((0, 15), np.float32) if faces is None else faces
+    gain = np.array([bgr.shape[1] / SIZE, bgr.shape[0] / SIZE], np.float32)
+    boxes = np.hstack([faces[:, :2], faces[:, :2] + faces[:, 2:4]]) * np.tile(gain, 2)
+    rows = np.hstack([boxes, faces[:, 14:15], np.zeros((len(faces), 1), np.float32)])
+    return rows, faces[:, 4:14].reshape(-1, 5, 2) * gain
+
+
+@pytest.fixture(scope="module")
+def face_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    return {name: build(folder / f"{name}.onnx") for name, build in
+            (("centerface", centerface_model), ("scrfd", scrfd_model), ("yunet", yunet_model))}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_centerface_decodes_as_its_own_decode(face_files, runtime):
+    import cv2
+
+    bgr = astronaut_bgr()
+    tensor, outputs, detection = run_edgekit(face_files["centerface"], bgr, runtime)
+    # CenterFace's transform: cv2.resize to the input, blobFromImage(scale 1, swapRB)
+    blob = cv2.dnn.blobFromImage(cv2.resize(bgr, (256, 256)), 1.0, (256, 256), (0, 0, 0), swapRB=True)
+    assert np.abs(tensor - blob).max() < 1e-3
+    reference, points = centerface_reference(outputs, bgr.shape[:2], 256)
+    agreement(f"centerface {runtime}", reference, detection, bgr.shape[:2], points)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_scrfd_decodes_as_insightface(face_files, runtime):
+    import cv2
+
+    bgr = astronaut_bgr()
+    tensor, outputs, detection = run_edgekit(face_files["scrfd"], bgr, runtime)
+    resized = cv2.resize(bgr, (SIZE, SIZE))  # InsightFace's letterbox of a square photo: the whole input
+    blob = cv2.dnn.blobFromImage(resized, 1.0 / 128, (SIZE, SIZE), (127.5, 127.5, 127.5), swapRB=True)
+    assert np.abs(tensor - blob).max() < 1e-4
+    assert all(outputs[f"score_{s}"].ndim == 2 for s in (8, 16, 32))  # batch-less, as InsightFace's export
+    names = [f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in (8, 16, 32)]
+    reference, points = scrfd_reference([outputs[n] for n in names], bgr.shape[:2])
+    agreement(f"scrfd {runtime}", reference, detection, bgr.shape[:2], points)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_yunet_decodes_as_opencv_face_detector(face_files, runtime):
+    bgr = astronaut_bgr()
+    _, _, detection = run_edgekit(face_files["yunet"], bgr, runtime)
+    reference, points = yunet_reference(face_files["yunet"], bgr)
+    agreement(f"yunet {runtime}", reference, detection, bgr.shape[:2], points)
