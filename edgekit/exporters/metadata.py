@@ -179,7 +179,11 @@ def _check(meta: ModelMeta) -> None:
 
         if "type" not in decoder:
             raise BadInputError("metadata decoder needs a type (e.g. decoder=yolo)")
-        DECODERS.get(str(decoder["type"]))  # "unknown detection decoder ... did you mean"
+        DECODERS.get(str(decoder["type"])).check_settings(decoder)  # "unknown detection decoder ... did you mean"
+    if "letterbox" in meta.extra:
+        from edgekit.tasks.preprocess import letterbox_of
+
+        letterbox_of(meta)  # align, pad_value, scale_up: one line naming the key
 
 
 def update_file(path: str | Path, changes: Mapping[str, Any]) -> ModelMeta:
