@@ -54,7 +54,11 @@ class ModelMeta:
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> ModelMeta:
-        """Build from ``metadata_props``; unknown keys are kept in ``extra``."""
+        """Build from ``metadata_props``: edgekit's keys (JSON values) checked, a known foreign convention
+        (``edgekit.conventions``: Ultralytics) read as defaults, other keys kept in ``extra`` as they are.
+        A key whose value is not JSON was written by another tool: kept as text, never checked."""
+        from edgekit.conventions import convention_defaults
+
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
@@ -62,15 +66,22 @@ class ModelMeta:
             try:
                 value = load_json(raw, f"metadata key '{key}'") if isinstance(raw, str) else raw
             except json.JSONDecodeError:
-                value = raw
+                extra[key] = raw    # not edgekit's (e.g. Ultralytics' task: detect)
+                continue
             if key == "extra" and isinstance(value, dict):
                 extra.update(value)
             elif key in known and key != "extra":
                 values[key] = tuple(value) if isinstance(value, list) else value
             else:
                 extra[key] = value
+        defaults, foreign = convention_defaults(props)
         check_values(values, extra)
-        return cls(**values, extra=extra)
+        merged_extra = {**foreign, **extra, **({"decoder": {**foreign["decoder"], **extra["decoder"]}}
+                                               if "decoder" in foreign and isinstance(extra.get("decoder"), dict)
+                                               else {})}
+        if defaults:
+            check_values({k: v for k, v in defaults.items() if k not in values}, {})
+        return cls(**{**defaults, **values}, extra=merged_extra)
 
     def with_(self, **changes: Any) -> ModelMeta:
         return replace(self, **changes)

@@ -40,16 +40,18 @@ def set_meta(
                                                 "color, resize, input_size, input_name, decoder (name or JSON), "
                                                 "decoder.KEY=VALUE, or any other key (kept in extra)."),
     from_file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML mapping of the same keys."),
+    delete: Optional[list[str]] = typer.Option(None, "--delete", help="Remove this key, edgekit's or another "
+                                               "tool's (repeatable)."),
 ) -> None:
     """Change MODEL's metadata so edgekit's Predictor, eval and compare treat it like a zoo export."""
+    from edgekit.cli.user_model import meta_changes
     from edgekit.errors import BadInputError
     from edgekit.exporters.metadata import update_file
-    from edgekit.cli.user_model import meta_changes
 
     changes = meta_changes(pairs, from_file)
-    if not changes:
-        raise BadInputError("nothing to set: give KEY=VALUE pairs or --file meta.yaml")
-    _print(update_file(model, changes), str(model))
+    if not changes and not delete:
+        raise BadInputError("nothing to set: give KEY=VALUE pairs, --file meta.yaml or --delete KEY")
+    _print(update_file(model, changes, delete=tuple(delete or ())), str(model))
 
 
 def _print(meta, title: str) -> None:

@@ -186,8 +186,14 @@ def _check(meta: ModelMeta) -> None:
         letterbox_of(meta)  # align, pad_value, scale_up: one line naming the key
 
 
-def update_file(path: str | Path, changes: Mapping[str, Any]) -> ModelMeta:
-    """Apply ``changes`` to the metadata of the ONNX file ``path`` and rewrite it atomically."""
+def _meta_of(model) -> ModelMeta:
+    """The metadata a loaded ModelProto holds (as read_meta reads it from a file)."""
+    return ModelMeta.from_props({entry.key: entry.value for entry in model.metadata_props})
+
+
+def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str, ...] = ()) -> ModelMeta:
+    """Apply ``changes`` to the metadata of the ONNX file ``path`` and rewrite it atomically; ``delete``
+    removes keys (edgekit's, whose defaults then apply, or another tool's)."""
     from edgekit.deps import require
     from edgekit.exporters.torch_onnx import set_metadata
     from edgekit.fileio import atomic_path
@@ -197,8 +203,18 @@ def update_file(path: str | Path, changes: Mapping[str, Any]) -> ModelMeta:
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise BadInputError(f"meta set writes .onnx files, not {path.name}")
-    meta = apply_changes(read_meta(path), changes)
     model = onnx.load(str(path), load_external_data=False)
+    present = {entry.key for entry in model.metadata_props} | set(read_meta(path).extra)
+    missing = [key for key in delete if key not in present]
+    if missing:
+        raise BadInputError(f"--delete {missing[0]}: the model has no metadata key '{missing[0]}'")
+    if delete:
+        kept = [(entry.key, entry.value) for entry in model.metadata_props if entry.key not in delete]
+        del model.metadata_props[:]
+        for key, value in kept:
+            model.metadata_props.add(key=key, value=value)
+    meta = apply_changes(_meta_of(model), changes)
+    meta = meta.with_(extra={k: v for k, v in meta.extra.items() if k not in delete})
     set_metadata(model, meta)
     with atomic_path(path) as temporary:
         onnx.save(model, str(temporary))
