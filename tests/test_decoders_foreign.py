@@ -27,7 +27,7 @@ from edgekit.errors import BadInputError  # noqa: E402
 from edgekit.exporters.metadata import parse_pairs, update_file  # noqa: E402
 from edgekit.meta import read_meta  # noqa: E402
 from edgekit.tasks.detection import DetectionTask  # noqa: E402
-from tests.conftest import run_cli  # noqa: E402
+from tests.conftest import assert_one_line_error, run_cli  # noqa: E402
 
 SIZE = 320
 CONF, IOU = 0.25, 0.7  # Ultralytics' predict defaults
@@ -185,12 +185,15 @@ def ultralytics_meta(decoder: dict | None = None, **changes) -> dict:
                         **(decoder or {})}, **changes}
 
 
-def letterbox_reference(image: np.ndarray, size: int, pad: int = 114, center: bool = True) -> np.ndarray:
-    """Ultralytics' LetterBox(auto=False, scaleup=True) on an HWC uint8 image (their code, transcribed)."""
+def letterbox_reference(image: np.ndarray, size: int, pad: int = 114, center: bool = True,
+                        scaleup: bool = True) -> np.ndarray:
+    """Ultralytics' LetterBox(auto=False) on an HWC uint8 image (their code, transcribed)."""
     import cv2
 
     h, w = image.shape[:2]
     ratio = min(size / h, size / w)
+    if not scaleup:
+        ratio = min(ratio, 1.0)
     new_w, new_h = round(w * ratio), round(h * ratio)
     dw, dh = size - new_w, size - new_h
     if center:
@@ -385,3 +388,72 @@ def test_ultralytics_models_decode_as_ultralytics(tmp_path, cfg, runtime):
     reference = nms_reference(outputs["output0"], objectness=False)
     reference[:, :4] = ops.scale_boxes((SIZE, SIZE), torch.from_numpy(reference[:, :4]), bgr.shape[:2]).numpy()
     agreement(f"{cfg} {runtime}", reference, detection, bgr.shape[:2])
+
+
+@pytest.fixture()
+def plain_yolo(yolo_files, tmp_path):
+    """The v8 model with metadata naming no output, to be set through ``edgekit meta set``."""
+    import shutil
+
+    import cv2
+
+    path = shutil.copy(yolo_files("v8-anchors-last"), tmp_path / "model.onnx")
+    cv2.imwrite(str(tmp_path / "chelsea.png"), photo()[..., ::-1])
+    return path, tmp_path / "chelsea.png"
+
+
+def test_suggested_meta_set_syntax_works_as_written(plain_yolo):
+    path, image = plain_yolo
+    result = run_cli("meta", "set", str(path), "decoder.outputs=output0", "decoder.nms=agnostic")
+    assert result.returncode == 0, result.stderr
+    assert read_meta(path).extra["decoder"]["outputs"] == ["output0"]
+    assert parse_pairs(["decoder.outputs=a, b"])["decoder"]["outputs"] == ["a", "b"]
+    assert parse_pairs(["decoder.strides=8,16,32"])["decoder"]["strides"] == [8, 16, 32]
+    predicted = run_cli("predict", str(path), str(image), "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert '"detections": [{"box"' in predicted.stdout
+
+
+def _props(path, **changes) -> None:
+    """Rewrite metadata entries as another tool might (no checks on the way in)."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({key: json.dumps(value) for key, value in changes.items()})
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("key,value,fragments", [
+    ("decoder", {"type": "yolo", "nms": "maybe"}, ["'decoder.nms'", "class, agnostic", "maybe"]),
+    ("decoder", {"type": "yolo", "layout": "sideways"}, ["'decoder.layout'", "sideways"]),
+    ("decoder", {"type": "yolo", "outputs": ["logits"]}, ["lack ['logits']"]),
+    ("decoder", {"type": "scrfd"}, ["faces decoder expects", "output0 (1x84x2100)"]),
+    ("decoder", {"type": "centernet", "size_order": "whd"}, ["'decoder.size_order'"]),
+    ("decoder", {"type": "yunet", "strides": [8, "x"]}, ["'decoder.strides'"]),
+    ("letterbox", {"align": "middle"}, ["'letterbox.align'", "center or top-left"]),
+    ("letterbox", {"pad_value": 300}, ["'letterbox.pad_value'"]),
+])
+def test_bad_decoder_settings_are_one_line_naming_the_key(plain_yolo, key, value, fragments):
+    path, image = plain_yolo
+    _props(path, **{key: value})
+    assert_one_line_error(run_cli("predict", str(path), str(image)), *fragments)
+
+
+def test_a_decoder_that_fits_no_output_names_them(plain_yolo, tmp_path):
+    from tests.test_decoders_formats import _constant_model
+
+    path, image = plain_yolo
+    assert_one_line_error(run_cli("meta", "set", str(path), "decoder.nms=maybe"), "'decoder.nms'")
+    other = _constant_model(tmp_path / "maps.onnx", {"heatmap": np.zeros((1, 2, 16, 16), np.float32)})
+    update_file(other, {"task": "detection", "input_name": "images", "input_size": 64, "labels": "a,b",
+                        "decoder": "yolo"})
+    assert_one_line_error(run_cli("predict", str(other), str(image)), "yolo decoder expects one",
+                          "heatmap (1x2x16x16)", "decoder.outputs=NAME")
+    from edgekit.tasks.decoders.yolo import _auto_layout
+
+    with pytest.raises(BadInputError, match="could be read either way"):
+        _auto_layout((84, 84), 0, 0)

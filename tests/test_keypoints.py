@@ -22,7 +22,8 @@ from torch import nn  # noqa: E402
 from edgekit.exporters.metadata import update_file  # noqa: E402
 from edgekit.tasks.detection import Detection  # noqa: E402
 from tests.test_decoders_foreign import (  # noqa: E402
-    RUNTIMES, Backbone, agreement, calibrate, calibration_batch, conv, export, photo, run_edgekit, spread_logits,
+    RUNTIMES, Backbone, agreement, calibrate, calibration_batch, conv, export, letterbox_reference, photo, run_edgekit,
+    spread_logits,
 )
 
 SIZE = 320
@@ -251,3 +252,107 @@ def test_yunet_decodes_as_opencv_face_detector(face_files, runtime):
     _, _, detection = run_edgekit(face_files["yunet"], bgr, runtime)
     reference, points = yunet_reference(face_files["yunet"], bgr)
     agreement(f"yunet {runtime}", reference, detection, bgr.shape[:2], points)
+
+
+LETTERBOXES = [("center", 114, True, (300, 451)), ("top-left", 0, True, (300, 451)), ("top-left", 0, True, (451, 300)),
+               ("center", 114, False, (100, 150)), ("top-left", 7, False, (100, 150))]
+
+
+@pytest.mark.parametrize("route", ["numpy", "opencv", "opencv-uint8"])
+@pytest.mark.parametrize("align,pad,scale_up,shape", LETTERBOXES)
+def test_letterbox_variants_match_the_source_and_map_back_exactly(route, align, pad, scale_up, shape):
+    import cv2
+
+    from edgekit.meta import ModelMeta
+    from edgekit.tasks.preprocess import preprocess_images
+
+    image = cv2.resize(photo(), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    meta = ModelMeta(task="detection", input_size=(SIZE, SIZE), resize="letterbox", mean=(0, 0, 0), std=(1, 1, 1),
+                     extra={"letterbox": {"align": align, "pad_value": pad, "scale_up": scale_up}})
+    batch, (transform,) = preprocess_images([image], meta, route=route)
+    expected = letterbox_reference(image, SIZE, pad, align == "center", scale_up).astype(np.float32)
+    levels = batch[0].transpose(1, 2, 0) * 255
+    # the same placement and padding everywhere; the pixels: whole levels on the uint8 route, else within 1 level
+    assert np.abs(levels - expected).max() <= (1e-3 if route == "opencv-uint8" else 1.0)
+    filled = np.all(expected == pad, axis=2)
+    assert np.abs(levels[filled] - pad).max() < 1e-3
+    ratio = min(SIZE / shape[0], SIZE / shape[1], 9.0 if scale_up else 1.0)
+    new_h, new_w = (round(side * ratio) for side in shape)
+    top, left = ((SIZE - new_h) // 2, (SIZE - new_w) // 2) if align == "center" else (0, 0)
+    whole = transform.boxes_to_original(np.array([[left, top, left + new_w, top + new_h]], np.float32))
+    np.testing.assert_allclose(whole, [[0, 0, shape[1], shape[0]]], atol=1e-3)
+    points = transform.points_to_original(np.array([[[left, top], [left + new_w, top + new_h]]], np.float32))
+    np.testing.assert_allclose(points, [[[0, 0], [shape[1], shape[0]]]], atol=1e-3)
+
+
+def _faces():
+    """Decoded faces in model-input pixels: box 1 overlaps box 0 (lower score, another class), box 2 apart;
+    5 landmarks each, box 3 under the score threshold."""
+    boxes = np.array([[10, 50, 50, 90], [12, 52, 50, 90], [100, 60, 140, 100], [0, 0, 5, 5]], np.float32)
+    points = boxes[:, None, :2] + np.array([[10, 10], [30, 10], [20, 20], [12, 30], [28, 30]], np.float32)
+    return boxes, np.array([0.9, 0.8, 0.7, 0.01], np.float32), np.array([0, 1, 0, 0]), points
+
+
+@pytest.mark.parametrize("nms,kept", [("class", [0, 1, 2]), ("agnostic", [0, 2])])
+def test_keypoints_follow_their_boxes_through_nms_and_the_letterbox(nms, kept):
+    from edgekit.tasks.detection import DetectionTask
+    from edgekit.tasks.preprocess import ImageTransform
+
+    boxes, scores, labels, points = _faces()
+    # a 200×400 frame letterboxed into 320×320 at the top left: model = frame × 0.8
+    transform = ImageTransform(0.8, 0.8, 0.0, 0.0, (200, 400))
+    settings = {"score_threshold": 0.05, "iou_threshold": 0.5, "max_detections": 100, "nms": nms}
+    detection = DetectionTask._finish((boxes, scores, labels, points), transform, settings, ("face", "mask"), False)
+    assert detection.scores.tolist() == pytest.approx(scores[kept].tolist())
+    np.testing.assert_allclose(detection.boxes, boxes[kept] / 0.8, rtol=1e-6)
+    np.testing.assert_allclose(detection.keypoints, points[kept] / 0.8, rtol=1e-6)
+    assert detection.keypoints.shape == (len(kept), 5, 2) and detection.keypoints.dtype == np.float32
+    centred = ImageTransform(0.8, 0.8, 0.0, 80.0, (200, 400))  # centred: 80 rows of padding above
+    moved = DetectionTask._finish((boxes, scores, labels, points), centred, settings, ("face", "mask"), False)
+    np.testing.assert_allclose(moved.keypoints[:, :, 1], (points[kept, :, 1] - 80) / 0.8, rtol=1e-6)
+
+
+def test_keypoints_in_json_and_drawn():
+    import json
+
+    from edgekit.camera.draw import POINT_COLORS, annotate
+
+    boxes, scores, labels, points = _faces()
+    detection = Detection(boxes[:1], scores[:1], labels[:1], ("face",), points[:1])
+    item = json.loads(json.dumps(detection.to_dict()))["detections"][0]
+    assert item == {"box": [10.0, 50.0, 50.0, 90.0], "score": 0.9, "label": 0, "name": "face",
+                    "keypoints": [[20.0, 60.0], [40.0, 60.0], [30.0, 70.0], [22.0, 80.0], [38.0, 80.0]]}
+    assert "keypoints" not in Detection(boxes[:1], scores[:1], labels[:1]).to_dict()["detections"][0]
+    canvas = annotate(np.zeros((120, 160, 3), np.uint8), detection, "BGR")
+    for index, (x, y) in enumerate(points[0].astype(int)):
+        assert tuple(canvas[y, x]) == POINT_COLORS[index]
+
+
+def test_match_boxes_reports_the_mean_keypoint_distance():
+    from edgekit.parity import match_boxes
+
+    boxes, scores, labels, points = _faces()
+    reference = Detection(boxes[:3], scores[:3], labels[:3], keypoints=points[:3])
+    moved = Detection(boxes[:3], scores[:3], labels[:3], keypoints=points[:3] + np.float32([3, 4]))
+    result = match_boxes([reference], [moved], 0.05)
+    assert result.passed and result.mean_keypoint_distance == pytest.approx(5.0)
+    assert "keypoints 5 px apart on average" in result.summary()
+    plain = Detection(boxes[:3], scores[:3], labels[:3])
+    assert match_boxes([plain], [plain], 0.05).mean_keypoint_distance is None
+
+
+def test_face_decoders_find_their_outputs_by_shape_and_check_rows():
+    from edgekit.tasks.decoders import DECODERS, decoder_settings
+
+    decoder = DECODERS.get("scrfd")
+    rows = {8: 2 * 40 * 40, 16: 2 * 20 * 20, 32: 2 * 10 * 10}
+    outputs = {f"o{i}": np.zeros((rows[s], n), np.float32) for i, (n, s) in
+               enumerate((n, s) for n in (10, 1, 4) for s in (32, 8, 16))}  # shuffled: told apart by shape
+    outputs["o4"][5, 0] = 0.9  # stride 8, cell 2 (row 0, col 2), second anchor
+    settings = decoder_settings(decoder, {"input_size": [SIZE, SIZE], "score_threshold": 0.5})
+    ((boxes, scores, labels, points),) = decoder().decode(outputs, settings)
+    np.testing.assert_allclose(boxes, [[16, 0, 16, 0]])
+    assert scores.tolist() == pytest.approx([0.9]) and points.shape == (1, 5, 2)
+    outputs["o4"] = outputs["o4"][:-2]
+    with pytest.raises(Exception, match="'o4' has 3198 rows, not a whole number per cell of the 40x40 cells of stride 8"):
+        decoder().decode(outputs, settings)

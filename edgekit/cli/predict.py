@@ -71,7 +71,7 @@ def predict(
         source.close()
         raise
     video = getattr(source, "fps", None) is not None  # a video or a camera, not image files
-    printer = _Printer(json_lines, top_k, per_frame=json_lines or not video)
+    printer = _Printer(json_lines, top_k, per_frame=json_lines or not getattr(source, "live", False))
     status = _status if video and sys.stderr.isatty() else None
     with predictor, _saver(save_dir, source) as keep:
         summary = run_loop(predictor, source, lambda r: (printer(r), keep(r)), status, max_frames)
@@ -87,6 +87,11 @@ def predict(
         typer.echo(summary.line(), err=json_lines)
     elif summary.interrupted:
         typer.echo(f"stopped by Ctrl-C after {summary.frames} images", err=True)
+    skipped = getattr(source, "skipped", [])
+    if skipped:
+        from edgekit.errors import CheckFailedError
+
+        raise CheckFailedError(f"{len(skipped)} of {len(source.paths)} images could not be read (listed above)")
 
 
 def _save_folder(save: Path | None, sources: list[str]) -> Path | None:
@@ -131,7 +136,8 @@ def _open_source(sources: list[str], camera: int | None, realtime: bool):
         return VideoFile(videos[0], realtime=realtime)
     if realtime:
         raise BadInputError("--realtime plays a video file at its frame rate; it does not apply to images")
-    return ImageFiles(image_paths(sources))
+    # an unreadable file is one line and skipped; the run goes on and exits 1 at the end
+    return ImageFiles(image_paths(sources), on_skip=lambda line: typer.echo(f"error: {line}", err=True))
 
 
 def _saver(save_dir: Path | None, source):
@@ -167,6 +173,12 @@ class _video_saver:
         return self._context.__exit__(*exc)
 
 
+def is_video(name: str) -> bool:
+    from edgekit.camera.sources import is_video as video_file
+
+    return video_file(name)
+
+
 class _Printer:
     """Prints each FrameResult as text or a JSON line."""
 
@@ -182,7 +194,9 @@ class _Printer:
                       "timing_ms": {k: round(v, 3) for k, v in result.timing.per_image_ms().items()}}
             typer.echo(json.dumps(record))
         else:
-            typer.echo(f"{frame.name or frame.index}: {prediction_text(prediction, self.top_k)}")
+            where = f"{frame.name} frame {frame.index}" if frame.name and is_video(frame.name) else (frame.name
+                                                                                                  or frame.index)
+            typer.echo(f"{where}: {prediction_text(prediction, self.top_k)}")
 
 
 def prediction_dict(prediction: Any, top_k: int) -> dict[str, Any]:

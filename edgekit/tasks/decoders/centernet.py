@@ -101,6 +101,7 @@ def decode_maps(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, *, st
                                   or landmarks.shape[2:] != size.shape[2:]):
         raise BadInputError(f"expected landmarks N×2P×H×W beside the heatmap {heatmap.shape}, got {landmarks.shape}")
     batch, classes, height, width = heatmap.shape
+    size_scale = number(conventions, "size_scale", positive=True)
     peaks = (local_peaks(heatmap) if conventions["peaks"] else heatmap).reshape(batch, -1)
     k = min(top_k, peaks.shape[1])
     results = []
@@ -109,7 +110,7 @@ def decode_maps(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, *, st
         labels, cells = np.divmod(flat, height * width)
         rows, cols = np.divmod(cells, width)
         wh = _pair(size[index], cells, conventions["size_order"] == "hw")  # (2, k): width, height
-        wh = (np.exp(wh) if conventions["size_encoding"] == "log" else wh) * np.float32(conventions["size_scale"])
+        wh = (np.exp(wh) if conventions["size_encoding"] == "log" else wh) * np.float32(size_scale)
         centre = np.stack([cols, rows]) + np.float32(conventions["cell_offset"]) \
             + _pair(offset[index], cells, conventions["offset_order"] == "yx")  # (2, k): x, y
         corner, box_wh = (centre - wh / 2) * stride, wh * stride

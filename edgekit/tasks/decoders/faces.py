@@ -147,15 +147,20 @@ def _stride_rows(arrays: tuple, stride: int, height: int, width: int, settings: 
 
 def _centres(rows: int, stride: int, height: int, width: int, settings: Mapping[str, Any], name: str) -> np.ndarray:
     """(rows, 2) x y centres of one stride's rows: cell by cell, row-major, ``anchors`` rows per cell."""
-    grid_h, grid_w = -(-height // stride), -(-width // stride)
-    anchors = settings["anchors"] or max(1, rows // max(1, grid_h * grid_w))
-    if rows != grid_h * grid_w * anchors:
-        # an exact division first, then a floor division (SCRFD: input_height // stride)
-        grid_h, grid_w = height // stride, width // stride
-    if rows != grid_h * grid_w * anchors:
-        raise BadInputError(f"faces decoder: output '{name}' has {rows} rows, not {anchors} per cell of the "
-                            f"{grid_h}x{grid_w} cells of stride {stride} at input {height}x{width}: check "
-                            "decoder.strides and decoder.anchors")
+    anchors = settings["anchors"]
+    if anchors is not None and (isinstance(anchors, bool) or not isinstance(anchors, int) or anchors < 1):
+        raise BadInputError(f"metadata key 'decoder.anchors' must be a positive integer or null, got {anchors!r}")
+    # cells of the padded input (YuNet: ceil), then of the cropped one (SCRFD: input_height // stride)
+    for grid_h, grid_w in ((-(-height // stride), -(-width // stride)), (height // stride, width // stride)):
+        cells = max(1, grid_h * grid_w)
+        count = anchors or (rows // cells if rows % cells == 0 else 0)
+        if count and rows == cells * count:
+            break
+    else:
+        per = f"{anchors} per cell" if anchors else "a whole number per cell"
+        raise BadInputError(f"faces decoder: output '{name}' has {rows} rows, not {per} of the {grid_h}x{grid_w} "
+                            f"cells of stride {stride} at input {height}x{width}: check decoder.strides and "
+                            "decoder.anchors")
     ys, xs = np.mgrid[:grid_h, :grid_w].astype(np.float32)
     centres = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + np.float32(settings["cell_offset"])) * np.float32(stride)
-    return np.repeat(centres, anchors, axis=0)
+    return np.repeat(centres, count, axis=0)
