@@ -40,12 +40,13 @@ def is_video(path: str | Path) -> bool:
 
 
 def image_paths(sources: Sequence[str | Path]) -> list[Path]:
-    """Image files named in ``sources``, folders expanded (sorted, images only)."""
+    """Image files named in ``sources``, folders expanded with their sub-folders (the class-folder layout
+    ``eval`` reads), sorted, images only."""
     paths: list[Path] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
                 raise BadInputError(f"folder {path} has no images ({', '.join(IMAGE_SUFFIXES)})")
             paths.extend(found)
@@ -62,13 +63,24 @@ class ImageFiles:
     color = "RGB"
     live = False
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], on_skip=None) -> None:
         self.paths = list(paths)
         self.dropped = 0
+        self.skipped: list[str] = []     # one line per unreadable file: reported, the others go on
+        self.on_skip = on_skip
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.paths):
-            yield Frame(read_image(path), index, time.perf_counter_ns(), str(path))
+        index = 0
+        for path in self.paths:
+            try:
+                image = read_image(path)
+            except BadInputError as exc:
+                self.skipped.append(str(exc))
+                if self.on_skip is not None:
+                    self.on_skip(str(exc))
+                continue
+            yield Frame(image, index, time.perf_counter_ns(), str(path))
+            index += 1
 
     def close(self) -> None:
         pass
