@@ -58,9 +58,9 @@ def coverage_within_10_percent(path, runtime: str) -> tuple:
     """Layer times sum to within 10 % of the whole-model time of the same profiled run (the median over runs
     of that ratio; runs preempted by other work left out). Taken run by run, a stall lands on both sides of
     the ratio, so the bound holds under load; a shared machine can still slow a whole profile in ways no
-    counter shows (hypervisor steal), so it must hold in one of three profiles."""
+    counter shows (a worker thread kept off a core), so it must hold in one of five profiles."""
     seen = []
-    for _ in range(3):
+    for _ in range(5):
         profile = profile_model(path, runtime, {"threads": 1}, ProfilePlan(warmup=3, runs=15))
         seen.append(round(profile.coverage, 3))
         if 0.9 <= profile.coverage <= 1.02:
