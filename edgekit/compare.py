@@ -192,8 +192,11 @@ def compare(
         candidates = [cls.name for cls in classes]
     elif from_torch:
         reference_name = "torch"
-        run_torch = _torch_runner(source, weights, batch, input_size, io.specs)
-        reference = [run_torch(feeds, list(first[0])) for feeds in batches]
+        from edgekit.torch_runner import TorchRunner
+
+        runner = TorchRunner.for_source(source, weights, batch, input_size, io.specs)
+        names = list(first[0])
+        reference = [_named(runner.run(feeds), names) for feeds in batches]
         candidates = [cls.name for cls in classes]
     else:
         reference_name = classes[0].name
@@ -345,31 +348,6 @@ def _random_inputs(runtime, path: Path, batch: int, seed: int) -> dict[str, np.n
     return random_feeds(runtime.inputs, batch, read_meta(path), seed)
 
 
-def _torch_runner(source, weights, batch, input_size, specs):
-    """A function feeds, output names → torch outputs, for a zoo or user model (built once)."""
-    if source.kind == "zoo":
-        return lambda feeds, names: torch_reference(source.location, feeds, names, weights)
-    from edgekit.exporters.config import ExportConfig
-    from edgekit.exporters.user_module import load_source, torch_outputs
-
-    loaded = load_source(source, ExportConfig(batch=batch, input_size=input_size), weights, specs)
-
-    def run(feeds, names):
-        result = torch_outputs(loaded, feeds)
-        return dict(zip(names, result.values())) if len(result) == len(names) else result
-
-    return run
-
-
-def torch_reference(
-    name: str, feeds: Mapping[str, np.ndarray], output_names: list[str], weights: str | Path | None = None
-) -> dict[str, np.ndarray]:
-    """Outputs of zoo model ``name`` in torch, built with the weights/seed its export used."""
-    from edgekit.deps import require
-    from edgekit.exporters.config import ExportConfig
-    from edgekit.zoo.build import build_model
-
-    from edgekit.evaluate.torch_source import module_outputs
-
-    require("torch", "torch")
-    return module_outputs(build_model(name, weights=weights, seed=ExportConfig().seed), feeds, output_names)
+def _named(result: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    """Torch's outputs under the runtime's output names (a zoo module names its one output 'output')."""
+    return dict(zip(names, result.values())) if len(result) == len(names) else result

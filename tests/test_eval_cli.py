@@ -4,8 +4,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import assert_one_line_error, block_imports, run_cli
+
 from edgekit.errors import BadInputError, RuntimeUnavailableError
 from edgekit.evaluate.across_runtimes import compare_runtimes, resolve_runtimes
 from edgekit.runtimes import RUNTIMES
@@ -148,11 +148,12 @@ def test_the_rebuilt_zoo_module_is_the_exported_one(seed, tmp_path):
     fused file (frames in) says why it has no torch figure instead of failing."""
     import numpy as np
 
-    from edgekit.evaluate.torch_source import ZooRebuild, module_outputs, zoo_rebuild
+    from edgekit.evaluate.torch_source import ZooRebuild, zoo_rebuild
     from edgekit.exporters import ExportConfig
     from edgekit.exporters.torch_onnx import export_zoo_model
     from edgekit.meta import read_meta
     from edgekit.runtimes import open_runtime
+    from edgekit.torch_runner import module_outputs
 
     path = export_zoo_model("lenet5", tmp_path / "l.onnx", ExportConfig(seed=seed)).path
     rebuild = zoo_rebuild(read_meta(path).extra["source"])

@@ -35,12 +35,12 @@ def collect(runtime_cls, path: Path, options: Mapping[str, Any], make_feeds: Cal
     thread: no hand-over to the plugin's stream threads inside the time (bench's async call has one)."""
     import openvino as ov
 
-    from edgekit.runtimes.openvino import _core
+    from edgekit.runtimes.openvino import shared_core
 
     with runtime_cls(path, **options) as plain:
         feeds = make_feeds(plain)
         plain.check_feeds(feeds)
-        core = _core()
+        core = shared_core()
         config = plain.compile_config(core)
         tensors = {name: ov.Tensor(np.ascontiguousarray(array), shared_memory=True) for name, array in feeds.items()}
         config = {key: value for key, value in config.items() if key != "CACHE_DIR"}  # both compiled alike

@@ -50,7 +50,7 @@ OPENVINO_NOISE = ("Exception from", "Check '")
 
 
 @lru_cache(maxsize=1)
-def _core():
+def shared_core():
     """One OpenVINO Core per process: creating it loads the plugins."""
     import openvino as ov
 
@@ -83,7 +83,7 @@ class OpenVINORuntime(Runtime):
         try:
             import openvino as ov
 
-            core = _core()
+            core = shared_core()
         except Exception as exc:  # ImportError, or a broken binary wheel / plugin
             return import_failure(cls.name, "openvino", cls.extra, exc)
         version = ov.__version__.split("-")[0]
@@ -134,7 +134,7 @@ class OpenVINORuntime(Runtime):
 
     # ---- lifecycle -----------------------------------------------------------
     def _open(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
-        core = _core()
+        core = shared_core()
         config = self.compile_config(core)
         if self.model_path.suffix.lower() == ".xml" and not self.model_path.with_suffix(".bin").is_file():
             raise BadInputError(f"OpenVINO IR {self.model_path} "
@@ -209,7 +209,7 @@ class OpenVINORuntime(Runtime):
         used = str(info.get("inference_num_threads", "0"))
         info["threads_used"] = int(used) if used.isdigit() and int(used) > 0 else (self.options.threads or cpu_count())
         try:
-            info["device_name"] = _core().get_property(self.device, "FULL_DEVICE_NAME")
+            info["device_name"] = shared_core().get_property(self.device, "FULL_DEVICE_NAME")
         except Exception:
             pass
         return info
