@@ -88,7 +88,7 @@ def _identity(model: Path, target: Path) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.meta import read_meta
 
     meta = read_meta(model)

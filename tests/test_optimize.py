@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_cli
 
 LABELS = tuple(f"c{i}" for i in range(10))   # no dataset has these classes: judged by agreement with FP32
@@ -175,7 +174,7 @@ def test_deployment_settings_drive_the_predictor(convnet, tmp_path):
     import onnx
 
     from edgekit.deployment import deployment_settings
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.meta import read_meta
     from edgekit.predictor import Predictor
 

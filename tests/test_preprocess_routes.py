@@ -98,7 +98,7 @@ def _fused_copy(source, folder, mode, frame=None, frame_color="RGB"):
 
     from edgekit.exporters.config import FuseConfig
     from edgekit.exporters.fuse import fuse_model
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.meta import read_meta
 
     plain = folder / f"{source.stem}-{mode}.onnx"
@@ -145,7 +145,7 @@ def test_fused_pixels_match_numpy_on_both_runtimes(tmp_path, mode, resize_op):
 
     from edgekit.exporters.config import FuseConfig
     from edgekit.exporters.fuse import fuse_model
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.runtimes import open_runtime
 
     meta = _meta(mode, size=(48, 80))

@@ -61,7 +61,7 @@ def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = Fuse
         new_meta = new_meta.with_(input_name=FRAME_INPUT, input_layout="NHWC",
                                   extra={**new_meta.extra, FUSED_KEY: record})
     steps = [*pre_steps, *post_steps]
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
 
     set_metadata(model, new_meta)
     try:

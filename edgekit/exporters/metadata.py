@@ -195,7 +195,6 @@ def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str,
     """Apply ``changes`` to the metadata of the ONNX file ``path`` and rewrite it atomically; ``delete``
     removes keys (edgekit's, whose defaults then apply, or another tool's)."""
     from edgekit.deps import require
-    from edgekit.exporters.torch_onnx import set_metadata
     from edgekit.fileio import atomic_path
     from edgekit.meta import read_meta
 
@@ -219,3 +218,101 @@ def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str,
     with atomic_path(path) as temporary:
         onnx.save(model, str(temporary))
     return meta
+
+
+# ---- the one writer, mirroring edgekit.meta's reader (ONNX metadata_props, an IR's rt_info, an engine's
+# JSON sidecar): what it writes is what the reader accepts.
+
+def set_metadata(model, meta: ModelMeta) -> None:
+    """Replace edgekit's entries in an ``onnx.ModelProto``'s metadata_props, after the checks every
+    reader makes: a file edgekit writes is one it reads back (one-line BadInputError otherwise)."""
+    props = meta.to_props()
+    ModelMeta.from_props(props)   # the reader's checks: input_size sides, mean/std, task, decoder...
+    _check_labels_fit(model, meta)
+    _check_decoder_outputs(model, meta)
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _check_labels_fit(model, meta: ModelMeta) -> None:
+    """A classifier whose (batch, classes) output has more classes than ``labels`` names is refused, as
+    the Predictor would refuse it."""
+    from edgekit.tasks.base import check_label_count
+
+    if meta.task != "classification" or not meta.labels or not model.graph.output:
+        return
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].HasField("dim_value"):
+        check_label_count(meta, dims[1].dim_value)
+
+
+def _check_decoder_outputs(model, meta: ModelMeta) -> None:
+    """A detector's decoder must find the outputs it reads among the graph's (a classifier given
+    task=detection would otherwise ship, and fail at its first prediction)."""
+    if meta.task != "detection":
+        return
+    from edgekit.tasks.detection import DetectionTask
+
+    _, settings = DetectionTask().decoder(meta)
+    wanted, present = settings.get("outputs"), [output.name for output in model.graph.output]
+    missing = [name for name in wanted if name not in present] if isinstance(wanted, (list, tuple)) else []
+    if missing:
+        raise BadInputError(f"the {settings['type']} decoder reads outputs {', '.join(missing)}, which the model "
+                            f"lacks (it has {', '.join(present)}): set decoder.outputs, or check the task")
+
+
+def set_ir_metadata(model, meta: ModelMeta) -> None:
+    """Write ``meta`` into an OpenVINO ``Model``'s rt_info (``<rt_info><edgekit>…``), as the reader reads it."""
+    from edgekit.meta import IR_RT_INFO_KEY
+
+    props = meta.to_props()
+    ModelMeta.from_props(props)
+    for key, value in props.items():
+        model.set_rt_info(value, [IR_RT_INFO_KEY, key])
+
+
+def write_engine_metadata(engine: Path, meta: ModelMeta) -> Path:
+    """Write ``meta`` as the JSON sidecar of a TensorRT engine (``model.engine.json``), atomically."""
+    import json
+
+    from edgekit.fileio import write_text_atomic
+
+    props = meta.to_props()
+    ModelMeta.from_props(props)
+    sidecar = engine.with_suffix(engine.suffix + ".json")
+    write_text_atomic(sidecar, json.dumps(props, indent=2))
+    return sidecar
+
+
+def copy_ir_with_metadata(source: Path, output: Path, meta: ModelMeta) -> Path:
+    """Copy an OpenVINO IR (.xml and .bin) to ``output`` with ``meta`` in its ``rt_info/edgekit``
+    section, editing the XML with the standard library (no OpenVINO needed); written atomically."""
+    import shutil
+    import xml.etree.ElementTree as ElementTree
+
+    from edgekit.fileio import atomic_path
+    from edgekit.meta import IR_RT_INFO_KEY
+
+    props = meta.to_props()
+    ModelMeta.from_props(props)
+    tree = ElementTree.parse(source)
+    root = tree.getroot()
+    rt_info = root.find("rt_info")
+    if rt_info is None:
+        rt_info = ElementTree.SubElement(root, "rt_info")
+    section = rt_info.find(IR_RT_INFO_KEY)
+    if section is None:
+        section = ElementTree.SubElement(rt_info, IR_RT_INFO_KEY)
+    for key, value in props.items():
+        entry = section.find(key)
+        if entry is None:
+            entry = ElementTree.SubElement(section, key)
+        entry.set("value", value)
+    with atomic_path(output.with_suffix(".bin")) as temporary:
+        shutil.copyfile(source.with_suffix(".bin"), temporary)
+    with atomic_path(output) as temporary:
+        tree.write(temporary, encoding="utf-8", xml_declaration=True)
+    return output

@@ -124,51 +124,12 @@ def write_metadata(path: Path, meta: ModelMeta, torch_version: str) -> None:
     model = onnx.load(str(path))
     model.producer_name = "edgekit"
     model.producer_version = __version__
+    from edgekit.exporters.metadata import set_metadata
+
     extra = {**meta.extra, "exporter": f"torch.onnx (torchscript) torch {torch_version}"}
     set_metadata(model, meta.with_(extra=extra))
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-
-
-def set_metadata(model, meta: ModelMeta) -> None:
-    """Replace edgekit's entries in an ``onnx.ModelProto``'s metadata_props, after the checks every
-    reader makes: a file edgekit writes is one it reads back (one-line BadInputError otherwise)."""
-    props = meta.to_props()
-    ModelMeta.from_props(props)   # the reader's checks: input_size sides, mean/std, task, decoder...
-    _check_labels_fit(model, meta)
-    _check_decoder_outputs(model, meta)
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    for key, value in [*kept, *props.items()]:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-
-
-def _check_labels_fit(model, meta: ModelMeta) -> None:
-    """A classifier whose (batch, classes) output has more classes than ``labels`` names is refused, as
-    the Predictor would refuse it."""
-    from edgekit.tasks.base import check_label_count
-
-    if meta.task != "classification" or not meta.labels or not model.graph.output:
-        return
-    dims = model.graph.output[0].type.tensor_type.shape.dim
-    if len(dims) == 2 and dims[1].HasField("dim_value"):
-        check_label_count(meta, dims[1].dim_value)
-
-
-def _check_decoder_outputs(model, meta: ModelMeta) -> None:
-    """A detector's decoder must find the outputs it reads among the graph's (a classifier given
-    task=detection would otherwise ship, and fail at its first prediction)."""
-    if meta.task != "detection":
-        return
-    from edgekit.tasks.detection import DetectionTask
-
-    _, settings = DetectionTask().decoder(meta)
-    wanted, present = settings.get("outputs"), [output.name for output in model.graph.output]
-    missing = [name for name in wanted if name not in present] if isinstance(wanted, (list, tuple)) else []
-    if missing:
-        raise BadInputError(f"the {settings['type']} decoder reads outputs {', '.join(missing)}, which the model "
-                            f"lacks (it has {', '.join(present)}): set decoder.outputs, or check the task")
 
 
 def run_on_ort(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

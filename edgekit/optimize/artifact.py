@@ -4,9 +4,7 @@ measured, the budget, the FP32 baseline, date and machine — which `Predictor(p
 
 from __future__ import annotations
 
-import json
 import platform
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -57,44 +55,20 @@ def write_winner(result: SearchResult, variant_path: Path, variant_options: dict
     meta = read_meta(variant_path)
     extra = {**meta.extra, "deployment": deployment}
     if variant_path.suffix.lower() == ".xml":
-        return _write_ir(variant_path, output.with_suffix(".xml"), extra)
+        from edgekit.exporters.metadata import copy_ir_with_metadata
+
+        return copy_ir_with_metadata(variant_path, output.with_suffix(".xml"), meta.with_(extra=extra))
     return _write_onnx(variant_path, output.with_suffix(".onnx"), meta.with_(extra=extra))
 
 
 def _write_onnx(source: Path, output: Path, meta) -> Path:
     import onnx
 
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.fileio import atomic_path
 
     model = onnx.load(str(source))
     set_metadata(model, meta)
     with atomic_path(output) as temporary:
         onnx.save(model, str(temporary))
-    return output
-
-
-def _write_ir(source: Path, output: Path, extra: dict[str, Any]) -> Path:
-    """Copy the IR, with ``extra`` written into its ``rt_info/edgekit`` section (stdlib XML)."""
-    import xml.etree.ElementTree as ElementTree
-
-    from edgekit.fileio import atomic_path
-    from edgekit.meta import IR_RT_INFO_KEY
-
-    tree = ElementTree.parse(source)
-    root = tree.getroot()
-    rt_info = root.find("rt_info")
-    if rt_info is None:
-        rt_info = ElementTree.SubElement(root, "rt_info")
-    section = rt_info.find(IR_RT_INFO_KEY)
-    if section is None:
-        section = ElementTree.SubElement(rt_info, IR_RT_INFO_KEY)
-    entry = section.find("extra")
-    if entry is None:
-        entry = ElementTree.SubElement(section, "extra")
-    entry.set("value", json.dumps(extra))
-    with atomic_path(output.with_suffix(".bin")) as temporary:
-        shutil.copyfile(source.with_suffix(".bin"), temporary)
-    with atomic_path(output) as temporary:
-        tree.write(temporary, encoding="utf-8", xml_declaration=True)
     return output

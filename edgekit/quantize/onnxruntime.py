@@ -165,7 +165,7 @@ def _finish(
     """Record the recipe in the metadata, check the model runs and agrees, then write it."""
     import onnx
 
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.fileio import atomic_path
 
     model = onnx.load(str(quantized))

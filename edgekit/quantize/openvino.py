@@ -73,8 +73,9 @@ def _save_ir(model: Any, output: Path, meta: ModelMeta) -> None:
     """Write .xml and .bin beside each other: both to a temporary folder, then renamed (.bin first)."""
     import openvino as ov
 
-    for key, value in meta.to_props().items():
-        model.set_rt_info(value, [RT_INFO_KEY, key])
+    from edgekit.exporters.metadata import set_ir_metadata
+
+    set_ir_metadata(model, meta)
     if not output.parent.is_dir():
         raise BadInputError(f"output directory {output.parent} does not exist")
     with tempfile.TemporaryDirectory(prefix=f".{output.stem}.", dir=output.parent) as folder:
@@ -87,7 +88,7 @@ def _save_ir(model: Any, output: Path, meta: ModelMeta) -> None:
 def _save_onnx(model: Any, output: Path, meta: ModelMeta) -> None:
     import onnx
 
-    from edgekit.exporters.torch_onnx import set_metadata
+    from edgekit.exporters.metadata import set_metadata
     from edgekit.fileio import atomic_path
 
     set_metadata(model, meta)

@@ -21,7 +21,6 @@ no metadata). Needs a GPU; guarded by the ``tensorrt`` test marker.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,7 @@ def _build(
     trt: Any, onnx_path: Path, output: Path, config: QuantizeConfig, meta: ModelMeta, info: dict[str, Any],
     source: Path,
 ) -> QuantizeResult:
-    from edgekit.fileio import atomic_path, write_text_atomic
+    from edgekit.fileio import atomic_path
     from edgekit.paths import cache_dir
     from edgekit.runtimes import cuda
     from edgekit.runtimes.tensorrt_build import BuildSpec, build_engine, slug
@@ -111,9 +110,11 @@ def _build(
         scratch.write_bytes(engine)
         info["check"] = engine_agreement(source, scratch, meta, config)
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
+    from edgekit.exporters.metadata import write_engine_metadata
+
     with atomic_path(output) as temporary:
         temporary.write_bytes(engine)
-        write_text_atomic(output.with_suffix(output.suffix + ".json"), json.dumps(new_meta.to_props(), indent=2))
+        write_engine_metadata(output, new_meta)
     return QuantizeResult(output, config, new_meta, {})
 
 
