@@ -130,10 +130,10 @@ def _load_torchscript(location: str):
 
 
 def _load_exported(source: ModelSource, config: ExportConfig, inputs: Sequence[InputSpec]) -> LoadedModel:
-    import torch
-
     import contextlib
     import os
+
+    import torch
 
     from edgekit.exporters.torch_onnx import native_stderr_silenced
 
@@ -257,7 +257,7 @@ def export_loaded(loaded: LoadedModel, output: str | Path, config: ExportConfig,
     torch = require("torch", "torch")
     require("onnx", "torch")
     from edgekit.exporters.metadata import apply_changes
-    from edgekit.exporters.torch_onnx import run_on_ort, native_stderr_silenced, verify_export, write_metadata
+    from edgekit.exporters.torch_onnx import native_stderr_silenced, run_on_ort, verify_export, write_metadata
 
     meta = apply_changes(loaded.meta, meta_changes or {})  # bad metadata is an error before any work
     feeds = sample_inputs(loaded.inputs, config.seed)
