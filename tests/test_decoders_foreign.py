@@ -364,28 +364,34 @@ def ultralytics_model(cfg: str, folder) -> str:
     torch.manual_seed(0)
     model = DetectionModel(cfg, nc=80, verbose=False)
     calibrate(model)
-    spread_logits(model, [branch[-1] for branch in model.model[-1].cv3])
+    head, end2end = model.model[-1], cfg.startswith("yolo26")  # YOLO26: NMS-free one-to-one head, top 300
+    spread_logits(model, [branch[-1] for branch in (head.one2one_cv3 if end2end else head.cv3)])
     for module in model.modules():
         if isinstance(module, Detect):
-            module.export, module.format = True, "onnx"
+            module.export, module.format, module.end2end, module.max_det = True, "onnx", end2end, 300
     path = export(model, folder / f"{cfg}.onnx", ["output0"])
-    update_file(path, ultralytics_meta())
+    update_file(path, ultralytics_meta({"type": "yolo-end2end"} if end2end else None))
     return path
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo11n.yaml"])
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml"])
 def test_ultralytics_models_decode_as_ultralytics(tmp_path, cfg, runtime):
     pytest.importorskip("ultralytics", reason="Ultralytics is not installed (pip install ultralytics --no-deps)")
     from ultralytics.utils import ops
+    from ultralytics.utils.nms import non_max_suppression
 
     path = ultralytics_model(cfg, tmp_path)
     bgr = np.ascontiguousarray(photo()[..., ::-1])
     tensor, outputs, detection = run_edgekit(path, bgr, runtime)
     check_ultralytics_input(tensor, bgr)
-    assert outputs["output0"].shape == (1, 84, 2100)
-    reference = nms_reference(outputs["output0"], objectness=False)
+    if cfg.startswith("yolo26"):  # end to end: [1, 300, 6] x1 y1 x2 y2 score class, Ultralytics only thresholds
+        assert outputs["output0"].shape == (1, 300, 6)
+        reference = non_max_suppression(torch.from_numpy(outputs["output0"]), CONF, IOU, end2end=True)[0].numpy()
+    else:
+        assert outputs["output0"].shape == (1, 84, 2100)
+        reference = nms_reference(outputs["output0"], objectness=False)
     reference[:, :4] = ops.scale_boxes((SIZE, SIZE), torch.from_numpy(reference[:, :4]), bgr.shape[:2]).numpy()
     agreement(f"{cfg} {runtime}", reference, detection, bgr.shape[:2])
 

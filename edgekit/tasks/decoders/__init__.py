@@ -10,6 +10,7 @@ from edgekit.tasks.decoders.base import COMMON_SETTINGS, Decoded, Decoder
 DECODERS: Registry[type[Decoder]] = Registry("detection decoder", entry_point_group="edgekit.decoders")
 DECODERS.add("centernet", "edgekit.tasks.decoders.centernet:CenterNetDecoder")
 DECODERS.add("yolo", "edgekit.tasks.decoders.yolo:YoloDecoder")
+DECODERS.add("yolo-end2end", "edgekit.tasks.decoders.yolo:YoloEnd2EndDecoder")
 DECODERS.add("ssd", "edgekit.tasks.decoders.ssd:SsdDecoder")
 DECODERS.add("faces", "edgekit.tasks.decoders.faces:FaceDecoder")
 DECODERS.add("scrfd", "edgekit.tasks.decoders.faces:ScrfdDecoder")

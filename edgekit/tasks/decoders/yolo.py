@@ -134,3 +134,39 @@ def _auto_layout(dims: tuple[int, int], label_count: int, extra: int) -> str:
         raise BadInputError(f"yolo output {dims[0]}x{dims[1]} could be read either way: set "
                             "decoder.layout=anchors-last or anchors-first")
     return "anchors-last" if dims[0] < dims[1] else "anchors-first"
+
+
+class YoloEnd2EndDecoder(Decoder):
+    """Ultralytics' end-to-end heads (YOLOv10, YOLO26 exported with ``end2end``): one output [N, K, 6]
+    of x1 y1 x2 y2 (input pixels), score, class, best first and already free of duplicates (no NMS);
+    rows past the detections score 0. ``keypoints: [P, D]`` reads pose rows (x, y (, visibility) after
+    the class)."""
+
+    name: ClassVar[str] = "yolo-end2end"
+    defaults: ClassVar[dict[str, Any]] = {"outputs": None, "keypoints": None, "normalized": False}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"normalized": (True, False)}
+    nms_in_graph: ClassVar[bool] = True
+
+    def decode(self, outputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> list[Decoded]:
+        raw = single_output(outputs, settings, (2, 3), "one [N, K, 6] end-to-end output")
+        raw = raw[None] if raw.ndim == 2 else raw
+        extra = _keypoint_values(settings)
+        if raw.ndim != 3 or raw.shape[2] != 6 + extra:
+            raise BadInputError(f"yolo-end2end decoder expects [N, K, {6 + extra}] rows (x1 y1 x2 y2 score class"
+                                f"{' + keypoints' if extra else ''}), got shape {raw.shape}")
+        return [self._one(rows.astype(np.float32, copy=False), settings) for rows in raw]
+
+    @staticmethod
+    def _one(rows: np.ndarray, settings: Mapping[str, Any]) -> Decoded:
+        keep = np.flatnonzero(rows[:, 4] >= settings["score_threshold"])
+        scale = np.ones(2, np.float32)
+        if settings["normalized"]:
+            height, width = settings.get("input_size", (1, 1))
+            scale = np.asarray([width, height], np.float32)
+        decoded = ((rows[keep, :4] * np.tile(scale, 2)).astype(np.float32), rows[keep, 4].astype(np.float32),
+                   rows[keep, 5].round().astype(np.int64))
+        if not settings.get("keypoints"):
+            return decoded
+        points, dims = settings["keypoints"]
+        keypoints = rows[keep, 6:6 + points * dims].reshape(len(keep), points, dims)[:, :, :2] * scale
+        return (*decoded, keypoints.astype(np.float32))
