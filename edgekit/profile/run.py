@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import BadInputError
+from edgekit.matrix.cells import json_safe
 from edgekit.profile.graph import Graph, absorb_fused, match_layer, read_graph
 from edgekit.profile.records import Profile, aggregate
 from edgekit.profile.timing import Collected, ProfilePlan
@@ -96,7 +97,7 @@ def build_profile(path: Path, runtime: str, collected: Collected, graph: Graph |
         wall_ms=totals["wall_ms"], plain_ms=totals.get("plain_ms"), overhead=totals.get("overhead"),
         total_source=collected.total_source,
         mapping=mapping_note(layers, graph, fused),
-        unprofiled=unprofiled, notes=collected.notes, settings=_plain(collected.settings),
+        unprofiled=unprofiled, notes=collected.notes, settings=json_safe(dict(collected.settings)),
         preempted=int(totals["disturbed"]), timed_runs=len(collected.runs), coverage=totals["coverage"])
 
 
@@ -120,11 +121,6 @@ def mapping_note(layers, graph: Graph | None, fused: int) -> str:
     if mapped < len(layers):
         text += "; unmapped layers were inserted by the runtime (layout reorders, copies) or renamed past recognition"
     return text
-
-
-def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-            for key, value in settings.items()}
 
 
 @dataclass(frozen=True)
