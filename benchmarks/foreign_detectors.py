@@ -53,9 +53,9 @@ def formats(folder: Path) -> dict:
         yolo.update_file(path, yolo.ultralytics_meta())
         built[name] = (path, chelsea, _yolo_reference(yolo, objectness))
     if yolo._ultralytics():
-        for cfg in ("yolov8n.yaml", "yolo11n.yaml"):
+        for cfg in ("yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml"):
             built[cfg.removesuffix(".yaml")] = (yolo.ultralytics_model(cfg, folder), chelsea,
-                                                _yolo_reference(yolo, False))
+                                                _yolo_reference(yolo, False, cfg.startswith("yolo26")))
     built["centerface"] = (faces.centerface_model(folder / "centerface.onnx"), astronaut,
                            lambda outputs, frame: faces.centerface_reference(outputs, frame, 256))
     names = [f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in (8, 16, 32)]
@@ -65,9 +65,15 @@ def formats(folder: Path) -> dict:
     return built
 
 
-def _yolo_reference(yolo, objectness: bool):
+def _yolo_reference(yolo, objectness: bool, end2end: bool = False):
     def reference(outputs, frame):
-        rows = yolo.nms_reference(outputs["output0"], objectness)
+        if end2end:
+            import torch
+            from ultralytics.utils.nms import non_max_suppression
+
+            rows = non_max_suppression(torch.from_numpy(outputs["output0"]), yolo.CONF, end2end=True)[0].numpy()
+        else:
+            rows = yolo.nms_reference(outputs["output0"], objectness)
         rows[:, :4] = yolo.scale_boxes_reference(rows[:, :4], frame)
         return rows
     return reference
@@ -79,6 +85,11 @@ def measure(name: str, path: Path, image: np.ndarray, reference, seconds: float,
     from edgekit.runtimes import open_runtime
     from edgekit.tasks.detection import DetectionTask
 
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)  # OpenCV's resize workers would fight ONNX Runtime's spinning threads for the cores
+    torch.set_num_threads(threads)
     meta, task, row = read_meta(path), DetectionTask(), {}
     feeds, transforms = task.preprocess([image], meta, color="BGR", route="opencv-uint8")
     for runtime in RUNTIMES:
@@ -92,8 +103,6 @@ def measure(name: str, path: Path, image: np.ndarray, reference, seconds: float,
     if reference is not None:
         row["reference decode"] = p50_ms(lambda: reference(outputs, image.shape[:2]), seconds)
     else:  # YuNet: OpenCV's detector end to end on the resized photo
-        import cv2
-
         cv2.setNumThreads(threads)
         detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), 0.6, 0.3, 5000)
         row["reference end to end"] = p50_ms(lambda: detector.detect(cv2.resize(image, (320, 320))), seconds)
