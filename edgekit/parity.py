@@ -256,6 +256,8 @@ class BoxAgreement:
     iou_threshold: float
     score_tol: float
     nothing_to_compare: str = ""
+    #: mean distance (pixels) between matched boxes' keypoints, where both sides have them; else None
+    mean_keypoint_distance: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -265,19 +267,23 @@ class BoxAgreement:
     def summary(self) -> str:
         verdict = (f"nothing to compare: {self.nothing_to_compare}" if self.nothing_to_compare
                    else "ok" if self.passed else "FAILED")
+        points = ("" if self.mean_keypoint_distance is None
+                  else f", keypoints {self.mean_keypoint_distance:.3g} px apart on average")
         return (f"{self.matched}/{self.reference_boxes} boxes matched at IoU ≥ {self.iou_threshold:g} "
                 f"(mean IoU {self.mean_iou:.4f}), {self.missing} missing, {self.extra} extra, labels agree "
-                f"{self.label_agreement:.1%}, max score diff {self.max_score_diff:.3g} (tol {self.score_tol:g}): "
-                f"{verdict}")
+                f"{self.label_agreement:.1%}, max score diff {self.max_score_diff:.3g} (tol {self.score_tol:g})"
+                f"{points}: {verdict}")
 
 
 def match_boxes(reference, candidate, score_threshold: float, iou_threshold: float = 0.5,
                 score_tol: float = 0.02) -> BoxAgreement:
-    """Agreement of two lists of per-image detections (objects with boxes/scores/labels)."""
+    """Agreement of two lists of per-image detections (objects with boxes/scores/labels, and keypoints
+    where a detector gives them: the mean distance between matched boxes' points is reported)."""
     from edgekit.tasks.boxes import box_iou
 
     totals = {"ref": 0, "cand": 0, "matched": 0, "missing": 0, "extra": 0, "labels": 0, "scored": 0}
     ious: list[float] = []
+    distances: list[float] = []
     score_diff = 0.0
     for ref, cand in zip(reference, candidate, strict=True):
         totals["ref"] += len(ref.scores)
@@ -302,9 +308,20 @@ def match_boxes(reference, candidate, score_threshold: float, iou_threshold: flo
             ious.append(float(iou[i, j]))
             score_diff = max(score_diff, abs(float(ref.scores[i]) - float(cand.scores[j])))
             totals["labels"] += int(ref.labels[i] == cand.labels[j])
+            distance = _keypoint_distance(ref, cand, i, j)
+            if distance is not None:
+                distances.append(distance)
         totals["extra"] += sum(1 for j in range(len(cand.scores)) if j not in taken and cand.scores[j] >= clear)
     nothing = "" if totals["scored"] else f"no box above the score threshold {score_threshold:g} on either side"
     return BoxAgreement(totals["ref"], totals["cand"], totals["matched"], totals["missing"], totals["extra"],
                         float(np.mean(ious)) if ious else 1.0, score_diff,
                         totals["labels"] / totals["matched"] if totals["matched"] else 1.0,
-                        iou_threshold, score_tol, nothing)
+                        iou_threshold, score_tol, nothing, float(np.mean(distances)) if distances else None)
+
+
+def _keypoint_distance(ref, cand, i: int, j: int) -> float | None:
+    """Mean distance between the keypoints of box ``i`` of ``ref`` and box ``j`` of ``cand`` (None without)."""
+    a, b = getattr(ref, "keypoints", None), getattr(cand, "keypoints", None)
+    if a is None or b is None or np.shape(a[i]) != np.shape(b[j]):
+        return None
+    return float(np.linalg.norm(np.asarray(a[i], np.float64) - np.asarray(b[j], np.float64), axis=-1).mean())

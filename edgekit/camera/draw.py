@@ -21,8 +21,8 @@ PALETTE = ((56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 
 
 
 def annotate(image: np.ndarray, prediction: Any, color: str = "BGR") -> np.ndarray:
-    """A BGR copy of ``image`` with the prediction drawn: boxes with label and score for a
-    detection, the top class and its probability for a classification."""
+    """A BGR copy of ``image`` with the prediction drawn: boxes with label and score (and keypoints,
+    as dots) for a detection, the top class and its probability for a classification."""
     cv2 = require_cv2("drawing predictions")
     canvas = _to_bgr(image, color, cv2)
     scale = max(canvas.shape[:2]) / 640
@@ -34,10 +34,25 @@ def annotate(image: np.ndarray, prediction: Any, color: str = "BGR") -> np.ndarr
             x1, y1, x2, y2 = (int(round(float(v))) for v in box)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), shade, thickness)
             _label(canvas, f"{name} {float(score):.2f}", (x1, max(y1, 12)), shade, scale, cv2)
+        _keypoints(canvas, getattr(prediction, "keypoints", None), max(2, thickness + 1), cv2)
     elif hasattr(prediction, "probabilities"):
         _label(canvas, f"{prediction.names[0]} {prediction.probabilities[0]:.2f}", (4, 4 + round(18 * scale)),
                PALETTE[0], scale, cv2)
     return canvas
+
+
+#: keypoint dot colours by index (BGR): five face landmarks as InsightFace draws them, then the palette
+POINT_COLORS = ((0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0), (255, 0, 0), *PALETTE)
+
+
+def _keypoints(canvas: np.ndarray, keypoints, radius: int, cv2) -> None:
+    """A filled dot per keypoint (k, P, 2), coloured by its index."""
+    if keypoints is None:
+        return
+    for points in np.asarray(keypoints):
+        for index, (x, y) in enumerate(points):
+            cv2.circle(canvas, (round(float(x)), round(float(y))), radius,
+                       POINT_COLORS[index % len(POINT_COLORS)], -1, cv2.LINE_AA)
 
 
 def _to_bgr(image: np.ndarray, color: str, cv2) -> np.ndarray:
