@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
+from sidebyside import Results, add_results_flag, rounds_text
 
 RUNTIMES = ("ort-cpu", "openvino")
 
@@ -81,12 +81,12 @@ def _yolo_reference(yolo, objectness: bool, end2end: bool = False):
 
 def measure(name: str, path: Path, image: np.ndarray, reference, seconds: float, threads: int) -> dict[str, float]:
     """One round: per runtime inference and edgekit's post-processing; the reference once."""
+    import cv2
+    import torch
+
     from edgekit.meta import read_meta
     from edgekit.runtimes import open_runtime
     from edgekit.tasks.detection import DetectionTask
-
-    import cv2
-    import torch
 
     cv2.setNumThreads(1)  # OpenCV's resize workers would fight ONNX Runtime's spinning threads for the cores
     torch.set_num_threads(threads)
@@ -98,7 +98,7 @@ def measure(name: str, path: Path, image: np.ndarray, reference, seconds: float,
             row[f"inference {runtime}"] = p50_ms(lambda: session.run(feeds), seconds)
             row[f"end to end {runtime}"] = p50_ms(lambda: task.postprocess(session.run(
                 task.preprocess([image], meta, color="BGR", route="opencv-uint8")[0]), meta, transforms), seconds)
-        row[f"edgekit decode {runtime}"] = p50_ms(lambda: task.postprocess(outputs, meta, transforms), seconds)
+        row[f"edgekit decode {runtime}"] = p50_ms(lambda raw=outputs: task.postprocess(raw, meta, transforms), seconds)
         row["boxes"] = len(task.postprocess(outputs, meta, transforms)[0])
     if reference is not None:
         row["reference decode"] = p50_ms(lambda: reference(outputs, image.shape[:2]), seconds)

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from edgekit.errors import BadInputError  # noqa: E402
-from edgekit.exporters.metadata import parse_pairs, update_file  # noqa: E402
-from edgekit.meta import read_meta  # noqa: E402
-from edgekit.tasks.detection import DetectionTask  # noqa: E402
-from tests.conftest import assert_one_line_error, run_cli  # noqa: E402
+from edgekit.errors import BadInputError
+from edgekit.exporters.metadata import parse_pairs, update_file
+from edgekit.meta import read_meta
+from edgekit.tasks.detection import DetectionTask
+from tests.conftest import assert_one_line_error, run_cli
 
 SIZE = 320
 CONF, IOU = 0.25, 0.7  # Ultralytics' predict defaults

@@ -17,12 +17,21 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from edgekit.exporters.metadata import update_file  # noqa: E402
-from edgekit.tasks.detection import Detection  # noqa: E402
-from tests.test_decoders_foreign import (  # noqa: E402
-    RUNTIMES, Backbone, agreement, calibrate, calibration_batch, conv, export, letterbox_reference, photo, run_edgekit,
+from edgekit.exporters.metadata import update_file
+from edgekit.tasks.detection import Detection
+from tests.test_decoders_foreign import (
+    RUNTIMES,
+    Backbone,
+    agreement,
+    calibrate,
+    calibration_batch,
+    conv,
+    export,
+    letterbox_reference,
+    photo,
+    run_edgekit,
     spread_logits,
 )
 
@@ -350,7 +359,7 @@ def test_face_decoders_find_their_outputs_by_shape_and_check_rows():
                enumerate((n, s) for n in (10, 1, 4) for s in (32, 8, 16))}  # shuffled: told apart by shape
     outputs["o4"][5, 0] = 0.9  # stride 8, cell 2 (row 0, col 2), second anchor
     settings = decoder_settings(decoder, {"input_size": [SIZE, SIZE], "score_threshold": 0.5})
-    ((boxes, scores, labels, points),) = decoder().decode(outputs, settings)
+    ((boxes, scores, _, points),) = decoder().decode(outputs, settings)
     np.testing.assert_allclose(boxes, [[16, 0, 16, 0]])
     assert scores.tolist() == pytest.approx([0.9]) and points.shape == (1, 5, 2)
     outputs["o4"] = outputs["o4"][:-2]

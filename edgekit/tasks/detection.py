@@ -23,8 +23,8 @@ import numpy as np
 from edgekit.meta import ModelMeta
 from edgekit.tasks.base import Task, check_count, check_fraction, check_label_count
 from edgekit.tasks.boxes import batched_nms, box_iou, nms
-from edgekit.tasks.decoders.base import Decoded
 from edgekit.tasks.decoders import DECODERS, Decoder, decoder_settings
+from edgekit.tasks.decoders.base import Decoded
 from edgekit.tasks.decoders.centernet import CenterNetDecoder, decode_centernet, local_peaks
 from edgekit.tasks.preprocess import ImageTransform
 

@@ -100,7 +100,7 @@ def decode_maps(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, *, st
     if landmarks is not None and (landmarks.ndim != 4 or landmarks.shape[1] % 2
                                   or landmarks.shape[2:] != size.shape[2:]):
         raise BadInputError(f"expected landmarks N×2P×H×W beside the heatmap {heatmap.shape}, got {landmarks.shape}")
-    batch, classes, height, width = heatmap.shape
+    batch, _, height, width = heatmap.shape
     size_scale = number(conventions, "size_scale", positive=True)
     peaks = (local_peaks(heatmap) if conventions["peaks"] else heatmap).reshape(batch, -1)
     k = min(top_k, peaks.shape[1])
