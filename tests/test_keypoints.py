@@ -365,3 +365,15 @@ def test_face_decoders_find_their_outputs_by_shape_and_check_rows():
     outputs["o4"] = outputs["o4"][:-2]
     with pytest.raises(Exception, match="'o4' has 3198 rows, not a whole number per cell of the 40x40 cells of stride 8"):
         decoder().decode(outputs, settings)
+
+
+def test_nms_mode_is_a_task_option():
+    from edgekit.errors import BadInputError
+    from edgekit.meta import ModelMeta
+    from edgekit.tasks import get_task
+
+    meta = ModelMeta(task="detection", labels=("face", "mask"), extra={"decoder": {"type": "yolo"}})
+    assert get_task("detection", nms="agnostic").decoder(meta)[1]["nms"] == "agnostic"
+    assert get_task("detection").decoder(meta)[1]["nms"] == "class"
+    with pytest.raises(BadInputError, match="nms must be class or agnostic"):
+        get_task("detection", nms="per-class")

@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks.base import Task, check_count, check_fraction, check_label_count
 from edgekit.tasks.boxes import batched_nms, box_iou, nms
 from edgekit.tasks.decoders import DECODERS, Decoder, decoder_settings
-from edgekit.tasks.decoders.base import Decoded
+from edgekit.tasks.decoders.base import COMMON_CHOICES, Decoded
 from edgekit.tasks.decoders.centernet import CenterNetDecoder, decode_centernet, local_peaks
 from edgekit.tasks.preprocess import ImageTransform
 
@@ -67,19 +68,22 @@ class DetectionTask(Task):
     clip to nothing there, e.g. wholly in the letterbox padding, are dropped; after NMS, as a
     graph with NMS in it has them, so such a box can still have suppressed one it overlaps).
 
-    ``score_threshold``/``iou_threshold``/``max_detections`` override the model's metadata.
+    ``score_threshold``/``iou_threshold``/``max_detections``/``nms`` (class or agnostic) override the
+    model's metadata.
     """
 
     name: ClassVar[str] = "detection"
-    options: ClassVar[tuple[str, ...]] = ("score_threshold", "iou_threshold", "max_detections")
+    options: ClassVar[tuple[str, ...]] = ("score_threshold", "iou_threshold", "max_detections", "nms")
 
     def __init__(self, score_threshold: float | None = None, iou_threshold: float | None = None,
-                 max_detections: int | None = None) -> None:
+                 max_detections: int | None = None, nms: str | None = None) -> None:
         check_fraction("score_threshold", score_threshold)
         check_fraction("iou_threshold", iou_threshold)
         check_count("max_detections", max_detections)
+        if nms is not None and nms not in COMMON_CHOICES["nms"]:
+            raise BadInputError(f"nms must be class or agnostic, got {nms!r}")
         self.overrides = {"score_threshold": score_threshold, "iou_threshold": iou_threshold,
-                          "max_detections": max_detections}
+                          "max_detections": max_detections, "nms": nms}
         self._last: tuple[ModelMeta, Decoder, dict[str, Any]] | None = None
 
     def decoder(self, meta: ModelMeta) -> tuple[Decoder, dict[str, Any]]:
