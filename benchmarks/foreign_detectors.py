@@ -89,7 +89,7 @@ def measure(name: str, path: Path, image: np.ndarray, reference, seconds: float,
     from edgekit.tasks.detection import DetectionTask
 
     cv2.setNumThreads(1)  # OpenCV's resize workers would fight ONNX Runtime's spinning threads for the cores
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)  # the references are small tensor ops: one thread, no barrier for a preempted core
     meta, task, row = read_meta(path), DetectionTask(), {}
     feeds, transforms = task.preprocess([image], meta, color="BGR", route="opencv-uint8")
     for runtime in RUNTIMES:
