@@ -15,7 +15,10 @@ from typing import Any
 from edgekit.errors import BadInputError
 
 ULTRALYTICS_KEYS = {"names", "imgsz", "stride"}
-ULTRALYTICS_TASKS = {"detect": "detection", "classify": "classification"}
+ULTRALYTICS_TASKS = {"detect": "detection", "pose": "detection", "classify": "classification"}
+# Ultralytics' predict defaults (conf 0.25, iou 0.7, max_det 300, class-wise NMS)
+ULTRALYTICS_DECODER = {"type": "yolo", "score_threshold": 0.25, "iou_threshold": 0.7, "max_detections": 300,
+                       "nms": "class"}
 MAX_VALUE_CHARS = 1 << 20
 
 
@@ -29,7 +32,8 @@ def convention_defaults(props: dict[str, str]) -> tuple[dict[str, Any], dict[str
     if not is_ultralytics(props):
         return {}, {}
     fields: dict[str, Any] = {"model_name": _text(props, "description").split(" model")[0] or "ultralytics"}
-    task = ULTRALYTICS_TASKS.get(_text(props, "task").strip().strip("'\""))
+    raw_task = _text(props, "task").strip().strip("'\"")
+    task = ULTRALYTICS_TASKS.get(raw_task)
     if "names" in props:
         names = _literal(props, "names")
         if not isinstance(names, dict) or not all(isinstance(k, int) for k in names):
@@ -48,7 +52,11 @@ def convention_defaults(props: dict[str, str]) -> tuple[dict[str, Any], dict[str
     if task == "detection":
         fields.update(task=task, resize="letterbox")
         extra["letterbox"] = {"align": "center", "pad_value": 114, "scale_up": True}
-        extra["decoder"] = {"type": "yolo"}
+        extra["decoder"] = dict(ULTRALYTICS_DECODER)
+        if _text(props, "end2end").strip() == "True":   # YOLOv10/YOLO26: [1, 300, 6] boxes, no NMS on the host
+            extra["decoder"] = {"type": "yolo-end2end", "score_threshold": 0.25, "max_detections": 300}
+        if raw_task == "pose" and "kpt_shape" in props:
+            extra["decoder"]["keypoints"] = list(_literal(props, "kpt_shape"))
     elif task == "classification":
         fields.update(task=task, resize="center-crop")
     return fields, extra

@@ -135,6 +135,10 @@ def check_values(values: dict[str, Any], extra: dict[str, Any]) -> None:
         raise _bad("recipe", "must be an object", values["recipe"])
     if "decoder" in extra:
         check_decoder(extra["decoder"])
+    if "letterbox" in extra:   # checked when the file is read, not first at pre-processing
+        from edgekit.tasks.preprocess import letterbox_of
+
+        letterbox_of(ModelMeta(extra={"letterbox": extra["letterbox"]}))
 
 
 # detection decoder settings (tasks/detection.py): key → (check, what it must be)

@@ -36,7 +36,7 @@ from edgekit.tasks.run import NO_TIME, StageTiming, batch_size_for, run_batches
 #: Settings that stand in for (or override) a model's metadata.
 SETTINGS = ("task", "input_size", "mean", "std", "labels", "resize", "model_color", "input_name")
 #: Post-processing settings, each for the tasks that take it (detection: thresholds; classification: top_k).
-POSTPROCESS = ("score_threshold", "iou_threshold", "max_detections", "top_k")
+POSTPROCESS = ("score_threshold", "iou_threshold", "max_detections", "nms", "top_k")
 
 
 class Predictor:

@@ -51,7 +51,9 @@ def test_an_ultralytics_export_reads_as_edgekit_defaults(tmp_path):
     meta = read_meta(ultralytics_like(tmp_path / "yolo.onnx"))
     assert meta.task == "detection" and meta.labels == ("person", "bicycle", "car") and meta.input_size == (64, 64)
     assert meta.resize == "letterbox" and meta.mean == (0, 0, 0) and meta.std == (1, 1, 1) and meta.color == "RGB"
-    assert meta.extra["decoder"] == {"type": "yolo"} and meta.extra["letterbox"]["pad_value"] == 114
+    assert meta.extra["decoder"] == {"type": "yolo", "score_threshold": 0.25, "iou_threshold": 0.7,
+                                     "max_detections": 300, "nms": "class"}    # Ultralytics' predict defaults
+    assert meta.extra["letterbox"]["pad_value"] == 114
     assert meta.extra["convention"] == "ultralytics" and meta.extra["task"] == "detect"   # the raw key, kept
 
 
@@ -106,3 +108,10 @@ def test_a_foreign_value_that_cannot_be_read_is_one_line_naming_the_key(tmp_path
         read_meta(model)
     code, text = run("predict", model, model)
     assert code == 2 and fragment in text
+
+
+def test_end_to_end_and_pose_exports_get_their_decoders(tmp_path):
+    end2end = read_meta(ultralytics_like(tmp_path / "e2e.onnx", end2end=True))
+    assert end2end.extra["decoder"]["type"] == "yolo-end2end"
+    pose = read_meta(ultralytics_like(tmp_path / "pose.onnx", task="pose", kpt_shape=[17, 3]))
+    assert pose.task == "detection" and pose.extra["decoder"]["keypoints"] == [17, 3]

@@ -32,6 +32,8 @@ def predict(
     score_threshold: Optional[float] = typer.Option(
         None, help="Detectors: lowest score kept \\[default: the model's, e.g. 0.05 for edgekit's detector]."),
     iou_threshold: Optional[float] = typer.Option(None, help="Detectors: NMS IoU threshold \\[default: the model's]."),
+    nms: Optional[str] = typer.Option(None, help="Detectors: class (per class) or agnostic NMS \\[default: the "
+                                      "model's]."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (videos, cameras)."),
     realtime: bool = typer.Option(False, help="Play a video at its own frame rate, "
                                   "dropping frames the model is too slow for (as a camera)."),
@@ -63,7 +65,8 @@ def predict(
     source = _open_source(sources or [], camera, realtime)
     try:
         predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device,
-                              score_threshold=score_threshold, iou_threshold=iou_threshold, **parse_options(option))
+                              score_threshold=score_threshold, iou_threshold=iou_threshold,
+                              **({"nms": nms} if nms else {}), **parse_options(option))
         predictor.open()
         if hasattr(predictor.task, "top_k"):
             predictor.task.top_k = max(top_k, 1)
@@ -87,11 +90,22 @@ def predict(
         typer.echo(summary.line(), err=json_lines)
     elif summary.interrupted:
         typer.echo(f"stopped by Ctrl-C after {summary.frames} images", err=True)
-    skipped = getattr(source, "skipped", [])
-    if skipped:
-        from edgekit.errors import CheckFailedError
+    _report_skipped(getattr(source, "skipped", []), summary.frames)
 
-        raise CheckFailedError(f"{len(skipped)} of {len(source.paths)} images could not be read (listed above)")
+
+def _report_skipped(skipped: list[str], read: int) -> None:
+    """Unreadable images: one line each and exit 1 when others were predicted; bad input (exit 2) when
+    none could be read."""
+    from edgekit.errors import BadInputError, CheckFailedError
+
+    if not skipped:
+        return
+    if not read:
+        raise BadInputError(skipped[0] if len(skipped) == 1 else f"none of the {len(skipped)} images could be "
+                            f"read: {skipped[0]}")
+    for line in skipped:
+        typer.echo(f"error: {line}", err=True)
+    raise CheckFailedError(f"{len(skipped)} of {len(skipped) + read} images could not be read (listed above)")
 
 
 def _save_folder(save: Path | None, sources: list[str]) -> Path | None:
@@ -136,8 +150,7 @@ def _open_source(sources: list[str], camera: int | None, realtime: bool):
         return VideoFile(videos[0], realtime=realtime)
     if realtime:
         raise BadInputError("--realtime plays a video file at its frame rate; it does not apply to images")
-    # an unreadable file is one line and skipped; the run goes on and exits 1 at the end
-    return ImageFiles(image_paths(sources), on_skip=lambda line: typer.echo(f"error: {line}", err=True))
+    return ImageFiles(image_paths(sources))   # an unreadable file is skipped and reported at the end
 
 
 def _saver(save_dir: Path | None, source):
@@ -204,11 +217,7 @@ def prediction_dict(prediction: Any, top_k: int) -> dict[str, Any]:
     if hasattr(prediction, "mask") or hasattr(prediction, "vector"):
         return prediction.to_dict()
     if hasattr(prediction, "boxes"):
-        return {"detections": [
-            {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4),
-             "label": int(label), "name": name}
-            for box, score, label, name in zip(prediction.boxes, prediction.scores, prediction.labels,
-                                               prediction.names or [str(int(c)) for c in prediction.labels])]}
+        return prediction.to_dict()   # boxes, scores, labels, names and keypoints when the head has them
     return {"classes": [{"class": c, "name": n, "probability": round(p, 5)} for c, n, p in
                         list(zip(prediction.classes, prediction.names, prediction.probabilities))[:top_k]]}
 
