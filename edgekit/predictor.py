@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.frames import as_items, check_color, to_frame
-from edgekit.stream import FrameResult
 from edgekit.errors import BadInputError
+from edgekit.frames import as_items, check_color, to_frame
 from edgekit.limits import MAX_INPUT_SIDE, check_keywords
 from edgekit.meta import COLORS, RESIZES, ModelMeta, read_meta
 from edgekit.runtimes import get_runtime
+from edgekit.stream import FrameResult
 from edgekit.tasks import TASKS, get_task
 from edgekit.tasks.run import NO_TIME, StageTiming, batch_size_for, run_batches
 
