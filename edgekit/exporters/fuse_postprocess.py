@@ -33,6 +33,13 @@ def append_postprocess(model, meta: ModelMeta, nms: bool) -> tuple[ModelMeta, li
     decoder, settings = DetectionTask().decoder(meta)
     if decoder.name != "centernet":
         raise BadInputError(f"--postprocess supports CenterNet-style outputs, this model's decoder is '{decoder.name}'")
+    from edgekit.tasks.decoders.centernet import EDGEKIT_CONVENTIONS
+
+    changed = [key for key, value in EDGEKIT_CONVENTIONS.items() if key != "size_encoding" and settings[key] != value]
+    if changed or len(settings["outputs"]) != 3:
+        what = f"conventions {', '.join(changed)}" if changed else "a landmarks output"
+        raise BadInputError(f"--postprocess builds edgekit's CenterNet head in the graph; this decoder has {what}: "
+                            "decode on the host instead (fuse without --postprocess)")
     names = list(settings["outputs"])
     present = {value.name for value in model.graph.output}
     if set(OUTPUTS) & present or not set(names) <= present:

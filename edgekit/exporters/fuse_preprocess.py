@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.errors import BadInputError
 from edgekit.exporters.graph_ops import Nodes
 from edgekit.meta import ModelMeta
 from edgekit.tasks.preprocess import CROP_FRACTION, GRAY_WEIGHTS, LETTERBOX_FILL, plan_geometry
@@ -21,6 +22,12 @@ def preprocess_nodes(nodes: Nodes, frame: str, output: str, meta: ModelMeta, siz
     """Add the nodes from ``frame`` (N×H×W×C uint8) to ``output``; returns the steps, in words.
 
     ``resize_op``: ``resize`` (ONNX Resize) or ``gather`` (Gather + lerp, ``fuse_bilinear``)."""
+    from edgekit.tasks.preprocess import DEFAULT_LETTERBOX, letterbox_of
+
+    if meta.resize == "letterbox" and letterbox_of(meta) != DEFAULT_LETTERBOX:
+        raise BadInputError(f"the fused pre-processing letterboxes centred with fill {DEFAULT_LETTERBOX.pad_value:g} "
+                            f"and scales up; this model's letterbox is {letterbox_of(meta)}: pre-process on the "
+                            "host instead (fuse --no-preprocess)")
     steps: list[str] = []
     channels = 1 if frame_color == "GRAY" else 3  # of the frame: colour is converted after resizing
     if size is not None:
