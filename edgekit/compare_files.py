@@ -21,7 +21,7 @@ import numpy as np
 
 from edgekit.compare import CompareInputs, CompareRecord, Judging, RuntimeParity
 from edgekit.errors import BadInputError
-from edgekit.parity import BoxAgreement, ParityReport, compare_fp32, compare_outputs, match_boxes
+from edgekit.parity import BoxAgreement, ParityReport, box_agreement, compare_fp32, compare_outputs
 
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
                            "QLinearMatMul", "QLinearAdd", "QLinearMul", "ConvInteger", "MatMulInteger"})
@@ -157,7 +157,7 @@ def require_real_inputs(io: CompareInputs, what: str) -> None:
 def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequence[str], io: CompareInputs,
                   judging: Judging, seed: int, runtime_options: Mapping[str, Mapping[str, Any]]) -> CompareRecord:
     """Both model files on each runtime with the same inputs; the second judged against the first."""
-    from edgekit.compare import runtime_classes, run_all, save, input_note, plan_inputs
+    from edgekit.compare import input_note, plan_inputs, run_all, runtime_classes, save
     from edgekit.meta import read_meta
 
     paths = [_model_file(reference), _model_file(candidate)]
@@ -214,28 +214,3 @@ def merge(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
         else:
             merged[name] = np.concatenate([a.ravel() for a in arrays])
     return merged
-
-
-def box_agreement(meta, reference, candidate, iou_threshold: float, score_tol: float) -> BoxAgreement | None:
-    """Box-matched agreement when the model is a detector with a known decoder."""
-    if meta.task != "detection":
-        return None
-    from edgekit.tasks.detection import DetectionTask
-    from edgekit.tasks.preprocess import ImageTransform
-
-    task = DetectionTask()
-    _, settings = task.decoder(meta)
-    height, width = meta.input_size
-    ref_dets, cand_dets = [], []
-    for ref, cand in zip(reference, candidate, strict=True):
-        images = _image_count(ref)
-        identity = [ImageTransform(1.0, 1.0, 0.0, 0.0, (height, width))] * images
-        ref_dets += task.postprocess(ref, meta, identity)
-        cand_dets += task.postprocess(cand, meta, identity)
-    return match_boxes(ref_dets, cand_dets, settings["score_threshold"], iou_threshold, score_tol)
-
-
-def _image_count(outputs: Mapping[str, np.ndarray]) -> int:
-    """Images in one batch of detector outputs (a batch-less output, e.g. torchvision's, is one)."""
-    shapes = [np.asarray(a).shape for a in outputs.values()]
-    return 1 if any(len(s) <= 2 for s in shapes) else int(shapes[0][0])

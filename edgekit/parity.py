@@ -325,3 +325,30 @@ def _keypoint_distance(ref, cand, i: int, j: int) -> float | None:
     if a is None or b is None or np.shape(a[i]) != np.shape(b[j]):
         return None
     return float(np.linalg.norm(np.asarray(a[i], np.float64) - np.asarray(b[j], np.float64), axis=-1).mean())
+
+
+def box_agreement(meta, reference, candidate, iou_threshold: float, score_tol: float) -> BoxAgreement | None:
+    """Box-matched agreement of two runs of a detector (outputs per batch, decoded by the model's own
+    decoder in model-input pixels); None when the model is not a detector. Beside the tensor
+    comparator: the export check, compare and the profiler's attribution all judge boxes here."""
+    if meta.task != "detection":
+        return None
+    from edgekit.tasks.detection import DetectionTask
+    from edgekit.tasks.preprocess import ImageTransform
+
+    task = DetectionTask()
+    _, settings = task.decoder(meta)
+    height, width = meta.input_size
+    ref_dets, cand_dets = [], []
+    for ref, cand in zip(reference, candidate, strict=True):
+        images = _image_count(ref)
+        identity = [ImageTransform(1.0, 1.0, 0.0, 0.0, (height, width))] * images
+        ref_dets += task.postprocess(ref, meta, identity)
+        cand_dets += task.postprocess(cand, meta, identity)
+    return match_boxes(ref_dets, cand_dets, settings["score_threshold"], iou_threshold, score_tol)
+
+
+def _image_count(outputs: Mapping[str, np.ndarray]) -> int:
+    """Images in one batch of detector outputs (a batch-less output, e.g. torchvision's, is one)."""
+    shapes = [np.asarray(a).shape for a in outputs.values()]
+    return 1 if any(len(s) <= 2 for s in shapes) else int(shapes[0][0])

@@ -150,7 +150,7 @@ def verify_export(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray
     Boxes with nothing to compare (none above the score threshold) fall back to the tensors, and the
     line says so. Raises CheckFailedError (the file is not written) when they differ, or when nothing
     at all was compared."""
-    from edgekit.compare_files import box_agreement
+    from edgekit.parity import box_agreement
 
     parity = compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)
     boxes = box_agreement(meta, [reference], [actual], 0.5, 0.02)  # None unless a detector

@@ -37,7 +37,7 @@ def disagreement(meta, reference, candidate) -> float:
     """A detector: 1 − mean IoU of matched boxes plus the share of boxes on one side only; else the summed
     relative L2 error of the outputs."""
     if meta.task == "detection":
-        from edgekit.compare_files import box_agreement
+        from edgekit.parity import box_agreement
 
         try:
             boxes = box_agreement(meta, reference, candidate, 0.5, 0.05)
