@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.compare import CompareInputs, CompareRecord, Judging, RuntimeParity
+from edgekit.compare_runs import CompareInputs, CompareRecord, Judging, RuntimeParity
 from edgekit.errors import BadInputError
 from edgekit.parity import BoxAgreement, ParityReport, box_agreement, compare_fp32, compare_outputs
 
@@ -157,7 +157,7 @@ def require_real_inputs(io: CompareInputs, what: str) -> None:
 def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequence[str], io: CompareInputs,
                   judging: Judging, seed: int, runtime_options: Mapping[str, Mapping[str, Any]]) -> CompareRecord:
     """Both model files on each runtime with the same inputs; the second judged against the first."""
-    from edgekit.compare import input_note, plan_inputs, run_all, runtime_classes, save
+    from edgekit.compare_runs import input_note, plan_inputs, run_all, runtime_classes, save
     from edgekit.meta import read_meta
 
     paths = [_model_file(reference), _model_file(candidate)]

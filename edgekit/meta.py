@@ -135,10 +135,8 @@ def check_values(values: dict[str, Any], extra: dict[str, Any]) -> None:
         raise _bad("recipe", "must be an object", values["recipe"])
     if "decoder" in extra:
         check_decoder(extra["decoder"])
-    if "letterbox" in extra:   # checked when the file is read, not first at pre-processing
-        from edgekit.tasks.preprocess import letterbox_of
-
-        letterbox_of(ModelMeta(extra={"letterbox": extra["letterbox"]}))
+    if LETTERBOX_KEY in extra:   # checked when the file is read, not first at pre-processing
+        letterbox_of(ModelMeta(extra={LETTERBOX_KEY: extra[LETTERBOX_KEY]}))
 
 
 # detection decoder settings (tasks/detection.py): key → (check, what it must be)
@@ -301,3 +299,45 @@ def _parse_string_pair(buffer: bytes) -> tuple[str, str]:
         if key >> 3 in (1, 2):
             pair[(key >> 3) - 1] = text
     return pair[0], pair[1]
+
+
+# ---- the letterbox a model was trained with (meta.extra["letterbox"]): a typed record of an extra entry
+LETTERBOX_FILL = 114
+LETTERBOX_KEY = "letterbox"  # meta.extra entry: {align: center|top-left, pad_value: 0-255, scale_up: true|false}
+ALIGNS = ("center", "top-left")
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a letterboxed image is placed: centred (Ultralytics) or at the top left (SCRFD, YuNet), the
+    padding's level, and whether a smaller image is scaled up to fit (Ultralytics' ``scaleup``)."""
+
+    align: str = "center"
+    pad_value: float = LETTERBOX_FILL
+    scale_up: bool = True
+
+
+DEFAULT_LETTERBOX = Letterbox()
+
+
+def letterbox_of(meta: ModelMeta) -> Letterbox:
+    """The model's letterbox settings (``meta.extra["letterbox"]``), checked: one line naming the key."""
+    given = meta.extra.get(LETTERBOX_KEY)
+    if given is None:
+        return DEFAULT_LETTERBOX
+    if not isinstance(given, dict):
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}' must be an object (align, pad_value, scale_up), "
+                            f"got {given!r}")
+    unknown = sorted(set(given) - {"align", "pad_value", "scale_up"})
+    if unknown:
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.{unknown[0]}' is not a letterbox setting "
+                            "(align, pad_value, scale_up)")
+    align, pad, scale_up = given.get("align", "center"), given.get("pad_value", LETTERBOX_FILL), \
+        given.get("scale_up", True)
+    if align not in ALIGNS:
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.align' must be center or top-left, got {align!r}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, float)) or not 0 <= pad <= 255:
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.pad_value' must be a level from 0 to 255, got {pad!r}")
+    if not isinstance(scale_up, bool):
+        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.scale_up' must be true or false, got {scale_up!r}")
+    return Letterbox(align, float(pad), scale_up)

@@ -69,3 +69,54 @@ def test_robot_module_imports_nothing_above_it(path):
             upward.append(name)
     assert not upward, (f"{module_name(path)} imports {upward} "
                         "(robot tier: stdlib, numpy, a runtime, edgekit's robot tier)")
+
+
+def _edgekit_graph() -> dict[str, set[str]]:
+    """Module → the edgekit modules it imports, function-level imports included (a package import
+    counts as its __init__)."""
+    modules = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+    def resolve(name: str) -> str:
+        while name and name not in modules:
+            name = name.rsplit(".", 1)[0] if "." in name else ""
+        return name
+
+    graph = {}
+    for name, path in modules.items():
+        targets = {resolve(i) for i in imported_modules(path) if i.startswith("edgekit")}
+        graph[name] = targets - {"", name}
+    return graph
+
+
+def test_no_import_cycles_not_even_through_function_level_imports():
+    """A cycle closed inside a function still ties two modules into one: each layer imports downward
+    only (a plug-in further up is reached through a registry's import string, not an import)."""
+    graph = _edgekit_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:   # Tarjan's strongly connected components
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    assert not cycles, f"import cycles: {cycles}"

@@ -178,7 +178,7 @@ def _nodes(nodes) -> str:
 def compare_layers(model: str, candidate: str | None, runtimes: list[str], options: dict, io, tolerance: tuple,
                    seed: int, keep: int, bisect: bool, json_out: Path | None) -> None:
     """`compare --layers`: the layer-wise diff, its table and verdict (exit 1 when a layer diverges)."""
-    from edgekit.compare import Judging, check_request
+    from edgekit.compare_runs import Judging, check_request
     from edgekit.errors import BadInputError, CheckFailedError
     from edgekit.profile.layers_diff import LayerRule, layer_diff, sides_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.errors import BadInputError
-from edgekit.sources import ModelSource
+from edgekit.source_kinds import ModelSource
 
 
 def meta_changes(pairs: list[str] | None, yaml_file: Path | None) -> dict:

@@ -16,7 +16,7 @@ from typing import Any
 from edgekit.datasets import Split
 from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta
-from edgekit.sources import ModelSource
+from edgekit.source_kinds import ModelSource
 
 
 def source_metrics(source: ModelSource, meta: ModelMeta, split: Split, batch_size: int, dynamic_batch: bool,

@@ -22,7 +22,7 @@ from edgekit.exporters.config import ExportConfig, ExportResult
 from edgekit.fileio import atomic_path
 from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta
-from edgekit.sources import ModelSource, parse_source
+from edgekit.source_kinds import ModelSource, parse_source
 
 DEFAULT_SIZE = (224, 224)
 

@@ -26,8 +26,7 @@ from edgekit.errors import BadInputError
 from edgekit.profile.attribution import named_outputs
 from edgekit.profile.graph import Graph
 from edgekit.profile.suggest import quantize_command, suspects
-from edgekit.profile.taps import float_producer
-from edgekit.profile.taps import correspondence, float_tensors, load_model, tapped_copy
+from edgekit.profile.taps import correspondence, float_producer, float_tensors, load_model, tapped_copy
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ class Runner:
 
     def __init__(self, reference: Side, candidate: Side, models, floats, folder: Path, io, seed: int,
                  rule: LayerRule) -> None:
-        from edgekit.compare import plan_inputs
+        from edgekit.compare_runs import plan_inputs
         from edgekit.meta import read_meta
 
         self.sides, self.models, self.floats, self.folder, self.rule = (reference, candidate), models, floats, \
@@ -238,7 +237,7 @@ class Runner:
 
     def run(self, pairs: Sequence[tuple[str, str]], tag: str) -> dict[str, Stats]:
         """Tapped copies of both sides with ``pairs`` exposed, run on every batch."""
-        from edgekit.compare import check_feeds, get_runtime_class
+        from edgekit.compare_runs import check_feeds, get_runtime_class
 
         paths = [tapped_copy(self.models[i], [pair[i] for pair in pairs], self.floats[i], self.folder,
                              f"{tag}-{i}.onnx") for i in (0, 1)]
@@ -262,7 +261,7 @@ class Runner:
 
     def final_drift(self, index: int, pairs: Sequence[tuple[str, str]]) -> float:
         """Largest change the extra outputs made to the side's own outputs (ORT keeps exposed Q/DQ unfused)."""
-        from edgekit.compare import get_runtime_class
+        from edgekit.compare_runs import get_runtime_class
 
         side = self.sides[index]
         tapped = tapped_copy(self.models[index], [pair[index] for pair in pairs], self.floats[index], self.folder,
@@ -284,7 +283,7 @@ class Runner:
         return output_shares(self.meta, *self.finals) if self.finals[0] else {}
 
     def notes(self) -> tuple[str, ...]:
-        from edgekit.compare import RANDOM_NOTE
+        from edgekit.compare_runs import RANDOM_NOTE
 
         return () if self.io.real else (RANDOM_NOTE,)
 

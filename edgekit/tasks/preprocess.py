@@ -17,16 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgekit.errors import BadInputError
-from edgekit.meta import ModelMeta
+from edgekit.meta import DEFAULT_LETTERBOX, LETTERBOX_FILL, Letterbox, ModelMeta, letterbox_of
 from edgekit.registry import Registry
 
-LETTERBOX_FILL = 114
 CROP_FRACTION = (7, 8)  # ImageNet convention: the crop is 0.875 of the shorter side
 GIVEN_COLORS = ("RGB", "BGR", "GRAY")
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # of R, G, B
 FUSED_KEY = "fused_preprocess"  # meta.extra entry of a model whose graph starts with the preprocessing
-LETTERBOX_KEY = "letterbox"  # meta.extra entry: {align: center|top-left, pad_value: 0-255, scale_up: true|false}
-ALIGNS = ("center", "top-left")
 
 #: a route: (images, meta, colour of the given images) → (NCHW float32 batch, transforms)
 Route = Callable[[Sequence[np.ndarray], ModelMeta, str], tuple[np.ndarray, list["ImageTransform"]]]
@@ -35,42 +32,12 @@ ROUTES.add("numpy", "edgekit.tasks.preprocess:numpy_route")
 ROUTES.add("opencv", "edgekit.tasks.preprocess_opencv:opencv_route", aliases=("cv2",))
 ROUTES.add("opencv-uint8", "edgekit.tasks.preprocess_opencv:opencv_uint8_route")
 OPENCV_ROUTES = ("opencv", "cv2", "opencv-uint8")  # names of the routes that run OpenCV
+# a fused model (its graph starts with the pre-processing) takes stacked uint8 frames: tasks.fused builds
+# on this module, so it is reached through the registry rather than imported back
+FUSED: Registry[Route] = Registry("fused pre-processing")
+FUSED.add("frames", "edgekit.tasks.fused:stack_frames")
 
 
-@dataclass(frozen=True)
-class Letterbox:
-    """How a letterboxed image is placed: centred (Ultralytics) or at the top left (SCRFD, YuNet), the
-    padding's level, and whether a smaller image is scaled up to fit (Ultralytics' ``scaleup``)."""
-
-    align: str = "center"
-    pad_value: float = LETTERBOX_FILL
-    scale_up: bool = True
-
-
-DEFAULT_LETTERBOX = Letterbox()
-
-
-def letterbox_of(meta: ModelMeta) -> Letterbox:
-    """The model's letterbox settings (``meta.extra["letterbox"]``), checked: one line naming the key."""
-    given = meta.extra.get(LETTERBOX_KEY)
-    if given is None:
-        return DEFAULT_LETTERBOX
-    if not isinstance(given, dict):
-        raise BadInputError(f"metadata key '{LETTERBOX_KEY}' must be an object (align, pad_value, scale_up), "
-                            f"got {given!r}")
-    unknown = sorted(set(given) - {"align", "pad_value", "scale_up"})
-    if unknown:
-        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.{unknown[0]}' is not a letterbox setting "
-                            "(align, pad_value, scale_up)")
-    align, pad, scale_up = given.get("align", "center"), given.get("pad_value", LETTERBOX_FILL), \
-        given.get("scale_up", True)
-    if align not in ALIGNS:
-        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.align' must be center or top-left, got {align!r}")
-    if isinstance(pad, bool) or not isinstance(pad, (int, float)) or not 0 <= pad <= 255:
-        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.pad_value' must be a level from 0 to 255, got {pad!r}")
-    if not isinstance(scale_up, bool):
-        raise BadInputError(f"metadata key '{LETTERBOX_KEY}.scale_up' must be true or false, got {scale_up!r}")
-    return Letterbox(align, float(pad), scale_up)
 
 
 @dataclass(frozen=True)
@@ -167,9 +134,7 @@ def preprocess_images(
     A model with fused preprocessing (``edgekit fuse``) gets its uint8 NHWC frames stacked instead.
     """
     if FUSED_KEY in meta.extra:
-        from edgekit.tasks.fused import stack_frames
-
-        return stack_frames(images, meta, color)
+        return FUSED.get("frames")(images, meta, color)
     if meta.input_layout != "NCHW":
         raise BadInputError(f"only NCHW inputs are supported, model says {meta.input_layout}")
     if not len(images):
