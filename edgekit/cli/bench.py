@@ -61,10 +61,12 @@ def bench(
     every combination, each stored in the history as it finishes (see `edgekit report`). With
     --images or --video, the whole Predictor pipeline on those frames is timed too, per stage.
     """
-    from edgekit.cli.matrix import int_list, is_matrix
+    from edgekit.cli.matrix import int_list, is_matrix, split_list
 
     models = list(model or [])
-    batches, thread_counts = int_list(batch, "batch", [1]), int_list(threads, "threads", [None])
+    batches, thread_counts = int_list(batch, "batch", [1]), int_list(threads, "threads", [None])   # parsed once
+    parsed = {"precision": tuple(split_list(precision, "precision") or ["fp32"]), "batch": tuple(batches),
+              "threads": tuple(thread_counts), "scenario": tuple(split_list(scenario, "scenario") or ["single-stream"])}
     check_numbers(warmup=warmup, runs=runs, duration=duration, seed=seed, rounds=rounds)
     for value in batches:
         check_numbers(batch=value)
@@ -85,8 +87,8 @@ def bench(
         user = (weights, tuple(input_spec or ()), changes)
         lab = (cluster, device) if cluster is not None else None   # with --cluster, --device is the lab device
         options = [*(option or []), *([f"device={device}"] if device and lab is None else [])]
-        _matrix(models, runtime, lists, suite, options, input_size, (warmup, runs, duration, rounds, seed), db, force,
-                json_out, lab, user)
+        _matrix(models, runtime, lists, parsed, suite, options, input_size, (warmup, runs, duration, rounds, seed),
+                (db, force, json_out, lab), user)
         return
     if len(models) != 1:
         raise BadInputError("give a model (an .onnx file, a zoo name or a torch source), or --suite FILE")
@@ -133,15 +135,16 @@ def _one(model, runtime, batch_size, thread_count, device, timing, option, input
         write_json(json_out, data)
 
 
-def _matrix(models, runtime, lists, suite, option, input_size, timing_options, db, force, json_out, lab=None,
-            user=()) -> None:
-    """The matrix path: a suite file, or the product of the command line's lists."""
+def _matrix(models, runtime, lists, parsed, suite, option, input_size, timing_options, where, user=()) -> None:
+    """The matrix path: a suite file, or the product of the command line's lists (``parsed``);
+    ``where``: (store URL, force, --json, lab)."""
     from edgekit.bench import LoopPlan
-    from edgekit.cli.matrix import run_and_show, spec_from_options
+    from edgekit.cli.matrix import MatrixRequest, run_and_show, spec_from_request
     from edgekit.exporters.config import parse_input_size
     from edgekit.matrix.cells import Evaluation, Timing
 
     warmup, runs, duration, rounds, seed = timing_options
+    db, force, json_out, lab = where
     if suite is not None:
         from edgekit.matrix.suite import load_suite
 
@@ -164,8 +167,9 @@ def _matrix(models, runtime, lists, suite, option, input_size, timing_options, d
         plan = LoopPlan.from_options(warmup, runs, duration)
         timing = Timing(plan.warmup, plan.min_runs, plan.min_duration_s, plan.max_runs, rounds)
         size = parse_input_size(input_size) if input_size else None
-        spec = spec_from_options(models, runtime or "ort-cpu", lists["precision"], lists["batch"], lists["threads"],
-                                 lists["scenario"], parse_options(option), size, timing, Evaluation(seed=seed), user)
+        spec = spec_from_request(MatrixRequest(
+            tuple(models), runtime or "ort-cpu", parsed["precision"], parsed["batch"], parsed["threads"],
+            parsed["scenario"], parse_options(option), size, timing, Evaluation(seed=seed), user))
     if lab is not None:
         from edgekit.cli.lab import run_on_lab
 

@@ -3,6 +3,7 @@ batches, threads or scenarios, or a --suite: parse the lists, run, print one tab
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,29 +42,44 @@ def is_matrix(models: list[str], runtime: str, lists: dict[str, str | None], sui
         or (lists.get("precision") or "fp32") != "fp32" or (lists.get("scenario") or "single-stream") != "single-stream"
 
 
-def spec_from_options(models: list[str], runtime: str, precision: str | None, batch: str | None, threads: str | None,
-                      scenario: str | None, options: dict[str, Any], input_size, timing, evaluation,
-                      user: tuple = ()) -> Any:
-    """A MatrixSpec from `edgekit bench`'s options (names checked here, before anything runs); ``user``:
-    (weights, input specs, metadata changes) of a single torch source."""
-    from edgekit.matrix.cells import PRECISIONS, SCENARIOS, MatrixSpec
+@dataclass(frozen=True)
+class MatrixRequest:
+    """`edgekit bench`'s matrix options, each list parsed once: what ``spec_from_request`` builds a
+    MatrixSpec from. ``user``: (weights, input specs, metadata changes) of a single torch source."""
+
+    models: tuple[str, ...]
+    runtime: str = "ort-cpu"
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1,)
+    threads: tuple[int | None, ...] = (None,)
+    scenarios: tuple[str, ...] = ("single-stream",)
+    options: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, int] | None = None
+    timing: Any = None
+    evaluation: Any = None
+    user: tuple = ()
+
+
+def spec_from_request(request: MatrixRequest) -> Any:
+    """A MatrixSpec from the command line's matrix options (names checked here, before anything runs)."""
+    from edgekit.matrix.cells import PRECISIONS, SCENARIOS, Evaluation, MatrixSpec, Timing
     from edgekit.registry import suggest
-    chosen_models = tuple(matrix_model(model, *(user if len(models) == 1 else ())) for model in models)
-    runtimes = runtime_names(runtime)
-    chosen = {"precision": split_list(precision, "precision") or ["fp32"],
-              "scenario": split_list(scenario, "scenario") or ["single-stream"]}
-    for what, known in (("precision", PRECISIONS), ("scenario", SCENARIOS)):
-        for value in chosen[what]:
+
+    models = request.models
+    chosen_models = tuple(matrix_model(model, *(request.user if len(models) == 1 else ())) for model in models)
+    runtimes = runtime_names(request.runtime)
+    for what, values, known in (("precision", request.precisions, PRECISIONS),
+                                ("scenario", request.scenarios, SCENARIOS)):
+        for value in values:
             if value not in known:
                 raise BadInputError(f"unknown {what} '{value}'{suggest(value, list(known))} "
                                     f"(known: {', '.join(known)})")
-    check_matrix_options(runtimes, options)
+    check_matrix_options(runtimes, request.options)
     return MatrixSpec(
-        models=chosen_models,
-        runtimes=tuple(dict.fromkeys(runtimes)), precisions=tuple(chosen["precision"]),
-        batches=tuple(int_list(batch, "batch", [1])), threads=tuple(int_list(threads, "threads", [None])),
-        scenarios=tuple(chosen["scenario"]), options=tuple(sorted(options.items())), input_size=input_size,
-        timing=timing, evaluation=evaluation)
+        models=chosen_models, runtimes=tuple(dict.fromkeys(runtimes)), precisions=request.precisions,
+        batches=request.batches, threads=request.threads, scenarios=request.scenarios,
+        options=tuple(sorted(request.options.items())), input_size=request.input_size,
+        timing=request.timing or Timing(), evaluation=request.evaluation or Evaluation())
 
 
 def runtime_names(text: str) -> list[str]:
