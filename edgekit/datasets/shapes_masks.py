@@ -34,7 +34,7 @@ def scene_mask(target: Mapping[str, Any], size: tuple[int, int] = (IMAGE_SIZE, I
     """The H×W uint8 class mask of one shapes scene from its ``boxes`` and ``labels`` (drawing order)."""
     mask = np.zeros(size, dtype=np.uint8)
     for box, label in zip(np.asarray(target["boxes"]).reshape(-1, 4), np.asarray(target["labels"]).reshape(-1)):
-        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
         side = x1 - x0
         if side != y1 - y0 or side < 1:
             raise BadInputError(f"shapes box {box.tolist()} is not a square: not a shapes scene")

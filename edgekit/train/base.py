@@ -47,6 +47,8 @@ RECIPES: Registry = Registry("training recipe")
 RECIPES.add("lenet5", "edgekit.train.lenet:train_lenet")
 RECIPES.add("detector", "edgekit.train.detector:train_detector")
 RECIPES.add("transfer", "edgekit.train.transfer:train_transfer")  # needs --transfer-from (checkpoint or zoo name)
+RECIPES.add("segmenter", "edgekit.train.segmenter:train_segmenter")  # on shapes-masks
+RECIPES.add("embedder", "edgekit.train.embedder:train_embedder")  # on digits-identities
 
 # recipe name → "module:function(checkpoint, meta, split, batch_size) -> metrics dict": the torch
 # model's figure that `edgekit eval` shows beside the runtimes' (ONNX metadata: extra.source.recipe)
@@ -54,3 +56,5 @@ REFERENCE_EVALUATORS: Registry = Registry("reference evaluator")
 REFERENCE_EVALUATORS.add("lenet5", "edgekit.train.classifier:evaluate_checkpoint")
 REFERENCE_EVALUATORS.add("transfer", "edgekit.train.classifier:evaluate_checkpoint")
 REFERENCE_EVALUATORS.add("detector", "edgekit.train.detector:evaluate_checkpoint")
+REFERENCE_EVALUATORS.add("segmenter", "edgekit.train.segmenter:evaluate_checkpoint")
+REFERENCE_EVALUATORS.add("embedder", "edgekit.train.embedder:evaluate_checkpoint")
