@@ -37,6 +37,8 @@ def predict(
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (videos, cameras)."),
     realtime: bool = typer.Option(False, help="Play a video at its own frame rate, "
                                   "dropping frames the model is too slow for (as a camera)."),
+    gallery: Optional[Path] = typer.Option(None, help="Embedding models: a folder with a folder of images per "
+                                           "identity; each image is labelled by its nearest identity."),
     weights: Optional[Path] = WEIGHTS,
     input_spec: Optional[list[str]] = INPUTS,
     meta_pair: Optional[list[str]] = META,
@@ -70,6 +72,10 @@ def predict(
         predictor.open()
         if hasattr(predictor.task, "top_k"):
             predictor.task.top_k = max(top_k, 1)
+        if gallery is not None:
+            from edgekit.gallery import attach_gallery
+
+            attach_gallery(predictor, gallery)
     except BaseException:
         source.close()
         raise

@@ -1,0 +1,223 @@
+"""Embeddings: the gallery (matching, threshold, bad input, speed), the numpy task, verification metrics,
+the digits-identities split, the embedder recipe (a smoke run here, the targets in slow tests) and
+`edgekit predict --gallery`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from edgekit.errors import BadInputError
+from edgekit.gallery import Gallery, identity_folders
+from edgekit.meta import ModelMeta
+from edgekit.tasks import get_task
+
+
+def test_gallery_matches_the_nearest_identity_within_the_threshold():
+    gallery = Gallery(threshold=0.5)
+    gallery.add("east", [2.0, 0.0])
+    gallery.add("north", [0.0, 1.0])
+    gallery.add("north", [0.1, 1.0])
+    assert len(gallery) == 3 and gallery.identities == ("east", "north")
+    near = gallery.match([1.0, 0.2])
+    assert near.name == "east" and near.accepted and near.distance == pytest.approx(np.sqrt(2 - 2 / np.hypot(1, 0.2)))
+    far = gallery.match([-1.0, -1.0])
+    assert not far.accepted and far.threshold == 0.5
+    distances = gallery.distances([0.0, 3.0])
+    assert distances["north"] == pytest.approx(0.0, abs=1e-3) and distances["east"] == pytest.approx(np.sqrt(2))
+
+
+@pytest.mark.parametrize("action, fragment", [
+    (lambda g: g.add("b", [1.0, 0.0, 0.0]), "different lengths"),
+    (lambda g: g.match([1.0]), "different lengths"),
+    (lambda g: g.add("c", [0.0, 0.0]), "zero or not finite"),
+    (lambda g: g.add("", [1.0, 0.0]), "non-empty string"),
+    (lambda g: g.add("d", [[1.0, 0.0]]), "1-D vector"),
+])
+def test_gallery_bad_input_is_one_line(action, fragment):
+    gallery = Gallery()
+    gallery.add("a", [1.0, 0.0])
+    with pytest.raises(BadInputError, match=fragment):
+        action(gallery)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 2.5, float("nan"), "0.5", True])
+def test_thresholds_outside_the_distance_range_are_refused(threshold):
+    with pytest.raises(BadInputError, match="distance from 0 to 2"):
+        Gallery(threshold=threshold)
+
+
+def test_an_empty_gallery_cannot_match():
+    with pytest.raises(BadInputError, match="empty"):
+        Gallery().match([1.0, 0.0])
+
+
+def test_a_thousand_entries_match_within_a_millisecond():
+    rng = np.random.default_rng(0)
+    gallery = Gallery(threshold=1.0)
+    for index, vector in enumerate(rng.normal(size=(1000, 64))):
+        gallery.add(f"id{index % 50}", vector)
+    queries = rng.normal(size=(200, 64)).astype(np.float32)
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        gallery.match(query)
+        times.append(time.perf_counter() - start)
+    assert np.median(times) < 1e-3, np.median(times)
+
+
+def test_gallery_folders_need_two_identities_with_images(tmp_path):
+    image = b"P5 4 4 255\n" + bytes(16)
+    for name in ("alice", "bob"):
+        (tmp_path / "g" / name).mkdir(parents=True)
+    (tmp_path / "g" / "alice" / "1.pgm").write_bytes(image)
+    with pytest.raises(BadInputError, match="one identity"):
+        identity_folders(tmp_path / "g")
+    (tmp_path / "g" / "bob" / "1.pgm").write_bytes(image)
+    assert list(identity_folders(tmp_path / "g")) == ["alice", "bob"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInputError, match="no folder of images"):
+        identity_folders(tmp_path / "empty")
+
+
+def test_task_returns_unit_vectors_and_refuses_maps():
+    task, meta = get_task("embedding"), ModelMeta(task="embedding")
+    results = task.postprocess({"embedding": np.array([[3.0, 4.0], [0.0, 0.0]], np.float32)}, meta, [None, None])
+    assert results[0].vector.tolist() == pytest.approx([0.6, 0.8]) and results[0].norm == pytest.approx(5.0)
+    assert results[1].vector.tolist() == [0.0, 0.0] and results[0].summary() == "2-d embedding (norm 5)"
+    pooled = task.postprocess({"x": np.ones((1, 4, 1, 1), np.float32)}, meta, [None])[0]
+    assert pooled.vector.shape == (4,)
+    with pytest.raises(BadInputError, match="one vector per image"):
+        task.postprocess({"x": np.ones((1, 4, 2, 2), np.float32)}, meta, [None])
+    with pytest.raises(BadInputError, match="one vector per image"):
+        task.postprocess({"x": np.ones((1, 4), np.int64)}, meta, [None])
+
+
+def test_task_with_a_gallery_labels_each_vector():
+    gallery = Gallery(threshold=0.3)
+    gallery.add("x", [1.0, 0.0])
+    gallery.add("y", [0.0, 1.0])
+    result = get_task("embedding", gallery=gallery).postprocess({"e": np.array([[0.0, 2.0]], np.float32)},
+                                                                ModelMeta(task="embedding"), [None])[0]
+    assert result.match.name == "y" and result.summary() == "y (distance 0.000, accepted)"
+    record = result.to_dict()
+    assert record["identity"] == "y" and record["distances"] == {"x": pytest.approx(1.41421, abs=1e-4), "y": 0.0}
+
+
+def test_verification_metrics_match_exact_pair_counts():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    from edgekit.evaluate.dense_metrics import pair_statistics
+
+    rng = np.random.default_rng(1)
+    identities = rng.integers(0, 6, 300)
+    vectors = rng.normal(size=(6, 16))[identities] + rng.normal(size=(300, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    stats = pair_statistics(vectors, identities, threshold=1.0)
+    upper = np.triu_indices(300, 1)
+    distance = np.sqrt(np.maximum(2 - 2 * vectors @ vectors.T, 0))[upper]
+    same = (identities[:, None] == identities[None, :])[upper]
+    assert stats["auc"] == pytest.approx(sklearn_metrics.roc_auc_score(same, -distance), abs=1e-4)
+    assert stats["tar_at_threshold"] == pytest.approx(np.mean(distance[same] <= 1.0))
+    assert stats["far_at_threshold"] == pytest.approx(np.mean(distance[~same] <= 1.0))
+    assert np.mean(distance[~same] <= stats["threshold_at_far"]) <= 0.0101
+    nearest = np.sqrt(np.maximum(2 - 2 * vectors @ vectors.T, 0)) + np.eye(300) * 9
+    assert stats["top1"] == pytest.approx(np.mean(identities[nearest.argmin(1)] == identities))
+    with pytest.raises(BadInputError, match="two identities"):
+        pair_statistics(vectors[:3], np.zeros(3, np.int64))
+
+
+def test_identities_split_keeps_the_test_identities_unseen():
+    from edgekit.datasets import load_split
+
+    splits = {s: load_split("digits-identities", s, seed=0) for s in ("train", "val", "test")}
+    assert {s.task for s in splits.values()} == {"embedding"}
+    assert splits["train"].labels == splits["val"].labels == ("0", "1", "2", "3", "4")
+    assert splits["test"].labels == ("5", "6", "7", "8", "9") and len(splits["test"]) > 850
+    with pytest.raises(BadInputError, match="overlap"):
+        load_split("digits-identities", "test", known="0-5", unseen="5-9")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    from edgekit.train import RECIPES, TrainConfig
+
+    seen = []
+    config = TrainConfig(data="digits-identities", output_dir=tmp_path_factory.mktemp("emb"), seed=0, epochs=2,
+                         options={"per_identity": 4, "dims": 8}, progress=lambda *args: seen.append(args))
+    return RECIPES.get("embedder")(config), seen
+
+
+def test_embedder_smoke_run_records_its_threshold(smoke):
+    from edgekit.meta import read_meta
+
+    result, seen = smoke
+    assert [args[0] for args in seen] == [1, 2] and seen[0][3] == "val_auc"
+    meta = read_meta(result.onnx)
+    assert meta.task == "embedding" and meta.color == "GRAY" and meta.extra["source"]["dataset"] == "digits-identities"
+    assert 0 < meta.extra["embedding"]["threshold"] <= 2 and meta.extra["embedding"]["far"] == 0.01
+    assert {"test_auc", "test_tar_at_far_1pct", "test_top1_retrieval", "test_tar_at_threshold"} <= set(result.metrics)
+
+
+def digit_folders(root, digits, count):
+    from PIL import Image
+
+    from edgekit.datasets import load_split
+
+    test = load_split("digits-identities", "test", seed=0)
+    for digit in digits:
+        folder = root / str(digit)
+        folder.mkdir(parents=True)
+        for n, index in enumerate(np.flatnonzero(test.targets == digit - 5)[:count]):
+            Image.fromarray(test.images[index][:, :, 0]).save(folder / f"{n}.png")
+    return root
+
+
+def test_predict_labels_images_by_their_nearest_gallery_identity(smoke, tmp_path):
+    pytest.importorskip("PIL")
+    gallery = digit_folders(tmp_path / "gallery", (5, 6, 7), 3)
+    result = run_cli("predict", str(smoke[0].onnx), str(gallery / "6" / "0.png"), "--gallery", str(gallery), "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout.splitlines()[0])
+    assert record["identity"] == "6" and record["distance"] == pytest.approx(0.0, abs=1e-3)
+    assert set(record["distances"]) == {"5", "6", "7"} and len(record["embedding"]) == 8
+    text = run_cli("predict", str(smoke[0].onnx), str(gallery / "5" / "1.png"), "--gallery", str(gallery))
+    assert text.returncode == 0 and "5 (distance 0.000, accepted)" in text.stdout, text.stderr
+
+
+def test_predict_gallery_bad_input_is_one_line(smoke, tmp_path):
+    pytest.importorskip("PIL")
+    gallery = digit_folders(tmp_path / "one", (5,), 2)
+    image = str(gallery / "5" / "0.png")
+    assert_one_line_error(run_cli("predict", str(smoke[0].onnx), image, "--gallery", str(gallery)), "one identity")
+    (tmp_path / "none").mkdir()
+    assert_one_line_error(run_cli("predict", str(smoke[0].onnx), image, "--gallery", str(tmp_path / "none")),
+                          "no folder of images")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from edgekit.train import RECIPES, TrainConfig
+
+    config = TrainConfig(data="digits-identities", output_dir=tmp_path_factory.mktemp("embfull"), seed=0,
+                         progress=False)
+    return RECIPES.get("embedder")(config)
+
+
+@pytest.mark.slow
+def test_reference_embedder_reaches_its_targets_on_every_runtime(trained, tmp_path):
+    from edgekit.evaluate.across_runtimes import compare_runtimes
+    from edgekit.quantize import QuantizeConfig, quantize
+
+    assert trained.metrics["test_auc"] >= 0.95, trained.metrics
+    result = compare_runtimes(trained.onnx, "all")
+    assert result.reference["auc"] == pytest.approx(trained.metrics["test_auc"], abs=1e-6)
+    for record in result.records:
+        assert abs(record.metrics["auc"] - result.reference["auc"]) <= 2e-3, record
+    int8 = tmp_path / "int8.onnx"
+    quantize(trained.onnx, int8, QuantizeConfig(mode="int8-static", calib="digits-identities"))
+    quantized = compare_runtimes(int8, "ort-cpu", reference=False).records[0]
+    assert result.reference["auc"] - quantized.metrics["auc"] <= 0.01
