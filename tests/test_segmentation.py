@@ -85,6 +85,14 @@ def test_pixels_cut_off_by_a_centre_crop_are_outside():
     assert (result.mask[:4] == OUTSIDE).all() and (result.mask[:, :36] == OUTSIDE).all()
 
 
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "center-crop"])
+def test_areas_count_the_frame_mask(resize):
+    scores = np.random.default_rng(0).normal(size=(1, 3, 13, 17)).astype(np.float32)
+    result = decode({"out": scores}, (37, 53), meta_for(size=(26, 34), resize=resize))
+    shown = result.mask[result.mask != OUTSIDE]
+    assert result.areas.tolist() == np.bincount(shown, minlength=3).tolist()
+
+
 @pytest.mark.parametrize("outputs, fragment", [
     ({"logits": np.zeros((1, 10), np.float32)}, "per-pixel scores"),
     ({"out": np.zeros((1, 64, 64), np.float32)}, "per-pixel scores"),

@@ -65,9 +65,8 @@ class SegmentationTask(Task):
         names = tuple(meta.labels[c] if c < len(meta.labels) else str(c) for c in range(count))
         results = []
         for class_map, transform in zip(classes, transforms, strict=True):
-            mask = to_frame(class_map, transform, meta.input_size)
-            areas = np.bincount(mask.ravel(), minlength=count)[:count].astype(np.int64)
-            results.append(Segmentation(mask, areas, names))
+            rows, cols = frame_indices(class_map.shape, transform, meta.input_size)
+            results.append(Segmentation(to_frame(class_map, rows, cols), areas(class_map, rows, cols, count), names))
         return results
 
 
@@ -103,17 +102,31 @@ def class_maps(named: tuple[str, np.ndarray], labels: int = 0) -> tuple[np.ndarr
     return array.argmax(axis=1).astype(np.uint8), count
 
 
-def to_frame(class_map: np.ndarray, transform: ImageTransform, input_size: tuple[int, int]) -> np.ndarray:
-    """The h×w class map sampled at the centre of each frame pixel (nearest), OUTSIDE where it does not reach."""
+def frame_indices(shape: tuple[int, int], transform: ImageTransform, input_size: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the h×w map under the centre of each frame row and column (-1: outside)."""
     height, width = transform.original_size
-    rows = _source_index(height, transform.scale_y, transform.offset_y, class_map.shape[0], input_size[0])
-    cols = _source_index(width, transform.scale_x, transform.offset_x, class_map.shape[1], input_size[1])
+    return (_source_index(height, transform.scale_y, transform.offset_y, shape[0], input_size[0]),
+            _source_index(width, transform.scale_x, transform.offset_x, shape[1], input_size[1]))
+
+
+def to_frame(class_map: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The class map sampled at ``rows`` × ``cols`` (nearest), OUTSIDE where an index is -1."""
     inside_rows, inside_cols = rows >= 0, cols >= 0
     if inside_rows.all() and inside_cols.all():
-        return class_map[rows[:, None], cols[None, :]]
-    mask = np.full((height, width), OUTSIDE, dtype=np.uint8)
-    mask[np.ix_(inside_rows, inside_cols)] = class_map[np.ix_(rows[inside_rows], cols[inside_cols])]
+        return class_map.take(rows, axis=0).take(cols, axis=1)
+    mask = np.full((len(rows), len(cols)), OUTSIDE, dtype=np.uint8)
+    mask[np.ix_(inside_rows, inside_cols)] = class_map.take(rows[inside_rows], axis=0).take(cols[inside_cols], axis=1)
     return mask
+
+
+def areas(class_map: np.ndarray, rows: np.ndarray, cols: np.ndarray, count: int) -> np.ndarray:
+    """Frame pixels per class, counted at the map's resolution: each map cell weighs as many frame
+    pixels as sample it (the same as counting the frame mask, ~20× fewer values at 640×480)."""
+    row_weight = np.bincount(rows[rows >= 0], minlength=class_map.shape[0])
+    col_weight = np.bincount(cols[cols >= 0], minlength=class_map.shape[1])
+    weights = np.outer(row_weight, col_weight).ravel()
+    return np.bincount(class_map.ravel(), weights=weights, minlength=count)[:count].round().astype(np.int64)
 
 
 def _source_index(length: int, scale: float, offset: float, cells: int, pixels: int) -> np.ndarray:
