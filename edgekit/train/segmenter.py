@@ -1,6 +1,6 @@
 """Training recipe ``segmenter``: a small encoder–decoder for semantic segmentation of the shapes scenes.
 
-Four stride-2 stages down to 1/16, bilinear upsampling back to 1/2 with a skip connection (concat)
+Four stride-2 stages down to 1/16, bilinear ×2 upsampling back to 1/2 with a skip connection (concat)
 at each scale, 1×1 class scores upsampled to the input (≈ 0.2 M parameters). Per-pixel cross-entropy
 plus a soft-Dice term (every class counts, as in mIoU), horizontal flips, AdamW with one-cycle LR.
 The ONNX outputs the raw N×C×H×W scores (``logits``); argmax and mapping back to the frame are
@@ -63,7 +63,7 @@ def build_segmenter(num_classes: int, width: int = 16):
             x = skips.pop()
             for block in self.up:
                 skip = skips.pop()
-                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
                 x = block(torch.cat([x, skip], 1))
             return F.interpolate(self.head(x), scale_factor=2.0, mode="bilinear", align_corners=False)
 
