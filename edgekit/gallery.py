@@ -51,7 +51,9 @@ def check_threshold(value: Any, what: str = "threshold") -> float | None:
 def meta_threshold(meta) -> float | None:
     """The threshold an embedding model's metadata records (checked), or None."""
     record = meta.extra.get(META_KEY)
-    return check_threshold(record.get("threshold"), "metadata embedding.threshold") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    return check_threshold(record.get("threshold"), "metadata embedding.threshold")
 
 
 def unit(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,8 @@ def test_shapes_masks_are_the_shapes_scenes_with_their_classes():
     from edgekit.datasets import load_split
     from edgekit.datasets.shapes import shape_mask
 
-    masks, scenes = load_split("shapes-masks", "val", seed=3, val_size=6), load_split("shapes", "val", seed=3, val_size=6)
+    masks = load_split("shapes-masks", "val", seed=3, val_size=6)
+    scenes = load_split("shapes", "val", seed=3, val_size=6)
     assert masks.task == "segmentation" and masks.labels == LABELS
     assert np.array_equal(masks.images, scenes.images)
     for mask, target in zip(masks.targets, scenes.targets):
