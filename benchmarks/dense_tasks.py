@@ -1,0 +1,127 @@
+"""Segmentation and embeddings end to end: train both reference models, score them on torch, every FP32
+runtime and ORT INT8 (static QDQ, as `edgekit quantize` makes it), and time gallery matching.
+
+    python benchmarks/dense_tasks.py --no-results                       # both recipes in full (a few minutes each)
+    python benchmarks/dense_tasks.py --segmenter runs/seg/segmenter.onnx --embedder runs/emb/embedder.onnx
+    python benchmarks/dense_tasks.py --only gallery                     # the gallery timing alone
+
+Targets: segmenter test mIoU ≥ 0.85, runtimes within ±0.001 mIoU of torch, INT8 drop ≤ 0.01 (1 pt);
+embedder AUC ≥ 0.95 on unseen identities, runtimes within ±0.002 AUC, INT8 drop ≤ 0.01 AUC; a
+1,000-entry gallery matched in ≤ 1 ms (median of 2,000 queries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sidebyside import Results, add_results_flag  # noqa: E402
+
+TASKS = {  # recipe → (dataset, primary metric, min value, runtime tolerance, max INT8 drop)
+    "segmenter": ("shapes-masks", "miou", 0.85, 0.001, 0.01),
+    "embedder": ("digits-identities", "auc", 0.95, 0.002, 0.01),
+}
+GALLERY_SIZE, GALLERY_DIMS, QUERIES, MATCH_BUDGET_S = 1000, 64, 2000, 1e-3
+
+
+def train(recipe: str, seed: int, folder: Path) -> tuple[Path, float]:
+    """Train ``recipe``: its ONNX and the training seconds."""
+    from edgekit.train import RECIPES, TrainConfig
+
+    def progress(epoch, epochs, loss, name, metric, best):
+        print(f"  {recipe} epoch {epoch}/{epochs}: loss {loss:.4f}, {name} {metric}", flush=True)
+
+    result = RECIPES.get(recipe)(TrainConfig(data=TASKS[recipe][0], output_dir=folder, seed=seed, progress=progress))
+    return result.onnx, result.seconds
+
+
+def score(recipe: str, onnx: Path, folder: Path, results: Results) -> bool:
+    """Torch, every FP32 runtime and ORT INT8 on the model's test split; True when the targets are met."""
+    from edgekit.evaluate.across_runtimes import compare_runtimes
+    from edgekit.quantize import QuantizeConfig, quantize
+
+    dataset, metric, minimum, tolerance, max_drop = TASKS[recipe]
+    fp32 = compare_runtimes(onnx, "all")
+    torch_value = fp32.reference[metric] if fp32.reference else float("nan")
+    int8 = folder / f"{recipe}-int8.onnx"
+    quantize(onnx, int8, QuantizeConfig(mode="int8-static", backend="ort", calib=dataset))
+    quantized = compare_runtimes(int8, "ort-cpu", reference=False).records[0]
+    rows = [("torch", fp32.reference or {})] + [(f"{r.runtime} fp32", r.metrics) for r in fp32.records]
+    rows.append(("ort-cpu int8", quantized.metrics))
+    names = [k for k in quantized.metrics if k != "count"]
+    print(f"\n{recipe} on {dataset} ({fp32.split} split, {quantized.count} images)")
+    print(f"{'':14s}" + "".join(f"{n:>18s}" for n in names))
+    for label, metrics in rows:
+        print(f"{label:14s}" + "".join(f"{metrics.get(n, float('nan')):18.4f}" for n in names))
+        results.note(f"{recipe} {label}: " + ", ".join(f"{n} {metrics.get(n, float('nan')):.4f}" for n in names))
+    worst = max(abs(r.metrics[metric] - torch_value) for r in fp32.records)
+    drop = torch_value - quantized.metrics[metric]
+    met = torch_value >= minimum and worst <= tolerance and drop <= max_drop
+    verdict = (f"{recipe}: torch {metric} {torch_value:.4f} (≥ {minimum}), runtimes within {worst:.4f} "
+               f"(≤ {tolerance}), INT8 drop {drop:+.4f} (≤ {max_drop}): {'met' if met else 'MISSED'}")
+    print(verdict)
+    results.note(verdict)
+    return met
+
+
+def gallery_timing(results: Results) -> bool:
+    """Median time of ``Gallery.match`` over a 1,000-entry, 64-d gallery."""
+    from edgekit.gallery import Gallery
+
+    rng = np.random.default_rng(0)
+    gallery = Gallery(threshold=1.0)
+    for index, vector in enumerate(rng.normal(size=(GALLERY_SIZE, GALLERY_DIMS))):
+        gallery.add(f"person{index % 100}", vector)
+    queries = rng.normal(size=(QUERIES, GALLERY_DIMS)).astype(np.float32)
+    times = np.empty(QUERIES)
+    for index, query in enumerate(queries):
+        start = time.perf_counter()
+        gallery.match(query)
+        times[index] = time.perf_counter() - start
+    median, p99 = np.median(times), np.percentile(times, 99)
+    met = median <= MATCH_BUDGET_S
+    verdict = (f"gallery match, {GALLERY_SIZE} entries × {GALLERY_DIMS}-d: median {median * 1e6:.1f} µs, "
+               f"p99 {p99 * 1e6:.1f} µs (≤ {MATCH_BUDGET_S * 1e3:g} ms): {'met' if met else 'MISSED'}")
+    print(verdict)
+    results.note(verdict)
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segmenter", type=Path, help="score this segmenter ONNX instead of training one")
+    parser.add_argument("--embedder", type=Path, help="score this embedder ONNX instead of training one")
+    parser.add_argument("--only", choices=("segmenter", "embedder", "gallery"), help="run one part")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None, help="keep checkpoints, ONNX and INT8 files here")
+    add_results_flag(parser)
+    args = parser.parse_args()
+    results = Results("dense_tasks", enabled=not args.no_results)
+    output = args.output or Path(tempfile.mkdtemp(prefix="edgekit-dense-"))
+    met = []
+    for recipe in TASKS:
+        if args.only not in (None, recipe):
+            continue
+        given = getattr(args, recipe)
+        if given is None:
+            given, seconds = train(recipe, args.seed, output / recipe)
+            print(f"{recipe} trained in {seconds:.0f} s")
+            results.note(f"{recipe} trained in {seconds:.0f} s (seed {args.seed})")
+        met.append(score(recipe, given, output, results))
+    if args.only in (None, "gallery"):
+        met.append(gallery_timing(results))
+    results.write()
+    print(f"files in {output}")
+    return 0 if all(met) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
