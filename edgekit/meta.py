@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from edgekit.errors import BadInputError, first_line
 from edgekit.limits import MAX_JSON_CHARS, load_json
 
-TASKS = ("classification", "detection", "embedding", "unknown")
+TASKS = ("classification", "detection", "embedding", "segmentation", "unknown")
 COLORS = ("RGB", "BGR", "GRAY")
 RESIZES = ("stretch", "letterbox", "center-crop")
 LAYOUTS = ("NCHW", "NHWC")

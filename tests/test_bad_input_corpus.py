@@ -33,7 +33,7 @@ BAD_META = {  # metadata key → (JSON value written into the model, fragment of
     "color": ('"PURPLE"', "metadata key 'color' must be one of RGB, BGR, GRAY"),
     "resize": ('"zoom"', "metadata key 'resize' must be one of"),
     "input_layout": ('"NWHC"', "metadata key 'input_layout' must be one of"),
-    "task": ('"segmentation"', "metadata key 'task' must be one of"),
+    "task": ('"depth"', "metadata key 'task' must be one of"),
     "input_size": ('[0, 32]', "metadata key 'input_size' must be [height, width]"),
     "labels": ("[1, 2]", "metadata key 'labels' must be a list of strings"),
     "model_name": ("[]", "metadata key 'model_name' must be a string"),
