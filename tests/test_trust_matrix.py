@@ -89,6 +89,7 @@ def test_misfit_reasons_name_both_label_sets():
     trained = ModelMeta(task="detection", extra={"source": {"dataset": "shapes"}})
     assert misfit_reason(trained, "detection", ("circle", "square", "triangle"), "shapes") == ""
     assert misfit_reason(ModelMeta(task="classification", labels=DIGITS), "classification", DIGITS, "digits") == ""
+    assert misfit_reason(ModelMeta(task="embedding"), "embedding", ("5", "6"), "digits-identities") == ""
 
 
 def test_fps_and_p50_share_one_basis_and_threads_are_recorded_as_used(tmp_path):

@@ -3,7 +3,8 @@
 A figure on data the model was not made for (COCO's 91 labels scored on the 3 ``shapes`` classes,
 a user's own 10-label net on ``digits``) is a wrong number, not a low one. A model fits a data set
 when the tasks agree and either its metadata records that data set as its training data or its
-label list equals the data set's. Otherwise there is no figure, and the reason says why.
+label list equals the data set's (an embedding model is verified on identities it never saw, so any
+data set of identities fits it). Otherwise there is no figure, and the reason says why.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ def misfit_reason(meta: ModelMeta, task: str, labels: Sequence[str], spec: str) 
     one line saying why not."""
     if meta.task != task:
         return f"model task '{meta.task}' differs from the task of data set `{spec}` ('{task}')"
+    if task == "embedding":   # verified on identities it never saw: any data set of identities fits
+        return ""
     source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
     if source.get("dataset") == spec:
         return ""
