@@ -58,6 +58,28 @@ class TorchRunner:
         return cls.from_loaded(load_source(source, ExportConfig(batch=batch, input_size=input_size), weights, specs))
 
 
+def predict_with_module(module, meta, images, output_names: Sequence[str], batch_size: int) -> list:
+    """A torch module's predictions through the model's task (the numpy pre- and post-processing every
+    runtime gets), so training recipes judge torch as they judge the exported file."""
+    from edgekit.runtimes.base import TensorSpec
+    from edgekit.tasks import get_task
+    from edgekit.tasks.run import predict_images
+
+    module.eval()
+    spec = TensorSpec(meta.input_name, "float32", (None, meta.channels, *meta.input_size))
+    runner = TorchRunner(lambda feeds: module_outputs(module, feeds, output_names), {meta.input_name: spec})
+    return predict_images(runner, get_task(meta.task), meta, list(images), batch_size)
+
+
+def module_metrics(module, meta, split, output_names: Sequence[str], batch_size: int) -> dict[str, float]:
+    """The task's evaluator over ``split`` for a torch module (``predict_with_module``)."""
+    from edgekit.evaluate.metrics import make_evaluator
+
+    evaluator = make_evaluator(meta)
+    evaluator.update(predict_with_module(module, meta, split.images, output_names, batch_size), list(split.targets))
+    return evaluator.compute()
+
+
 def module_outputs(module, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]) -> dict[str, np.ndarray]:
     """A torch module's outputs on numpy feeds (in input order), named ``output_names``."""
     import torch

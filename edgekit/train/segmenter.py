@@ -98,24 +98,16 @@ def load_data(config: TrainConfig, options: dict[str, Any]) -> dict[str, Split]:
 
 
 def predict_torch(model, images, meta: ModelMeta, batch_size: int = 50) -> list:
-    """The torch model through the numpy task's pre- and post-processing, as any runtime."""
-    from edgekit.runtimes.base import TensorSpec
-    from edgekit.tasks import get_task
-    from edgekit.tasks.run import predict_images
-    from edgekit.torch_runner import TorchRunner, module_outputs
+    """The torch model's predictions through the numpy task, as on any runtime."""
+    from edgekit.torch_runner import predict_with_module
 
-    model.eval()
-    spec = TensorSpec(meta.input_name, "float32", (None, meta.channels, *meta.input_size))
-    runner = TorchRunner(lambda feeds: module_outputs(model, feeds, (OUTPUT_NAME,)), {meta.input_name: spec})
-    return predict_images(runner, get_task("segmentation"), meta, list(images), batch_size)
+    return predict_with_module(model, meta, images, (OUTPUT_NAME,), batch_size)
 
 
 def evaluate_torch(model, split: Split, meta: ModelMeta, batch_size: int = 50) -> dict[str, float]:
-    from edgekit.evaluate.metrics import make_evaluator
+    from edgekit.torch_runner import module_metrics
 
-    evaluator = make_evaluator(meta)
-    evaluator.update(predict_torch(model, split.images, meta, batch_size), list(split.targets))
-    return evaluator.compute()
+    return module_metrics(model, meta, split, (OUTPUT_NAME,), batch_size)
 
 
 def train_segmenter(config: TrainConfig) -> TrainResult:
