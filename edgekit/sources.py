@@ -9,6 +9,7 @@ input specs, the metadata changes and the opset) and verified against torch like
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -96,6 +97,7 @@ def _export_torch_source(
     return target
 
 
+@functools.lru_cache(maxsize=1)
 def versions_tag() -> str:
     """A short digest of the edgekit, torch, torchvision and onnx versions an export comes from (so an
     upgrade re-exports instead of reusing a cached file made by other code)."""
