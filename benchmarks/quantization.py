@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
-from edgekit.bench import LoopPlan  # noqa: E402
 from edgekit.cli.quantize_table import render  # noqa: E402
+from edgekit.matrix.cells import Timing  # noqa: E402
 from edgekit.quantize.base import QuantizeConfig  # noqa: E402
 from edgekit.quantize.report import MeasureConfig, PrecisionReport, measure  # noqa: E402
 from edgekit.quantize.select import build_variants  # noqa: E402
@@ -114,7 +114,7 @@ def check(label: str, value: float | None, target: float, higher_is_better: bool
     return f"  {label}: {value:.2f}{unit} (target {sign} {target:g}{unit}) {'MET' if met else 'MISSED'}"
 
 
-def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: int, folder: Path, rounds: int,
+def speed_part(name: str, size: int, threads: int, plan: Timing, calib_size: int, folder: Path, rounds: int,
                results: Results) -> None:
     from edgekit.meta import read_meta
     from edgekit.quantize.calibration import calibration_batches
@@ -126,7 +126,7 @@ def speed_part(name: str, size: int, threads: int, plan: LoopPlan, calib_size: i
     variants = build_variants(source, folder, speed_configs(calib, calib_size))
     meta = read_meta(source)
     parity = calibration_batches(str(calib), source, meta, 16, seed=1)
-    config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan)
+    config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, timing=plan)
     reports = measure_rounds(variants, meta, config, None, parity, rounds)
     report = reports[0]
     show(report)
@@ -156,7 +156,7 @@ def _largest_output(model: Path, feeds) -> float:
         return max(float(np.abs(v).max()) for feed in feeds for v in session.run(feed).values())
 
 
-def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path, rounds: int, results: Results) -> None:
+def lenet_part(threads: int, plan: Timing, calib_size: int, folder: Path, rounds: int, results: Results) -> None:
     from edgekit.datasets import load_split
     from edgekit.train.base import RECIPES, TrainConfig
 
@@ -178,7 +178,7 @@ def lenet_part(threads: int, plan: LoopPlan, calib_size: int, folder: Path, roun
             results.note(f"LeNet-5/digits:{line}")
 
 
-def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | None, folder: Path, rounds: int,
+def detector_part(threads: int, plan: Timing, calib_size: int, epochs: int | None, folder: Path, rounds: int,
                   results: Results) -> None:
     if importlib.util.find_spec("edgekit.train.detector") is None:
         print("\nskipped the detector: edgekit.train.detector is not in this checkout")
@@ -214,7 +214,7 @@ def detector_part(threads: int, plan: LoopPlan, calib_size: int, epochs: int | N
             results.note(f"shapes detector:{line}")
 
 
-def _accuracy_reports(onnx: Path, calib: str, split, calib_size: int, threads: int, plan: LoopPlan,
+def _accuracy_reports(onnx: Path, calib: str, split, calib_size: int, threads: int, plan: Timing,
                       folder: Path, rounds: int) -> list[PrecisionReport]:
     from edgekit.meta import read_meta
     from edgekit.quantize.calibration import calibration_batches
@@ -224,7 +224,7 @@ def _accuracy_reports(onnx: Path, calib: str, split, calib_size: int, threads: i
     variants = build_variants(onnx, work, int8_configs(calib, calib_size))
     meta = read_meta(onnx)
     parity = calibration_batches(calib, onnx, meta, 64, seed=0, split="test")
-    config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, plan=plan)
+    config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, timing=plan)
     reports = measure_rounds(variants, meta, config, split, parity, rounds)
     show(reports[0])
     return reports
@@ -254,7 +254,7 @@ def main() -> None:
         parser.error(f"unknown parts {sorted(unknown)} (expected {', '.join(PARTS)})")
     skipped = {"speed": args.skip_speed, "lenet": args.skip_lenet, "detector": args.skip_detector}
     parts = [p for p in parts if not skipped[p]]
-    plan = LoopPlan(warmup=10, min_runs=20, min_duration_s=args.seconds)
+    plan = Timing(warmup=10, min_runs=20, min_duration_s=args.seconds, rounds=1)
     results = Results("quantization", enabled=not args.no_results)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

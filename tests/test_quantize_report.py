@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.bench import LoopPlan
 from edgekit.datasets.base import Split
+from edgekit.matrix.cells import Timing
 from edgekit.meta import read_meta
 from edgekit.quantize.base import QuantizeConfig
 from edgekit.quantize.report import MeasureConfig, PrecisionReport, PrecisionRow, measure
 from edgekit.quantize.select import MIN_SPEEDUP, build_variants, choose, select
 from edgekit.runtimes import open_runtime
 
-QUICK = MeasureConfig(runtimes=("ort-cpu",), threads=1, plan=LoopPlan(warmup=2, min_runs=10, min_duration_s=0.2))
+QUICK = MeasureConfig(runtimes=("ort-cpu",), threads=1,
+                      timing=Timing(warmup=2, min_runs=10, min_duration_s=0.2, rounds=1))
 
 
 def _images(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -174,9 +175,9 @@ def test_metrics_are_in_points_by_the_evaluators_own_unit(lenet, labelled):
     """An evaluator reporting fractions says so (points_per_unit = 100); the report shows points."""
     import json
 
+    from edgekit.evaluate.metrics import EVALUATORS, CocoEvaluator, TopKEvaluator
     from edgekit.matrix.variants import Variant
     from edgekit.tasks import TASKS
-    from edgekit.evaluate.metrics import EVALUATORS, CocoEvaluator, TopKEvaluator
     from edgekit.tasks.classification import ClassificationTask
 
     assert CocoEvaluator.points_per_unit == 100.0 and TopKEvaluator.points_per_unit == 1.0

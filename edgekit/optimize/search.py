@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgekit.errors import CheckFailedError
+from edgekit.matrix.choice import MIN_SPEEDUP
 from edgekit.matrix.quality import Quality
 from edgekit.optimize.config import OptimizeConfig
 from edgekit.optimize.measure import quality_from_row, subset_data, timed_from_row, weighted_layers
 from edgekit.optimize.select import NOISE, Entry, pick, quality_drop, speedup
 from edgekit.optimize.space import FIRST_LAST, Candidate
-from edgekit.quantize.select import MIN_SPEEDUP
 
 FINALISTS = 3
 

@@ -1,18 +1,17 @@
-"""Choosing what to ship: the fastest candidate within the accuracy budget that beats FP32 by a
-real margin (the same ``MIN_SPEEDUP`` as `edgekit quantize --max-drop`), ties broken by file size
-and then cold start; and, when nothing qualifies, the closest candidates to show the user."""
+"""Choosing what to ship with the one selection rule (``matrix.choice``, shared with `edgekit quantize
+--max-drop`): the fastest candidate within the accuracy budget that beats the best FP32 configuration
+by a real margin; and, when nothing qualifies, the closest candidates to show the user."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from edgekit.matrix.choice import MIN_SPEEDUP, fastest, speedup, verdict
 from edgekit.matrix.quality import Quality
 from edgekit.optimize.measure import Timed
 from edgekit.optimize.space import Candidate
-from edgekit.quantize.select import MIN_SPEEDUP
 
-TIE = 0.03            # latencies within 3 % are a tie on this noisy, shared CPU
 NOISE = 0.25          # the latency pass keeps judging candidates within 25 % of the best in budget (a loaded CPU)
 
 
@@ -61,10 +60,6 @@ def quality_drop(baseline: Quality, quality: Quality) -> float | None:
     return None
 
 
-def speedup(baseline_ms: float | None, ms: float | None) -> float | None:
-    return baseline_ms / ms if baseline_ms and ms else None
-
-
 def best_fp32(entries: list[Entry], baseline: Entry) -> Entry:
     """The fastest FP32 configuration measured in the baseline's timing pass (confirmed figures when
     the baseline was confirmed): the basis every speed-up is stated against."""
@@ -75,18 +70,16 @@ def best_fp32(entries: list[Entry], baseline: Entry) -> Entry:
 
 
 def pick(finalists: list[Entry], baseline: Entry, max_drop: float) -> Entry | None:
-    """The fastest finalist within budget and at least ``MIN_SPEEDUP`` faster than the best FP32
-    configuration among the finalists (the default FP32 is ``baseline``); among those within ``TIE``
-    of the fastest, the smallest file, then the quickest cold start. When no reduced precision beats
-    the best FP32 by the margin, that FP32 configuration is the pick if it beats the default by it."""
+    """The finalist ``matrix.choice`` selects: within budget and at least ``MIN_SPEEDUP`` faster than the
+    best FP32 configuration among the finalists (the default FP32 is ``baseline``), the fastest, ties by
+    size then cold start. When no reduced precision qualifies, that FP32 configuration is the pick if it
+    beats the default by the margin."""
     basis = best_fp32(finalists, baseline)
     eligible = [e for e in finalists if e is not baseline and e.candidate.precision != "fp32"
-                and e.in_budget(max_drop) and (speedup(basis.ms, e.ms) or 0) >= MIN_SPEEDUP]
+                and verdict(e.drop, speedup(basis.ms, e.ms), max_drop) == "ok"]
     if not eligible:
         return basis if basis is not baseline and (speedup(baseline.ms, basis.ms) or 0) >= MIN_SPEEDUP else None
-    fastest = min(e.ms for e in eligible)
-    tied = [e for e in eligible if e.ms <= fastest * (1 + TIE)]
-    return min(tied, key=lambda e: (round(e.size_mb, 2), e.cold_start_ms, e.ms))
+    return fastest(eligible, lambda e: e.ms, lambda e: e.size_mb, lambda e: e.cold_start_ms)
 
 
 def closest(entries: list[Entry], baseline: Entry, max_drop: float, count: int = 3) -> list[Entry]:

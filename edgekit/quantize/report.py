@@ -2,7 +2,9 @@
 file size, p50/p90 latency, speedup over FP32 on the same runtime, accuracy and its drop,
 and agreement of the outputs with FP32 (cosine, top-1).
 
-Every row is measured in the same process, one after the other, so ratios compare like with like.
+Every row is measured in the same process, one after the other, so ratios compare like with like,
+by the engine's pieces: the matrix's measurer (``matrix.measure.time_file``, single-stream at batch 1)
+and its judge (``matrix.quality``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bench import BenchConfig, LoopPlan, benchmark
 from edgekit.datasets.base import Split
 from edgekit.errors import BadInputError
+from edgekit.matrix.cells import Timing
 from edgekit.matrix.variants import Variant
 from edgekit.meta import ModelMeta
 from edgekit.runtimes import RUNTIMES, get_runtime
@@ -69,7 +71,7 @@ class PrecisionReport:
 class MeasureConfig:
     runtimes: tuple[str, ...] = ("ort-cpu",)
     threads: int | None = None
-    plan: LoopPlan = LoopPlan(warmup=5, min_runs=20, min_duration_s=1.0)
+    timing: Timing = Timing(warmup=5, min_runs=20, min_duration_s=1.0, rounds=1)
     batch_size: int = 16
 
 
@@ -105,7 +107,9 @@ def _measure_one(
     base: PrecisionRow | None,
 ) -> PrecisionRow:
     options = {"threads": config.threads, **variant.runtime_options}
-    record = benchmark(variant.path, BenchConfig(runtime=runtime, plan=config.plan, runtime_options=options))
+    from edgekit.matrix.measure import time_file
+
+    timed = time_file(variant.path, runtime, options, meta, 1, "single-stream", config.timing)
     metric, metrics = (None, {}) if split is None else _accuracy(variant, runtime, options, meta, split, config)
     accuracy = metrics[metric] if metric else None
     cosine = top1 = None
@@ -113,10 +117,10 @@ def _measure_one(
         from edgekit.matrix.quality import agreement
 
         top1, cosine, _ = agreement(reference, _outputs(variant.path, runtime, parity_feeds, options))
-    p50 = record.latency.p50_ms
+    p50 = timed.p50_ms
     return PrecisionRow(
         variant=variant.name, runtime=runtime, precision=variant.precision, size_mb=variant.size_mb,
-        p50_ms=p50, p90_ms=record.latency.p90_ms,
+        p50_ms=p50, p90_ms=timed.p90_ms,
         speedup=base.p50_ms / p50 if base and p50 > 0 else (1.0 if base is None else None),
         metric=metric or "", accuracy=accuracy,
         accuracy_drop=(base.accuracy - accuracy) if base and base.accuracy is not None and accuracy is not None

@@ -1,11 +1,8 @@
-"""Accuracy-aware choice: the fastest variant whose accuracy drop fits the budget.
-
-A variant only counts as faster when it beats FP32 on the same runtime by ``MIN_SPEEDUP``:
-repeated runs on a busy CPU vary by a few percent, and INT8 can be *slower* than FP32 (S8S8
-activations and dynamic ConvInteger on ONNX Runtime, small depthwise models), so "no gain"
-must never be reported as the best choice. When no INT8 variant fits the budget, static
-INT8 is retried with the first and last weighted layers left in float (the layers most
-sensitive to quantization), and if still nothing fits FP32 is kept.
+"""Accuracy-aware choice for `quantize --max-drop`, by the one selection rule (``matrix.choice``,
+shared with `optimize`): the fastest variant whose accuracy drop fits the budget and that beats FP32
+on the same runtime by ``MIN_SPEEDUP``. When no INT8 variant fits the budget, static INT8 is retried
+with the first and last weighted layers left in float (the layers most sensitive to quantization),
+and if still nothing fits FP32 is kept.
 """
 
 from __future__ import annotations
@@ -16,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.matrix.choice import MIN_SPEEDUP, fastest, verdict
 from edgekit.matrix.variants import Variant
 from edgekit.quantize.base import QuantizeConfig, kind_of, output_name, quantize
 from edgekit.quantize.report import PrecisionReport, PrecisionRow
 
-MIN_SPEEDUP = 1.05
+__all__ = ["MIN_SPEEDUP", "Selection", "select", "choose", "build_variants", "keep"]
+
 SENSITIVE = ("@first", "@last")
 RERUN = "fp32-rerun"  # the FP32 baseline measured again beside the sensitive-layer retry
 
@@ -42,29 +41,15 @@ class Selection:
 
 
 def select(report: PrecisionReport, max_drop: float, runtime: str) -> Selection:
-    """The fastest quantized row on ``runtime`` within ``max_drop`` points and faster than FP32."""
-    reasons = []
-    best: PrecisionRow | None = None
-    for row in report.rows:
-        if row.runtime != runtime or row.variant in ("fp32", RERUN):
-            continue
-        verdict = _verdict(row, max_drop)
-        if verdict == "ok" and (best is None or (row.speedup or 0) > (best.speedup or 0)):
-            best = row
-        reasons.append((row.variant, row.runtime, verdict))
-    reasons = [(v, r, "kept" if best and (v, r) == (best.variant, best.runtime) else
-                ("within budget, not the fastest" if why == "ok" else why)) for v, r, why in reasons]
+    """The quantized row on ``runtime`` that ``matrix.choice`` selects: within ``max_drop`` points, faster
+    than FP32 by the margin, the fastest relative to its FP32 baseline (ties by file size)."""
+    candidates = [row for row in report.rows if row.runtime == runtime and row.variant not in ("fp32", RERUN)]
+    verdicts = [verdict(row.accuracy_drop, row.speedup, max_drop) for row in candidates]
+    best = fastest([row for row, why in zip(candidates, verdicts) if why == "ok"],
+                   lambda row: 1.0 / row.speedup, lambda row: row.size_mb)
+    reasons = [(row.variant, row.runtime, "kept" if row is best else
+                ("within budget, not the fastest" if why == "ok" else why)) for row, why in zip(candidates, verdicts)]
     return Selection(best, tuple(reasons))
-
-
-def _verdict(row: PrecisionRow, max_drop: float) -> str:
-    if row.accuracy_drop is None:
-        return "no accuracy measured"
-    if row.accuracy_drop > max_drop:
-        return f"drop {row.accuracy_drop:+.2f} pt over budget {max_drop:g}"
-    if row.speedup is None or row.speedup < MIN_SPEEDUP:
-        return f"not faster than FP32 ({row.speedup or 0:.2f}x)"
-    return "ok"
 
 
 def build_variants(source: Path, folder: Path, configs: Sequence[QuantizeConfig]) -> list[Variant]:

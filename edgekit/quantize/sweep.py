@@ -130,11 +130,11 @@ def sweep(source: Path, output: Path, configs: Sequence[QuantizeConfig], options
 
 
 def _measure_config(names: list[str], options: SweepConfig):
-    from edgekit.bench import LoopPlan
+    from edgekit.matrix.cells import Timing
     from edgekit.quantize.report import MeasureConfig
 
     return MeasureConfig(runtimes=tuple(names), threads=options.threads,
-                         plan=LoopPlan(warmup=5, min_runs=20, min_duration_s=options.duration))
+                         timing=Timing(warmup=5, min_runs=20, min_duration_s=options.duration, rounds=1))
 
 
 def keep_all(variants: Sequence[Variant], output: Path, single: bool) -> tuple[Path, ...]:
