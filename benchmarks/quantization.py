@@ -123,7 +123,7 @@ def speed_part(name: str, size: int, threads: int, plan: Timing, calib_size: int
     source = resolve_model(name, input_size=(size, size))
     calib = folder / f"{name}-calib.npz"
     np.savez(calib, images=photo_like(calib_size, size + 32))
-    variants = build_variants(source, folder, speed_configs(calib, calib_size))
+    variants = build_variants(source, speed_configs(calib, calib_size))
     meta = read_meta(source)
     parity = calibration_batches(str(calib), source, meta, 16, seed=1)
     config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, timing=plan)
@@ -219,9 +219,7 @@ def _accuracy_reports(onnx: Path, calib: str, split, calib_size: int, threads: i
     from edgekit.meta import read_meta
     from edgekit.quantize.calibration import calibration_batches
 
-    work = folder / f"{calib}-variants"
-    work.mkdir()
-    variants = build_variants(onnx, work, int8_configs(calib, calib_size))
+    variants = build_variants(onnx, int8_configs(calib, calib_size))
     meta = read_meta(onnx)
     parity = calibration_batches(calib, onnx, meta, 64, seed=0, split="test")
     config = MeasureConfig(runtimes=RUNTIME_NAMES, threads=threads, timing=plan)

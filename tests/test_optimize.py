@@ -43,7 +43,8 @@ def _convnet(path: Path, fragile: bool) -> Path:
             features = body(torch.from_numpy(next(iter(images.values()))))
             scale = torch.randn(10, 64) / (features.std(0) + 1e-3)
             scale[:, 0] = 0.0
-            head.weight.copy_(scale)
+            scale[:, 1:] += 3000.0    # a shared 3000 moves every logit alike in float; FP16's weight steps
+            head.weight.copy_(scale)  # of 2 there reorder the classes
             head.bias.copy_(-scale @ features.mean(0))
     export_module(torch.nn.Sequential(body, head).eval(), meta, path, ExportConfig(input_size=(48, 48)))
     return path
@@ -118,7 +119,8 @@ def test_rerun_reuses_the_stored_candidates(convnet, tmp_path):
 @pytest.mark.slow
 def test_budget_no_candidate_meets_exits_1_with_the_closest(fragile, tmp_path):
     """INT8 loses the fragile model's classes: the plain file, first/last in float and the sensitive-layer
-    fallbacks (at least one layer stays INT8) all lose agreement; nothing is written."""
+    fallbacks (at least one layer stays INT8) all lose agreement, and so does FP16 (whatever the timing on a
+    busy machine makes of it); nothing is written."""
     result = run_cli("optimize", str(fragile), "--max-drop", "0", "--runtimes", "ort-cpu", "--threads", "2",
                      "--eval-size", "32", "--calib-size", "16", "--duration", "0.3",
                      "--db", f"sqlite:///{tmp_path / 'h.db'}", "-o", str(tmp_path / "ship.onnx"), cwd=tmp_path)
@@ -126,7 +128,7 @@ def test_budget_no_candidate_meets_exits_1_with_the_closest(fragile, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith("error: no candidate meets --max-drop 0"), result.stderr
-    assert "closest: ort-cpu int8-ort" in errors[0], result.stderr
+    assert "closest: ort-cpu " in errors[0] and "ort-cpu int8-ort" in errors[0], result.stderr  # FP16 too may be
     assert not (tmp_path / "ship.onnx").exists()
     report = (tmp_path / "ship.report.md").read_text()
     assert "int8-ort-first-last" in report          # the first/last fallback was built and measured

@@ -7,6 +7,7 @@ import pytest
 
 from edgekit.datasets.base import Split
 from edgekit.matrix.cells import Timing
+from edgekit.matrix.choice import TIE
 from edgekit.meta import read_meta
 from edgekit.quantize.base import QuantizeConfig
 from edgekit.quantize.report import MeasureConfig, PrecisionReport, PrecisionRow, measure
@@ -66,7 +67,7 @@ def test_select_never_keeps_a_slower_or_over_budget_variant():
 def test_measure_builds_the_precision_table(lenet, labelled, tmp_path):
     split, calib = labelled
     configs = [QuantizeConfig(calib=str(calib)), QuantizeConfig(mode="int8-dynamic"), QuantizeConfig(mode="fp16")]
-    variants = build_variants(lenet, tmp_path, configs)
+    variants = build_variants(lenet, configs)
     from edgekit.quantize.calibration import calibration_batches
 
     parity = calibration_batches(str(calib), lenet, read_meta(lenet), 16)
@@ -89,9 +90,7 @@ def test_choose_keeps_the_fastest_within_budget_or_fp32(lenet, labelled, tmp_pat
     meta = read_meta(lenet)
     configs = [QuantizeConfig(calib=str(calib)), QuantizeConfig(mode="fp16")]
     out = tmp_path / "kept.onnx"
-    work = tmp_path / "work"
-    work.mkdir()
-    report, selection, kept = choose(lenet, out, configs, 100.0, "ort-cpu", work,
+    report, selection, kept = choose(lenet, out, configs, 100.0, "ort-cpu",
                                      lambda variants: measure(variants, meta, QUICK, split))
     assert kept == out and out.is_file()
     if selection.kept is None:  # a tiny LeNet may not get faster: then FP32 is what was kept
@@ -99,7 +98,8 @@ def test_choose_keeps_the_fastest_within_budget_or_fp32(lenet, labelled, tmp_pat
         assert read_meta(out).precision == "fp32"
     else:
         assert selection.kept.speedup >= MIN_SPEEDUP
-        assert selection.kept.speedup == max(r.speedup for r in report.rows if r.variant != "fp32")
+        fastest = max(r.speedup for r in report.rows if r.variant != "fp32")  # within TIE: the smaller file
+        assert selection.kept.speedup * (1 + TIE) >= fastest
         assert read_meta(out).precision == selection.kept.precision
 
 
@@ -108,7 +108,7 @@ def test_choose_retries_without_sensitive_layers_when_nothing_fits(lenet, labell
     meta = read_meta(lenet)
     configs = [QuantizeConfig(calib=str(calib), calib_size=4)]
     # A negative budget can never be met: the retry must run, and FP32 must be kept.
-    report, selection, kept = choose(lenet, tmp_path / "k.onnx", configs, -1.0, "ort-cpu", tmp_path,
+    report, selection, kept = choose(lenet, tmp_path / "k.onnx", configs, -1.0, "ort-cpu",
                                      lambda variants: measure(variants, meta, QUICK, split))
     assert [r.variant for r in report.rows] == ["fp32", "ort-int8-static", "fp32-rerun", "ort-int8-static-excl"]
     rows = {r.variant: r for r in report.rows}  # the retry's speedup is over the baseline shown beside it

@@ -4,12 +4,13 @@ fp32 is the file itself. int8 is ONNX Runtime's QDQ static quantization (OpenVIN
 QDQ file), calibrated on the task's data when the model's labels match it, else on generated
 images. fp16 is ONNX Runtime's FP16 conversion on ORT and OpenVINO's ``precision=f16`` hint;
 bf16 is OpenVINO's ``precision=bf16`` hint where the CPU has it. Built variants are cached under
-``cache_dir("variants")`` by source hash, recipe and library versions (``build_quantized``, the one
-builder the matrix and optimize share), so a re-run reuses them.
+``cache_dir("variants")`` by source hash, recipe and library versions (``cached_quantize``, the one
+builder the matrix, optimize and `quantize` share), so a re-run reuses them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -88,34 +89,64 @@ def _quantized(source: Path, source_sha: str, meta: ModelMeta, recipe: dict[str,
 
 
 def build_quantized(source: Path, source_sha: str, meta: ModelMeta, recipe: dict[str, Any]) -> Variant:
-    """The one cached builder of quantized files (the matrix's, optimize's and their fallbacks'):
-    ``recipe`` holds mode, backend (ort | nncf), calib ('generated' for generated images), calib_size,
-    seed and exclude (layers kept in float). The file is cached by the source's bytes, the recipe and
-    the library versions, so a rebuilt source or an upgraded quantizer builds it again."""
-    from edgekit.quantize.base import SUFFIXES, QuantizeConfig, quantize
-    from edgekit.sources import versions_tag
+    """A quantized variant from a ``recipe`` (the matrix's, optimize's and their fallbacks'): mode, backend
+    (ort | nncf), calib ('generated' for generated images), calib_size, seed and exclude (layers kept in
+    float); built by ``cached_quantize``."""
+    from edgekit.quantize.base import SUFFIXES, QuantizeConfig
 
     backend, exclude = recipe.get("backend", "ort"), tuple(recipe.get("exclude") or ())
     recipe = {**recipe, "backend": backend, **({"exclude": list(exclude)} if exclude else {})}
-    key = hashlib.sha256(json.dumps([recipe, versions_tag(), _quantizer_versions()], sort_keys=True)
-                         .encode()).hexdigest()[:12]
+    calib = recipe.get("calib")
+    if calib == "generated":
+        calib = str(generated_images_npz(meta, recipe["calib_size"], recipe["seed"]))
+    config = QuantizeConfig(mode=recipe["mode"], backend=backend, calib=calib,
+                            calib_size=recipe.get("calib_size") or 128, seed=recipe.get("seed", 0), exclude=exclude)
     # NNCF's IR path renames ONNX nodes (a Gemm becomes MatMul + Add): layers kept in float are named
     # on the ONNX graph, so that recipe runs NNCF's ONNX backend (a QDQ .onnx that OpenVINO runs)
     suffix = ".onnx" if backend == "nncf" and exclude else SUFFIXES[backend]
-    target = cache_dir("variants") / f"{source_sha[:16]}-{recipe['mode']}-{backend}-{key}{suffix}"
+    target = cached_quantize(source, source_sha, config, suffix)
+    return Variant(target, {}, {**recipe, "cached_file": target.name})
+
+
+def cached_quantize(source: Path, source_sha: str, config, suffix: str | None = None) -> Path:
+    """The one cached builder of quantized files (the matrix, optimize and `quantize` use it): the file
+    is keyed by the source's bytes, every field of the ``QuantizeConfig`` (its calibration data by
+    content), and the library versions, so a rebuilt source, other calibration images or an upgraded
+    quantizer builds it again. Written atomically: a killed build leaves no file."""
+    from edgekit.quantize.base import SUFFIXES, quantize
+    from edgekit.sources import versions_tag
+
+    fields = {**dataclasses.asdict(config), "calib": calibration_fingerprint(config.calib)}
+    key = hashlib.sha256(json.dumps([fields, versions_tag(), _quantizer_versions()], sort_keys=True, default=str)
+                         .encode()).hexdigest()[:12]
+    suffix = suffix or SUFFIXES[config.backend]
+    target = cache_dir("variants") / f"{source_sha[:16]}-{config.mode}-{config.backend}-{key}{suffix}"
     if not target.is_file():
-        if backend == "nncf" and exclude:   # NNCF takes node names: resolve @first/@last on the ONNX graph
+        if config.backend == "nncf" and config.exclude:   # NNCF takes node names: resolve @first/@last
             from edgekit.quantize.onnxruntime import resolve_exclusions
 
-            exclude = tuple(resolve_exclusions(source, exclude))
-        calib = recipe.get("calib")
-        if calib == "generated":
-            calib = str(generated_images_npz(meta, recipe["calib_size"], recipe["seed"]))
-        config = QuantizeConfig(mode=recipe["mode"], backend=backend, calib=calib,
-                                calib_size=recipe.get("calib_size") or 128, seed=recipe.get("seed", 0),
-                                exclude=exclude)
-        quantize(source, target, config)  # writes atomically: a killed build leaves no file
-    return Variant(target, {}, {**recipe, "cached_file": target.name})
+            config = dataclasses.replace(config, exclude=tuple(resolve_exclusions(source, config.exclude)))
+        quantize(source, target, config)
+    return target
+
+
+def calibration_fingerprint(calib: str | None) -> str | None:
+    """What identifies calibration data: a file's SHA-256, a folder's file names, sizes and times, or a
+    named data set (generated or shipped, so fixed by the library versions in the key)."""
+    if calib is None:
+        return None
+    path = Path(calib)
+    if path.is_file():
+        from edgekit.quantize.base import file_sha256
+
+        return f"file:{file_sha256(path)}"
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = item.stat()
+            digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        return f"folder:{digest.hexdigest()}"
+    return f"data:{calib}"
 
 
 def _quantizer_versions() -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgekit.matrix.choice import MIN_SPEEDUP, fastest, verdict
 from edgekit.matrix.variants import Variant
-from edgekit.quantize.base import QuantizeConfig, kind_of, output_name, quantize
+from edgekit.quantize.base import QuantizeConfig, kind_of
 from edgekit.quantize.report import PrecisionReport, PrecisionRow
 
 __all__ = ["MIN_SPEEDUP", "Selection", "select", "choose", "build_variants", "keep"]
@@ -52,14 +52,19 @@ def select(report: PrecisionReport, max_drop: float, runtime: str) -> Selection:
     return Selection(best, tuple(reasons))
 
 
-def build_variants(source: Path, folder: Path, configs: Sequence[QuantizeConfig]) -> list[Variant]:
-    """FP32 (the source) plus one quantized artifact per config, written into ``folder``."""
+def build_variants(source: Path, configs: Sequence[QuantizeConfig]) -> list[Variant]:
+    """FP32 (the source) plus one quantized file per config, from the engine's one cached builder
+    (``matrix.variants.cached_quantize``): a re-run with the same source and settings reuses them."""
+    from edgekit.matrix.variants import cached_quantize
+    from edgekit.meta import read_meta
+    from edgekit.quantize.base import file_sha256
+
     variants = [Variant(source)]
+    source_sha = file_sha256(source)
     for config in configs:
-        result = quantize(source, folder / output_name(source, config), config)
+        path = cached_quantize(source, source_sha, config)
         runtimes = kind_of(config.backend).runtimes(config.mode)
-        variants.append(Variant(result.path, name=config.variant, precision=result.meta.precision,
-                                runtimes=runtimes))
+        variants.append(Variant(path, name=config.variant, precision=read_meta(path).precision, runtimes=runtimes))
     return variants
 
 
@@ -70,32 +75,36 @@ def sensitive_retry(configs: Sequence[QuantizeConfig]) -> list[QuantizeConfig]:
 
 
 def keep(row: PrecisionRow | None, source: Path, output: Path) -> Path:
-    """Copy the kept artifact (or the FP32 source) to ``output`` atomically; returns where it went
-    (``output`` with the kept file's suffix, e.g. .xml for an OpenVINO IR)."""
+    """Copy the kept artifact (or the FP32 source) to ``output`` with the kept file's suffix (e.g. .xml
+    for an OpenVINO IR); returns where it went."""
+    chosen = Path(row.path) if row else source
+    return copy_model(chosen, output.with_suffix(chosen.suffix))
+
+
+def copy_model(path: Path, target: Path) -> Path:
+    """Copy a model file (an IR with its .bin) to ``target`` atomically."""
     from edgekit.fileio import atomic_path
 
-    chosen = Path(row.path) if row else source
-    output = output.with_suffix(chosen.suffix)
-    if chosen.suffix.lower() == ".xml":
-        with atomic_path(output.with_suffix(".bin")) as temporary:
-            shutil.copyfile(chosen.with_suffix(".bin"), temporary)
-    with atomic_path(output) as temporary:
-        shutil.copyfile(chosen, temporary)
-    return output
+    if path.suffix.lower() == ".xml":
+        with atomic_path(target.with_suffix(".bin")) as temporary:
+            shutil.copyfile(path.with_suffix(".bin"), temporary)
+    with atomic_path(target) as temporary:
+        shutil.copyfile(path, temporary)
+    return target
 
 
 def choose(
     source: Path, output: Path, configs: Sequence[QuantizeConfig], max_drop: float, runtime: str,
-    folder: Path, measure_one, extra_variants: Sequence[Variant] = (),
+    measure_one, extra_variants: Sequence[Variant] = (),
 ) -> tuple[PrecisionReport, Selection, Path]:
     """Build the variants, measure them (``measure_one(variants) -> PrecisionReport``), select within
     ``max_drop`` on ``runtime``, retry static INT8 without sensitive layers if nothing fits, keep the winner."""
-    variants = build_variants(source, folder, configs)
+    variants = build_variants(source, configs)
     report = measure_one([*variants, *extra_variants])
     selection = select(report, max_drop, runtime)
     retry = sensitive_retry(configs) if selection.kept is None else []
     if retry:
-        more = build_variants(source, folder, retry)
+        more = build_variants(source, retry)
         extra = measure_one(more)  # FP32 is measured again first: each speedup has a side-by-side baseline,
         # and that baseline is shown (as fp32-rerun) so the retry's speedups can be read from the table
         added = tuple(dataclasses.replace(r, variant=RERUN) if r.variant == "fp32" else r for r in extra.rows)

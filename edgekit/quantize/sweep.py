@@ -8,14 +8,12 @@ budget) the fastest variant within it kept. Returns a record; the CLI only rende
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import BadInputError
-from edgekit.fileio import replace_file
 from edgekit.matrix.variants import Variant
 from edgekit.quantize.base import QUANTIZERS, QuantizeConfig
 from edgekit.quantize.report import PrecisionReport
@@ -118,15 +116,13 @@ def sweep(source: Path, output: Path, configs: Sequence[QuantizeConfig], options
     def run(variants):
         return measure(variants, meta, measure_config, split, parity)
 
-    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as folder:
-        if options.max_drop is not None:
-            report, selection, kept = choose(source, output, configs, options.max_drop,
-                                             RUNTIMES.canonical(names[0]), Path(folder), run, extra)
-            return SweepResult(report, selection, (kept,))
-        variants = build_variants(source, Path(folder), configs)
-        report = run([*variants, *extra])
-        written = keep_all(variants[1:], output, single=len(configs) == 1)
-    return SweepResult(report, None, written)
+    if options.max_drop is not None:
+        report, selection, kept = choose(source, output, configs, options.max_drop,
+                                         RUNTIMES.canonical(names[0]), run, extra)
+        return SweepResult(report, selection, (kept,))
+    variants = build_variants(source, configs)
+    report = run([*variants, *extra])
+    return SweepResult(report, None, keep_all(variants[1:], output, single=len(configs) == 1))
 
 
 def _measure_config(names: list[str], options: SweepConfig):
@@ -138,15 +134,12 @@ def _measure_config(names: list[str], options: SweepConfig):
 
 
 def keep_all(variants: Sequence[Variant], output: Path, single: bool) -> tuple[Path, ...]:
-    """Move built variants out of the scratch folder: ``output`` itself, or ``output.<variant><suffix>``."""
-    written = []
-    for variant in variants:
-        target = output if single else output.with_name(f"{output.stem}.{variant.name}{variant.path.suffix}")
-        if variant.path.suffix == ".xml":
-            replace_file(variant.path.with_suffix(".bin"), target.with_suffix(".bin"))
-        replace_file(variant.path, target)
-        written.append(target)
-    return tuple(written)
+    """Copy built variants out of the cache: ``output`` itself, or ``output.<variant><suffix>``."""
+    from edgekit.quantize.select import copy_model
+
+    return tuple(copy_model(variant.path, output if single else
+                            output.with_name(f"{output.stem}.{variant.name}{variant.path.suffix}"))
+                 for variant in variants)
 
 
 def eval_split(data: str | None, meta, size: int, seed: int):
