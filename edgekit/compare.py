@@ -5,7 +5,8 @@ The reference is torch for a zoo name or a torch source (the weights and seed it
 saved golden outputs (``--load-outputs``), the first of two files, else the first runtime listed.
 Verdicts by purpose: the same precision on both sides is judged by atol/rtol (``compare_fp32``); a
 reduced-precision side (int8/fp16 in the metadata, or Q/DQ nodes) by top-1 agreement, cosine or box
-match against a ``Budget``, and only on real inputs (``edgekit.compare_files``).
+match against a ``Budget``, and only on real inputs (``edgekit.compare_files``). Segmenters are judged
+by their masks and embedders by per-sample cosine at either precision (``parity.dense_agreement``).
 """
 
 from __future__ import annotations

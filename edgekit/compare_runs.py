@@ -22,8 +22,9 @@ RANDOM_NOTE = "random N(0,1) inputs: agreement on noise is not accuracy"
 
 @dataclass(frozen=True)
 class RuntimeParity:
-    """How one runtime's outputs compare with the reference's (detectors: box-matched too; a
-    reduced-precision candidate: against the budget)."""
+    """How one runtime's outputs compare with the reference's (detectors: box-matched too; segmenters
+    and embedders: ``dense``, their masks or per-sample cosine; a reduced-precision candidate: against
+    the budget)."""
 
     runtime: str
     version: str
@@ -31,11 +32,13 @@ class RuntimeParity:
     parity: ParityReport
     boxes: BoxAgreement | None = None
     budget: Any = None  # edgekit.compare_files.BudgetVerdict when the precisions differ
+    dense: Any = None  # edgekit.parity.dense_agreement: MaskAgreement or EmbeddingAgreement
 
     @property
     def passed(self) -> bool:
         """Detectors pass on matched boxes (raw tensors may differ in length and order) when some box
-        scored above the threshold, else on the raw tensors; reduced precision on the budget."""
+        scored above the threshold, segmenters and embedders on masks or cosine when they compare
+        something, else on the raw tensors; reduced precision on the budget."""
         return self._verdict.passed
 
     def summary(self) -> str:
@@ -47,6 +50,8 @@ class RuntimeParity:
             return self.budget
         if self.boxes is not None and not self.boxes.nothing_to_compare:
             return self.boxes
+        if self.dense is not None and not self.dense.nothing_to_compare:
+            return self.dense
         return self.parity
 
 
@@ -85,6 +90,8 @@ class CompareRecord:
             row["summary"] = result.summary()
             if result.boxes is not None:
                 row["boxes"]["passed"] = result.boxes.passed
+            if result.dense is not None:
+                row["dense"].update(passed=result.dense.passed, kind=result.dense.kind)
             if result.budget is not None:
                 row["budget"]["passed"] = result.budget.passed
         return data

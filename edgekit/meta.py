@@ -23,6 +23,7 @@ COLORS = ("RGB", "BGR", "GRAY")
 RESIZES = ("stretch", "letterbox", "center-crop")
 LAYOUTS = ("NCHW", "NHWC")
 MAX_SIDE = 65536
+MAX_DISTANCE = 2.0  # Euclidean distance between unit vectors: an embedding threshold lies in [0, 2]
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,11 @@ def check_values(values: dict[str, Any], extra: dict[str, Any]) -> None:
         raise _bad("recipe", "must be an object", values["recipe"])
     if "decoder" in extra:
         check_decoder(extra["decoder"])
+    embedding = extra.get("embedding")  # an embedder's record (edgekit.gallery): its threshold is a distance
+    if isinstance(embedding, dict) and embedding.get("threshold") is not None and not (
+            is_finite_number(embedding["threshold"]) and 0 <= embedding["threshold"] <= MAX_DISTANCE):
+        raise _bad("embedding.threshold", f"must be a distance from 0 to {MAX_DISTANCE:g} (between unit vectors)",
+                   embedding["threshold"])
     if LETTERBOX_KEY in extra:   # checked when the file is read, not first at pre-processing
         letterbox_of(ModelMeta(extra={LETTERBOX_KEY: extra[LETTERBOX_KEY]}))
 

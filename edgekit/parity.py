@@ -352,3 +352,48 @@ def _image_count(outputs: Mapping[str, np.ndarray]) -> int:
     """Images in one batch of detector outputs (a batch-less output, e.g. torchvision's, is one)."""
     shapes = [np.asarray(a).shape for a in outputs.values()]
     return 1 if any(len(s) <= 2 for s in shapes) else int(shapes[0][0])
+
+
+#: FP32 against FP32 (an export, another runtime): the share of pixels and the mIoU a segmenter's masks keep
+MASK_PIXELS_FP32 = 0.99
+MASK_MIOU_FP32 = 0.95
+
+
+def dense_agreement(meta, reference, candidate, min_pixels: float = MASK_PIXELS_FP32,
+                    min_miou: float = MASK_MIOU_FP32, min_cosine: float = 0.999):
+    """Two runs (outputs per batch) of a segmenter compared by their masks (``MaskAgreement``: pixels
+    that agree, mIoU) or of an embedder by per-sample cosine (``EmbeddingAgreement``); None for other
+    tasks, or when the outputs are not what the task reads. The reference's scores obey ``spread_of``
+    too. Beside ``box_agreement``: the export check, compare and the matrix judge these tasks here."""
+    if meta.task not in ("segmentation", "embedding") or not reference:
+        return None
+    from edgekit.errors import BadInputError
+
+    ref, cand = _merged(reference), _merged(candidate)
+    try:
+        if meta.task == "segmentation":
+            from edgekit.tasks.segmentation import mask_agreement, pixel_output
+
+            name, expected = pixel_output(ref, meta)
+            actual = cand.get(name, np.empty((0,)))
+            result = mask_agreement(expected, actual, min_pixels, min_miou, len(meta.labels))
+        else:
+            from edgekit.tasks.embedding import embedding_agreement, embedding_output
+
+            expected = embedding_output(ref, meta)
+            result = embedding_agreement(expected, embedding_output(cand, meta), min_cosine)
+    except BadInputError:  # not per-pixel scores / one vector per image: the raw tensors judge
+        return None
+    reason = spread_of(expected)[1]
+    return replace(result, nothing_to_compare=reason) if reason and not (result.problem or result.nothing_to_compare) \
+        else result
+
+
+def _merged(batches) -> dict[str, np.ndarray]:
+    """One dict of outputs over every batch, concatenated along the batch axis (outputs that cannot be, left out)."""
+    merged = {}
+    for name in batches[0]:
+        arrays = [np.asarray(b[name]) for b in batches if name in b]
+        if len(arrays) == len(batches) and all(a.ndim and a.shape[1:] == arrays[0].shape[1:] for a in arrays):
+            merged[name] = np.concatenate(arrays)
+    return merged

@@ -61,7 +61,7 @@ def test_cli_fp32_int8_on_digits(models, tmp_path):
     assert "all runtimes pass" in passed.stdout and "random" not in passed.stdout
     record = json.loads((tmp_path / "c.json").read_text())
     assert record["passed"] and record["budget"] == {"min_top1": 0.98, "min_cosine": 0.99, "min_box_match": 0.9,
-                                                     "score_tol": 0.05}
+                                                     "score_tol": 0.05, "min_pixels": 0.99, "min_miou": 0.95}
     assert record["results"][0]["budget"]["passed"] and record["candidate_path"] == str(models["int8"])
     failed = run_cli("compare", str(models["fp32"]), str(models["broken"]), "--data", "digits")
     assert failed.returncode == 1

@@ -44,6 +44,10 @@ def compare(
     min_box_match: float = typer.Option(90.0, "--min-box-match", help="Precisions differ: lowest share (%) of "
                                         "boxes clearly above the threshold a detector must match (IoU --iou, "
                                         "same label)."),
+    min_pixels: float = typer.Option(99.0, "--min-pixels", help="Precisions differ: lowest share (%) of mask "
+                                     "pixels whose class a segmenter keeps."),
+    min_miou: float = typer.Option(0.95, "--min-miou", help="Precisions differ: lowest mIoU of a segmenter's masks "
+                                   "against the reference's."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O",
                                                help="Runtime option RUNTIME.KEY=VALUE, e.g. openvino.precision=bf16."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record as JSON."),
@@ -74,7 +78,8 @@ def compare(
     Reference: torch for a zoo name, saved outputs, MODEL against CANDIDATE, else the first runtime.
     The same precision on both sides passes within --atol/--rtol and --min-cosine; when one side is
     INT8/FP16 (metadata or quantization nodes), on top-1 agreement and cosine (classifiers), box match
-    (detectors) or cosine, on real inputs only (--images, --data, --inputs).
+    (detectors) or cosine, on real inputs only (--images, --data, --inputs). Segmenters are judged by
+    their masks (pixels that agree, mIoU), embedders by per-sample cosine, at either precision.
     """
     from edgekit.compare import CompareInputs
     from edgekit.compare import compare as run_compare
@@ -84,7 +89,8 @@ def compare(
 
     check_numbers(seed=seed, batch=batch, atol=atol, rtol=rtol, min_cosine=min_cosine)
     budget = Budget(min_top1=min_top1 / 100, min_cosine=0.99 if min_cosine is None else min_cosine,
-                    min_box_match=min_box_match / 100, score_tol=0.05 if score_tol is None else score_tol)
+                    min_box_match=min_box_match / 100, score_tol=0.05 if score_tol is None else score_tol,
+                    min_pixels=min_pixels / 100, min_miou=min_miou)
     check_outputs(json_out, save_inputs, save_outputs,
                   inputs=[model, candidate, inputs, weights, load_outputs, meta_file])
     from edgekit.fileio import check_distinct
@@ -152,6 +158,8 @@ def print_record(record) -> None:
             out.print(f"{result.runtime}: {record.precision} — {escape(result.summary())}")
         elif result.boxes is not None:
             out.print(f"{result.runtime} detections vs {escape(record.reference)}: {escape(result.boxes.summary())}")
+        elif result.dense is not None:
+            out.print(f"{result.runtime} vs {escape(record.reference)}: {escape(result.dense.summary())}")
         if result.budget is None and (result.parity.note or result.parity.nothing_to_compare):
             out.print(f"{result.runtime}: {escape(result.parity.summary())}")
     if record.input_note:
@@ -165,7 +173,7 @@ def _cell(output, result, record) -> str:
     matched boxes judge a reduced-precision detector)."""
     if output.nothing_to_compare:
         return "[yellow]nothing to compare[/]"
-    if result.budget is not None and result.budget.box_match is not None:
+    if result.budget is not None and (result.budget.box_match is not None or result.budget.dense is not None):
         return "-"
     if record.budget is None:
         return "[green]pass[/]" if output.passed else "[red]FAIL[/]"
@@ -178,10 +186,16 @@ def _cell(output, result, record) -> str:
 def _rule(record) -> str:
     """The rule the verdict applied: the tolerance, or the budget's figures that judged something."""
     if record.budget is None:
+        dense = next((r.dense for r in record.results if r.dense is not None and not r.dense.nothing_to_compare), None)
+        if dense is not None:  # segmenters, embedders: their masks or vectors judge
+            return (f"masks ≥ {100 * dense.min_pixels:g} % pixels, mIoU ≥ {dense.min_miou:g}" if dense.kind == "masks"
+                    else f"embeddings: per-sample cosine ≥ {dense.min_cosine:g}")
         return f"tolerance: atol {record.atol:g}, rtol {record.rtol:g}, cosine ≥ {record.min_cosine:g}"
     budget, verdicts = record.budget, [r.budget for r in record.results if r.budget is not None]
     figures = [text for text, used in (
         (f"top-1 agreement ≥ {budget.min_top1:.0%}", any(v.top1 is not None for v in verdicts)),
         (f"cosine ≥ {budget.min_cosine:g}", any(v.cosine is not None for v in verdicts)),
-        (f"box match ≥ {budget.min_box_match:.0%}", any(v.box_match is not None for v in verdicts))) if used]
+        (f"box match ≥ {budget.min_box_match:.0%}", any(v.box_match is not None for v in verdicts)),
+        (f"masks ≥ {budget.min_pixels:.0%} pixels, mIoU ≥ {budget.min_miou:g}",
+         any(getattr(v.dense, "kind", "") == "masks" for v in verdicts))) if used]
     return f"budget ({record.precision}): {', '.join(figures) or 'nothing compared'}"

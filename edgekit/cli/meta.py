@@ -38,7 +38,8 @@ def set_meta(
     model: Path = typer.Argument(..., help="The .onnx file to change (rewritten atomically)."),
     pairs: Optional[list[str]] = typer.Argument(None, help="KEY=VALUE: task, labels (a,b or @labels.txt), mean, std, "
                                                 "color, resize, input_size, input_name, decoder (name or JSON), "
-                                                "decoder.KEY=VALUE, or any other key (kept in extra)."),
+                                                "any other key (kept in extra); RECORD.KEY=VALUE (decoder.type=yolo, "
+                                                "embedding.threshold=0.7) changes one field of a record."),
     from_file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML mapping of the same keys."),
     delete: Optional[list[str]] = typer.Option(None, "--delete", help="Remove this key, edgekit's or another "
                                                "tool's (repeatable)."),

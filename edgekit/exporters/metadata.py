@@ -19,8 +19,12 @@ FIELDS = ("task", "model_name", "input_name", "input_layout", "input_size", "col
           "labels", "precision", "decoder")
 
 
+class Section(dict):
+    """Keys given as ``RECORD.KEY=VALUE``: merged into the record the metadata holds, not replacing it."""
+
+
 def parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
-    """``['task=detection', 'decoder.type=yolo', 'labels=@labels.txt']`` → nested changes."""
+    """``['task=detection', 'decoder.type=yolo', 'labels=@labels.txt']`` → nested changes (``Section``)."""
     changes: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -30,7 +34,7 @@ def parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
         value = _read_at_file(raw.strip()) if raw.strip().startswith("@") else raw.strip()
         head, dot, sub = key.partition(".")
         if dot:
-            section = changes.setdefault(head, {})
+            section = changes.setdefault(head, Section())
             if not isinstance(section, dict):
                 raise BadInputError(f"metadata key {head} is given both whole and as {key}")
             section[sub] = _scalar(value, key) if isinstance(value, str) else value
@@ -72,7 +76,8 @@ def _scalar(raw: str, key: str) -> Any:
 
 
 def apply_changes(meta: ModelMeta, changes: Mapping[str, Any]) -> ModelMeta:
-    """``meta`` with ``changes`` applied and checked; keys that are not fields go to ``extra``."""
+    """``meta`` with ``changes`` applied and checked; keys that are not fields go to ``extra``, a
+    ``Section`` (``embedding.threshold=0.7``) merged into the record there."""
     values: dict[str, Any] = {}
     extra = dict(meta.extra)
     for key, value in changes.items():
@@ -83,6 +88,9 @@ def apply_changes(meta: ModelMeta, changes: Mapping[str, Any]) -> ModelMeta:
             extra["decoder"] = {**extra.get("decoder", {}), **_decoder(value)}
         elif key in FIELDS:
             values[key] = _FIELD_PARSERS.get(key, _text)(key, value)
+        elif isinstance(value, Section):
+            held = extra.get(key)
+            extra[key] = {**(held if isinstance(held, dict) else {}), **value}
         else:
             extra[key] = _scalar(value, key) if isinstance(value, str) else value
     updated = meta.with_(**values, extra=extra)

@@ -8,6 +8,7 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from edgekit.errors import BadInputError, CheckFailedError, first_line
 from edgekit.exporters.config import ExportConfig, ExportResult
 from edgekit.fileio import atomic_path
 from edgekit.meta import ModelMeta
-from edgekit.parity import BoxAgreement, ParityReport, compare_fp32
+from edgekit.parity import ParityReport, compare_fp32
 
 
 def export_zoo_model(
@@ -144,26 +145,30 @@ NO_BOXES_HINT = ("random weights tie a detector's scores, so its boxes come out 
 
 
 def verify_export(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], meta: ModelMeta,
-                  config: ExportConfig) -> tuple[ParityReport, BoxAgreement | None]:
+                  config: ExportConfig) -> tuple[ParityReport, Any]:
     """The export check's verdict: ONNX Runtime's outputs against torch's (``compare_fp32``); for a
-    detector whose tensors differ (near-tied boxes come out in another order), its decoded boxes.
-    Boxes with nothing to compare (none above the score threshold) fall back to the tensors, and the
-    line says so. Raises CheckFailedError (the file is not written) when they differ, or when nothing
-    at all was compared."""
-    from edgekit.parity import box_agreement
+    detector whose tensors differ (near-tied boxes come out in another order), its decoded boxes; for
+    a segmenter its masks, for an embedder per-sample cosine (``dense_agreement``). Decoded outputs
+    with nothing to compare (no box above the score threshold, one class everywhere) fall back to the
+    tensors, and the line says so. Raises CheckFailedError (the file is not written) when they differ,
+    or when nothing at all was compared. Returns (tensors, the decoded verdict or None)."""
+    from edgekit.parity import box_agreement, dense_agreement
 
     parity = compare_fp32(reference, actual, atol=config.atol, rtol=config.rtol)
     boxes = box_agreement(meta, [reference], [actual], 0.5, 0.02)  # None unless a detector
+    decoded = boxes if boxes is not None else dense_agreement(meta, [reference], [actual])
     no_boxes = boxes.nothing_to_compare if boxes is not None else ""
-    if no_boxes:
-        parity = replace(parity, note="; ".join(filter(None, (parity.note, f"{no_boxes}: raw outputs compared"))))
-    if no_boxes or parity.passed:  # tensors that agree give the same boxes
-        boxes = None
-    verdict = boxes if boxes is not None else parity
+    uncompared = no_boxes or (f"{decoded.kind}: {decoded.nothing_to_compare}"
+                              if decoded is not None and decoded.nothing_to_compare else "")
+    if uncompared:
+        parity = replace(parity, note="; ".join(filter(None, (parity.note, f"{uncompared}: raw outputs compared"))))
+    if uncompared or (boxes is not None and parity.passed):  # tensors that agree give the same boxes
+        decoded = None
+    verdict = decoded if decoded is not None else parity
     if verdict.passed:
-        return parity, boxes
-    if parity.nothing_to_compare and boxes is None:
-        reasons = "; ".join(filter(None, (parity.nothing_to_compare, no_boxes)))
+        return parity, decoded
+    if parity.nothing_to_compare and decoded is None:
+        reasons = "; ".join(filter(None, (parity.nothing_to_compare, uncompared)))
         raise CheckFailedError(f"the export check compared nothing, file not written: {reasons} — export trained "
                                "weights (--weights FILE), and check that the outputs depend on the input")
     hint = f" — {NO_BOXES_HINT}" if no_boxes else ""

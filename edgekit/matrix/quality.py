@@ -1,5 +1,6 @@
 """How good a variant's outputs are: accuracy with the same evaluators as ``edgekit eval`` when the
-model's labels match the task's data, and agreement (top-1 %, cosine) with the FP32 model always."""
+model's labels match the task's data, and agreement with the FP32 model always: top-1 % and cosine,
+for segmenters the share of mask pixels that agree (and mIoU), for embedders per-sample cosine."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class Quality:
     agreement_top1_pct: float | None = None
     cosine: float | None = None
     nothing_to_compare: str = ""      # why the agreement compared nothing ('' when it compared something)
+    miou: float | None = None         # segmenters: mIoU of the masks against FP32's (their pixels: top-1 %)
+    agreement: str = ""               # segmenters, embedders: the line naming the measure (MaskAgreement...)
 
 
 def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
@@ -101,20 +104,41 @@ def judge(session, meta: ModelMeta, data: EvalData, reference: dict[str, np.ndar
     if data.split is not None:
         metric, metrics = accuracy_of(session, meta, data.split, batch_size)
         accuracy = metrics[metric]
-    top1 = cosine = None
-    nothing = ""
-    if reference is not None:
-        top1, cosine, nothing = agreement(reference, outputs_on(session, meta, data.agreement_images))
-    return Quality(metric, accuracy, metrics, top1, cosine, nothing)
+    if reference is None:
+        return Quality(metric, accuracy, metrics)
+    outputs = outputs_on(session, meta, data.agreement_images)
+    dense = dense_figures(reference, outputs, meta)
+    if dense is None:
+        return Quality(metric, accuracy, metrics, *agreement(reference, outputs))
+    top1, cosine, nothing, miou, line = dense
+    return Quality(metric, accuracy, metrics, top1, cosine, nothing, miou, line)
 
 
-def agreement(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> tuple[float | None, float | None,
-                                                                                         str]:
+def dense_figures(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray], meta: ModelMeta):
+    """Segmenters: (pixels that agree %, None, why nothing, mIoU, line); embedders: (None, lowest
+    per-sample cosine, why nothing, None, line); None for other tasks. No figure where nothing compared."""
+    from edgekit.parity import dense_agreement
+
+    dense = dense_agreement(meta, [reference], [outputs])
+    if dense is None:
+        return None
+    if dense.nothing_to_compare:
+        return None, None, dense.nothing_to_compare, None, dense.summary()
+    if dense.kind == "masks":
+        return 100.0 * dense.pixel_agreement, None, "", dense.miou, dense.summary()
+    return None, dense.cosine_min, "", None, dense.summary()
+
+
+def agreement(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+              meta: ModelMeta | None = None) -> tuple[float | None, float | None, str]:
     """(top-1 agreement %, cosine, '') of the worst comparable output against ``reference``; (None,
     None, why) when no output can be compared (no spread, independent of the input): no figure rather
-    than agreement measured on noise."""
+    than agreement measured on noise. With ``meta``, segmenters and embedders as ``dense_figures``."""
     from edgekit.parity import compare_outputs
 
+    dense = dense_figures(reference, outputs, meta) if meta is not None else None
+    if dense is not None:
+        return dense[:3]
     parity = compare_outputs(reference, outputs)
     comparable = [o for o in parity.outputs if not o.nothing_to_compare]
     if not comparable:

@@ -12,7 +12,7 @@ sampled); frame pixels the model never saw (cut off by a centre crop) get ``OUTS
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -135,3 +135,72 @@ def _source_index(length: int, scale: float, offset: float, cells: int, pixels: 
     model = (np.arange(length, dtype=np.float64) + 0.5) * scale + offset
     index = np.floor(model * (cells / pixels)).astype(np.int64)
     return np.where((model >= 0) & (model < pixels), np.minimum(index, cells - 1), -1)
+
+
+@dataclass(frozen=True)
+class MaskAgreement:
+    """Two runs of one segmenter compared by their class masks, the reference's as ground truth: the
+    share of pixels whose class agrees and the mIoU (mean over classes either side has). Nothing to
+    compare when both sides' masks are one and the same class everywhere, or the reference's masks
+    are the same for every input; ``problem``: the masks could not be compared (a failure). Passes at
+    ``min_pixels`` and ``min_miou``. ``edgekit.parity.dense_agreement`` builds it from model outputs."""
+
+    masks: int
+    pixel_agreement: float  # fraction of pixels
+    miou: float
+    classes: int  # classes present on either side
+    min_pixels: float
+    min_miou: float
+    nothing_to_compare: str = ""
+    problem: str = ""
+    kind: ClassVar[str] = "masks"
+
+    @property
+    def passed(self) -> bool:
+        return (not self.nothing_to_compare and not self.problem and self.pixel_agreement >= self.min_pixels
+                and self.miou >= self.min_miou)
+
+    def summary(self) -> str:
+        """'masks: 99.80 % pixels agree, mIoU 0.995 vs reference (16 masks, 4 classes; ≥ 99 % pixels,
+        mIoU ≥ 0.95): ok'."""
+        if self.nothing_to_compare:
+            return f"masks: nothing to compare: {self.nothing_to_compare}"
+        if self.problem:
+            return f"masks: {self.problem}: FAILED"
+        return (f"masks: {100 * self.pixel_agreement:.2f} % pixels agree, mIoU {self.miou:.3f} vs reference "
+                f"({self.masks} masks, {self.classes} classes; ≥ {100 * self.min_pixels:g} % pixels, mIoU ≥ "
+                f"{self.min_miou:g}): {'ok' if self.passed else 'FAILED'}")
+
+
+def mask_agreement(reference: np.ndarray, candidate: np.ndarray, min_pixels: float = 0.99, min_miou: float = 0.95,
+                   labels: int = 0) -> MaskAgreement:
+    """Agreement of the class masks of two per-pixel outputs (N×C×h×w scores or N×h×w class maps)."""
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    rule = (min_pixels, min_miou)
+    failed = [f"the {side}'s scores hold NaN or infinite values" for side, array in
+              (("reference", reference), ("candidate", candidate))
+              if array.dtype.kind in "fc" and not np.isfinite(array).all()]
+    if reference.shape != candidate.shape:
+        failed.insert(0, f"outputs differ in shape: {reference.shape} vs {candidate.shape}")
+    if failed:
+        return MaskAgreement(len(reference), 0.0, 0.0, 0, *rule, problem=failed[0])
+    truth, _ = class_maps(("reference", reference), labels)
+    guess, _ = class_maps(("candidate", candidate), labels)
+    if truth.size == 0:
+        return MaskAgreement(len(truth), 0.0, 0.0, 0, *rule, nothing_to_compare="the masks are empty")
+    classes = int(max(truth.max(), guess.max())) + 1
+    confusion = np.bincount(truth.ravel().astype(np.int64) * classes + guess.ravel(),
+                            minlength=classes * classes).reshape(classes, classes)
+    hits = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - hits
+    present = union > 0
+    miou = float(np.mean(hits[present] / union[present]))
+    agreement = MaskAgreement(len(truth), float(hits.sum() / truth.size), miou, int(present.sum()), *rule)
+    if present.sum() == 1:
+        reason = (f"every pixel of both sides' masks is class {int(np.flatnonzero(present)[0])}: random weights? "
+                  "use trained weights and real inputs")
+    elif len(truth) >= 2 and bool((truth == truth[:1]).all()):
+        reason = f"all {len(truth)} reference masks are the same: they do not depend on the input (constant inputs?)"
+    else:
+        return agreement
+    return replace(agreement, nothing_to_compare=reason)
