@@ -15,6 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # test this checkout's edgekit, whatever is installed
+
+from cli_runner import run_cli, run_cli_subprocess  # noqa: E402,F401  (tests import them from here)
 TEST_SIZE = {"lenet5": None, "alexnet": (224, 224), "vgg11": (224, 224), "vgg13": (224, 224),
              "vgg16": (224, 224), "vgg19": (224, 224)}
 DEFAULT_TEST_SIZE = (64, 64)
@@ -91,15 +93,6 @@ def zoo_onnx(tmp_path_factory):
         return made[key]
 
     return export
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
-            prelude: str = "") -> subprocess.CompletedProcess:
-    """Run `python -m edgekit ARGS` in a subprocess; ``prelude`` is Python run first (e.g. to block imports)."""
-    code = f"{prelude}\nimport sys\nfrom edgekit.cli.app import main\nsys.argv = ['edgekit', *sys.argv[1:]]\nmain()"
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=600)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

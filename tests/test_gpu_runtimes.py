@@ -139,7 +139,8 @@ def test_require_gpu_turns_gpu_skips_into_failures(tmp_path):
     failed (exit 1, reason shown) with EDGEKIT_REQUIRE_GPU=1 — xfail(run=False) used to exit 0."""
     if gpu_names():
         pytest.skip("a GPU is present: the gpu test would run")
-    (tmp_path / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    for helper in ("conftest.py", "cli_runner.py"):
+        (tmp_path / helper).write_text((Path(__file__).parent / helper).read_text())
     (tmp_path / "test_tiny.py").write_text("import pytest\n\n@pytest.mark.gpu\ndef test_on_gpu():\n    pass\n"
                                            "\n@pytest.mark.tensorrt\ndef test_on_trt():\n    pass\n"
                                            "\ndef test_anywhere():\n    pass\n")
