@@ -16,6 +16,8 @@ from conftest import assert_one_line_error, run_cli
 from edgekit.compare import CompareInputs, compare
 from edgekit.compare_files import Budget, judge_budget
 from edgekit.errors import BadInputError
+from edgekit.matrix.cells import Timing
+from edgekit.matrix.variants import Variant
 from edgekit.meta import ModelMeta, read_meta
 from edgekit.parity import compare_outputs, dense_agreement
 from edgekit.tasks.embedding import embedding_agreement
@@ -169,6 +171,20 @@ def test_the_matrix_judges_a_segmenter_by_its_masks(segmenters):
     assert quality.agreement.startswith("masks: ") and not quality.nothing_to_compare
     top1, cosine, nothing = agreement(references["constant"], references["constant"], SEGMENTER)
     assert top1 is None and cosine is None and nothing.startswith("every pixel of both sides' masks is class 0")
+
+
+def test_quantize_records_and_reports_a_segmenters_mask_agreement(segmenters):
+    """The INT8 file's recorded check and the precision report judge masks, not the logits' top-1."""
+    from edgekit.quantize.report import MeasureConfig, measure
+    from edgekit.quantize.select import build_variants
+
+    check = read_meta(segmenters["int8"]).recipe["check"]
+    assert check["agreement"].startswith("masks: ") and check["miou"] >= 0.95 and check["top1_agreement_pct"] >= 99
+    quick = MeasureConfig(runtimes=("ort-cpu",), threads=1, timing=Timing(1, 3, 0.0, 3, 1))
+    feeds = [{"input": np.load(segmenters["scenes"])["input"]}]
+    variants = [*build_variants(segmenters["fp32"], []), Variant(segmenters["broken"], name="broken", precision="int8")]
+    report = measure(variants, SEGMENTER, quick, parity_feeds=feeds)
+    assert report.row("broken", "ort-cpu").top1_agreement_pct < 97 and report.row("broken", "ort-cpu").cosine is None
 
 
 def test_mask_agreement_figures_and_guards():

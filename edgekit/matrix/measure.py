@@ -131,6 +131,8 @@ def _measure(cell: Cell, key: str, context: MatrixContext, source: Source, start
                 "load_ms": timed.load_ms, "source": str(source.path), "throughput_basis": timed.throughput_basis,
                 **({"no_accuracy": data.no_accuracy} if data.no_accuracy else {}),
                 **({"nothing_to_compare": quality.nothing_to_compare} if quality.nothing_to_compare else {}),
+                **({"agreement": quality.agreement} if quality.agreement else {}),
+                **({"miou_vs_fp32": quality.miou} if quality.miou is not None else {}),
                 **({"quality_error": quality_note} if quality_note else {})},
         seconds=time.perf_counter() - start,
     )

@@ -170,7 +170,7 @@ def _finish(
 
     model = onnx.load(str(quantized))
     feeds, count, origin = check_feeds(source, meta, config)
-    info["check"] = {**agreement(source, quantized, feeds, count), "data": origin}
+    info["check"] = {**agreement(source, quantized, feeds, count, meta=meta), "data": origin}
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
     set_metadata(model, new_meta)
     model.producer_name = "edgekit"
@@ -207,10 +207,11 @@ def check_feeds(source: Path, meta: ModelMeta, config: QuantizeConfig) -> tuple[
 
 
 def agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]], count: int,
-              runtime: str = "ort-cpu") -> dict:
+              runtime: str = "ort-cpu", meta: ModelMeta | None = None) -> dict:
     """Worst-output cosine and top-1 agreement (percent) of the candidate (run on ``runtime``) with
-    FP32 (on ONNX Runtime's CPU) over ``count`` samples."""
-    from edgekit.parity import compare_outputs
+    FP32 (on ONNX Runtime's CPU) over ``count`` samples; segmenters by their masks (pixels that agree
+    as the top-1 figure, mIoU), embedders by per-sample cosine (``parity.dense_agreement``)."""
+    from edgekit.parity import compare_outputs, dense_agreement
     from edgekit.runtimes import get_runtime, open_runtime
 
     outputs = []
@@ -225,6 +226,12 @@ def agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray
             where = "ONNX Runtime" if name == "ort-cpu" else get_runtime(name).name
             raise BadInputError(f"the quantized model does not run on {where}: {exc}") from None
         outputs.append({output: np.concatenate(parts)[:count] for output, parts in collected.items()})
+    dense = dense_agreement(meta, [outputs[0]], [outputs[1]]) if meta is not None else None
+    if dense is not None and not dense.nothing_to_compare:
+        masks = dense.kind == "masks"
+        figures = {"top1_agreement_pct": round(100.0 * dense.pixel_agreement, 3), "miou": round(dense.miou, 4)} \
+            if masks else {"cosine": round(dense.cosine_min, 6), "top1_agreement_pct": None}
+        return {**figures, "samples": count, "agreement": dense.summary()}
     parity = compare_outputs(outputs[0], outputs[1])
     worst = min(parity.outputs, key=lambda o: o.cosine)
     top1 = None if worst.top1_agreement is None else round(100.0 * worst.top1_agreement, 3)

@@ -116,7 +116,7 @@ def _measure_one(
     if reference is not None:
         from edgekit.matrix.quality import agreement
 
-        top1, cosine, _ = agreement(reference, _outputs(variant.path, runtime, parity_feeds, options))
+        top1, cosine, _ = agreement(reference, _outputs(variant.path, runtime, parity_feeds, options), meta)
     p50 = timed.p50_ms
     return PrecisionRow(
         variant=variant.name, runtime=runtime, precision=variant.precision, size_mb=variant.size_mb,
