@@ -11,10 +11,11 @@ DEFAULT_RUNTIME = "ort-cpu"
 
 
 def deployment_settings(meta: ModelMeta) -> tuple[str, dict[str, Any]]:
-    """(runtime, runtime options) recorded by `edgekit optimize`; ONNX Runtime CPU with its defaults
-    for a file that records none."""
-    deployment = meta.extra.get("deployment")
-    if not isinstance(deployment, dict) or not deployment.get("runtime"):
+    """(runtime, runtime options) recorded by `edgekit optimize` (``meta_records.deployment_of``); ONNX
+    Runtime CPU with its defaults for a file that records none."""
+    from edgekit.meta_records import deployment_of
+
+    deployment = deployment_of(meta)
+    if deployment.runtime is None:
         return DEFAULT_RUNTIME, {}
-    options = deployment.get("options") or {}
-    return str(deployment["runtime"]), {str(k): v for k, v in options.items() if v is not None}
+    return deployment.runtime, deployment.options

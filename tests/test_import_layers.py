@@ -15,8 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 # What runs on the device: metadata and its limits, registries, runtimes, tasks, the Predictor with its
 # frames and stream, frame sources (camera), latency timing.
-ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.conventions", "edgekit.limits",
-              "edgekit.registry", "edgekit.paths", "edgekit.system", "edgekit.fileio", "edgekit.deps",
+ROBOT_TIER = ("edgekit", "edgekit.errors", "edgekit.meta", "edgekit.meta_records", "edgekit.conventions",
+              "edgekit.limits", "edgekit.registry", "edgekit.paths", "edgekit.system", "edgekit.fileio", "edgekit.deps",
               "edgekit.hashing", "edgekit.parity",
               "edgekit.deployment", "edgekit.predictor", "edgekit.frames", "edgekit.stream", "edgekit.runtimes",
               "edgekit.tasks", "edgekit.bench", "edgekit.camera", "edgekit.gallery")

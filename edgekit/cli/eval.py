@@ -75,16 +75,15 @@ def _recorded_dataset(model: str) -> str | None:
     that cannot be read: evaluation then says why)."""
     from edgekit.errors import EdgekitError
     from edgekit.meta import ENGINE_SUFFIXES, read_meta
+    from edgekit.meta_records import source_of
 
     path = Path(model)
     if path.suffix.lower() not in (".onnx", ".xml", *ENGINE_SUFFIXES) or not path.is_file():
         return None
     try:
-        source = read_meta(path).extra.get("source")
+        return source_of(read_meta(path)).dataset
     except (EdgekitError, OSError):
         return None
-    dataset = source.get("dataset") if isinstance(source, dict) else None
-    return dataset if isinstance(dataset, str) and dataset else None
 
 
 def show(result) -> None:

@@ -48,7 +48,9 @@ def export_user_model(source: ModelSource, output: Path | None, opset: int, batc
     out.print(f"exported [bold]{escape(source.label)}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, "
               f"task {result.meta.task})")
     out.print(f"verified on ONNX Runtime vs torch: {escape(result.summary)}")
-    assumed = result.meta.extra.get("assumed") or []
+    from edgekit.meta_records import assumed_of
+
+    assumed = assumed_of(result.meta)
     if assumed:
         meta = result.meta
         values = {"task": meta.task, "input_size": "x".join(map(str, meta.input_size)), "color": meta.color,

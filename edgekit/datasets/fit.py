@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from edgekit.meta_records import source_of
+
 if TYPE_CHECKING:
     from edgekit.meta import ModelMeta
 
@@ -23,8 +25,7 @@ def misfit_reason(meta: ModelMeta, task: str, labels: Sequence[str], spec: str) 
         return f"model task '{meta.task}' differs from the task of data set `{spec}` ('{task}')"
     if task == "embedding":   # verified on identities it never saw: any data set of identities fits
         return ""
-    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
-    if source.get("dataset") == spec:
+    if source_of(meta).trained_on(spec):
         return ""
     if not meta.labels:
         return (f"the model records no labels and was not trained on `{spec}` ({_shown(labels)}): "

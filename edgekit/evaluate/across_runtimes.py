@@ -20,6 +20,7 @@ from edgekit.errors import BadInputError, RuntimeUnavailableError, first_line
 from edgekit.evaluate.runner import EvalRecord, evaluate
 from edgekit.inputs.specs import InputSpec
 from edgekit.meta import ModelMeta, read_meta
+from edgekit.meta_records import source_of
 from edgekit.tasks.preprocess import FUSED_KEY
 
 
@@ -80,13 +81,13 @@ def resolve_runtimes(spec: str, suffix: str = ".onnx") -> tuple[list[str], dict[
 
 def dataset_for(meta: ModelMeta, data: str | None, seed: int | None) -> tuple[str, dict[str, Any], int]:
     """The dataset spec, its options and the split seed: the user's, else the model's recorded source."""
-    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
-    recorded = source.get("dataset")
+    source = source_of(meta)
+    recorded = source.dataset
     if data is None and not recorded:
         raise BadInputError("this model does not record its dataset: give one with --data (digits, a folder, a .json)")
     spec = data or recorded
-    options = dict(source.get("dataset_options") or {}) if spec == recorded else {}
-    split_seed = seed if seed is not None else int(source.get("seed", 0)) if spec == recorded else 0
+    options = dict(source.dataset_options) if spec == recorded else {}
+    split_seed = seed if seed is not None else source.split_seed(0) if spec == recorded else 0
     return spec, options, split_seed
 
 
@@ -100,10 +101,10 @@ def reference_metrics(
     """
     if FUSED_KEY in meta.extra:
         return None, "the graph starts with fused pre-processing (frames in); torch runs the file it was fused from"
-    source = recorded_source(meta)
-    if source.get("zoo"):
-        return _zoo_reference(source, meta, split, batch_size, check_only, weights)
-    recipe, checkpoint = source.get("recipe"), source.get("checkpoint")
+    source = source_of(meta)
+    if source.zoo:
+        return _zoo_reference(source.raw, meta, split, batch_size, check_only, weights)
+    recipe, checkpoint = source.recipe, source.checkpoint
     if not recipe or not checkpoint:
         return None, "the model records no training checkpoint"
     from edgekit.train.base import REFERENCE_EVALUATORS
@@ -143,7 +144,7 @@ def compare_runtimes(
     path = resolve_model(str(model), dynamic_batch=not as_file, weights=None if as_file else weights, inputs=inputs,
                          meta_changes=meta_changes)
     meta = read_meta(path)
-    if as_file and weights is not None and not recorded_source(meta).get("zoo"):
+    if as_file and weights is not None and not source_of(meta).zoo:
         raise BadInputError(f"--weights with a model file are the state_dict of the zoo model it was exported "
                             f"from (for the torch figure); {path.name} was not exported from the zoo")
     names, skipped = resolve_runtimes(runtimes, path.suffix)
@@ -159,7 +160,7 @@ def compare_runtimes(
     metrics, note = (None, "not asked for") if reference is False else _figure(torch_figure, meta, dataset, batch_size,
                                                                                required=bool(reference))
     records = tuple(dataclasses.replace(r, reference=metrics) for r in records)
-    kind = "module" if source.is_torch else "zoo module" if recorded_source(meta).get("zoo") else "checkpoint"
+    kind = "module" if source.is_torch else "zoo module" if source_of(meta).zoo else "checkpoint"
     return Comparison(meta.model_name or path.stem, spec, split, split_seed, records, metrics, note, skipped, kind)
 
 
@@ -171,12 +172,6 @@ def _figure(torch_figure, meta: ModelMeta, split: Split, batch_size: int, requir
         if required:
             raise BadInputError(f"--torch: the torch reference failed: {first_line(exc)}") from None
         return None, f"the torch reference failed: {first_line(exc)}"
-
-
-def recorded_source(meta: ModelMeta) -> dict[str, Any]:
-    """What the metadata says the model was made from (zoo name and weights, recipe and checkpoint)."""
-    source = meta.extra.get("source")
-    return source if isinstance(source, dict) else {}
 
 
 def _zoo_reference(source: Mapping[str, Any], meta: ModelMeta, split: Split, batch_size: int, check_only: bool,

@@ -122,10 +122,12 @@ def _dataset_images(spec: str, size: int, seed: int, split: str, meta: ModelMeta
 
 def recorded_split(meta: ModelMeta, spec: str, seed: int) -> tuple[dict, int]:
     """(dataset options, split seed) the model was trained with when ``spec`` is its dataset, else ({}, seed)."""
-    source = meta.extra.get("source") if isinstance(meta.extra.get("source"), dict) else {}
-    if not source or source.get("dataset") != spec:
+    from edgekit.meta_records import source_of
+
+    source = source_of(meta)
+    if not source.trained_on(spec):
         return {}, seed
-    return dict(source.get("dataset_options") or {}), int(source.get("seed", seed))
+    return dict(source.dataset_options), source.split_seed(seed)
 
 
 def _check_folder(folder: Path, meta: ModelMeta) -> None:
