@@ -4,7 +4,8 @@
            own best call (target ≤ 1.2× + a few µs).
 2. models: Predictor end-to-end p50 on a 640×480 RGB frame ÷ the bare inference call on a
            prepared tensor, batch 1 (targets: mobilenet_v3_small ≤ 1.5×, resnet18 ≤ 1.1×,
-           the shapes detector ≤ 1.5×), with each stage's p50 and the Predictor's own cost; on
+           the shapes detector ≤ 1.5×, the segmenter's mask at frame size ≤ 1.5×), with each
+           stage's p50 and the Predictor's own cost; on
            the task's default route, and beside it the other OpenCV route and the fused graph.
 3. video:  the detector on a generated 30 FPS 640×480 video played in real time (as a camera):
            processed FPS, dropped frames, capture-to-prediction latency (target ≥ 30 FPS,
@@ -14,7 +15,9 @@ Every ratio is the median of paired per-round ratios: each round times the basis
 or one call after another), then the other side.
 
     python benchmarks/robot_path.py [--runtimes ort-cpu,openvino] [--threads 2]
-        [--detector runs/detector/detector.onnx] [--route opencv] [--parts tiny,models,video] [--no-fused]
+        [--detector runs/detector/detector.onnx] [--segmenter runs/segmenter/segmenter.onnx]
+        [--models mobilenet_v3_small,resnet18,detector,segmenter] [--route opencv] [--parts tiny,models,video]
+        [--no-fused]
         [--no-results]
 
 Without --detector a randomly initialised shapes detector is exported (its post-processing sees
@@ -40,7 +43,7 @@ from edgekit.bench.latency import LatencyStats, LoopPlan, time_calls  # noqa: E4
 from edgekit.runtimes import open_runtime  # noqa: E402
 from sidebyside import Results, add_results_flag, rounds_text  # noqa: E402
 
-TARGETS = {"mobilenet_v3_small": 1.5, "resnet18": 1.1, "detector": 1.5}
+TARGETS = {"mobilenet_v3_small": 1.5, "resnet18": 1.1, "detector": 1.5, "segmenter": 1.5}
 #: alternating bare/Predictor rounds per model; the ratio printed is the median of the rounds' ratios
 ROUNDS = 5
 #: alternating rounds of the tiny model's calls and of the video's two loops
@@ -178,6 +181,24 @@ def detector_model(folder: Path, given: str | None) -> Path:
     return target
 
 
+def segmenter_model(folder: Path, given: str | None) -> Path:
+    """The reference segmenter (4 classes, 64x64 input; randomly initialised unless ``given``): its
+    Predictor returns a class mask at the frame's 640x480 with per-class areas."""
+    if given:
+        return Path(given)
+    import torch
+
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.torch_onnx import export_module
+    from edgekit.train.segmenter import OUTPUT_NAME, build_segmenter, segmenter_meta
+
+    torch.manual_seed(0)
+    target = folder / "segmenter-random.onnx"
+    export_module(build_segmenter(4).eval(), segmenter_meta(("background", "circle", "square", "triangle"), {}),
+                  target, ExportConfig(dynamic_batch=True, batch=2), output_names=(OUTPUT_NAME,))
+    return target
+
+
 # The resize op each runtime runs fastest in a fused graph (benchmarks/preprocess_routes.py).
 FUSED_RESIZE_OP = {"ort-cpu": "resize", "openvino": "gather"}
 
@@ -215,7 +236,7 @@ def part_models(runtimes: list[str], threads: int, models: dict[str, Path], rout
             if default in ("opencv", "opencv-uint8"):  # the other OpenCV route beside the task's default
                 other = "opencv" if default == "opencv-uint8" else "opencv-uint8"
                 variants.append((f"{name} {other}", path, {"route": other}))
-            if fused:
+            if fused and name != "segmenter":   # fusing covers classifiers and detectors
                 variants.append((f"{name} fused", fused_model(name, path, runtime, folder), {}))
             for label, model, settings in variants:
                 _model_row(label, TARGETS[name], path, model, runtime, threads, route, frame, plan, settings,
@@ -355,6 +376,8 @@ def main() -> None:
     parser.add_argument("--runtimes", default="ort-cpu,openvino")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--detector", help="a trained shapes detector .onnx (default: randomly initialised)")
+    parser.add_argument("--segmenter", help="a trained segmenter .onnx (default: randomly initialised)")
+    parser.add_argument("--models", default=",".join(TARGETS), help="models of the 'models' part")
     parser.add_argument("--route", help="host pre-processing route, where the build offers several")
     parser.add_argument("--parts", default="tiny,models,video")
     parser.add_argument("--seconds", type=float, default=0.8, help="minimum timing per measurement (x5 rounds)")
@@ -372,8 +395,10 @@ def main() -> None:
             part_tiny(runtimes, args.threads, folder, results)
         detector = detector_model(folder, args.detector) if {"models", "video"} & set(parts) else None
         if "models" in parts:
-            models = {name: resolve_model(name) for name in ("mobilenet_v3_small", "resnet18")}
-            part_models(runtimes, args.threads, {**models, "detector": detector}, args.route, args.seconds, folder,
+            chosen = args.models.split(",")
+            built = {"detector": lambda: detector, "segmenter": lambda: segmenter_model(folder, args.segmenter)}
+            models = {name: built[name]() if name in built else resolve_model(name) for name in chosen}
+            part_models(runtimes, args.threads, models, args.route, args.seconds, folder,
                         fused=not args.no_fused, results=results)
         if "video" in parts:
             part_video(runtimes, args.threads, detector, folder, args.route, results)
