@@ -215,3 +215,29 @@ def test_outside_external_data_is_not_opened(tmp_path):
     result = run_cli("inspect", str(folder / "ext.onnx"), "--layers")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "parameters 16 (16)" in result.stdout
+
+
+def test_an_upsampling_decoder_divides_the_jump_and_grows_the_field(tmp_path):
+    """Conv k3 s2 → ConvTranspose k2 s2 → bilinear Resize ×2 → Conv k3: the jump goes 2 → 1 → 0.5 → 0.5
+    input pixels, the field 3 → 3 (each output reads one input) → 4 (two) → 5 (r += (k−1)·j)."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name) for name, shape in
+               (("w1", (8, 3, 3, 3)), ("wt", (8, 8, 2, 2)), ("w2", (2, 8, 3, 3)))]
+    scales = numpy_helper.from_array(np.float32([1, 1, 2, 2]), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="down", kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("ConvTranspose", ["a", "wt"], ["b"], name="up_t", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Resize", ["b", "", "scales"], ["c"], name="up_bilinear", mode="linear"),
+             helper.make_node("Conv", ["c", "w2"], ["y"], name="head", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "decoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [*weights, scales])
+    path = tmp_path / "decoder.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    rows = rows_by_name(summarize(path, layers=True))
+    shapes = {name: rows[name].output_shape[2:] for name in rows}
+    assert shapes == {"down": (16, 16), "up_t": (32, 32), "up_bilinear": (64, 64), "head": (64, 64)}
+    fields = {name: (rows[name].receptive_field, rows[name].jump) for name in rows}
+    assert fields == {"down": ((3, 3), (2, 2)), "up_t": ((3, 3), (1, 1)), "up_bilinear": ((4, 4), (0.5, 0.5)),
+                      "head": ((5, 5), (0.5, 0.5))}
+    result = run_cli("inspect", str(path), "--layers")
+    assert result.returncode == 0 and "0.5x0.5" in result.stdout, result.stderr

@@ -101,7 +101,7 @@ def print_layers(summary) -> None:
     from rich.table import Table
 
     def pair(values) -> str:
-        return "-" if not values else "x".join(str(v) for v in values)
+        return "-" if not values else "x".join(f"{v:g}" for v in values)
 
     table = Table(title="layers (receptive field and jump: height x width, in input pixels)")
     for column in ("#", "layer", "type", "output", "kernel", "stride", "pad", "groups", "act", "params", "MACs",

@@ -22,14 +22,17 @@ ACTIVATIONS = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "LeakyRelu"
                "Softplus": "Softplus", "Mish": "Mish", "PRelu": "PReLU", "Celu": "CELU", "Clip": "Clip"}
 WINDOWED = ("Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool")
 GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
+UPSAMPLING = ("Resize", "Upsample", "ConvTranspose")
+RESIZE_TAPS = {"nearest": 1, "linear": 2, "bilinear": 2, "cubic": 4}   # input samples per output, one axis
 
 
 @dataclass(frozen=True)
 class Field:
-    """Receptive field and jump (effective stride) of one tensor, along height and width."""
+    """Receptive field and jump (effective stride) of one tensor, along height and width, in input
+    pixels (an upsampling decoder's jump falls below the stride it undoes: 16 → 8 → 4 …, or under 1)."""
 
-    size: tuple[int, int]
-    jump: tuple[int, int]
+    size: tuple[float, float]
+    jump: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class LayerRow:
     activation: str = ""
     parameters: int = 0
     macs: int | None = 0
-    receptive_field: tuple[int, int] | None = None
-    jump: tuple[int, int] | None = None
+    receptive_field: tuple[float, float] | None = None
+    jump: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,10 +261,34 @@ def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
         if len(spatial) != 2 or not all(isinstance(d, int) for d in spatial):
             return
         field = _grow(source, list(spatial), list(spatial))  # one window over the whole map
+    elif node.op_type in UPSAMPLING:
+        field = _upsampled(node, source, attrs, shapes)
     else:
         field = source
     for output in node.output:
         fields[output] = field
+
+
+def _upsampled(node, source: Field, attrs: Mapping[str, Any], shapes) -> Field:
+    """A resize or transposed convolution by ``scale`` = output / input size: the jump divides by it, and
+    the field grows by the input samples each output reads beyond one (linear 2, cubic 4, a transposed
+    kernel k at stride s ceil(k / s)); nearest neighbour reads one."""
+    before, after = shapes.get(node.input[0], ())[2:4], shapes.get(node.output[0], ())[2:4]
+    if len(before) != 2 or len(after) != 2 or not all(isinstance(d, int) and d > 0 for d in (*before, *after)):
+        return source
+    scale = [after[i] / before[i] for i in range(2)]
+    if node.op_type == "ConvTranspose":
+        kernel = [k for k in (attrs.get("kernel_shape") or shapes.get(node.input[1], ())[2:4]) if isinstance(k, int)]
+        strides = list(attrs.get("strides") or [1, 1])
+        if len(kernel) != 2:
+            return source
+        taps = [-(-kernel[i] // strides[i]) for i in range(2)]
+    else:
+        mode = attrs.get("mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        taps = [RESIZE_TAPS.get(mode, 1)] * 2
+    size = tuple(source.size[i] + (taps[i] - 1) * source.jump[i] for i in range(2))
+    return Field(size, tuple(source.jump[i] / scale[i] for i in range(2)))  # type: ignore[arg-type]
 
 
 def _grow(field: Field, kernel: Sequence[int], stride: Sequence[int]) -> Field:
