@@ -3,7 +3,8 @@ per call), in a subprocess where the test needs one (blocked imports, environmen
 when they load, a Ray cluster). Both give a ``CompletedProcess`` with the exit code and the text the
 command wrote — in process too at file-descriptor level, so native libraries' warnings are captured.
 
-EDGEKIT_TEST_SUBPROCESS=1 runs every call in a subprocess.
+EDGEKIT_TEST_SUBPROCESS=1 runs every call in a subprocess; EDGEKIT_TEST_COMMANDS=FILE appends each
+call's command name to FILE (which commands a lane covers).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ SUBPROCESS_ARGS = ("--cluster",)
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
             prelude: str = "") -> subprocess.CompletedProcess:
     """Run `edgekit ARGS`; ``prelude`` is Python run first in a subprocess (e.g. to block imports)."""
+    if os.environ.get("EDGEKIT_TEST_COMMANDS") and args:
+        with open(os.environ["EDGEKIT_TEST_COMMANDS"], "a", encoding="utf-8") as log:
+            log.write(f"{args[0]}\n")
     if prelude or os.environ.get("EDGEKIT_TEST_SUBPROCESS") == "1" or any(a in SUBPROCESS_ARGS for a in args) \
             or any(key not in IN_PROCESS_ENV for key in env or {}):
         return run_cli_subprocess(*args, env=env, cwd=cwd, prelude=prelude)
