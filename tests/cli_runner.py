@@ -20,6 +20,11 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# What the CLI sets before OpenCV loads (cli.app.quiet_libraries); FFmpeg reads it once per process, so
+# the in-process commands need it before any test loads OpenCV. Subprocess calls still check the CLI's own.
+OURS = {key: value for key, value in (("OPENCV_FFMPEG_LOGLEVEL", "-8"), ("OPENCV_LOG_LEVEL", "OFF"))
+        if key not in os.environ}
+os.environ.update(OURS)
 #: environment the in-process runner can honour (edgekit reads these at call time)
 IN_PROCESS_ENV = ("EDGEKIT_CACHE_DIR", "EDGEKIT_DATA_DIR", "EDGEKIT_DEBUG", "EDGEKIT_HOME")
 #: arguments that need a process of their own (a Ray driver stays connected to its cluster)
@@ -41,7 +46,8 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
 def run_cli_subprocess(*args: str, env: dict | None = None, cwd: Path | None = None,
                        prelude: str = "") -> subprocess.CompletedProcess:
     code = f"{prelude}\nimport sys\nfrom edgekit.cli.app import main\nsys.argv = ['edgekit', *sys.argv[1:]]\nmain()"
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    inherited = {key: value for key, value in os.environ.items() if key not in OURS}
+    full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=600)
 

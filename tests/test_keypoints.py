@@ -21,7 +21,7 @@ from torch import nn
 
 from edgekit.exporters.metadata import update_file
 from edgekit.tasks.detection import Detection
-from tests.test_decoders_foreign import (
+from foreign_yolo import (
     RUNTIMES,
     Backbone,
     agreement,

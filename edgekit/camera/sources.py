@@ -7,7 +7,6 @@ the stale ones are dropped and counted, so latency never grows.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,11 +22,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 
 
 def require_cv2(what: str):
-    """The cv2 module, or a one-line error naming the extra that installs it."""
-    # OpenCV and FFmpeg print their own errors to stderr; edgekit reports them in one line
-    # (set these variables yourself to see them).
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    """The cv2 module, or a one-line error naming the extra that installs it. (OpenCV's own messages are
+    the process's business: the CLI silences them, ``cli.app.quiet_libraries``.)"""
     try:
         import cv2
     except ImportError:

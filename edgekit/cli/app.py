@@ -50,11 +50,19 @@ def main() -> None:
 
 def quiet_libraries() -> None:
     """The CLI owns the process's logging (the library never changes a logger): the libraries it drives
-    (NNCF, ONNX Runtime's quantization tools, Ray) log errors only, unless EDGEKIT_DEBUG=1."""
+    (NNCF, ONNX Runtime's quantization tools, Ray) log errors only, and OpenCV/FFmpeg (capture) print
+    nothing of their own — edgekit reports their failures in one line — unless EDGEKIT_DEBUG=1 (or the
+    OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL the user set)."""
     import logging
     import os
+    import sys
 
     if os.environ.get("EDGEKIT_DEBUG") == "1":
         return
     for name in ("", "nncf"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # read when OpenCV loads
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    cv2 = sys.modules.get("cv2")   # already loaded (edgekit used as a library before): set it directly
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"] == "OFF" and hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)

@@ -142,7 +142,7 @@ def _labels(key: str, value: Any) -> tuple[str, ...]:
 
 
 #: decoder settings that are lists: ``decoder.outputs=output0`` and ``decoder.strides=8,16,32`` are read as lists
-DECODER_LISTS = ("outputs", "strides", "variances")
+DECODER_LISTS = ("outputs", "strides", "steps", "variances")
 
 
 def _decoder_value(key: str, value: Any) -> Any:
