@@ -64,8 +64,13 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Keep the user's cache untouched: every test session gets its own."""
-    cache = tmp_path_factory.mktemp("edgekit-cache")
+    """Keep the user's cache untouched: every test session gets its own (shared by its xdist workers:
+    the cache's files are written atomically, so two workers at most build one thing twice)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "edgekit-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("edgekit-cache")
     previous = os.environ.get("EDGEKIT_CACHE_DIR")
     os.environ["EDGEKIT_CACHE_DIR"] = str(cache)
     yield cache

@@ -25,9 +25,13 @@ TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHU
 
 
 def console():
+    """Rich output; piped or redirected, lines are not wrapped (a path or a command stays on one line
+    for grep and scripts)."""
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    return Console(soft_wrap=not sys.stdout.isatty())
 
 
 def handle_errors(function: F) -> F:
