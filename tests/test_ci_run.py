@@ -15,7 +15,7 @@ def _ci_run(tmp_path: Path, *args: str) -> list[str]:
     shutil.copy(REPO / ".ci" / "run", tmp_path / ".ci" / "run")
     python = tmp_path / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True, exist_ok=True)
-    python.write_text('#!/bin/sh\nif [ "$2" = pip ]; then exit 0; fi\nfor a in "$@"; do echo "$a"; done\n')
+    python.write_text('#!/bin/sh\nif [ "$2" = pip ]; then exit 0; fi\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
     python.chmod(0o755)
     result = subprocess.run(["bash", str(tmp_path / ".ci" / "run"), *args], capture_output=True, text=True,
                             timeout=60)
@@ -23,12 +23,16 @@ def _ci_run(tmp_path: Path, *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
+PYTEST = ["-m", "pytest", "-q", "-n", "2", "--dist", "loadfile"]   # test files over two processes
+
+
 def test_ci_runs_everything_by_default_and_a_fast_lane_on_request(tmp_path):
-    assert _ci_run(tmp_path) == ["-m", "pytest", "-q"]
-    assert _ci_run(tmp_path, "--fast") == ["-m", "pytest", "-q", "-m", "not slow"]
+    assert _ci_run(tmp_path) == PYTEST
+    assert _ci_run(tmp_path, "--fast") == [*PYTEST, "-m", "not slow"]
     assert _ci_run(tmp_path, "--fast", "tests/test_x.py", "-k", "a b") == [
-        "-m", "pytest", "-q", "-m", "not slow", "tests/test_x.py", "-k", "a b"]
-    assert _ci_run(tmp_path, "-x") == ["-m", "pytest", "-q", "-x"]
+        *PYTEST, "-m", "not slow", "tests/test_x.py", "-k", "a b"]
+    assert _ci_run(tmp_path, "-x") == [*PYTEST, "-x"]
+    assert _ci_run(tmp_path, "--serial", "--fast") == ["-m", "pytest", "-q", "-m", "not slow"]
 
 
 def test_isa_cap_exports_the_libraries_caps(tmp_path):
@@ -39,11 +43,10 @@ def test_isa_cap_exports_the_libraries_caps(tmp_path):
     python = tmp_path / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True, exist_ok=True)
     python.write_text('#!/bin/sh\nif [ "$2" = pip ]; then exit 0; fi\necho "$ONEDNN_MAX_CPU_ISA $ATEN_CPU_CAPABILITY"\n'
-                      'for a in "$@"; do echo "$a"; done\n')
+                      'for a in "$@"; do printf "%s\\n" "$a"; done\n')
     python.chmod(0o755)
     run = lambda *args: subprocess.run(["bash", str(tmp_path / ".ci" / "run"), *args], capture_output=True,  # noqa
                                        text=True, timeout=60)
     capped = run("--isa", "avx2", "--fast")
-    assert capped.returncode == 0 and capped.stdout.splitlines() == ["AVX2 avx2", "-m", "pytest", "-q", "-m",
-                                                                     "not slow"]
+    assert capped.returncode == 0 and capped.stdout.splitlines() == ["AVX2 avx2", *PYTEST, "-m", "not slow"]
     assert run("--isa", "sse2").returncode == 2

@@ -175,7 +175,7 @@ def wide_console():
     from rich.console import Console
 
     probe = console()
-    return probe if probe.is_terminal else Console(width=200)
+    return probe if probe.is_terminal else Console(width=200, soft_wrap=True)
 
 
 def matrix_table(records, title: str):

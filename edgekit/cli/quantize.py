@@ -127,7 +127,7 @@ def _wide_console():
 
     from rich.console import Console
 
-    return console() if sys.stdout.isatty() else Console(width=150)
+    return console() if sys.stdout.isatty() else Console(width=150, soft_wrap=True)
 
 
 def _print_result(out, result) -> None:
