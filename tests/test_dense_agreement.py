@@ -277,3 +277,9 @@ def test_a_threshold_outside_the_distance_range_is_refused_when_read(embedders, 
                                                 rf"from 0 to 2 \(between unit vectors\), got {value}"):
             read_meta(model)
     assert_one_line_error(run_cli("meta", "show", str(model)), "embedding.threshold", "-0.1")
+    # repaired as the user would: the refused record deleted, then set again
+    assert_one_line_error(run_cli("meta", "set", str(model), "embedding.threshold=0.5"), "embedding.threshold")
+    assert run_cli("meta", "set", str(model), "--delete", "embedding").returncode == 0
+    assert "embedding" not in read_meta(model).extra
+    assert run_cli("meta", "set", str(model), f"embedding={json.dumps({**RECORD, 'threshold': 0.5})}").returncode == 0
+    assert read_meta(model).extra["embedding"]["threshold"] == 0.5

@@ -194,6 +194,42 @@ def _check(meta: ModelMeta) -> None:
         letterbox_of(meta)  # align, pad_value, scale_up: one line naming the key
 
 
+def _delete_raw(model, delete: tuple[str, ...]) -> None:
+    """Remove metadata keys as stored (a prop of their own, or a key of edgekit's ``extra`` JSON)
+    without reading the rest: deleting never needs the other keys to be valid."""
+    import json
+
+    props = [(entry.key, entry.value) for entry in model.metadata_props]
+    extra_value = dict(props).get("extra")
+    try:
+        extra = json.loads(extra_value) if extra_value else {}
+    except json.JSONDecodeError:
+        extra = {}
+    extra = extra if isinstance(extra, dict) else {}
+    present = {key for key, _ in props} | set(extra) | set(_foreign_keys(model))
+    missing = [key for key in delete if key not in present]
+    if missing:
+        raise BadInputError(f"--delete {missing[0]}: the model has no metadata key '{missing[0]}'")
+    kept_extra = {key: value for key, value in extra.items() if key not in delete}
+    del model.metadata_props[:]
+    for key, value in props:
+        if key in delete:
+            continue
+        if key == "extra" and kept_extra != extra:
+            value = json.dumps(kept_extra)
+        model.metadata_props.add(key=key, value=value)
+
+
+def _foreign_keys(model) -> list[str]:
+    """Keys a known foreign convention adds to ``extra`` when read (e.g. Ultralytics' decoder)."""
+    from edgekit.conventions import convention_defaults
+
+    try:
+        return list(convention_defaults({entry.key: entry.value for entry in model.metadata_props})[1])
+    except BadInputError:
+        return []
+
+
 def _meta_of(model) -> ModelMeta:
     """The metadata a loaded ModelProto holds (as read_meta reads it from a file)."""
     return ModelMeta.from_props({entry.key: entry.value for entry in model.metadata_props})
@@ -201,25 +237,18 @@ def _meta_of(model) -> ModelMeta:
 
 def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str, ...] = ()) -> ModelMeta:
     """Apply ``changes`` to the metadata of the ONNX file ``path`` and rewrite it atomically; ``delete``
-    removes keys (edgekit's, whose defaults then apply, or another tool's)."""
+    removes keys (edgekit's, whose defaults then apply, or another tool's) before anything is read, so a
+    record edgekit refuses (a hand-edited threshold) can be deleted and set again."""
     from edgekit.deps import require
     from edgekit.fileio import atomic_path
-    from edgekit.meta import read_meta
 
     onnx = require("onnx", "torch")
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise BadInputError(f"meta set writes .onnx files, not {path.name}")
     model = onnx.load(str(path), load_external_data=False)
-    present = {entry.key for entry in model.metadata_props} | set(read_meta(path).extra)
-    missing = [key for key in delete if key not in present]
-    if missing:
-        raise BadInputError(f"--delete {missing[0]}: the model has no metadata key '{missing[0]}'")
     if delete:
-        kept = [(entry.key, entry.value) for entry in model.metadata_props if entry.key not in delete]
-        del model.metadata_props[:]
-        for key, value in kept:
-            model.metadata_props.add(key=key, value=value)
+        _delete_raw(model, delete)
     meta = apply_changes(_meta_of(model), changes)
     meta = meta.with_(extra={k: v for k, v in meta.extra.items() if k not in delete})
     set_metadata(model, meta)
