@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_cli
+
 from edgekit.errors import BadInputError
 from edgekit.gallery import Gallery, identity_folders
 from edgekit.meta import ModelMeta
@@ -162,6 +162,34 @@ def test_embedder_smoke_run_records_its_threshold(smoke):
     assert {"test_auc", "test_tar_at_far_1pct", "test_top1_retrieval", "test_tar_at_threshold"} <= set(result.metrics)
 
 
+def test_whitening_makes_the_training_embeddings_white():
+    torch = pytest.importorskip("torch")
+    from edgekit.datasets import load_split
+    from edgekit.train.classifier import to_tensors
+    from edgekit.train.embedder import FEATURES, build_embedder, whiten
+
+    split = load_split("digits-identities", "train", seed=0)
+    meta = ModelMeta(task="embedding", input_size=(16, 16), color="GRAY", mean=(0.1,), std=(0.3,))
+    torch.manual_seed(0)
+    model = build_embedder(dims=16)
+    whiten(model, split, meta, shrinkage=0.0)
+    x, _ = to_tensors(split, meta)
+    with torch.no_grad():
+        assert model.features(x).shape == (len(split), FEATURES)
+        vectors = model(x).double().numpy()
+    assert np.abs(vectors.mean(0)).max() < 1e-3
+    assert np.abs(np.cov(vectors.T) - np.eye(16)).max() < 1e-2
+
+
+def test_an_embedder_checkpoint_of_the_older_design_is_refused_in_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgekit.train.embedder import load_embedder
+
+    torch.save({"format": "edgekit-embedder/1", "state_dict": {}, "dims": 64}, tmp_path / "old.pt")
+    with pytest.raises(BadInputError, match="older design"):
+        load_embedder(tmp_path / "old.pt")
+
+
 def digit_folders(root, digits, count):
     from PIL import Image
 
@@ -250,6 +278,6 @@ def test_reference_embedder_scores_alike_on_every_runtime_and_in_int8(trained, t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="target not reached: unseen-identity AUC 0.919-0.933 (seeds 0-2), target 0.95")
+@pytest.mark.xfail(strict=True, reason="target not reached: unseen-identity AUC 0.936-0.942 (seeds 0-2), target 0.95")
 def test_reference_embedder_reaches_auc_095_on_unseen_identities(trained):
     assert trained.metrics["test_auc"] >= 0.95, trained.metrics
