@@ -14,7 +14,7 @@ from conftest import run_cli
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks import get_task
-from edgekit.tasks.segmentation import OUTSIDE
+from edgekit.tasks.segmentation import OUTSIDE, channel_argmax
 
 LABELS = ("background", "circle", "square", "triangle")
 # a file's metadata is read back through edgekit/meta.py, whose task list must name the task
@@ -249,3 +249,13 @@ def test_reference_segmenter_reaches_its_targets_on_every_runtime(trained, tmp_p
     quantize(trained.onnx, int8, QuantizeConfig(mode="int8-static", calib="shapes-masks"))
     quantized = compare_runtimes(int8, "ort-cpu", reference=False).records[0]
     assert result.reference["miou"] - quantized.metrics["miou"] <= 0.01
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 16, 16), (2, 21, 8, 9), (1, 2, 3, 5), (1, 40, 4, 4)])
+def test_channel_argmax_is_numpys_argmax_ties_included(shape):
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 3, shape).astype(np.float32)   # many ties: the first best class wins
+    assert channel_argmax(scores).dtype == np.uint8
+    assert (channel_argmax(scores) == scores.argmax(axis=1)).all()
+    noisy = rng.normal(size=shape).astype(np.float32)
+    assert (channel_argmax(noisy) == noisy.argmax(axis=1)).all()
