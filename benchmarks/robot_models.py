@@ -47,14 +47,14 @@ FUSED_RESIZE_OP = {"ort-cpu": "resize", "openvino": "gather"}
 
 
 def fused_model(name: str, plain: Path, runtime: str, folder: Path) -> Path:
-    """``plain`` with its pre-processing for a fixed 480x640 RGB frame fused into the graph (the
-    detector also with its decoding), verified against the numpy reference by ``fuse_model``."""
+    """``plain`` with its pre-processing for a fixed 480x640 RGB frame fused into the graph (the detector
+    also with its decoding, the segmenter with its argmax), verified against numpy by ``fuse_model``."""
     from edgekit.exporters.config import FuseConfig
     from edgekit.exporters.fuse import fuse_model
 
     target = folder / f"{name}-{runtime}-fused.onnx"
     if not target.is_file():
         config = FuseConfig(frame=(480, 640), resize_op=FUSED_RESIZE_OP.get(runtime, "resize"),
-                            postprocess=name == "detector")
+                            postprocess=name in ("detector", "segmenter"))
         fuse_model(plain, target, config)
     return target

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 import edgekit.meta
-from conftest import run_cli
 from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.tasks import get_task
@@ -259,3 +259,62 @@ def test_channel_argmax_is_numpys_argmax_ties_included(shape):
     assert (channel_argmax(scores) == scores.argmax(axis=1)).all()
     noisy = rng.normal(size=shape).astype(np.float32)
     assert (channel_argmax(noisy) == noisy.argmax(axis=1)).all()
+
+
+@pytest.fixture(scope="module")
+def random_segmenter(tmp_path_factory):
+    """The reference design with random weights (its argmax varies from pixel to pixel) and a shapes frame."""
+    torch = pytest.importorskip("torch")
+    from edgekit.datasets import load_split
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.torch_onnx import export_module
+    from edgekit.train.segmenter import OUTPUT_NAME, build_segmenter, segmenter_meta
+
+    torch.manual_seed(0)
+    net = build_segmenter(4).eval()
+    with torch.no_grad():  # no head bias, a stronger head: the random scores follow the image
+        net.head.bias.zero_()
+        net.head.weight.mul_(10)
+    target = tmp_path_factory.mktemp("segfuse") / "segmenter.onnx"
+    export_module(net, segmenter_meta(LABELS, {}), target,
+                  ExportConfig(dynamic_batch=True, batch=2), output_names=(OUTPUT_NAME,))
+    scene = load_split("shapes-masks", "test", seed=0, test_size=1).images[0]
+    return target, np.ascontiguousarray(np.repeat(np.repeat(scene, 5, axis=0), 5, axis=1)[:480, :640])
+
+
+@needs_meta_task
+@pytest.mark.parametrize("frame", ["480x640", "dynamic"])
+def test_fused_argmax_gives_the_hosts_mask_as_a_uint8_class_map(random_segmenter, frame, tmp_path):
+    from edgekit import Predictor
+    from edgekit.meta import read_meta
+    from edgekit.runtimes import open_runtime
+
+    plain, scene = random_segmenter
+    fused = tmp_path / "fused.onnx"
+    result = run_cli("fuse", str(plain), "-o", str(fused), "--frame", frame, "--postprocess")
+    assert result.returncode == 0, result.stderr
+    assert "argmax over classes" in result.stdout and "in-graph class-map pixels match" in result.stdout
+    meta = read_meta(fused)
+    assert meta.extra["output"] == "classes" and meta.extra["class_map"]["in_graph_from"] == "logits"
+    with open_runtime("ort-cpu", fused) as runtime:
+        (output,) = runtime.run({"frame": scene[None]}).values()
+    assert output.dtype == np.uint8 and output.shape == (1, *meta.input_size)
+    for runtime in ("ort-cpu", "openvino"):
+        with Predictor(plain, runtime=runtime) as host, Predictor(fused, runtime=runtime) as graph:
+            expected, actual = host(scene), graph(scene)
+        assert np.count_nonzero(expected.areas) >= 3, expected.areas  # several classes: the check compares something
+        # the graph resizes in float32 like the numpy route, so at most a pixel on a class boundary may flip
+        assert (expected.mask == actual.mask).mean() >= 0.999
+        assert np.abs(expected.areas - actual.areas).sum() <= 0.002 * expected.mask.size
+
+
+@needs_meta_task
+def test_fusing_a_segmenters_argmax_refuses_nms_and_class_maps(random_segmenter, tmp_path):
+    plain, _ = random_segmenter
+    assert_one_line_error(run_cli("fuse", str(plain), "-o", str(tmp_path / "a.onnx"), "--postprocess", "--nms"),
+                          "--nms is for detectors")
+    once = tmp_path / "once.onnx"
+    assert run_cli("fuse", str(plain), "-o", str(once), "--postprocess", "--no-preprocess").returncode == 0
+    assert_one_line_error(run_cli("fuse", str(once), "-o", str(tmp_path / "b.onnx"), "--postprocess",
+                                  "--no-preprocess"), "needs per-pixel scores")
+    assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()

@@ -1,4 +1,4 @@
-"""`edgekit fuse`: preprocessing (and a detector's decoding) into the graph of an .onnx."""
+"""`edgekit fuse`: preprocessing (and a detector's decoding or a segmenter's argmax) into the graph of an .onnx."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def fuse(
     resize_op: str = typer.Option("resize", help="resize (ONNX Resize; fast on ONNX Runtime) or gather "
                                   "(bilinear as Gather + lerp; faster on OpenVINO)."),
     preprocess: bool = typer.Option(True, "--preprocess/--no-preprocess", help="Fuse the preprocessing."),
-    postprocess: bool = typer.Option(False, "--postprocess", help="Detectors: decode boxes in the graph."),
+    postprocess: bool = typer.Option(False, "--postprocess", help="Detectors: decode boxes in the graph; segmenters: "
+                                     "argmax to a uint8 class map."),
     nms: bool = typer.Option(False, "--nms", help="With --postprocess: class-wise NMS in the graph too."),
     resize: Optional[str] = typer.Option(None, help="No metadata: stretch, letterbox or center-crop."),
     color: Optional[str] = typer.Option(None, help="No metadata: the model's colour order RGB, BGR or GRAY."),
@@ -52,7 +53,8 @@ def fuse(
     if result.pixel_max_abs is not None:
         checked.insert(0, f"input tensor max abs diff {result.pixel_max_abs:.3g}")
     if result.boxes_checked:
-        checked.append(f"{result.boxes_checked} in-graph boxes match the numpy decoder")
+        what = "class-map pixels" if result.meta.task == "segmentation" else "boxes"
+        checked.append(f"{result.boxes_checked} in-graph {what} match the numpy decoder")
     out.print(f"checked on ONNX Runtime vs numpy: {escape(', '.join(checked))}")
 
 

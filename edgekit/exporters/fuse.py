@@ -1,4 +1,4 @@
-"""``edgekit fuse``: put the preprocessing (and a detector's decoding) into an edgekit .onnx.
+"""``edgekit fuse``: put the preprocessing (and a detector's decoding or a segmenter's argmax) into an edgekit .onnx.
 
 The written model takes uint8 NHWC frames (fixed camera size, or any size) and carries the
 original metadata plus ``extra["fused_preprocess"]`` (what was fused, for which frame). Before the
@@ -34,7 +34,7 @@ class FuseResult:
     steps: tuple[str, ...]
     pixel_max_abs: float | None  # normalized-input difference (None: preprocessing not fused)
     parity: ParityReport
-    boxes_checked: int = 0  # in-graph decoded boxes matched against the numpy decoder
+    boxes_checked: int = 0  # in-graph decoded boxes (a segmenter: class-map pixels) matched against numpy
 
 
 def fuse_model(source: str | Path, output: str | Path, config: FuseConfig = FuseConfig(),

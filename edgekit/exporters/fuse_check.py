@@ -2,7 +2,8 @@
 
 1. the graph's normalized input tensor equals the numpy route's (``pixel_atol``);
 2. its outputs equal the original model's fed by the numpy route (``atol``/``rtol``);
-3. in-graph decoding gives the numpy decoder's boxes (IoU ≥ 0.99, scores within 1e-4).
+3. in-graph decoding gives the numpy decoder's boxes (IoU ≥ 0.99, scores within 1e-4), or a
+   segmenter's class map, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ BOX_IOU, SCORE_ATOL = 0.99, 1e-4
 class FuseCheck:
     pixel_max_abs: float | None
     parity: ParityReport
-    boxes_checked: int
+    boxes_checked: int  # a segmenter: class-map pixels
 
 
 def check_frames(frame: tuple[int, int] | None, color: str, seed: int = 0) -> list[np.ndarray]:
@@ -52,7 +53,7 @@ def verify_fused(source: Path, fused: Path, meta: ModelMeta, new_meta: ModelMeta
     from edgekit.tasks.preprocess import preprocess_images
 
     model = onnx.load(str(fused))
-    raw = list(meta.extra.get("decoder", {}).get("outputs", ())) if config.postprocess else []
+    raw = _raw_outputs(meta, new_meta) if config.postprocess else []
     exposed = ([meta.input_name] if config.preprocess else []) + raw
     for name in exposed:
         model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
@@ -84,8 +85,34 @@ def verify_fused(source: Path, fused: Path, meta: ModelMeta, new_meta: ModelMeta
     if not parity.passed:
         raise CheckFailedError(f"fused model does not match the original fed by numpy, file not written: "
                                f"{parity.summary()}")
-    checked = sum(_check_decoding(outputs, meta, new_meta) for outputs in decoded)
+    check = _check_class_map if meta.task == "segmentation" else _check_decoding
+    checked = sum(check(outputs, meta, new_meta) for outputs in decoded)
     return FuseCheck(pixel, parity, checked)
+
+
+def _raw_outputs(meta: ModelMeta, new_meta: ModelMeta) -> list[str]:
+    """The original outputs the in-graph decoding reads (exposed to check it against the numpy decoder)."""
+    if meta.task == "segmentation":
+        return [new_meta.extra["class_map"]["in_graph_from"]]
+    return list(meta.extra.get("decoder", {}).get("outputs", ()))
+
+
+def _check_class_map(outputs: dict[str, np.ndarray], meta: ModelMeta, new_meta: ModelMeta) -> int:
+    """The in-graph class map against the numpy argmax of the same scores: every pixel equal; returns pixels."""
+    from edgekit.tasks.segmentation import class_maps
+
+    record = new_meta.extra["class_map"]
+    scores = outputs[record["in_graph_from"]]
+    expected, _ = class_maps((record["in_graph_from"], scores), len(meta.labels))
+    actual = outputs[record["output"]]
+    if actual.shape != expected.shape or actual.dtype != np.uint8:
+        raise CheckFailedError(f"in-graph class map is {actual.dtype} {actual.shape}, expected uint8 "
+                               f"{expected.shape}; file not written")
+    differ = int(np.count_nonzero(actual != expected))
+    if differ:
+        raise CheckFailedError(f"in-graph argmax differs from the numpy decoder at {differ} of {expected.size} "
+                               "pixels; file not written")
+    return int(expected.size)
 
 
 def _batched(array: np.ndarray, batch) -> np.ndarray:

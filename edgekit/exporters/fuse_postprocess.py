@@ -23,13 +23,20 @@ SUPPRESSED_SCORE = -1.0
 
 
 def append_postprocess(model, meta: ModelMeta, nms: bool) -> tuple[ModelMeta, list[str]]:
-    """Append the decoding (and NMS) to ``model`` in place; returns the new metadata and the steps."""
+    """Append the decoding (and NMS) to ``model`` in place — a segmenter's argmax, see ``fuse_segmentation``;
+    returns the new metadata and the steps."""
     from onnx import TensorProto, helper
 
     from edgekit.tasks.detection import DetectionTask
 
+    if meta.task == "segmentation":
+        if nms:
+            raise BadInputError("--nms is for detectors; a segmenter's --postprocess is its argmax")
+        from edgekit.exporters.fuse_segmentation import append_class_map
+
+        return append_class_map(model, meta)
     if meta.task != "detection":
-        raise BadInputError(f"--postprocess is for detectors, this model's task is '{meta.task}'")
+        raise BadInputError(f"--postprocess is for detectors and segmenters, this model's task is '{meta.task}'")
     decoder, settings = DetectionTask().decoder(meta)
     if decoder.name != "centernet":
         raise BadInputError(f"--postprocess supports CenterNet-style outputs, this model's decoder is '{decoder.name}'")
