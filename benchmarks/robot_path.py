@@ -168,8 +168,8 @@ def part_tiny(runtimes: list[str], threads: int, folder: Path, results: Results)
 def part_models(runtimes: list[str], threads: int, models: dict[str, Path], route: str | None, seconds: float,
                 folder: Path, fused: bool, results: Results) -> None:
     print(f"\n== 2. Predictor end to end on a 640x480 RGB frame vs bare inference, batch 1, {threads} threads ==")
-    print("   (fused: the same model with pre-processing [and the detector's decoding] in the graph; its")
-    print("    ratio is still against the bare call of the plain model on a prepared tensor)")
+    print("   (fused: the same model with pre-processing [the detector's decoding, the segmenter's argmax] in the")
+    print("    graph; its ratio is still against the bare call of the plain model on a prepared tensor)")
     print(f"   ratio: the median of {ROUNDS} rounds' e2e p50 / bare p50 (bare = 1.0x), each round side by side")
     frame = frame_640x480()
     plan = LoopPlan(warmup=10, min_runs=30, min_duration_s=seconds)
@@ -184,7 +184,7 @@ def part_models(runtimes: list[str], threads: int, models: dict[str, Path], rout
             if default in ("opencv", "opencv-uint8"):  # the other OpenCV route beside the task's default
                 other = "opencv" if default == "opencv-uint8" else "opencv-uint8"
                 variants.append((f"{name} {other}", path, {"route": other}))
-            if fused and name != "segmenter":   # fusing covers classifiers and detectors
+            if fused:
                 variants.append((f"{name} fused", fused_model(name, path, runtime, folder), {}))
             for label, model, settings in variants:
                 _model_row(label, TARGETS[name], path, model, runtime, threads, route, frame, plan, settings,

@@ -318,3 +318,18 @@ def test_fusing_a_segmenters_argmax_refuses_nms_and_class_maps(random_segmenter,
     assert_one_line_error(run_cli("fuse", str(once), "-o", str(tmp_path / "b.onnx"), "--postprocess",
                                   "--no-preprocess"), "needs per-pixel scores")
     assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+@pytest.mark.parametrize("cut", ["none", "edges", "middle"])
+def test_to_frame_samples_the_map_at_each_frame_pixel(cut):
+    from edgekit.tasks.segmentation import to_frame
+
+    rng = np.random.default_rng(1)
+    class_map = rng.integers(0, 4, (16, 12)).astype(np.uint8)
+    rows, cols = np.sort(rng.integers(0, 16, 30)), np.sort(rng.integers(0, 12, 40))
+    if cut == "edges":      # what a centre crop gives
+        rows[:3] = rows[-2:] = cols[:5] = -1
+    elif cut == "middle":   # not from a transform, but the fallback must hold too
+        rows[7] = cols[[3, 20]] = -1
+    expected = np.where((rows[:, None] >= 0) & (cols[None, :] >= 0), class_map[rows[:, None], cols[None, :]], OUTSIDE)
+    assert (to_frame(class_map, rows, cols) == expected).all()
