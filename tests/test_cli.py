@@ -7,13 +7,19 @@ import pytest
 from conftest import assert_one_line_error, block_imports, run_cli
 
 
-def test_models_lists_the_zoo_with_parameters(tmp_path):
+def test_models_lists_the_zoo_and_the_reference_models_with_their_tasks(tmp_path):
     result = run_cli("models", "--json", str(tmp_path / "m.json"))
     assert result.returncode == 0, result.stderr
-    rows = {row["name"]: row for row in json.loads((tmp_path / "m.json").read_text())}
-    assert len(rows) == 16 and rows["resnet18"]["parameters"] == 11_689_512
-    assert rows["lenet5"]["input_size"] == [32, 32]
+    listed = json.loads((tmp_path / "m.json").read_text())
+    zoo = {row["name"]: row for row in listed if row["kind"] == "zoo"}
+    assert len(zoo) == 16 and zoo["resnet18"]["parameters"] == 11_689_512
+    assert zoo["lenet5"]["input_size"] == [32, 32]
     assert "resnext50_32x4d" in result.stdout and "11.69 M" in result.stdout
+    reference = {row["name"]: row for row in listed if row["kind"] == "reference"}
+    assert reference["segmenter"]["task"] == "segmentation" and reference["segmenter"]["metric"] == "mIoU"
+    assert reference["embedder"]["task"] == "embedding" and reference["embedder"]["data"] == "digits-identities"
+    for line in ("segmenter │ segmentation", "embedder  │ embedding", "detector  │ detection"):
+        assert line in result.stdout
 
 
 def test_models_builds_nothing_and_its_counts_are_the_built_models():
@@ -23,11 +29,21 @@ def test_models_builds_nothing_and_its_counts_are_the_built_models():
 
     code = block_imports("torch", "torchvision") + "\nfrom edgekit.cli.app import main\nmain()"
     result = subprocess.run([sys.executable, "-c", code, "models"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "11.69 M" in result.stdout, result.stderr
+    assert result.returncode == 0 and "11.69 M" in result.stdout and "147.23 k" in result.stdout, result.stderr
+    import importlib
+
+    from edgekit.train import RECIPES
+    from edgekit.train.catalog import reference_models
     from edgekit.zoo.build import count_parameters
     from edgekit.zoo.catalog import entries
 
     assert {e.name: e.parameters for e in entries()} == {e.name: count_parameters(e) for e in entries()}
+    assert [m.recipe for m in reference_models()] == RECIPES.names()
+    for model in reference_models():
+        if model.builder:
+            module, function = model.builder.split(":")
+            built = getattr(importlib.import_module(module), function)(**model.kwargs)
+            assert model.parameters == sum(p.numel() for p in built.parameters()), model.recipe
 
 
 def test_runtimes_lists_registered_runtimes(tmp_path):
