@@ -218,6 +218,7 @@ def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequen
     batches, make, where = plan_inputs(io, paths[0], meta, 1, seed)
     batches, first, described = run_all(classes, options, paths[0], batches, make, where)
     _, second, _ = run_all(classes, options, paths[1], batches, None, where)
+    same_output_shapes(paths, first[classes[0].name][0], second[classes[0].name][0])
     results = tuple(judge(cls.name, described[cls.name], first[cls.name], second[cls.name], meta, judging)
                     for cls in classes)
     save(io, batches, first[classes[0].name])
@@ -229,6 +230,17 @@ def compare_files(reference: str | Path, candidate: str | Path, runtimes: Sequen
         precision=" vs ".join(precisions) if reduced else "fp32", budget=judging.budget,
         input_note=input_note(io, batches),
     )
+
+
+def same_output_shapes(paths: Sequence[Path], reference: Mapping[str, np.ndarray],
+                       candidate: Mapping[str, np.ndarray]) -> None:
+    """Two versions of one model give each output in the same shape; files that do not (embeddings of
+    other lengths, another class count) are not compared: a one-line error, not a failed check."""
+    shown = [path.name for path in paths] if paths[0].name != paths[1].name else [str(path) for path in paths]
+    for name, value in reference.items():
+        if name in candidate and np.shape(candidate[name]) != np.shape(value):
+            raise BadInputError(f"{shown[0]} and {shown[1]} are not two versions of one model: output "
+                                f"'{name}' is {tuple(np.shape(value))} vs {tuple(np.shape(candidate[name]))}")
 
 
 def _model_file(model: str | Path) -> Path:

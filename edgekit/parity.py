@@ -360,11 +360,12 @@ MASK_MIOU_FP32 = 0.95
 
 
 def dense_agreement(meta, reference, candidate, min_pixels: float = MASK_PIXELS_FP32,
-                    min_miou: float = MASK_MIOU_FP32, min_cosine: float = 0.999):
+                    min_miou: float = MASK_MIOU_FP32, min_cosine: float = 0.999, strict: bool = False):
     """Two runs (outputs per batch) of a segmenter compared by their masks (``MaskAgreement``: pixels
     that agree, mIoU) or of an embedder by per-sample cosine (``EmbeddingAgreement``); None for other
-    tasks, or when the outputs are not what the task reads. The reference's scores obey ``spread_of``
-    too. Beside ``box_agreement``: the export check, compare and the matrix judge these tasks here."""
+    tasks, or when the outputs are not what the task reads (``strict``: that BadInputError is raised).
+    The reference's scores obey ``spread_of`` too. Beside ``box_agreement``: the export check, compare
+    and the matrix judge these tasks here."""
     if meta.task not in ("segmentation", "embedding") or not reference:
         return None
     from edgekit.errors import BadInputError
@@ -383,6 +384,8 @@ def dense_agreement(meta, reference, candidate, min_pixels: float = MASK_PIXELS_
             expected = embedding_output(ref, meta)
             result = embedding_agreement(expected, embedding_output(cand, meta), min_cosine)
     except BadInputError:  # not per-pixel scores / one vector per image: the raw tensors judge
+        if strict:
+            raise
         return None
     reason = spread_of(expected)[1]
     return replace(result, nothing_to_compare=reason) if reason and not (result.problem or result.nothing_to_compare) \

@@ -226,6 +226,19 @@ def test_predict_gallery_bad_input_is_one_line(smoke, tmp_path):
                           "no folder of images")
 
 
+def test_compare_refuses_embedders_of_different_lengths(smoke, tmp_path):
+    """Vectors of 8 and 4 numbers are two models, not two versions of one: a bad input, not a failed check."""
+    from edgekit.train import RECIPES, TrainConfig
+
+    config = TrainConfig(data="digits-identities", output_dir=tmp_path / "short", seed=0, epochs=1,
+                         options={"per_identity": 4, "dims": 4}, progress=False)
+    short = RECIPES.get("embedder")(config).onnx
+    result = run_cli("compare", str(smoke[0].onnx), str(short), "--runtimes", "ort-cpu")
+    assert_one_line_error(result, "are not two versions of one model", "output 'embedding' is (1, 8) vs (1, 4)")
+    same = run_cli("compare", str(smoke[0].onnx), str(smoke[0].onnx), "--runtimes", "ort-cpu")
+    assert same.returncode == 0, same.stdout + same.stderr
+
+
 FACTORY = """
 def embedder():
     import torch

@@ -204,7 +204,7 @@ def _unavailable_runtime_request():
     (["{model}", "--split", "dev"], "split must be one of train, val, test, all"),
     (["{model}", "--split", "all"], "split 'all' is for your own folder or COCO file; digits has"),
     (["{model}", "--data", "nowhere/"], "dataset not found"),
-    (["{model}", "--data", "{folder}"], "differ from the classes"),
+    (["{model}", "--data", "{folder}"], "model has 10 labels (0, 1, 2, 3, …), data set"),
     (["{model}", "--batch-size", "0"], "--batch-size must be a number at least 1"),
 ])
 def test_cli_errors_are_one_line_and_write_no_json(trained, tmp_path, args, fragment):

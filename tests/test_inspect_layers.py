@@ -241,3 +241,30 @@ def test_an_upsampling_decoder_divides_the_jump_and_grows_the_field(tmp_path):
                       "head": ((5, 5), (0.5, 0.5))}
     result = run_cli("inspect", str(path), "--layers")
     assert result.returncode == 0 and "0.5x0.5" in result.stdout, result.stderr
+
+
+def test_a_squeeze_excite_block_keeps_the_feature_maps_jump_and_weight_aliases_are_no_rows(tmp_path):
+    """Conv k3 s2 → SE (global pool, 1×1 conv, sigmoid) → Mul → Conv k3 s1: the Mul sees the whole
+    16×16 map (field 3 + 15·2 = 33) but steps 2 pixels like the map it scales, so the last conv adds
+    (3−1)·2 (not a whole-map jump of 32 compounding block after block). The 1×1 conv's weight reaches
+    it through an Identity (as torch's exporter writes shared weights): no row, its 64 weights counted."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name) for name, shape in
+               (("w1", (8, 3, 3, 3)), ("w_se", (8, 8, 1, 1)), ("w2", (4, 8, 3, 3)))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="down", kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Identity", ["w_se"], ["w_se_alias"], name="alias"),
+             helper.make_node("GlobalAveragePool", ["a"], ["g"], name="squeeze"),
+             helper.make_node("Conv", ["g", "w_se_alias"], ["e"], name="excite", kernel_shape=[1, 1]),
+             helper.make_node("Sigmoid", ["e"], ["s"], name="gate"),
+             helper.make_node("Mul", ["a", "s"], ["m"], name="scale"),
+             helper.make_node("Conv", ["m", "w2"], ["y"], name="next", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "se", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], weights)
+    path = tmp_path / "se.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    rows = rows_by_name(summarize(path, layers=True))
+    assert "alias" not in rows and rows["excite"].parameters == 64
+    fields = {name: (rows[name].receptive_field, rows[name].jump) for name in ("down", "squeeze", "scale", "next")}
+    assert fields == {"down": ((3, 3), (2, 2)), "squeeze": ((33, 33), (32, 32)), "scale": ((33, 33), (2, 2)),
+                      "next": ((37, 37), (2, 2))}

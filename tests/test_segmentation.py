@@ -333,3 +333,50 @@ def test_to_frame_samples_the_map_at_each_frame_pixel(cut):
         rows[7] = cols[[3, 20]] = -1
     expected = np.where((rows[:, None] >= 0) & (cols[None, :] >= 0), class_map[rows[:, None], cols[None, :]], OUTSIDE)
     assert (to_frame(class_map, rows, cols) == expected).all()
+
+
+def test_eval_refuses_a_segmenter_of_other_classes_rather_than_scoring_it(random_segmenter, tmp_path):
+    """A mIoU on data the model was not made for is a wrong number: eval obeys the matrix's fit rule."""
+    import shutil
+
+    model = tmp_path / "other.onnx"
+    shutil.copy(random_segmenter[0], model)
+    assert run_cli("meta", "set", str(model), "labels=road,car,person,sky").returncode == 0
+    result = run_cli("eval", str(model), "--data", "shapes-masks", "--split", "val", "-r", "ort-cpu",
+                     "--json", str(tmp_path / "e.json"))
+    assert_one_line_error(result, "no accuracy for", "model has 4 labels (road, car, person, sky)",
+                          "data set `shapes-masks` has 4 labels (background, circle, square, triangle)")
+    assert not (tmp_path / "e.json").exists()
+    fitting = run_cli("eval", str(random_segmenter[0]), "--data", "shapes-masks", "--split", "val", "-r", "ort-cpu",
+                      "--no-torch", "--json", str(tmp_path / "e.json"))
+    assert fitting.returncode == 0, fitting.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["records"][0]["primary_metric"] == "miou"
+
+
+@pytest.mark.parametrize("backend,suffix", [("ort", ".onnx"), ("nncf", ".xml")])
+def test_quantize_states_a_segmenters_mask_agreement_on_each_backend(random_segmenter, tmp_path, backend, suffix):
+    """One file, either quantizer: the terminal and the recorded check give the masks' figures vs FP32."""
+    from edgekit.meta import read_meta
+
+    if backend == "nncf":
+        pytest.importorskip("nncf")
+    out = tmp_path / f"seg-int8{suffix}"
+    result = run_cli("quantize", str(random_segmenter[0]), "--backend", backend, "--calib", "shapes-masks",
+                     "--calib-size", "8", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    check = read_meta(out).recipe["check"]
+    assert check["cosine"] is None and 90 <= check["top1_agreement_pct"] <= 100 and 0 < check["miou"] <= 1, check
+    assert check["agreement"].startswith("masks: ") and "FAILED" not in check["agreement"]
+    assert f"{check['top1_agreement_pct']:.1f}% of mask pixels agree, mask mIoU {check['miou']:.4f}" in result.stdout
+
+
+def test_quantize_refuses_a_segmenter_without_per_pixel_scores(zoo_onnx, tmp_path):
+    import shutil
+
+    model = tmp_path / "not-a-segmenter.onnx"
+    shutil.copy(zoo_onnx("lenet5").path, model)
+    assert run_cli("meta", "set", str(model), "task=segmentation").returncode == 0
+    result = run_cli("quantize", str(model), "--calib", "shapes-masks", "--calib-size", "4",
+                     "-o", str(tmp_path / "q.onnx"))
+    assert_one_line_error(result, "a segmentation model must output per-pixel scores")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-segmenter.onnx"]

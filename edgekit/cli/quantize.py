@@ -136,9 +136,12 @@ def _print_result(out, result) -> None:
     agreement = ""
     if check:
         source = f" ({check['data']})" if check.get("data") else ""
-        agreement = f"; vs FP32 on {check['samples']} samples{source}: cosine {check['cosine']:.4f}"
-        if check.get("top1_agreement_pct") is not None:
-            agreement += f", top-1 agreement {check['top1_agreement_pct']:.1f}%"
+        figures = [f"cosine {check['cosine']:.4f}"] if check.get("cosine") is not None else []
+        if check.get("miou") is not None:
+            figures.append(f"{check['top1_agreement_pct']:.1f}% of mask pixels agree, mask mIoU {check['miou']:.4f}")
+        elif check.get("top1_agreement_pct") is not None:
+            figures.append(f"top-1 agreement {check['top1_agreement_pct']:.1f}%")
+        agreement = f"; vs FP32 on {check['samples']} samples{source}: {', '.join(figures)}"
     out.print(f"wrote {result.path} ({result.config.variant}, {result.meta.precision}){agreement}",
               markup=False, highlight=False)
     if kernels:

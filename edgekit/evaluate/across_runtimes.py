@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.datasets import Split, check_labels, load_split
+from edgekit.datasets import Split, load_split
+from edgekit.datasets.fit import misfit_reason
 from edgekit.errors import BadInputError, RuntimeUnavailableError, first_line
 from edgekit.evaluate.runner import EvalRecord, evaluate
 from edgekit.inputs.specs import InputSpec
@@ -150,7 +151,9 @@ def compare_runtimes(
     names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
     dataset = load_split(spec, split, split_seed, **options)
-    check_labels(meta, dataset.labels, spec)
+    misfit = misfit_reason(meta, dataset.task, dataset.labels, spec)
+    if misfit:  # the rule every accuracy figure obeys (the matrix's too): no figure on data of other classes
+        raise BadInputError(f"no accuracy for {meta.model_name or path.stem} on {spec}: {misfit}")
     torch_figure = _torch_figure(source, weights, inputs)
     if reference:  # asked for explicitly: fail before the runtimes are timed when it cannot be had
         _, why = torch_figure(meta, dataset, batch_size, check_only=True)

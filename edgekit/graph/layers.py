@@ -76,8 +76,8 @@ def layer_table(model, shapes: Mapping[str, tuple[Dim, ...]] | None = None) -> L
     rows = []
     for node in model.graph.node:
         _propagate_field(node, fields, tensor_shapes)
-        if node.op_type == "Constant" or id(node) in folded:
-            continue
+        if node.op_type == "Constant" or id(node) in folded or _weight_alias(node, weights):
+            continue  # weight aliases are counted by the layers that read them
         activation, tail = _following_activation(node, consumers)
         if tail is not None:
             folded.add(id(tail))
@@ -148,7 +148,13 @@ def _weight_shapes(model) -> dict[str, tuple[int, ...]]:
             for attribute in node.attribute:
                 if attribute.name == "value":
                     weights[node.output[0]] = tuple(attribute.t.dims)
+        elif _weight_alias(node, weights):  # torch's exporter names shared weights through Identity nodes
+            weights[node.output[0]] = weights[node.input[0]]
     return weights
+
+
+def _weight_alias(node, weights: Mapping[str, tuple[int, ...]]) -> bool:
+    return node.op_type == "Identity" and len(node.input) == 1 and node.input[0] in weights
 
 
 def _following_activation(node, consumers: Mapping[str, list]) -> tuple[str, Any]:
@@ -240,8 +246,9 @@ def _input_fields(model, shapes) -> dict[str, Field]:
 
 def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
     """Receptive field and jump of ``node``'s outputs from its inputs' (r += (k−1)·j, j *= s)."""
-    known = [fields[name] for name in node.input if name in fields]
-    if not known or not node.output:
+    # tensors of images (rank 2+): a shape computation's vectors (Shape, Concat of sizes) have no field
+    known = [fields[name] for name in node.input if name in fields and len(shapes.get(name, ())) >= 2]
+    if not known or not node.output or len(shapes.get(node.output[0], ())) < 2:
         return
     source = max(known, key=lambda f: f.size)
     attrs = _attrs(node)
@@ -263,10 +270,20 @@ def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
         field = _grow(source, list(spatial), list(spatial))  # one window over the whole map
     elif node.op_type in UPSAMPLING:
         field = _upsampled(node, source, attrs, shapes)
-    else:
-        field = source
+    else:  # element-wise (Add, Mul, Concat…): the widest field over the main path's grid
+        field = _joined(node, known, fields, shapes)
     for output in node.output:
         fields[output] = field
+
+
+def _joined(node, known: Sequence[Field], fields: Mapping[str, Field], shapes) -> Field:
+    """Inputs joined element-wise see every input's field; positions step as on the input at the
+    output's resolution (a squeeze-excite branch's global pool gives its 1×1 scale a whole-map jump
+    that the feature map it multiplies does not take on)."""
+    grid = shapes.get(node.output[0], ())[2:4]
+    aligned = [fields[name] for name in node.input if name in fields and shapes.get(name, ())[2:4] == grid]
+    jump = min(aligned or known, key=lambda f: f.jump).jump
+    return Field(tuple(max(f.size[i] for f in known) for i in range(2)), jump)  # type: ignore[arg-type]
 
 
 def _upsampled(node, source: Field, attrs: Mapping[str, Any], shapes) -> Field:
@@ -298,4 +315,5 @@ def _grow(field: Field, kernel: Sequence[int], stride: Sequence[int]) -> Field:
 
 
 def _fmt(shape) -> str:
-    return "[" + ", ".join(str(d) for d in shape or ()) + "]"
+    """'[batch, 4, 128, 128]'; a dim shape inference could not name (unk__0) is '?'."""
+    return "[" + ", ".join("?" if str(d).startswith("unk__") else str(d) for d in shape or ()) + "]"

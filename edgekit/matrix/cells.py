@@ -33,13 +33,20 @@ class Timing:
     rounds: int = 3
 
 
+def _task_datasets() -> dict[str, str]:
+    from edgekit.tasks import default_datasets
+
+    return default_datasets()
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Which data each task is judged on, and how much of it. ``data`` maps a task to a dataset
-    (digits, shapes, an image folder, a COCO .json); a model whose labels that data does not carry
-    is judged by agreement with its FP32 version on generated images instead."""
+    (default: each task's own, e.g. digits, shapes, shapes-masks; an image folder, a COCO .json); a
+    model whose labels that data does not carry is judged by agreement with its FP32 version on
+    generated images instead."""
 
-    data: dict[str, str] = field(default_factory=lambda: {"classification": "digits", "detection": "shapes"})
+    data: dict[str, str] = field(default_factory=_task_datasets)
     samples: int = 64
     calib_samples: int = 32
     agreement_samples: int = 16

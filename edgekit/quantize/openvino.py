@@ -43,12 +43,25 @@ def quantize_nncf(source: Path, output: Path, config: QuantizeConfig, meta: Mode
     )
     info = recipe(config, source, "openvino", tool=f"nncf {nncf.__version__}", activations="nncf performance preset",
                   range_estimator=RANGE_ESTIMATORS[config.method], calib_batches=len(batches))
+    save = _save_ir if to_ir else _save_onnx
+    info["check"] = _check(quantized, save, source, config, meta.with_(precision=precision_of(config.mode)),
+                           "openvino" if to_ir else "ort-cpu", output.suffix)
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
-    if to_ir:
-        _save_ir(quantized, output, new_meta)
-    else:
-        _save_onnx(quantized, output, new_meta)
+    save(quantized, output, new_meta)
     return QuantizeResult(output, config, new_meta, _node_types(quantized, to_ir))
+
+
+def _check(model: Any, save, source: Path, config: QuantizeConfig, meta: ModelMeta, runtime: str,
+           suffix: str) -> dict[str, Any]:
+    """A scratch copy of the quantized model run on ``runtime`` against FP32 on the check samples,
+    as ONNX Runtime's quantizer records it (``check`` in the recipe)."""
+    from edgekit.quantize.onnxruntime import agreement, check_feeds
+
+    feeds, count, origin = check_feeds(source, meta, config)
+    with tempfile.TemporaryDirectory(prefix="edgekit-nncf-check-") as folder:
+        scratch = Path(folder) / f"quantized{suffix}"
+        save(model, scratch, meta)
+        return {**agreement(source, scratch, feeds, count, runtime=runtime, meta=meta), "data": origin}
 
 
 def _ignored(nncf: Any, exclude: tuple[str, ...]):

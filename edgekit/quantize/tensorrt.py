@@ -119,8 +119,8 @@ def _build(
 
 
 def engine_agreement(source: Path, engine: Path, meta: ModelMeta, config: QuantizeConfig) -> dict[str, Any]:
-    """The engine run once against FP32 on the check samples: worst cosine, top-1 agreement."""
+    """The engine run once against FP32 on the check samples (``agreement``: by the task's own figures)."""
     from edgekit.quantize.onnxruntime import agreement, check_feeds
 
     feeds, count, origin = check_feeds(source, meta, config)
-    return {**agreement(source, engine, feeds, count, runtime="trt"), "data": origin}
+    return {**agreement(source, engine, feeds, count, runtime="trt", meta=meta), "data": origin}

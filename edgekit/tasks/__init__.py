@@ -26,4 +26,9 @@ def get_task(name: str, **options: Any) -> Task:
     return task(**options)
 
 
-__all__ = ["TASKS", "Task", "get_task"]
+def default_datasets() -> dict[str, str]:
+    """Task → the offline data set its models are judged on by default (each task's ``dataset``)."""
+    return {name: TASKS.get(name).dataset for name in TASKS.names() if TASKS.get(name).dataset}
+
+
+__all__ = ["TASKS", "Task", "default_datasets", "get_task"]

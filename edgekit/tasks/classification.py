@@ -35,6 +35,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class ClassificationTask(Task):
     name: ClassVar[str] = "classification"
+    dataset: ClassVar[str | None] = "digits"
     options: ClassVar[tuple[str, ...]] = ("top_k",)
     exact_pixels: ClassVar[bool] = False  # top-1 is the same on pixels rounded to whole levels
 

@@ -73,6 +73,7 @@ class DetectionTask(Task):
     """
 
     name: ClassVar[str] = "detection"
+    dataset: ClassVar[str | None] = "shapes"
     options: ClassVar[tuple[str, ...]] = ("score_threshold", "iou_threshold", "max_detections", "nms")
 
     def __init__(self, score_threshold: float | None = None, iou_threshold: float | None = None,

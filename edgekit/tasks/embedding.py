@@ -48,6 +48,7 @@ class Embedding:
 
 class EmbeddingTask(Task):
     name: ClassVar[str] = "embedding"
+    dataset: ClassVar[str | None] = "digits-identities"
     options: ClassVar[tuple[str, ...]] = ("gallery",)
 
     def __init__(self, gallery: Gallery | None = None) -> None:

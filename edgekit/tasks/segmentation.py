@@ -56,6 +56,7 @@ class Segmentation:
 
 class SegmentationTask(Task):
     name: ClassVar[str] = "segmentation"
+    dataset: ClassVar[str | None] = "shapes-masks"
 
     def postprocess(
         self, outputs: Mapping[str, np.ndarray], meta: ModelMeta, transforms: Sequence[ImageTransform]
