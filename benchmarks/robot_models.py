@@ -1,6 +1,6 @@
 """The models the robot-path benchmark (benchmarks/robot_path.py) measures besides zoo exports: the
-shapes detector and the reference segmenter (randomly initialised unless a trained file is given), and
-a model with its pre-processing for a 480x640 frame fused into the graph."""
+shapes detector, the reference segmenter and embedder (randomly initialised unless a trained file is
+given), and a model with its pre-processing for a 480x640 frame fused into the graph."""
 
 from __future__ import annotations
 
@@ -39,6 +39,27 @@ def segmenter_model(folder: Path, given: str | None) -> Path:
     target = folder / "segmenter-random.onnx"
     export_module(build_segmenter(4).eval(), segmenter_meta(("background", "circle", "square", "triangle"), {}),
                   target, ExportConfig(dynamic_batch=True, batch=2), output_names=(OUTPUT_NAME,))
+    return target
+
+
+def embedder_model(folder: Path, given: str | None) -> Path:
+    """The reference embedder (16x16 gray input, 128-d vector; randomly initialised unless ``given``):
+    its Predictor returns an L2-normalised vector per frame."""
+    if given:
+        return Path(given)
+    import torch
+
+    from edgekit.exporters.config import ExportConfig
+    from edgekit.exporters.torch_onnx import export_module
+    from edgekit.meta import ModelMeta
+    from edgekit.train.embedder import INPUT_SIZE, OUTPUT_NAME, build_embedder
+
+    torch.manual_seed(0)
+    target = folder / "embedder-random.onnx"
+    meta = ModelMeta(task="embedding", model_name="embedder", input_size=(INPUT_SIZE, INPUT_SIZE), color="GRAY",
+                     mean=(0.3,), std=(0.4,), resize="stretch")
+    export_module(build_embedder().eval(), meta, target, ExportConfig(dynamic_batch=True, batch=2),
+                  output_names=(OUTPUT_NAME,))
     return target
 
 

@@ -226,6 +226,17 @@ def test_predict_gallery_bad_input_is_one_line(smoke, tmp_path):
                           "no folder of images")
 
 
+def test_eval_scores_an_embedder_on_a_folder_per_identity(smoke, tmp_path):
+    """The gallery's layout (DIR/IDENTITY/images) is verification data too: AUC over its pairs."""
+    pytest.importorskip("PIL")
+    folder = digit_folders(tmp_path / "people", (5, 6, 7), 4)
+    result = run_cli("eval", str(smoke[0].onnx), "--data", str(folder), "-r", "ort-cpu", "--json",
+                     str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "e.json").read_text())["records"][0]
+    assert record["primary_metric"] == "auc" and record["count"] == 12 and 0 <= record["metrics"]["auc"] <= 1
+
+
 def test_compare_refuses_embedders_of_different_lengths(smoke, tmp_path):
     """Vectors of 8 and 4 numbers are two models, not two versions of one: a bad input, not a failed check."""
     from edgekit.train import RECIPES, TrainConfig

@@ -3,6 +3,7 @@ default (``default_split``), and the check that a classifier's labels match the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +23,13 @@ DATASETS.add("shapes-masks", "edgekit.datasets.shapes_masks:load_shapes_masks") 
 DATASETS.add("digits-identities", "edgekit.datasets.identities:load_identities")  # embeddings
 
 
-def load_split(spec: str, split: str = "test", seed: int = 0, **options: Any) -> Split:
+def load_split(spec: str, split: str = "test", seed: int = 0, for_task: str | None = None, **options: Any) -> Split:
     """Load ``split`` of a dataset given by name (digits, shapes) or by path.
 
-    A directory of class folders is an image-folder dataset; a ``.json`` file is COCO
-    annotations (images resolved beside it or via ``images_dir``); a ``.npz`` holds arrays.
-    ``split="all"`` (every image, unsplit) is for the user's own folder or COCO file.
+    A directory of class folders is an image-folder dataset (``for_task="embedding"``: a folder per
+    identity, for verification); a ``.json`` file is COCO annotations (images resolved beside it or
+    via ``images_dir``); a ``.npz`` holds arrays. ``split="all"`` (every image, unsplit) is for the
+    user's own folder or COCO file.
     """
     if split not in (*SPLITS, ALL):
         raise BadInputError(f"split must be one of {', '.join((*SPLITS, ALL))}, got '{split}'")
@@ -42,7 +44,8 @@ def load_split(spec: str, split: str = "test", seed: int = 0, **options: Any) ->
     if path.is_dir():
         from edgekit.datasets.image_folder import load_image_folder
 
-        return load_image_folder(path, split=split, seed=seed, **options)
+        folder = load_image_folder(path, split=split, seed=seed, **options)
+        return dataclasses.replace(folder, task="embedding") if for_task == "embedding" else folder
     if path.exists():
         raise BadInputError(f"{spec} is not a dataset: expected digits, shapes, a folder of class folders "
                             "or a COCO .json")
@@ -54,8 +57,6 @@ def load_split(spec: str, split: str = "test", seed: int = 0, **options: Any) ->
 
 def _coco(path: Path, split: str, seed: int, options: dict[str, Any]) -> Split:
     """A COCO split; ``all`` is the whole file (its split ``fractions``, if any, left unused)."""
-    import dataclasses
-
     from edgekit.datasets.coco import load_coco
 
     if split != ALL:

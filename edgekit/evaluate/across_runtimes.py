@@ -150,7 +150,7 @@ def compare_runtimes(
                             f"from (for the torch figure); {path.name} was not exported from the zoo")
     names, skipped = resolve_runtimes(runtimes, path.suffix)
     spec, options, split_seed = dataset_for(meta, data, seed)
-    dataset = load_split(spec, split, split_seed, **options)
+    dataset = load_split(spec, split, split_seed, for_task=meta.task, **options)
     misfit = misfit_reason(meta, dataset.task, dataset.labels, spec)
     if misfit:  # the rule every accuracy figure obeys (the matrix's too): no figure on data of other classes
         raise BadInputError(f"no accuracy for {meta.model_name or path.stem} on {spec}: {misfit}")

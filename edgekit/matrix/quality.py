@@ -51,7 +51,7 @@ def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
     reason = f"no data set for task '{meta.task}'"
     if spec:
         options, seed = recorded_split(meta, spec, evaluation.seed)
-        split = load_split(spec, split="test", seed=seed, **options)
+        split = load_split(spec, split="test", seed=seed, for_task=meta.task, **options)
         reason = misfit_reason(meta, split.task, split.labels, spec)
         if not reason:
             split = split.take(evaluation.samples)

@@ -154,7 +154,7 @@ def eval_split(data: str | None, meta, size: int, seed: int):
         return None, ""
     options, split_seed = recorded_split(meta, data, seed)  # the model's own test split, when it is its dataset
     try:
-        split = load_split(data, split="test", seed=split_seed, **options)
+        split = load_split(data, split="test", seed=split_seed, for_task=meta.task, **options)
     except (ModuleNotFoundError, BadInputError):
         return None, ""
     if split.task != meta.task:
