@@ -126,15 +126,23 @@ def judge(name: str, described: tuple[str, str], reference: Sequence[Mapping[str
     rule = (MASK_PIXELS_FP32, MASK_MIOU_FP32, judging.min_cosine) if budget is None else \
         (budget.min_pixels, budget.min_miou, budget.min_cosine)
     dense = dense_agreement(meta, reference, candidate, *rule)
+    vectors = dense is not None and dense.kind == "embeddings"  # an N×D output that is not class scores
     if budget is None:
         parity = compare_fp32(merge(reference), merge(candidate), judging.atol, judging.rtol, judging.min_cosine)
         notes = [f"{boxes.nothing_to_compare}: raw outputs compared" if boxes is not None and boxes.nothing_to_compare
                  else "", fallback_note(dense)]
         if any(notes):
             parity = dataclasses.replace(parity, note="; ".join(filter(None, (parity.note, *notes))))
-        return RuntimeParity(name, *described, parity, boxes, dense=dense)
+        return RuntimeParity(name, *described, without_top1(parity) if vectors else parity, boxes, dense=dense)
     parity = compare_outputs(merge(reference), merge(candidate), judging.atol, judging.rtol, budget.min_cosine)
+    parity = without_top1(parity) if vectors else parity
     return RuntimeParity(name, *described, parity, boxes, judge_budget(parity, boxes, budget, dense), dense)
+
+
+def without_top1(parity: ParityReport) -> ParityReport:
+    """The report without top-1 agreement: an embedder's N×D vectors are not class scores."""
+    return dataclasses.replace(parity, outputs=tuple(dataclasses.replace(o, top1_agreement=None)
+                                                     for o in parity.outputs))
 
 
 def fallback_note(dense) -> str:

@@ -140,6 +140,8 @@ def identity_folders(folder: str | Path) -> dict[str, list[Path]]:
     from edgekit.frames import IMAGE_SUFFIXES
 
     root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise BadInputError(f"--gallery takes a folder with one folder of images per identity; {root} is a file")
     if not root.is_dir():
         raise BadInputError(f"gallery folder not found: {root}")
     found = {}

@@ -82,6 +82,8 @@ def test_gallery_folders_need_two_identities_with_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInputError, match="no folder of images"):
         identity_folders(tmp_path / "empty")
+    with pytest.raises(BadInputError, match="one folder of images per identity; .*1.pgm is a file"):
+        identity_folders(tmp_path / "g" / "bob" / "1.pgm")
 
 
 def test_task_returns_unit_vectors_and_refuses_maps():
@@ -235,6 +237,15 @@ def test_eval_scores_an_embedder_on_a_folder_per_identity(smoke, tmp_path):
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "e.json").read_text())["records"][0]
     assert record["primary_metric"] == "auc" and record["count"] == 12 and 0 <= record["metrics"]["auc"] <= 1
+
+
+def test_compare_judges_an_embedder_by_cosine_with_no_top1(smoke, tmp_path):
+    """An N×D vector is not a row of class scores: no top-1 agreement is shown for it."""
+    result = run_cli("compare", str(smoke[0].onnx), "-r", "ort-cpu,openvino", "--json", str(tmp_path / "c.json"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "c.json").read_text())["results"][0]
+    assert record["parity"]["outputs"][0]["top1_agreement"] is None and record["dense"]["cosine_min"] > 0.999
+    assert "embeddings: per-sample cosine" in result.stdout
 
 
 def test_compare_refuses_embedders_of_different_lengths(smoke, tmp_path):

@@ -100,3 +100,14 @@ def test_html_sorts_and_plots_render_in_chromium(store_url, tmp_path):
         assert errors == []
     finally:
         driver.quit()
+
+
+def test_a_segmenters_mask_agreement_has_columns_that_name_it():
+    """Pixels that agree are not a top-1 figure, and the masks' mIoU against FP32 is a column of its own."""
+    from edgekit.report.tables import to_csv, to_markdown
+
+    row = {"run_id": 1, "model_name": "segmenter", "model": "seg.onnx", "precision": "int8", "status": "ok",
+           "agreement_top1_pct": 99.8, "config": {"miou_vs_fp32": 0.9412}}
+    record = next(csv.DictReader(to_csv([row]).splitlines()))
+    assert record["agree % (top-1/pixels)"] == "99.8" and record["mask mIoU vs FP32"] == "0.9412"
+    assert "| 99.8 | - | 0.9412 |" in to_markdown([row])

@@ -225,6 +225,12 @@ def test_a_torchvision_lraspp_factory_runs_through_predict_and_eval(tmp_path):
     record = json.loads((tmp_path / "e.json").read_text())
     assert record["records"][0]["primary_metric"] == "miou"
     assert abs(record["records"][0]["metrics"]["miou"] - record["reference"]["miou"]) <= 1e-3
+    result = run_cli("inspect", source, "--layers", "--json", str(tmp_path / "i.json"), *meta)
+    assert result.returncode == 0, result.stderr
+    layers = json.loads((tmp_path / "i.json").read_text())["layers"]
+    resize = [row for row in layers if row["op"] == "Resize" and row["output_shape"][2:] == [128, 128]]
+    assert resize and resize[-1]["jump"] == [1.0, 1.0] and 128 <= resize[-1]["receptive_field"][0] < 4096
+    assert all(row["op"] != "Identity" for row in layers)
 
 
 @pytest.fixture(scope="module")

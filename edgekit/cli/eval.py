@@ -19,8 +19,9 @@ def eval_command(
     model: str = typer.Argument(..., help="An .onnx model with edgekit metadata (task, preprocessing, labels), a zoo "
                                           "name, file.py:factory, package.module:factory, TorchScript or .pt2 "
                                           "(exported to the cache; give what it lacks with --meta)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, an image folder or a COCO .json "
-                                       "\\[default: the model's training dataset]."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, shapes-masks, "
+                                       "digits-identities, an image folder (a folder per class or, for an embedder, "
+                                       "per identity) or a COCO .json \\[default: the model's training dataset]."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, "
                                 "or 'all' (every available FP32 runtime)."),
     split: Optional[str] = typer.Option(None, help="train, val, test or all (every image) \\[default: all for your "
@@ -41,8 +42,9 @@ def eval_command(
     meta_pair: Optional[list[str]] = META,
     meta_file: Optional[Path] = META_FILE,
 ) -> None:
-    """Top-1 (top-5 with over 5 classes), per-class recall and confusion matrix (classification) or mAP
-    (detection) of MODEL on each runtime, on the same images.
+    """Top-1 (top-5 with over 5 classes), per-class recall and confusion matrix (classification), mAP
+    (detection), mIoU and pixel accuracy (segmentation) or verification AUC, TAR at FAR 1 % and top-1
+    retrieval (embeddings) of MODEL on each runtime, on the same images.
 
     A torch source is exported first (dynamic batch) and its own module gives the torch figure.
     """

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from edgekit.cli.common import check_outputs, console, fmt_count, handle_errors, parse_options, write_json
+from edgekit.cli.source_options import META, META_FILE, WEIGHTS, source_options
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +16,8 @@ def register(app: typer.Typer) -> None:
 
 
 def inspect(
-    model: str = typer.Argument(..., help="An .onnx file, or a zoo name (exported to the cache first)."),
+    model: str = typer.Argument(..., help="An .onnx file, a zoo name, file.py:factory, package.module:factory, "
+                                          "TorchScript or .pt2 (exported to the cache first)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON."),
     layers: bool = typer.Option(False, "--layers", help="Per-layer table: shape, kernel, stride, padding, groups, "
                                 "activation, parameters, MACs, receptive field and jump."),
@@ -25,16 +27,20 @@ def inspect(
                                           "or places elsewhere (ort-cpu, ort-cuda, ort-trt, openvino)."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Runtime option KEY=VALUE "
                                                "(with --runtime)."),
+    weights: Optional[Path] = WEIGHTS,
+    meta_pair: Optional[list[str]] = META,
+    meta_file: Optional[Path] = META_FILE,
 ) -> None:
     """Inputs/outputs, opset, op histogram, parameters, MACs/FLOPs, file size and edgekit metadata."""
-    check_outputs(json_out, inputs=[model])
+    check_outputs(json_out, inputs=[model, weights, meta_file])
     from edgekit.graph.summary import summarize
-    from edgekit.inputs.specs import parse_input_specs, shape_overrides
+    from edgekit.inputs.specs import shape_overrides
     from edgekit.sources import parse_source, resolve_model
 
-    specs = parse_input_specs(input_spec)
-    path = resolve_model(model, inputs=specs if parse_source(model).is_torch else ())
-    shapes = shape_overrides(specs)
+    given = source_options(weights, input_spec, meta_pair, meta_file)
+    path = resolve_model(model, weights=given.weights, inputs=given.specs if parse_source(model).is_torch else (),
+                         meta_changes=given.meta_changes)
+    shapes = shape_overrides(given.specs)
     if runtime:
         from edgekit.graph.placement import inspect_placement
 

@@ -19,8 +19,8 @@ def register(app: typer.Typer) -> None:
 def optimize(
     model: str = typer.Argument(..., help="An FP32 .onnx file, a zoo name or a user torch model (file.py:factory, "
                                 "TorchScript, .pt2), exported first."),
-    max_drop: float = typer.Option(..., help="Accuracy budget in points (top-1 %, mAP x 100; without labels: "
-                                   "top-1 disagreement with FP32 in %)."),
+    max_drop: float = typer.Option(..., help="Accuracy budget in points (top-1 %, mAP, "
+                                   "mIoU or AUC x 100; without labels: top-1 disagreement with FP32 in %)."),
     data: Optional[str] = typer.Option(None, help="Calibration and evaluation data: dataset name, image folder, "
                                        "COCO .json \\[default: the task's dataset, else generated images]."),
     calib: Optional[str] = typer.Option(None, help="Calibration data \\[default: --data]."),

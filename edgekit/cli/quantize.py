@@ -41,7 +41,7 @@ def quantize(
                                             "\\[default: the calibration dataset]."),
     eval_size: int = typer.Option(500, help="Evaluation samples."),
     max_drop: Optional[float] = typer.Option(None, help="Keep the fastest variant within this accuracy drop "
-                                             "(points: top-1 %, mAP x 100)."),
+                                             "(points: top-1 %, mAP, mIoU or AUC x 100)."),
     threads: Optional[int] = typer.Option(None, help="Inference threads in the report."),
     duration: float = typer.Option(1.0, help="Seconds of timing per row of the report."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),

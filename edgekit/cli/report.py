@@ -173,7 +173,8 @@ def _terminal_table(rows):
 
     from edgekit.report.tables import COLUMNS, cell_text
 
-    shown = [c for c in COLUMNS if c[1] not in ("model_sha256", "p99_ms", "cold_start_ms", "cosine", "metric")]
+    shown = [c for c in COLUMNS if c[1] not in ("model_sha256", "p99_ms", "cold_start_ms", "cosine", "metric",
+                                                "miou_vs_fp32")]
     table = Table(title=f"{len(rows)} cells")
     for header, _, fmt in shown:
         table.add_column(header, justify="left" if fmt == "{}" else "right", overflow="fold")

@@ -13,7 +13,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("runtime", "runtime", "{}"), ("precision", "precision", "{}"), ("batch", "batch", "{}"),
     ("threads", "threads", "{}"), ("scenario", "scenario", "{}"), ("status", "status", "{}"),
     ("size MB", "size_mb", "{:.2f}"), ("accuracy", "accuracy", "{:.2f}"), ("metric", "metric", "{}"),
-    ("top-1 agree %", "agreement_top1_pct", "{:.1f}"), ("cosine", "cosine", "{:.5f}"),
+    ("agree % (top-1/pixels)", "agreement_top1_pct", "{:.1f}"), ("cosine", "cosine", "{:.5f}"),
+    ("mask mIoU vs FP32", "miou_vs_fp32", "{:.4f}"),
     ("p50 ms", "p50_ms", "{:.3f}"), ("p90 ms", "p90_ms", "{:.3f}"), ("p99 ms", "p99_ms", "{:.3f}"),
     ("FPS (p50)", "throughput_items_s", "{:.1f}"), ("cold start ms", "cold_start_ms", "{:.1f}"),
     ("reason", "reason", "{}"), ("model sha256", "model_sha256", "{}"),
@@ -48,8 +49,16 @@ def quality_notes(config: dict[str, Any] | None) -> str:
     return "; ".join(notes)
 
 
+#: figures a record keeps in its config, shown as columns of their own
+FROM_CONFIG = ("miou_vs_fp32",)
+
+
+def row_value(row: dict[str, Any], key: str) -> Any:
+    return (row.get("config") or {}).get(key) if key in FROM_CONFIG else row.get(key)
+
+
 def cell_text(row: dict[str, Any], key: str, pattern: str) -> str:
-    value = row.get(key)
+    value = row_value(row, key)
     if key == "threads" and not value:
         return threads_text(None, row.get("config"))
     if key == "reason" and not value:
@@ -99,7 +108,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         values = []
         for _, key, _ in COLUMNS:
-            value = model_label(row) if key == "model_name" else row.get(key)
+            value = model_label(row) if key == "model_name" else row_value(row, key)
             values.append("" if value is None else value.isoformat() if hasattr(value, "isoformat") else
                           csv_cell(value))
         writer.writerow(values)
