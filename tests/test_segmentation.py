@@ -359,6 +359,7 @@ def test_eval_refuses_a_segmenter_of_other_classes_rather_than_scoring_it(random
     assert json.loads((tmp_path / "e.json").read_text())["records"][0]["primary_metric"] == "miou"
 
 
+@pytest.mark.slow  # 12 s: the first run quantizes with ORT and generates the calibration scenes
 @pytest.mark.parametrize("backend,suffix", [("ort", ".onnx"), ("nncf", ".xml")])
 def test_quantize_states_a_segmenters_mask_agreement_on_each_backend(random_segmenter, tmp_path, backend, suffix):
     """One file, either quantizer: the terminal and the recorded check give the masks' figures vs FP32."""
