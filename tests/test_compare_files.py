@@ -188,3 +188,31 @@ def test_budget_verdicts_without_models():
     assert judge_budget(compare_outputs({}, {}), empty, budget).nothing_to_compare.endswith("on either side")
     with pytest.raises(BadInputError, match="--min-cosine must be between -1 and 1"):
         Budget(min_cosine=float("nan"))
+
+
+def _linear(path: Path, columns: int, task: str | None) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, columns)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "linear",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, columns])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if task:
+        model.metadata_props.add(key="task", value=json.dumps(task))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_outputs_of_another_shape_are_a_bad_input_only_where_the_task_fixes_them(tmp_path):
+    """Embedders of 8 and 4 numbers are two models (exit 2); a file with no task, like a detector whose
+    box lists vary, is judged output by output (a failed check, exit 1)."""
+    from edgekit.meta import read_meta
+
+    for task, code in (("embedding", 2), (None, 1)):
+        a, b = _linear(tmp_path / f"a-{task}.onnx", 8, task), _linear(tmp_path / f"b-{task}.onnx", 4, task)
+        assert read_meta(a).task == (task or "unknown")
+        result = run_cli("compare", str(a), str(b), "-r", "ort-cpu")
+        assert result.returncode == code, result.stdout + result.stderr
+        assert ("are not two versions of one model" in result.stderr) == (code == 2)

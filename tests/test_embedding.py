@@ -248,6 +248,31 @@ def test_compare_judges_an_embedder_by_cosine_with_no_top1(smoke, tmp_path):
     assert "embeddings: per-sample cosine" in result.stdout
 
 
+def test_the_matrix_judges_an_embedder_on_the_identities_it_records_and_no_other_by_default(smoke):
+    """Any identities "fit" an embedder, so there is no default data set for the task: a face model
+    is not scored on gray digits; edgekit's embedder is scored on the digits it records."""
+    from edgekit.matrix.cells import Evaluation
+    from edgekit.matrix.quality import eval_data
+    from edgekit.meta import read_meta
+
+    theirs = eval_data(ModelMeta(task="embedding", input_size=(112, 112), color="RGB"), Evaluation())
+    assert theirs.split is None and theirs.name == "generated" and "no data set for task 'embedding'" in \
+        theirs.no_accuracy
+    ours = eval_data(read_meta(smoke[0].onnx), Evaluation(samples=40))
+    assert ours.name == "digits-identities" and ours.split.task == "embedding" and len(ours.split) == 40
+
+
+def test_default_datasets_skip_a_task_plugin_that_does_not_load():
+    from edgekit.tasks import TASKS, default_datasets
+
+    TASKS.add("broken-plugin", "edgekit_no_such_module:Task")
+    try:
+        assert default_datasets() == {"classification": "digits", "detection": "shapes",
+                                      "segmentation": "shapes-masks"}
+    finally:
+        TASKS._targets.pop("broken-plugin")
+
+
 def test_compare_refuses_embedders_of_different_lengths(smoke, tmp_path):
     """Vectors of 8 and 4 numbers are two models, not two versions of one: a bad input, not a failed check."""
     from edgekit.train import RECIPES, TrainConfig

@@ -268,3 +268,21 @@ def test_a_squeeze_excite_block_keeps_the_feature_maps_jump_and_weight_aliases_a
     fields = {name: (rows[name].receptive_field, rows[name].jump) for name in ("down", "squeeze", "scale", "next")}
     assert fields == {"down": ((3, 3), (2, 2)), "squeeze": ((33, 33), (32, 32)), "scale": ((33, 33), (2, 2)),
                       "next": ((37, 37), (2, 2))}
+
+
+def test_a_custom_op_without_an_inferred_shape_passes_the_field_on(tmp_path):
+    """Shape inference cannot see through a custom-domain op; the field goes on through it (3 → 3 → 5)
+    rather than stopping for every later row."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w1"),
+               numpy_helper.from_array(rng.normal(size=(4, 4, 3, 3)).astype(np.float32), "w2")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="first", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("MyAct", ["a"], ["b"], name="custom", domain="com.example"),
+             helper.make_node("Conv", ["b", "w2"], ["y"], name="second", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    path = tmp_path / "custom.onnx"
+    onnx.save(model, str(path))
+    rows = rows_by_name(summarize(path, layers=True))
+    assert [rows[name].receptive_field for name in ("first", "custom", "second")] == [(3, 3), (3, 3), (5, 5)]

@@ -60,7 +60,8 @@ def inspect(
 def _dims(shape) -> str:
     from rich.markup import escape
 
-    return escape("[" + ", ".join(str(d) for d in shape) + "]") if shape is not None else "?"
+    return escape("[" + ", ".join("?" if str(d).startswith("unk__") else str(d) for d in shape) + "]") \
+        if shape is not None else "?"
 
 
 def print_summary(summary) -> None:

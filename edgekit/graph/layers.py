@@ -246,9 +246,10 @@ def _input_fields(model, shapes) -> dict[str, Field]:
 
 def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
     """Receptive field and jump of ``node``'s outputs from its inputs' (r += (k−1)·j, j *= s)."""
-    # tensors of images (rank 2+): a shape computation's vectors (Shape, Concat of sizes) have no field
-    known = [fields[name] for name in node.input if name in fields and len(shapes.get(name, ())) >= 2]
-    if not known or not node.output or len(shapes.get(node.output[0], ())) < 2:
+    # tensors of images (rank 2+): a shape computation's vectors (Shape, Concat of sizes) have no field;
+    # a tensor whose shape inference could not tell (a custom op's output) keeps it
+    known = [fields[name] for name in node.input if name in fields and not _vector(shapes, name)]
+    if not known or not node.output or _vector(shapes, node.output[0]):
         return
     source = max(known, key=lambda f: f.size)
     attrs = _attrs(node)
@@ -274,6 +275,11 @@ def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
         field = _joined(node, known, fields, shapes)
     for output in node.output:
         fields[output] = field
+
+
+def _vector(shapes, name: str) -> bool:
+    """Whether ``name`` is known to be of rank 0 or 1 (a shape or an index, not an image)."""
+    return name in shapes and len(shapes[name]) < 2
 
 
 def _joined(node, known: Sequence[Field], fields: Mapping[str, Field], shapes) -> Field:

@@ -40,6 +40,14 @@ class Quality:
     agreement: str = ""               # segmenters, embedders: the line naming the measure (MaskAgreement...)
 
 
+def judging_data(meta: ModelMeta, evaluation: Evaluation) -> str | None:
+    """The data set a model is judged on: the evaluation's for its task, else the one it records having
+    been trained on (an embedder's identities), else None."""
+    from edgekit.meta_records import source_of
+
+    return evaluation.data.get(meta.task) or source_of(meta).dataset
+
+
 def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
     """The task's labelled data when the model fits it (``datasets.fit``), else generated images and
     the reason there is no accuracy figure."""
@@ -47,13 +55,19 @@ def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
     from edgekit.datasets.fit import misfit_reason
     from edgekit.quantize.calibration import recorded_split
 
-    spec = evaluation.data.get(meta.task)
-    reason = f"no data set for task '{meta.task}'"
+    spec = judging_data(meta, evaluation)
+    reason = f"no data set for task '{meta.task}' (name one in the suite: data: {{{meta.task}: DIR}})"
     if spec:
         options, seed = recorded_split(meta, spec, evaluation.seed)
-        split = load_split(spec, split="test", seed=seed, for_task=meta.task, **options)
-        reason = misfit_reason(meta, split.task, split.labels, spec)
-        if not reason:
+        try:
+            split = load_split(spec, split="test", seed=seed, for_task=meta.task, **options)
+        except BadInputError as exc:
+            if spec == evaluation.data.get(meta.task):  # named by the suite: its error is the user's to fix
+                raise
+            split, reason = None, f"the data set it records, {spec}, cannot be read: {exc}"
+        if split is not None:
+            reason = misfit_reason(meta, split.task, split.labels, spec)
+        if split is not None and not reason:
             split = split.take(evaluation.samples)
             return EvalData(spec, split, list(split.images[: evaluation.agreement_samples]), spec)
     from edgekit.matrix.variants import generated_images

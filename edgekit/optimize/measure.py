@@ -28,9 +28,9 @@ def search_data(meta: ModelMeta, data: str | None, calib: str | None, samples: i
     """What candidates are judged on: the task's labelled test split when the model's labels match it
     (accuracy), else the given data's images or generated ones (agreement with FP32). ``calib`` is what
     INT8 calibrates on (default: the same data, its train split)."""
-    from edgekit.matrix.quality import eval_data
+    from edgekit.matrix.quality import eval_data, judging_data
 
-    spec = data or Evaluation().data.get(meta.task)
+    spec = data or judging_data(meta, Evaluation())
     evaluation = Evaluation(data={meta.task: spec} if spec else {}, samples=samples,
                             agreement_samples=min(samples, 64), seed=seed)
     try:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edgekit.report import plots
-from edgekit.report.tables import COLUMNS, cell_text
+from edgekit.report.tables import COLUMNS, cell_text, row_value
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -72,7 +72,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = []
         for _, key, fmt in COLUMNS:
-            value = row.get(key)
+            value = row_value(row, key)
             sort = value if isinstance(value, (int, float)) and value is not None else cell_text(row, key, fmt)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             cells.append(f"<td{' class=num' if numeric else ''} data-sort='{html.escape(str(sort), quote=True)}'>"

@@ -27,8 +27,17 @@ def get_task(name: str, **options: Any) -> Task:
 
 
 def default_datasets() -> dict[str, str]:
-    """Task → the offline data set its models are judged on by default (each task's ``dataset``)."""
-    return {name: TASKS.get(name).dataset for name in TASKS.names() if TASKS.get(name).dataset}
+    """Task → the offline data set its models are judged on by default (each task's ``dataset``); a
+    task plugin that does not load, or names none, has none."""
+    found = {}
+    for name in TASKS.names():
+        try:
+            dataset = getattr(TASKS.get(name), "dataset", None)
+        except Exception:  # noqa: BLE001 - a broken plugin: its own commands say why, not every import
+            continue
+        if isinstance(dataset, str) and dataset:
+            found[name] = dataset
+    return found
 
 
 __all__ = ["TASKS", "Task", "default_datasets", "get_task"]

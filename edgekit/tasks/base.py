@@ -26,7 +26,8 @@ class Task(ABC):
     #: whether the default host route must give the reference's pixels (a box regression follows
     #: every level) or may round resized pixels to whole levels, as PIL and OpenCV's uint8 resize do
     exact_pixels: ClassVar[bool] = True
-    #: the offline data set (``edgekit.datasets``) a model of this task is judged on by default
+    #: the offline data set (``edgekit.datasets``) any model of this task is judged on by default, where
+    #: its labels fit (``datasets.fit``); None: only on the data the model records or the user names
     dataset: ClassVar[str | None] = None
 
     def preprocess(
