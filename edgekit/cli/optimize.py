@@ -22,7 +22,8 @@ def optimize(
     max_drop: float = typer.Option(..., help="Accuracy budget in points (top-1 %, mAP, "
                                    "mIoU or AUC x 100; without labels: top-1 disagreement with FP32 in %)."),
     data: Optional[str] = typer.Option(None, help="Calibration and evaluation data: dataset name, image folder, "
-                                       "COCO .json \\[default: the task's dataset, else generated images]."),
+                                       "COCO .json \\[default: the task's dataset, or the one the model records, "
+                                       "else generated images]."),
     calib: Optional[str] = typer.Option(None, help="Calibration data \\[default: --data]."),
     eval_data: Optional[str] = typer.Option(None, "--eval", help="Evaluation data \\[default: --data]."),
     runtimes: str = typer.Option("ort-cpu,openvino", help="Runtimes to search, comma separated."),
