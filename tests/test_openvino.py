@@ -80,11 +80,41 @@ def test_compiled_models_are_cached_on_disk(zoo_onnx, tmp_path, monkeypatch):
     assert not (tmp_path / "openvino").exists() or not any((tmp_path / "openvino").iterdir())
     with open_runtime("openvino", path):
         pass
-    blobs = list((tmp_path / "openvino").glob("*.blob"))
+    blobs = list((tmp_path / "openvino").glob("*/*.blob"))
     assert len(blobs) == 1
     with open_runtime("openvino", path):  # same model and settings: a cache hit, no new blob
         pass
-    assert list((tmp_path / "openvino").glob("*.blob")) == blobs
+    assert list((tmp_path / "openvino").glob("*/*.blob")) == blobs
+
+
+@pytest.mark.parametrize("layout", ["external-data", "ir"])
+def test_new_weights_in_the_same_file_names_are_never_served_from_the_cache(tmp_path, monkeypatch, layout):
+    """OpenVINO keys its cache by the model file alone: rewriting only the external data (or an IR's
+    .bin) with other weights once gave the old weights' outputs."""
+    import os
+
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper, numpy_helper
+
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    x = np.ones((1, 64), np.float32)
+    for seed in (0, 1):
+        weight = np.random.default_rng(seed).normal(size=(64, 64)).astype(np.float32)
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+                                  [numpy_helper.from_array(weight, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        if (tmp_path / "m.data").exists():
+            os.remove(tmp_path / "m.data")
+        onnx.save(model, str(tmp_path / "m.onnx"), save_as_external_data=True, location="m.data", size_threshold=0)
+        path = tmp_path / "m.onnx"
+        if layout == "ir":
+            path = tmp_path / "m.xml"
+            ov.save_model(ov.Core().read_model(str(tmp_path / "m.onnx")), str(path), compress_to_fp16=False)
+        with open_runtime("openvino", path) as runtime:
+            assert np.allclose(runtime.run({"x": x})["y"], x @ weight, rtol=1e-4, atol=1e-3), seed
 
 
 def test_options_reach_openvino(zoo_onnx):

@@ -1,7 +1,9 @@
 """OpenVINO Runtime: reads .onnx directly or OpenVINO IR (.xml + .bin); CPU here, GPU/NPU where present.
 
 Compiled models are kept in OpenVINO's own model cache under edgekit's cache dir, so a
-second load of the same model with the same settings skips compilation.
+second load of the same model with the same settings skips compilation. OpenVINO keys a cache entry
+by the model file alone, so each version of the model's files (an ONNX model's external data, an IR's
+.bin) gets a folder of its own: new weights in the same file names are never served from the cache.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +50,28 @@ class OpenVINOOptions(RuntimeOptions):
 
 # OpenVINO errors start with C++ source locations; the message a user needs comes after them.
 OPENVINO_NOISE = ("Exception from", "Check '")
+
+
+def files_stamp(model: Path) -> str:
+    """16 hex digits naming this version of a model's files: the model file, its external data (ONNX)
+    or its .bin (IR), by name, size and modification time (cheap: nothing is read but the file list)."""
+    import hashlib
+
+    from edgekit.hashing import external_data_files
+
+    files = [model]
+    if model.suffix.lower() == ".onnx":
+        files += [model.parent / name for name in external_data_files(model)]
+    elif model.suffix.lower() == ".xml":
+        files.append(model.with_suffix(".bin"))
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            stat = path.stat()
+            digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        except OSError:  # a missing file: OpenVINO's own error names it
+            digest.update(f"{path.name}\0missing\0".encode())
+    return digest.hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)
@@ -111,7 +136,7 @@ class OpenVINORuntime(Runtime):
             raise BadInputError(f"openvino hint must be one of {', '.join(HINTS)}, got '{options.hint}'")
         config: dict[str, Any] = {"PERFORMANCE_HINT": HINTS[hint]}
         if options.cache:
-            config["CACHE_DIR"] = str(cache_dir("openvino"))
+            config["CACHE_DIR"] = str(cache_dir("openvino") / files_stamp(self.model_path))
         if options.streams is not None:
             streams = options.streams
             if not (isinstance(streams, int) and streams >= 1) and str(streams).upper() != "AUTO":
