@@ -23,6 +23,9 @@ def deployment_record(result: SearchResult, chosen: Entry, variant_options: dict
     quality = chosen.quality
     base_quality = baseline.quality
     environment = Environment.capture()
+    from edgekit.optimize.report import timing_drift
+
+    drift = timing_drift(result)   # a speed-up across a change of the machine's speed is not recorded
     return {
         "runtime": candidate.runtime, "precision": candidate.precision, "variant": candidate.variant,
         "options": {k: v for k, v in options.items() if v is not None}, "batch": candidate.batch,
@@ -32,9 +35,9 @@ def deployment_record(result: SearchResult, chosen: Entry, variant_options: dict
                      "top1_agreement_pct": quality.agreement_top1_pct if quality else None,
                      "drop_pt": chosen.drop, "data": result.data_name},
         "latency": {"ms_per_item": chosen.ms, "p50_ms": (chosen.full or chosen.quick).p50_ms,
-                    "speedup_vs_fp32": speedup(basis.ms, chosen.ms),
-                    "speedup_basis": f"best FP32 measured: {basis.candidate.label}",
-                    "speedup_vs_default_fp32": speedup(baseline.ms, chosen.ms),
+                    "speedup_vs_fp32": None if drift else speedup(basis.ms, chosen.ms),
+                    "speedup_basis": drift or f"best FP32 measured: {basis.candidate.label}",
+                    "speedup_vs_default_fp32": None if drift else speedup(baseline.ms, chosen.ms),
                     "timing": "confirmed" if chosen.full else "latency pass"},
         "budget": {"max_drop_pt": result.config.max_drop},
         "fp32_baseline": {"runtime": baseline.candidate.runtime, "ms_per_item": baseline.ms,

@@ -24,8 +24,31 @@ def verdict_line(result: SearchResult) -> str:
         why = (f"the time limit left {result.not_measured} candidate(s) unmeasured and none measured qualified"
                if result.not_measured else "no candidate beat it by the required margin")
         return f"ship FP32 on {candidate.runtime} with {settings}: {why} within --max-drop {result.config.max_drop:g}"
-    return (f"ship {candidate.variant} on {candidate.runtime} with {settings}: {speedup_text(result, chosen)}, "
+    drift = timing_drift(result)
+    gain = f"no speed-up stated: {drift}" if drift else speedup_text(result, chosen)
+    return (f"ship {candidate.variant} on {candidate.runtime} with {settings}: {gain}, "
             f"{0.0 - (chosen.drop or 0.0) + 0.0:+.1f} pt {metric} (budget {result.config.max_drop:g})")
+
+
+#: confirmed ÷ latency-pass time may differ between candidates by this much before the machine's speed
+#: is taken to have changed between them (each is measured at another moment)
+DRIFT = 1.5
+
+
+def timing_drift(result: SearchResult) -> str:
+    """'' when the confirmation agrees with the latency pass, else why no speed-up can be trusted: the
+    machine slowed or sped up between candidates (a busy neighbour), so their times are not comparable."""
+    both = [e for e in result.entries if e.full is not None and e.quick is not None and e.quick.per_item_ms]
+    if len(both) < 2:
+        return ""
+    change = {id(e): e.full.per_item_ms / e.quick.per_item_ms for e in both}
+    slowest = max(both, key=lambda e: change[id(e)])
+    fastest = min(both, key=lambda e: change[id(e)])
+    if change[id(slowest)] <= DRIFT * change[id(fastest)]:
+        return ""
+    return (f"the machine's speed changed during the search ({slowest.candidate.label} took "
+            f"{change[id(slowest)]:.2f}x its latency-pass time when confirmed, {fastest.candidate.label} "
+            f"{change[id(fastest)]:.2f}x): run again on an idle machine")
 
 
 def speedup_text(result: SearchResult, chosen) -> str:
@@ -56,6 +79,9 @@ def summary_lines(result: SearchResult) -> list[str]:
     lines += [f"pruned ({count}): {reason}" for reason, count in reasons.most_common()]
     if not result.confirmed:
         lines.append("finalists not confirmed with full timing (time limit): latency-pass figures")
+    drift = timing_drift(result)
+    if drift:
+        lines.append(f"timings not comparable: {drift}")
     return lines
 
 
