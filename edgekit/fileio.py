@@ -245,10 +245,20 @@ def check_npz_members(path: Path, kind: str) -> None:
 
 
 def model_size_mb(path: str | Path) -> float:
-    """Size of a model on disk in MiB, an OpenVINO IR's .bin weights included."""
+    """Size of a model on disk in MiB, with its weights beside it: an OpenVINO IR's .bin, an ONNX
+    model's external-data files."""
+    return model_size_bytes(path) / 2**20
+
+
+def model_size_bytes(path: str | Path) -> int:
+    from edgekit.hashing import external_data_files
+
     path = Path(path)
     size = path.stat().st_size
-    weights = path.with_suffix(".bin")
-    if path.suffix.lower() == ".xml" and weights.is_file():
-        size += weights.stat().st_size
-    return size / 2**20
+    if path.suffix.lower() == ".xml":
+        beside = [path.with_suffix(".bin")]
+    elif path.suffix.lower() == ".onnx":
+        beside = [path.parent / name for name in external_data_files(path)]
+    else:
+        beside = []
+    return size + sum(file.stat().st_size for file in beside if file.is_file())

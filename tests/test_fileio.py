@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, assert_one_line_error, run_cli
@@ -240,3 +241,21 @@ def test_quantize_killed_mid_work_leaves_no_scratch_folder(tmp_path, zoo_onnx, s
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr
     assert _leftovers(out) == [] and _leftovers(tmp) == []
+
+
+def test_a_models_size_counts_its_external_data(tmp_path):
+    """bench, inspect and the matrix said 0.00 MB for a model whose weights are in external data."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.fileio import model_size_bytes
+
+    weight = numpy_helper.from_array(np.zeros((256, 256), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])], [weight])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), str(path), save_as_external_data=True, location="m.data", size_threshold=0)
+    assert path.stat().st_size < 1000 and model_size_bytes(path) == path.stat().st_size + 256 * 256 * 4
+    result = run_cli("inspect", str(path))
+    assert result.returncode == 0 and "0.25 MB" in result.stdout, result.stdout

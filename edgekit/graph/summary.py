@@ -10,6 +10,7 @@ from typing import Any
 
 from edgekit.deps import require
 from edgekit.errors import BadInputError, first_line
+from edgekit.fileio import model_size_bytes
 from edgekit.graph.layers import LayerRow, layer_table
 from edgekit.meta import ModelMeta
 
@@ -30,7 +31,7 @@ class GraphSummary:
     """Static facts about an ONNX model file."""
 
     path: str
-    file_size_bytes: int
+    file_size_bytes: int  # with the weights beside it (external data, an IR's .bin)
     producer: str
     ir_version: int
     opsets: dict[str, int]
@@ -68,7 +69,7 @@ def summarize(path: str | Path, shapes: dict | None = None, layers: bool = False
     initializer_names = {init.name for init in model.graph.initializer}
     return GraphSummary(
         path=str(path),
-        file_size_bytes=path.stat().st_size,
+        file_size_bytes=model_size_bytes(path),
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         ir_version=model.ir_version,
         opsets={entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
