@@ -230,7 +230,8 @@ def _fit_to_model(meta: ModelMeta, runtime, from_model: tuple[str, ...]) -> Mode
         meta = meta.with_(input_name=next(iter(inputs)))
     if meta.input_name not in inputs:
         raise BadInputError(f"the model has no input '{meta.input_name}' "
-                            f"(it has {', '.join(inputs)}); pass input_name=")
+                            f"(it has {', '.join(inputs)}): pass input_name= or record it with "
+                            f"`edgekit meta set MODEL input_name={next(iter(inputs))}`")
     shape = inputs[meta.input_name].shape
     if "input_size" in from_model and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
         meta = meta.with_(input_size=(shape[2], shape[3]))

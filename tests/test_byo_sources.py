@@ -117,3 +117,28 @@ def test_foreign_onnx_shaped_by_input_specs(tmp_path):
     shown = run_cli("meta", "show", path, "--json")
     assert json.loads(shown.stdout)["task"] == "embedding" and json.loads(shown.stdout)["model_name"] == "adder"
     assert onnx.load(path).producer_name == "elsewhere"  # only the metadata changed
+
+
+def test_a_first_meta_set_on_a_foreign_file_records_its_graphs_input(tmp_path):
+    """`meta set their.onnx task=classification labels=...` recorded edgekit's defaults ('input',
+    224×224) for a graph whose input is `images` 1×3×64×64, so predict failed on the README's step."""
+    from onnx import TensorProto, numpy_helper
+
+    from edgekit.meta import read_meta
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).random((3 * 64 * 64, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Flatten", ["images"], ["flat"]),
+                               helper.make_node("MatMul", ["flat", "w"], ["logits"])], "their",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])], [weight])
+    model = tmp_path / "their.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    assert run_cli("meta", "set", str(model), "task=classification", "labels=a,b,c").returncode == 0
+    meta = read_meta(model)
+    assert meta.input_name == "images" and meta.input_size == (64, 64)
+    image = tmp_path / "scene.ppm"
+    image.write_bytes(b"P6 100 80 255\n" + bytes(range(256)) * 93 + bytes(192))
+    result = run_cli("predict", str(model), str(image), "--json")
+    assert result.returncode == 0, result.stderr
+    assert run_cli("meta", "set", str(model), "input_size=32x32").returncode == 0  # what the user sets wins
+    assert read_meta(model).input_size == (32, 32) and read_meta(model).input_name == "images"

@@ -235,6 +235,30 @@ def _meta_of(model) -> ModelMeta:
     return ModelMeta.from_props({entry.key: entry.value for entry in model.metadata_props})
 
 
+def graph_input_facts(model) -> dict[str, Any]:
+    """What a foreign file's graph says of its image input and its metadata does not record yet: the
+    input's name and its fixed height × width, so a first ``meta set task=...`` does not leave edgekit's
+    defaults ('input', 224×224) in place of the graph's."""
+    recorded = {entry.key for entry in model.metadata_props}
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    if len(inputs) != 1:
+        return {}
+    facts: dict[str, Any] = {} if "input_name" in recorded else {"input_name": inputs[0].name}
+    dims = value_dims(inputs[0])
+    if len(dims) == 4 and "input_size" not in recorded:
+        height, width = dims[2:] if _meta_of(model).input_layout == "NCHW" else dims[1:3]
+        if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+            facts["input_size"] = [height, width]
+    return facts
+
+
+def value_dims(value) -> tuple[int | str, ...]:
+    """An ONNX ValueInfo's dims: ints where fixed, the symbolic name (or '?') where not."""
+    shape = value.type.tensor_type.shape
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim)
+
+
 def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str, ...] = ()) -> ModelMeta:
     """Apply ``changes`` to the metadata of the ONNX file ``path`` and rewrite it atomically; ``delete``
     removes keys (edgekit's, whose defaults then apply, or another tool's) before anything is read, so a
@@ -249,6 +273,7 @@ def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str,
     model = onnx.load(str(path), load_external_data=False)
     if delete:
         _delete_raw(model, delete)
+    changes = {**graph_input_facts(model), **changes}
     meta = apply_changes(_meta_of(model), changes)
     meta = meta.with_(extra={k: v for k, v in meta.extra.items() if k not in delete})
     set_metadata(model, meta)
