@@ -62,8 +62,8 @@ def test_every_command_opens_it_with_no_meta_set(tmp_path):
     for args in (["inspect", model], ["meta", "show", model], ["bench", model, "--runs", "3", "--warmup", "1"]):
         code, text = run(*args)
         assert code == 0, (args, text)
-    code, text = run("inspect", model)
-    assert "metadata keys edgekit does not read" in text and "Ultralytics convention" in text
+    code, text = run("inspect", model)   # its names and imgsz are read: nothing to warn about or set
+    assert "does not read" not in text and "person" in text
     image = tmp_path / "frame.png"
     import cv2
 
@@ -115,3 +115,21 @@ def test_end_to_end_and_pose_exports_get_their_decoders(tmp_path):
     assert end2end.extra["decoder"]["type"] == "yolo-end2end"
     pose = read_meta(ultralytics_like(tmp_path / "pose.onnx", task="pose", kpt_shape=[17, 3]))
     assert pose.task == "detection" and pose.extra["decoder"]["keypoints"] == [17, 3]
+
+
+def test_inspect_warns_of_unread_keys_but_not_of_tools_bookkeeping(tmp_path):
+    """ONNX Runtime's quantization writes onnx.infer / onnx.quant.pre_process into every file edgekit
+    quantizes: no warning for those; a key nobody reads still gets one."""
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", 1, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", 1, [1, 3, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in (("onnx.infer", "onnxruntime.quant"), ("onnx.quant.pre_process", "onnxruntime.quant")):
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(tmp_path / "q.onnx"))
+    code, text = run("inspect", tmp_path / "q.onnx")
+    assert code == 0 and "does not read" not in text, text
+    model.metadata_props.add(key="owner", value="someone")
+    onnx.save(model, str(tmp_path / "o.onnx"))
+    code, text = run("inspect", tmp_path / "o.onnx")
+    assert code == 0 and "metadata keys edgekit does not read: owner;" in text, text

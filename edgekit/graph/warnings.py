@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from edgekit.conventions import is_ultralytics
 from edgekit.meta import ModelMeta
 
 # well-known keys of other exporters, to name the convention a file follows
 CONVENTIONS = {"Ultralytics": {"names", "imgsz", "stride", "batch", "task", "author", "license", "docs"}}
+# keys tools write about their own processing (ONNX Runtime's quantization pre-processing writes
+# onnx.infer and onnx.quant.pre_process into every file edgekit quantizes): nothing to set instead
+TOOL_PREFIXES = ("onnx.",)
 
 
 def deployment_warnings(model, props: dict[str, str]) -> list[str]:
@@ -29,8 +33,9 @@ def deployment_warnings(model, props: dict[str, str]) -> list[str]:
                             for d in value.type.tensor_type.shape.dim[1:])
             warnings.append(f"input {value.name} has a fixed batch of {first.dim_value} (every call feeds that many "
                             f"images): edgekit edit MODEL --input {value.name}:Nx{rest} -o OUT.onnx")
-    foreign = sorted(set(props) - {f.name for f in fields(ModelMeta)})   # edgekit's own extras: in 'extra'
-    if foreign:
+    foreign = sorted(key for key in set(props) - {f.name for f in fields(ModelMeta)}   # edgekit's extras: 'extra'
+                     if not key.startswith(TOOL_PREFIXES))
+    if foreign and not is_ultralytics(props):   # a convention edgekit reads gives task, labels and size
         named = [name for name, keys in CONVENTIONS.items() if len(keys & set(foreign)) >= 2]
         warnings.append(f"metadata keys edgekit does not read: {', '.join(foreign)}"
                         + (f" ({' or '.join(named)} convention)" if named else "")
