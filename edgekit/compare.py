@@ -37,6 +37,17 @@ from edgekit.errors import BadInputError
 __all__ = ["RANDOM_NOTE", "CompareInputs", "CompareRecord", "Judging", "RuntimeParity", "compare"]
 
 
+#: runtime ``precision`` options that compute below FP32: their outputs are judged against the
+#: reduced-precision budget (top-1 agreement, cosine, masks or boxes), not FP32's tolerance
+REDUCED_PRECISIONS = ("bf16", "f16", "fp16")
+
+
+def reduced_runtimes(options: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """'openvino at precision=bf16' for each runtime whose options ask for a reduced precision."""
+    return [f"{name} at precision={value}" for name, values in options.items()
+            for value in [str(values.get("precision", "")).lower()] if value in REDUCED_PRECISIONS]
+
+
 def compare(
     model: str | Path,
     runtimes: Sequence[str],
@@ -85,12 +96,15 @@ def compare(
     precision = precision_of(path) if io.load_outputs is not None else "fp32"
     if precision != "fp32":
         require_real_inputs(io, f"an {precision} model with saved outputs")
-    judging = dataclasses.replace(judging, budget=judging.budget if precision != "fp32" else None)
+    given = runtime_options or {}
+    options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
+    reduced = reduced_runtimes(options)   # e.g. -O openvino.precision=bf16: judged like an INT8 file
+    if reduced:
+        require_real_inputs(io, f"{' and '.join(reduced)}")
+    judging = dataclasses.replace(judging, budget=judging.budget if precision != "fp32" or reduced else None)
     from edgekit.meta import read_meta
 
     meta = read_meta(path)
-    given = runtime_options or {}
-    options = {cls.name: dict(given.get(name, given.get(cls.name, {}))) for name, cls in zip(runtimes, classes)}
     file_specs = bool(io.specs) and source.kind == "file"
     batches, make, where = plan_inputs(io, path, meta, batch, seed, file_specs)
     batches, outputs, described = run_all(classes, options, path, batches, make, where)
@@ -117,7 +131,8 @@ def compare(
         model=meta.model_name or path.stem, model_path=str(path), reference=reference_name,
         inputs={k: list(v.shape) for k, v in batches[0].items()}, input_source=where,
         atol=atol, rtol=rtol, min_cosine=min_cosine, results=results, batches=len(batches),
-        precision=f"saved vs {precision}" if precision != "fp32" else "fp32", budget=judging.budget,
+        precision=f"saved vs {precision}" if precision != "fp32" else f"fp32 vs {', '.join(reduced)}" if reduced
+        else "fp32", budget=judging.budget,
         input_note=input_note(io, batches),
     )
 
