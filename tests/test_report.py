@@ -111,3 +111,11 @@ def test_a_segmenters_mask_agreement_has_columns_that_name_it():
     record = next(csv.DictReader(to_csv([row]).splitlines()))
     assert record["agree % (top-1/pixels)"] == "99.8" and record["mask mIoU vs FP32"] == "0.9412"
     assert "| 99.8 | - | 0.9412 |" in to_markdown([row])
+
+
+def test_the_csv_gives_a_default_thread_count_as_used():
+    from edgekit.report.tables import to_csv
+
+    row = {"run_id": 1, "model_name": "m", "status": "ok", "threads": None,
+           "config": {"runtime": {"threads_used": 2}}}
+    assert next(csv.DictReader(to_csv([row]).splitlines()))["threads"] == "2 (default)"

@@ -30,11 +30,14 @@ class Selection:
 
     kept: PrecisionRow | None
     reasons: tuple[tuple[str, str, str], ...]   # (variant, runtime, verdict)
+    runtime: str = ""   # the runtime the choice was made for (the first --runtime; the report times others)
 
     @property
     def summary(self) -> str:
         if self.kept is None:
-            return "kept FP32: no quantized variant is both faster and within the accuracy budget"
+            on = f" on {self.runtime}" if self.runtime else ""
+            return (f"kept FP32: no quantized variant is both faster{on} and within the accuracy budget"
+                    + (" (the first --runtime; the other rows are for reference)" if on else ""))
         row = self.kept
         return (f"kept {row.variant} on {row.runtime}: {row.speedup:.2f}x faster than FP32, "
                 f"{row.metric} drop {row.accuracy_drop:+.2f} pt")
@@ -49,7 +52,7 @@ def select(report: PrecisionReport, max_drop: float, runtime: str) -> Selection:
                    lambda row: 1.0 / row.speedup, lambda row: row.size_mb)
     reasons = [(row.variant, row.runtime, "kept" if row is best else
                 ("within budget, not the fastest" if why == "ok" else why)) for row, why in zip(candidates, verdicts)]
-    return Selection(best, tuple(reasons))
+    return Selection(best, tuple(reasons), runtime)
 
 
 def build_variants(source: Path, configs: Sequence[QuantizeConfig]) -> list[Variant]:

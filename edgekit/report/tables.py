@@ -109,6 +109,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         values = []
         for _, key, _ in COLUMNS:
             value = model_label(row) if key == "model_name" else row_value(row, key)
+            if key == "threads" and not value:   # the runtime's default, as it was used: "2 (default)"
+                value = threads_text(None, row.get("config"))
             values.append("" if value is None else value.isoformat() if hasattr(value, "isoformat") else
                           csv_cell(value))
         writer.writerow(values)
