@@ -86,7 +86,10 @@ def test_bad_inputs_are_one_line_and_leave_nothing(zoo_onnx, images, tmp_path):
     ]
     for args, fragment in cases:
         assert_one_line_error(run_cli(*args), fragment)
-        assert not out.exists() or not list(out.iterdir()), args
+        assert not out.exists(), args   # not even the empty --save folder this run made
+    out.mkdir()   # a folder the user made stays
+    assert_one_line_error(run_cli("predict", model, str(tmp_path / "bad.mp4"), "--save", str(out)), "cannot read video")
+    assert out.is_dir() and not list(out.iterdir())
     before = {path: path.read_bytes() for path in images.iterdir()}
     for save in (images, images / "a.png"):   # the input folder, or a folder an input image is in
         assert_one_line_error(run_cli("predict", model, str(save), "--save", str(images)), "would overwrite them")

@@ -11,6 +11,14 @@ from edgekit.cli.common import check_numbers, check_outputs, console, handle_err
 from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS
 
 
+def file_opset(path: Path) -> int | None:
+    """The default-domain opset the written file declares."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(handle_errors(export))
 
@@ -87,11 +95,14 @@ def export(
         from edgekit.exporters.metadata import update_file
 
         result = type(result)(result.path, update_file(result.path, changes), result.parity)
-    size_mb = result.path.stat().st_size / 2**20
+    from edgekit.fileio import model_size_mb
+
+    size_mb = model_size_mb(result.path)
     out = console()
     h, w = result.meta.input_size
     batch_text = "dynamic" if dynamic_batch else str(batch)
-    out.print(f"exported [bold]{entry.name}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, opset {opset}, "
+    written = file_opset(result.path) or opset   # fused pre-processing may need a newer opset than asked
+    out.print(f"exported [bold]{entry.name}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, opset {written}, "
               f"input {result.meta.channels}x{h}x{w}, batch {batch_text})")
     out.print(f"verified on ONNX Runtime vs torch: {result.parity.summary()}")
     if fuse_config is not None:

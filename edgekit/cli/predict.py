@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -63,40 +64,53 @@ def predict(
     from edgekit import Predictor
     from edgekit.camera.loop import run_loop
 
+    created = save is not None and not save.exists()
     save_dir = _save_folder(save, sources or [])
-    source = _open_source(sources or [], camera, realtime)
-    try:
-        predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device,
-                              score_threshold=score_threshold, iou_threshold=iou_threshold,
-                              **({"nms": nms} if nms else {}), **parse_options(option))
-        predictor.open()
-        if hasattr(predictor.task, "top_k"):
-            predictor.task.top_k = max(top_k, 1)
-        if gallery is not None:
-            from edgekit.gallery import attach_gallery
+    with _no_empty_folder_left(save_dir if created else None):
+        source = _open_source(sources or [], camera, realtime)
+        try:
+            predictor = Predictor(given.resolve(model), runtime, threads=threads, device=device,
+                                  score_threshold=score_threshold, iou_threshold=iou_threshold,
+                                  **({"nms": nms} if nms else {}), **parse_options(option))
+            predictor.open()
+            if hasattr(predictor.task, "top_k"):
+                predictor.task.top_k = max(top_k, 1)
+            if gallery is not None:
+                from edgekit.gallery import attach_gallery
 
-            attach_gallery(predictor, gallery)
+                attach_gallery(predictor, gallery)
+        except BaseException:
+            source.close()
+            raise
+        video = getattr(source, "fps", None) is not None  # a video or a camera, not image files
+        printer = _Printer(json_lines, top_k, per_frame=json_lines or not getattr(source, "live", False))
+        status = _status if video and sys.stderr.isatty() else None
+        with predictor, _saver(save_dir, source) as keep:
+            summary = run_loop(predictor, source, lambda r: (printer(r), keep(r)), status, max_frames)
+        if status is not None:
+            typer.echo("", err=True)
+        if summary.frames:
+            ms = {name: stats.mean_ms for name, stats in
+                  (("pre", summary.preprocess), ("inf", summary.inference), ("post", summary.postprocess))}
+            typer.echo(f"{summary.frames} {'frames' if video else 'images'}: {ms['pre']:.2f} ms preprocess, "
+                       f"{ms['inf']:.2f} ms inference, {ms['post']:.2f} ms postprocess per image "
+                       f"({predictor.runtime.name})", err=json_lines)
+        if video:
+            typer.echo(summary.line(), err=json_lines)
+        elif summary.interrupted:
+            typer.echo(f"stopped by Ctrl-C after {summary.frames} images", err=True)
+        _report_skipped(getattr(source, "skipped", []), summary.frames)
+
+
+@contextlib.contextmanager
+def _no_empty_folder_left(folder: Path | None):
+    """Remove the --save folder this run made when the run fails before anything was saved in it."""
+    try:
+        yield
     except BaseException:
-        source.close()
+        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
         raise
-    video = getattr(source, "fps", None) is not None  # a video or a camera, not image files
-    printer = _Printer(json_lines, top_k, per_frame=json_lines or not getattr(source, "live", False))
-    status = _status if video and sys.stderr.isatty() else None
-    with predictor, _saver(save_dir, source) as keep:
-        summary = run_loop(predictor, source, lambda r: (printer(r), keep(r)), status, max_frames)
-    if status is not None:
-        typer.echo("", err=True)
-    if summary.frames:
-        ms = {name: stats.mean_ms for name, stats in
-              (("pre", summary.preprocess), ("inf", summary.inference), ("post", summary.postprocess))}
-        typer.echo(f"{summary.frames} {'frames' if video else 'images'}: {ms['pre']:.2f} ms preprocess, "
-                   f"{ms['inf']:.2f} ms inference, {ms['post']:.2f} ms postprocess per image "
-                   f"({predictor.runtime.name})", err=json_lines)
-    if video:
-        typer.echo(summary.line(), err=json_lines)
-    elif summary.interrupted:
-        typer.echo(f"stopped by Ctrl-C after {summary.frames} images", err=True)
-    _report_skipped(getattr(source, "skipped", []), summary.frames)
 
 
 def _report_skipped(skipped: list[str], read: int) -> None:
