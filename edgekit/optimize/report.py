@@ -30,25 +30,22 @@ def verdict_line(result: SearchResult) -> str:
             f"{0.0 - (chosen.drop or 0.0) + 0.0:+.1f} pt {metric} (budget {result.config.max_drop:g})")
 
 
-#: confirmed ÷ latency-pass time may differ between candidates by this much before the machine's speed
-#: is taken to have changed between them (each is measured at another moment)
-DRIFT = 1.5
+#: the default FP32 timed before and after the other confirmations may differ by this factor before the
+#: machine's speed is taken to have changed under them (then their times are not comparable)
+DRIFT = 1.3
 
 
 def timing_drift(result: SearchResult) -> str:
-    """'' when the confirmation agrees with the latency pass, else why no speed-up can be trusted: the
-    machine slowed or sped up between candidates (a busy neighbour), so their times are not comparable."""
-    both = [e for e in result.entries if e.full is not None and e.quick is not None and e.quick.per_item_ms]
-    if len(both) < 2:
+    """'' when the default FP32, confirmed first and timed again after the finalists, took about the same
+    both times; else why no speed-up can be stated (a busy neighbour came or went between candidates)."""
+    baseline = result.baseline
+    if baseline.full is None or baseline.recheck is None or not baseline.full.per_item_ms:
         return ""
-    change = {id(e): e.full.per_item_ms / e.quick.per_item_ms for e in both}
-    slowest = max(both, key=lambda e: change[id(e)])
-    fastest = min(both, key=lambda e: change[id(e)])
-    if change[id(slowest)] <= DRIFT * change[id(fastest)]:
+    before, after = baseline.full.per_item_ms, baseline.recheck.per_item_ms
+    if max(before, after) <= DRIFT * min(before, after):
         return ""
-    return (f"the machine's speed changed during the search ({slowest.candidate.label} took "
-            f"{change[id(slowest)]:.2f}x its latency-pass time when confirmed, {fastest.candidate.label} "
-            f"{change[id(fastest)]:.2f}x): run again on an idle machine")
+    return (f"the machine's speed changed during the search ({baseline.candidate.label} took {before:.3g} ms "
+            f"before the finalists and {after:.3g} ms after): run again on an idle machine")
 
 
 def speedup_text(result: SearchResult, chosen) -> str:

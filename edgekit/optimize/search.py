@@ -282,6 +282,13 @@ class Search:
                 entry.reason = f"confirmation failed: {exc}"
                 continue
             self._store(entry, "full")
+        if len(chosen) > 1 and self.baseline.full is not None:   # FP32 again, after the others: the machine's
+            self.log(f"  timing {self.baseline.candidate.label} again (has the machine's speed changed?)")
+            try:                                                 # speed held if it takes what it took first
+                self.baseline.recheck = self.executor.time(self.baseline.candidate, self.variant_of(self.baseline),
+                                                           self.meta, self.config.full)
+            except Exception:  # noqa: BLE001 - no recheck: no drift stated either way
+                self.baseline.recheck = None
         return True
 
     def _final_verdicts(self, finalists: list[Entry], winner: Entry | None) -> None:

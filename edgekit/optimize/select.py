@@ -23,6 +23,7 @@ class Entry:
     status: str = "pending"          # pending | ok | unsupported | failed | not measured
     quick: Timed | None = None
     full: Timed | None = None
+    recheck: Timed | None = None     # the default FP32 timed again after the other confirmations
     quality: Quality | None = None
     drop: float | None = None        # points lost against FP32 (accuracy, else 100 - top-1 agreement)
     verdict: str = ""
