@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgekit.errors import BadInputError
 from edgekit.evaluate.coco_metrics import coco_map
 from edgekit.evaluate.metrics import make_evaluator
 from edgekit.meta import ModelMeta
@@ -209,3 +210,18 @@ def test_pairwise_nms_keeps_what_the_one_by_one_pass_keeps(monkeypatch):
         slow = boxes.nms(candidates, scores, threshold)
         monkeypatch.undo()
         assert np.array_equal(fast, slow), trial
+
+
+def test_nothing_found_gives_cocoevals_figures_and_no_ground_truth_no_map():
+    """With no detection, a statistic is 0 where there was something to find and −1 (undefined) where
+    there was none (an area range without boxes); with no ground truth at all mAP is refused, not
+    shown as 0 (or as −100 points)."""
+    large = [{"boxes": np.array([[0, 0, 120, 120]], np.float32), "labels": np.array([0])}]
+    figures = coco_map([_detection([], [], [])], large, 1)
+    assert figures["map50_95"] == 0.0 and figures["map_large"] == 0.0 and figures["ar_large"] == 0.0
+    assert figures["map_small"] == figures["map_medium"] == figures["ar_small"] == -1.0
+    evaluator = make_evaluator(ModelMeta(task="detection", labels=("a",)))
+    evaluator.update([_detection([1, 1, 5, 5], [0.9], [0])], [{"boxes": np.zeros((0, 4), np.float32),
+                                                              "labels": np.zeros(0, np.int64)}])
+    with pytest.raises(BadInputError, match="hold no ground-truth box: mAP is undefined"):
+        evaluator.compute()

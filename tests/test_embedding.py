@@ -341,3 +341,23 @@ def test_reference_embedder_scores_alike_on_every_runtime_and_in_int8(trained, t
 @pytest.mark.xfail(strict=True, reason="target not reached: unseen-identity AUC 0.936-0.942 (seeds 0-2), target 0.95")
 def test_reference_embedder_reaches_auc_095_on_unseen_identities(trained):
     assert trained.metrics["test_auc"] >= 0.95, trained.metrics
+
+
+def test_identical_vectors_are_at_distance_zero_in_the_verification_figures():
+    """2 − 2a·b put two identical float32 'unit' vectors 3.5e-4 apart (11 bins), so a different-identity
+    pair of identical vectors ranked behind a same-identity one: TAR@FAR 1 % 0.5 where it is 0, and a
+    recorded threshold whose real FAR was 7.7 %. Checked against scikit-learn on the exact distances."""
+    from sklearn.metrics import roc_auc_score
+
+    from edgekit.evaluate.dense_metrics import pair_statistics
+
+    a = np.float32([1, 0, 0])
+    b = np.float32([1, 1, 1]) / np.float32(np.sqrt(3))
+    vectors = np.stack([a, a, b, b, np.float32([0, 1, 0]), np.float32([0, 0.8, 0.6])])
+    identities = np.array([0, 0, 1, 2, 3, 3])
+    figures = pair_statistics(vectors, identities)
+    upper = np.triu_indices(6, 1)
+    exact = np.linalg.norm(vectors[:, None].astype(np.float64) - vectors[None], axis=-1)[upper]
+    same = (identities[:, None] == identities[None])[upper]
+    assert figures["auc"] == pytest.approx(roc_auc_score(same, -np.round(exact, 9)))
+    assert figures["tar_at_far"] == 0.0 and figures["threshold_at_far"] == 0.0   # the (b, b) negative is at 0

@@ -177,3 +177,25 @@ def test_a_matrix_spec_built_in_python_is_checked_when_made(changes, fragment):
 
     with pytest.raises(BadInputError, match=fragment):
         MatrixSpec(models=("lenet5",), **changes)
+
+
+def test_cold_start_is_load_and_first_call_not_making_the_inputs(zoo_onnx, monkeypatch):
+    """The matrix's cold start counted the random inputs' generation (3–15 ms at 224–640 px), unlike
+    `edgekit bench`'s load + first inference."""
+    import time as clock
+
+    import edgekit.bench.inputs as inputs
+    from edgekit.matrix.cells import Timing
+    from edgekit.matrix.measure import time_file
+    from edgekit.meta import read_meta
+
+    made = inputs.random_feeds
+
+    def slow_feeds(*args, **kwargs):
+        clock.sleep(0.3)
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(inputs, "random_feeds", slow_feeds)
+    path = zoo_onnx("lenet5").path
+    timed = time_file(path, "ort-cpu", {}, read_meta(path), 1, "single-stream", Timing(1, 3, 0.0, None, 1))
+    assert 0 < timed.cold_start_ms < 250 and timed.load_ms <= timed.cold_start_ms

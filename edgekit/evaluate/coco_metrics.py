@@ -90,8 +90,8 @@ def coco_map(
 
 def evaluate_coco(ground_truth: dict[str, Any], results: list[dict]) -> list[float]:
     """The 12 COCOeval bbox statistics of ``results`` against ``ground_truth``."""
-    if not results:  # the libraries cannot load an empty result list; nothing found scores 0
-        return [0.0] * len(STAT_NAMES)
+    if not results:  # the libraries cannot load an empty result list: nothing found scores what COCOeval gives
+        return _nothing_found(ground_truth)
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             from faster_coco_eval import COCO, COCOeval_faster
@@ -104,6 +104,23 @@ def evaluate_coco(ground_truth: dict[str, Any], results: list[dict]) -> list[flo
         evaluator.accumulate()
         evaluator.summarize()
     return [float(v) for v in evaluator.stats[: len(STAT_NAMES)]]
+
+
+#: COCO's area ranges: small < 32², medium 32²–96², large ≥ 96² (pixels)
+AREA_RANGES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, float("inf"))}
+
+
+def _nothing_found(ground_truth: dict[str, Any]) -> list[float]:
+    """COCOeval's statistics with no detection: 0 where there is ground truth to find (crowd regions do
+    not count), −1 where there is none, the whole set or an area range (undefined, as COCOeval says)."""
+    areas = [float(a["area"]) for a in ground_truth.get("annotations", []) if not a.get("iscrowd")]
+
+    def found_nothing(low: float = 0.0, high: float = float("inf")) -> float:
+        return 0.0 if any(low <= area < high for area in areas) else -1.0
+
+    by_size = [found_nothing(*AREA_RANGES[size]) for size in ("small", "medium", "large")]
+    overall = found_nothing()
+    return [overall, overall, overall, *by_size, overall, overall, overall, *by_size]
 
 
 def _pycocotools_evaluator(ground_truth: dict[str, Any], results: list[dict]):

@@ -50,7 +50,8 @@ class SegmentationEvaluator(Evaluator):
                 raise BadInputError(f"predicted mask {mask.shape} and target mask {target.shape} differ in size")
             kept = target != IGNORE
             truth, guess = target[kept].astype(np.int64), mask[kept].astype(np.int64)
-            classes = max(self.confusion.shape[0], len(prediction.areas), int(truth.max(initial=0)) + 1)
+            predicted = int(guess[guess != IGNORE].max(initial=0)) + 1   # the mask, not only its areas
+            classes = max(self.confusion.shape[0], len(prediction.areas), int(truth.max(initial=0)) + 1, predicted)
             self._grow(classes)
             guess = np.where(guess == IGNORE, classes, guess)  # outside the model's view: a column of its own
             self.confusion += np.bincount(truth * (classes + 1) + guess,
@@ -130,11 +131,15 @@ def pair_statistics(vectors: np.ndarray, identities: np.ndarray, threshold: floa
     """Verification figures over every pair of ``vectors`` (unit rows): auc, tar_at_far, the distance
     threshold giving ``far`` (``threshold_at_far``), top1; tar/far_at_threshold with ``threshold``."""
     count = len(vectors)
+    # |a|² + |b|² − 2a·b in float64, not 2 − 2a·b: float32 "unit" rows are off by ~6e-8, which put two
+    # identical vectors 3e-4 apart (11 bins), ordering exact ties by rounding noise
+    vectors = np.asarray(vectors, np.float64)
+    squares = np.einsum("ij,ij->i", vectors, vectors)
     positive, negative = np.zeros(BINS, np.int64), np.zeros(BINS, np.int64)
     top1 = accepted_pos = accepted_neg = 0
     for start in range(0, count, BLOCK):
         rows = slice(start, min(start + BLOCK, count))
-        distance = np.sqrt(np.maximum(2.0 - 2.0 * (vectors[rows] @ vectors.T), 0.0))
+        distance = np.sqrt(np.maximum(squares[rows, None] + squares[None, :] - 2.0 * (vectors[rows] @ vectors.T), 0.0))
         same = identities[rows, None] == identities[None, :]
         later = np.arange(count)[None, :] > np.arange(rows.start, rows.stop)[:, None]  # each pair once
         bins = np.minimum((distance * (BINS / 2.0)).astype(np.int64), BINS - 1)

@@ -126,6 +126,9 @@ class CocoEvaluator(Evaluator):
         if not self.targets:
             raise BadInputError("no samples were evaluated")
         metrics = coco_map(self.predictions, self.targets, self.num_classes)
+        if metrics["map50_95"] < 0:   # COCOeval's "undefined", which a table would show as -100 points
+            raise BadInputError(f"the {len(self.targets)} evaluated images hold no ground-truth box: mAP is "
+                                "undefined (evaluate on images with annotated objects)")
         return {key: metrics[key] for key in self.reported}
 
 
