@@ -82,10 +82,15 @@ def test_winner_is_int8_with_its_decision_in_the_file(convnet, tmp_path):
     winner = done.result.winner
     assert winner is not None and winner.candidate.precision == "int8"
     assert done.verdict.startswith("ship int8-ort on ort-cpu with threads=default")
-    assert "x faster than the best FP32 measured (ort-cpu fp32 b1)" in done.verdict and "(budget 100)" in done.verdict
     deployment = read_meta(done.output).extra["deployment"]
     assert deployment["runtime"] == "ort-cpu" and deployment["precision"] == "int8"
-    assert deployment["latency"]["speedup_vs_fp32"] >= 1.05 and deployment["latency"]["timing"] == "confirmed"
+    assert "(budget 100)" in done.verdict and deployment["latency"]["timing"] == "confirmed"
+    if "no speed-up stated" in done.verdict:   # a neighbour's load changed during the search (CI runs two)
+        assert "the machine's speed changed during the search" in done.verdict
+        assert deployment["latency"]["speedup_vs_fp32"] is None
+    else:
+        assert "x faster than the best FP32 measured (ort-cpu fp32 b1)" in done.verdict
+        assert deployment["latency"]["speedup_vs_fp32"] >= 1.05
     assert deployment["budget"] == {"max_drop_pt": 100.0}
     assert deployment["fp32_baseline"]["runtime"] == "ort-cpu" and deployment["machine"]["cpu"]
     assert deployment["accuracy"]["drop_pt"] == pytest.approx(100 - deployment["accuracy"]["top1_agreement_pct"])
