@@ -251,14 +251,7 @@ def model_size_mb(path: str | Path) -> float:
 
 
 def model_size_bytes(path: str | Path) -> int:
-    from edgekit.hashing import external_data_files
+    from edgekit.hashing import model_files
 
-    path = Path(path)
-    size = path.stat().st_size
-    if path.suffix.lower() == ".xml":
-        beside = [path.with_suffix(".bin")]
-    elif path.suffix.lower() == ".onnx":
-        beside = [path.parent / name for name in external_data_files(path)]
-    else:
-        beside = []
-    return size + sum(file.stat().st_size for file in beside if file.is_file())
+    first, *beside = model_files(path)
+    return first.stat().st_size + sum(file.stat().st_size for file in beside if file.is_file())

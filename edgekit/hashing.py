@@ -43,6 +43,29 @@ def model_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def model_files(path: str | Path) -> list[Path]:
+    """The model file and the weights beside it: an ONNX model's external data, an OpenVINO IR's .bin."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return [path, *(path.parent / name for name in external_data_files(path))]
+    if path.suffix.lower() == ".xml":
+        return [path, path.with_suffix(".bin")]
+    return [path]
+
+
+def files_stamp(path: str | Path) -> str:
+    """16 hex digits naming this version of a model's files (``model_files``) by name, size and
+    modification time: cheap (nothing is read but the file list), for caches keyed by the model's path."""
+    digest = hashlib.sha256()
+    for file in model_files(path):
+        try:
+            stat = file.stat()
+            digest.update(f"{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        except OSError:  # a missing file: the runtime's own error names it
+            digest.update(f"{file.name}\0missing\0".encode())
+    return digest.hexdigest()[:16]
+
+
 def _update(digest, path: Path) -> None:
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(_BLOCK), b""):

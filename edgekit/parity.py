@@ -361,11 +361,9 @@ MASK_MIOU_FP32 = 0.95
 
 def dense_agreement(meta, reference, candidate, min_pixels: float = MASK_PIXELS_FP32,
                     min_miou: float = MASK_MIOU_FP32, min_cosine: float = 0.999, strict: bool = False):
-    """Two runs (outputs per batch) of a segmenter compared by their masks (``MaskAgreement``: pixels
-    that agree, mIoU) or of an embedder by per-sample cosine (``EmbeddingAgreement``); None for other
-    tasks, or when the outputs are not what the task reads (``strict``: that BadInputError is raised).
-    The reference's scores obey ``spread_of`` too. Beside ``box_agreement``: the export check, compare
-    and the matrix judge these tasks here."""
+    """Two runs (outputs per batch) of a segmenter compared by their masks (``MaskAgreement``) or of an
+    embedder by per-sample cosine (``EmbeddingAgreement``); None for other tasks, or outputs the task
+    cannot read (``strict``: its BadInputError raised). The reference's scores obey ``spread_of`` too."""
     if meta.task not in ("segmentation", "embedding") or not reference:
         return None
     from edgekit.errors import BadInputError

@@ -198,4 +198,4 @@ def test_cold_start_is_load_and_first_call_not_making_the_inputs(zoo_onnx, monke
     monkeypatch.setattr(inputs, "random_feeds", slow_feeds)
     path = zoo_onnx("lenet5").path
     timed = time_file(path, "ort-cpu", {}, read_meta(path), 1, "single-stream", Timing(1, 3, 0.0, None, 1))
-    assert 0 < timed.cold_start_ms < 250 and timed.load_ms <= timed.cold_start_ms
+    assert 0 < timed.cold_start_ms < 300 and timed.load_ms <= timed.cold_start_ms   # with the sleep: over 300

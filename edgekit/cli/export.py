@@ -11,14 +11,6 @@ from edgekit.cli.common import check_numbers, check_outputs, console, handle_err
 from edgekit.cli.source_options import INPUTS, META, META_FILE, WEIGHTS
 
 
-def file_opset(path: Path) -> int | None:
-    """The default-domain opset the written file declares."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
-
-
 def register(app: typer.Typer) -> None:
     app.command("export")(handle_errors(export))
 
@@ -101,7 +93,12 @@ def export(
     out = console()
     h, w = result.meta.input_size
     batch_text = "dynamic" if dynamic_batch else str(batch)
-    written = file_opset(result.path) or opset   # fused pre-processing may need a newer opset than asked
+    import onnx
+
+    from edgekit.exporters.graph_ops import default_opset
+
+    # fused pre-processing may need a newer opset than asked
+    written = default_opset(onnx.load(str(result.path), load_external_data=False)) or opset
     out.print(f"exported [bold]{entry.name}[/] → {escape(str(result.path))} ({size_mb:.1f} MB, opset {written}, "
               f"input {result.meta.channels}x{h}x{w}, batch {batch_text})")
     out.print(f"verified on ONNX Runtime vs torch: {result.parity.summary()}")

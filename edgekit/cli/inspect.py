@@ -60,8 +60,9 @@ def inspect(
 def _dims(shape) -> str:
     from rich.markup import escape
 
-    return escape("[" + ", ".join("?" if str(d).startswith("unk__") else str(d) for d in shape) + "]") \
-        if shape is not None else "?"
+    from edgekit.graph.layers import dim_text
+
+    return escape("[" + ", ".join(dim_text(d) for d in shape) + "]") if shape is not None else "?"
 
 
 def print_summary(summary) -> None:

@@ -47,11 +47,16 @@ class Nodes:
         return names
 
 
+def default_opset(model) -> int:
+    """The default-domain (ai.onnx) opset a ModelProto declares (0 when none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def upgrade_opset(model, minimum: int = MIN_FUSE_OPSET):
     """``model`` with its default-domain opset raised to at least ``minimum`` (version converter)."""
     from onnx import version_converter
 
-    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    current = default_opset(model)
     if current >= minimum:
         return model
     try:

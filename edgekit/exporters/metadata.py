@@ -239,24 +239,20 @@ def graph_input_facts(model) -> dict[str, Any]:
     """What a foreign file's graph says of its image input and its metadata does not record yet: the
     input's name and its fixed height × width, so a first ``meta set task=...`` does not leave edgekit's
     defaults ('input', 224×224) in place of the graph's."""
+    from edgekit.exporters.graph_ops import dims
+
     recorded = {entry.key for entry in model.metadata_props}
     initializers = {init.name for init in model.graph.initializer}
     inputs = [value for value in model.graph.input if value.name not in initializers]
     if len(inputs) != 1:
         return {}
     facts: dict[str, Any] = {} if "input_name" in recorded else {"input_name": inputs[0].name}
-    dims = value_dims(inputs[0])
-    if len(dims) == 4 and "input_size" not in recorded:
-        height, width = dims[2:] if _meta_of(model).input_layout == "NCHW" else dims[1:3]
+    shape = dims(inputs[0])
+    if len(shape) == 4 and "input_size" not in recorded:
+        height, width = shape[2:] if _meta_of(model).input_layout == "NCHW" else shape[1:3]
         if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
             facts["input_size"] = [height, width]
     return facts
-
-
-def value_dims(value) -> tuple[int | str, ...]:
-    """An ONNX ValueInfo's dims: ints where fixed, the symbolic name (or '?') where not."""
-    shape = value.type.tensor_type.shape
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim)
 
 
 def update_file(path: str | Path, changes: Mapping[str, Any], delete: tuple[str, ...] = ()) -> ModelMeta:

@@ -248,7 +248,8 @@ def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
     """Receptive field and jump of ``node``'s outputs from its inputs' (r += (k−1)·j, j *= s)."""
     # tensors of images (rank 2+): a shape computation's vectors (Shape, Concat of sizes) have no field;
     # a tensor whose shape inference could not tell (a custom op's output) keeps it
-    known = [fields[name] for name in node.input if name in fields and not _vector(shapes, name)]
+    named = {name: fields[name] for name in node.input if name in fields and not _vector(shapes, name)}
+    known = list(named.values())
     if not known or not node.output or _vector(shapes, node.output[0]):
         return
     source = max(known, key=lambda f: f.size)
@@ -272,7 +273,7 @@ def _propagate_field(node, fields: dict[str, Field], shapes) -> None:
     elif node.op_type in UPSAMPLING:
         field = _upsampled(node, source, attrs, shapes)
     else:  # element-wise (Add, Mul, Concat…): the widest field over the main path's grid
-        field = _joined(node, known, fields, shapes)
+        field = _joined(node.output[0], named, shapes)
     for output in node.output:
         fields[output] = field
 
@@ -282,14 +283,14 @@ def _vector(shapes, name: str) -> bool:
     return name in shapes and len(shapes[name]) < 2
 
 
-def _joined(node, known: Sequence[Field], fields: Mapping[str, Field], shapes) -> Field:
+def _joined(output: str, inputs: Mapping[str, Field], shapes) -> Field:
     """Inputs joined element-wise see every input's field; positions step as on the input at the
     output's resolution (a squeeze-excite branch's global pool gives its 1×1 scale a whole-map jump
     that the feature map it multiplies does not take on)."""
-    grid = shapes.get(node.output[0], ())[2:4]
-    aligned = [fields[name] for name in node.input if name in fields and shapes.get(name, ())[2:4] == grid]
-    jump = min(aligned or known, key=lambda f: f.jump).jump
-    return Field(tuple(max(f.size[i] for f in known) for i in range(2)), jump)  # type: ignore[arg-type]
+    grid = shapes.get(output, ())[2:4]
+    aligned = [field for name, field in inputs.items() if shapes.get(name, ())[2:4] == grid]
+    jump = min(aligned or inputs.values(), key=lambda f: f.jump).jump
+    return Field(tuple(max(f.size[i] for f in inputs.values()) for i in range(2)), jump)  # type: ignore[arg-type]
 
 
 def _upsampled(node, source: Field, attrs: Mapping[str, Any], shapes) -> Field:
@@ -321,5 +322,9 @@ def _grow(field: Field, kernel: Sequence[int], stride: Sequence[int]) -> Field:
 
 
 def _fmt(shape) -> str:
-    """'[batch, 4, 128, 128]'; a dim shape inference could not name (unk__0) is '?'."""
-    return "[" + ", ".join("?" if str(d).startswith("unk__") else str(d) for d in shape or ()) + "]"
+    return "[" + ", ".join(dim_text(d) for d in shape or ()) + "]"
+
+
+def dim_text(dim: Dim) -> str:
+    """A dim as shown: its value or name; one shape inference could not name (unk__0) is '?'."""
+    return "?" if str(dim).startswith("unk__") else str(dim)

@@ -169,8 +169,7 @@ def _finish(
     from edgekit.fileio import atomic_path
 
     model = onnx.load(str(quantized))
-    feeds, count, origin = check_feeds(source, meta, config)
-    info["check"] = {**agreement(source, quantized, feeds, count, meta=meta), "data": origin}
+    info["check"] = recorded_check(source, quantized, meta, config)
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
     set_metadata(model, new_meta)
     model.producer_name = "edgekit"
@@ -204,6 +203,14 @@ def check_feeds(source: Path, meta: ModelMeta, config: QuantizeConfig) -> tuple[
                                                                 for d in spec.shape[1:]]).astype(spec.dtype)
               for spec in specs}
     return batch_feeds(arrays, specs), CHECK_SAMPLES, "random inputs"
+
+
+def recorded_check(source: Path, candidate: Path, meta: ModelMeta, config: QuantizeConfig,
+                   runtime: str = "ort-cpu") -> dict[str, Any]:
+    """The ``check`` every quantizer records: ``candidate`` run on ``runtime`` against FP32 on the
+    check samples (``check_feeds``), and where those came from."""
+    feeds, count, origin = check_feeds(source, meta, config)
+    return {**agreement(source, candidate, feeds, count, runtime=runtime, meta=meta), "data": origin}
 
 
 def agreement(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]], count: int,

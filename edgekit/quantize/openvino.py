@@ -53,15 +53,13 @@ def quantize_nncf(source: Path, output: Path, config: QuantizeConfig, meta: Mode
 
 def _check(model: Any, save, source: Path, config: QuantizeConfig, meta: ModelMeta, runtime: str,
            suffix: str) -> dict[str, Any]:
-    """A scratch copy of the quantized model run on ``runtime`` against FP32 on the check samples,
-    as ONNX Runtime's quantizer records it (``check`` in the recipe)."""
-    from edgekit.quantize.onnxruntime import agreement, check_feeds
+    """The ``check`` every quantizer records, of a scratch copy of the quantized model run on ``runtime``."""
+    from edgekit.quantize.onnxruntime import recorded_check
 
-    feeds, count, origin = check_feeds(source, meta, config)
     with tempfile.TemporaryDirectory(prefix="edgekit-nncf-check-") as folder:
         scratch = Path(folder) / f"quantized{suffix}"
         save(model, scratch, meta)
-        return {**agreement(source, scratch, feeds, count, runtime=runtime, meta=meta), "data": origin}
+        return recorded_check(source, scratch, meta, config, runtime)
 
 
 def _ignored(nncf: Any, exclude: tuple[str, ...]):

@@ -97,6 +97,7 @@ def _build(
 ) -> QuantizeResult:
     from edgekit.fileio import atomic_path
     from edgekit.paths import cache_dir
+    from edgekit.quantize.onnxruntime import recorded_check
     from edgekit.runtimes import cuda
     from edgekit.runtimes.tensorrt_build import BuildSpec, build_engine, slug
 
@@ -108,7 +109,7 @@ def _build(
     with tempfile.TemporaryDirectory(prefix="edgekit-trt-") as folder:
         scratch = Path(folder) / "check.engine"
         scratch.write_bytes(engine)
-        info["check"] = engine_agreement(source, scratch, meta, config)
+        info["check"] = recorded_check(source, scratch, meta, config, runtime="trt")
     new_meta = meta.with_(precision=precision_of(config.mode), recipe=info)
     from edgekit.exporters.metadata import write_engine_metadata
 
@@ -116,11 +117,3 @@ def _build(
         temporary.write_bytes(engine)
         write_engine_metadata(output, new_meta)
     return QuantizeResult(output, config, new_meta, {})
-
-
-def engine_agreement(source: Path, engine: Path, meta: ModelMeta, config: QuantizeConfig) -> dict[str, Any]:
-    """The engine run once against FP32 on the check samples (``agreement``: by the task's own figures)."""
-    from edgekit.quantize.onnxruntime import agreement, check_feeds
-
-    feeds, count, origin = check_feeds(source, meta, config)
-    return {**agreement(source, engine, feeds, count, runtime="trt", meta=meta), "data": origin}

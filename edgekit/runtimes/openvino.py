@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from edgekit.errors import BadInputError, first_line
+from edgekit.hashing import files_stamp
 from edgekit.paths import cache_dir
 from edgekit.runtimes.base import STRING, Availability, Runtime, RuntimeOptions, TensorSpec, import_failure
 from edgekit.system import cpu_count
@@ -50,28 +50,6 @@ class OpenVINOOptions(RuntimeOptions):
 
 # OpenVINO errors start with C++ source locations; the message a user needs comes after them.
 OPENVINO_NOISE = ("Exception from", "Check '")
-
-
-def files_stamp(model: Path) -> str:
-    """16 hex digits naming this version of a model's files: the model file, its external data (ONNX)
-    or its .bin (IR), by name, size and modification time (cheap: nothing is read but the file list)."""
-    import hashlib
-
-    from edgekit.hashing import external_data_files
-
-    files = [model]
-    if model.suffix.lower() == ".onnx":
-        files += [model.parent / name for name in external_data_files(model)]
-    elif model.suffix.lower() == ".xml":
-        files.append(model.with_suffix(".bin"))
-    digest = hashlib.sha256()
-    for path in files:
-        try:
-            stat = path.stat()
-            digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-        except OSError:  # a missing file: OpenVINO's own error names it
-            digest.update(f"{path.name}\0missing\0".encode())
-    return digest.hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ class ReferenceModel:
 _REFERENCE = [
     ReferenceModel("lenet5", "classification", "digits", "LeNet-5", (32, 32), "GRAY", "top-1",
                    61706, "edgekit.zoo.lenet:lenet5", {"num_classes": 10}),
-    ReferenceModel("detector", "detection", "shapes", "CenterNet-style, stride 4", (128, 128), "RGB", "mAP@0.5",
+    ReferenceModel("detector", "detection", "shapes", "CenterNet-style, stride 4", (128, 128), "RGB", "COCO mAP",
                    323735, "edgekit.zoo.detector:centernet_small", {"num_classes": 3}),
     ReferenceModel("transfer", "classification", "digits, a folder", "a backbone + a new head", None, "",
                    "top-1"),
