@@ -20,8 +20,9 @@ def eval_command(
                                           "name, file.py:factory, package.module:factory, TorchScript or .pt2 "
                                           "(exported to the cache; give what it lacks with --meta)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="digits, shapes, shapes-masks, "
-                                       "digits-identities, an image folder (a folder per class or, for an embedder, "
-                                       "per identity) or a COCO .json \\[default: the model's training dataset]."),
+                                       "glyph-identities, digits-identities, an image folder (a folder per class "
+                                       "or, for an embedder, per identity) or a COCO .json "
+                                       "\\[default: the model's training dataset]."),
     runtime: str = typer.Option("ort-cpu", "--runtime", "-r", help="A runtime, a comma list, "
                                 "or 'all' (every available FP32 runtime)."),
     split: Optional[str] = typer.Option(None, help="train, val, test or all (every image) \\[default: all for your "

@@ -19,7 +19,7 @@ def train(
     recipe: str = typer.Argument(..., help="Training recipe: lenet5, detector, transfer (needs "
                                           "--transfer-from), segmenter, embedder (`edgekit models`)."),
     data: str = typer.Option(..., "--data", "-d", help="Dataset: digits, shapes, shapes-masks, "
-                                "digits-identities, an image folder, or a COCO .json."),
+                                "glyph-identities, digits-identities, an image folder, or a COCO .json."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder \\[default: runs/RECIPE]."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs \\[default: the recipe's]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size \\[default: the recipe's]."),

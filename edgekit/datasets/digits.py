@@ -79,15 +79,20 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
     from edgekit.deps import require
 
     datasets = require("sklearn.datasets", "eval")
+    bunch = datasets.load_digits()
+    images = place_scans(bunch.images.astype(np.float32) * (255.0 / 16.0))  # (n, 8, 8) in 0..255
+    images.setflags(write=False)
+    return images, bunch.target.astype(np.int64)
+
+
+def place_scans(scans: np.ndarray) -> np.ndarray:
+    """(n, 8, 8) scans in 0..255 → (n, 32, 32, 1) uint8: each upsampled bilinearly to 20×20 and centred."""
     from edgekit.tasks.preprocess import bilinear
 
-    bunch = datasets.load_digits()
-    raw = bunch.images.astype(np.float32) * (255.0 / 16.0)  # (n, 8, 8) in 0..255
     offset = (IMAGE_SIZE - DIGIT_BOX) // 2
-    images = np.zeros((len(raw), IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
-    for i, image in enumerate(raw):
+    images = np.zeros((len(scans), IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
+    for i, image in enumerate(scans):
         big = bilinear(image[:, :, None], DIGIT_BOX, DIGIT_BOX)
         images[i, offset : offset + DIGIT_BOX,
                offset : offset + DIGIT_BOX] = np.clip(big.round(), 0, 255).astype(np.uint8)
-    images.setflags(write=False)
-    return images, bunch.target.astype(np.int64)
+    return images

@@ -21,6 +21,7 @@ DATASETS.add("digits", "edgekit.datasets.digits:load_digits")
 DATASETS.add("shapes", "edgekit.datasets.shapes:load_shapes")
 DATASETS.add("shapes-masks", "edgekit.datasets.shapes_masks:load_shapes_masks")  # segmentation
 DATASETS.add("digits-identities", "edgekit.datasets.identities:load_identities")  # embeddings
+DATASETS.add("glyph-identities", "edgekit.datasets.glyph_identities:load_glyph_identities")  # embeddings
 
 
 def load_split(spec: str, split: str = "test", seed: int = 0, for_task: str | None = None, **options: Any) -> Split:

@@ -49,7 +49,7 @@ class Embedding:
 class EmbeddingTask(Task):
     name: ClassVar[str] = "embedding"
     # none by default: any identities fit an embedder, so digits would "fit" a face model too; edgekit's
-    # embedder records digits-identities as its training data and is judged on it
+    # embedder records its training data (glyph- or digits-identities) and is judged on that
     dataset: ClassVar[str | None] = None
     options: ClassVar[tuple[str, ...]] = ("gallery",)
 

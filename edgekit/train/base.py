@@ -48,7 +48,7 @@ RECIPES.add("lenet5", "edgekit.train.lenet:train_lenet")
 RECIPES.add("detector", "edgekit.train.detector:train_detector")
 RECIPES.add("transfer", "edgekit.train.transfer:train_transfer")  # needs --transfer-from (checkpoint or zoo name)
 RECIPES.add("segmenter", "edgekit.train.segmenter:train_segmenter")  # on shapes-masks
-RECIPES.add("embedder", "edgekit.train.embedder:train_embedder")  # on digits-identities
+RECIPES.add("embedder", "edgekit.train.embedder:train_embedder")  # on glyph- or digits-identities
 
 # recipe name → "module:function(checkpoint, meta, split, batch_size) -> metrics dict": the torch
 # model's figure that `edgekit eval` shows beside the runtimes' (ONNX metadata: extra.source.recipe)

@@ -34,8 +34,8 @@ _REFERENCE = [
                    "top-1"),
     ReferenceModel("segmenter", "segmentation", "shapes-masks", "encoder-decoder, skips", (128, 128), "RGB",
                    "mIoU", 254868, "edgekit.train.segmenter:build_segmenter", {"num_classes": 4}),
-    ReferenceModel("embedder", "embedding", "digits-identities", "3 conv stages, SupCon", (16, 16), "GRAY",
-                   "AUC, unseen ids", 147232, "edgekit.train.embedder:build_embedder", {"dims": 128}),
+    ReferenceModel("embedder", "embedding", "glyph-identities, digits-identities", "3 conv stages, SupCon",
+                   (16, 16), "GRAY", "AUC, unseen ids", 147232, "edgekit.train.embedder:build_embedder", {"dims": 128}),
 ]
 
 

@@ -36,7 +36,7 @@ from edgekit.errors import BadInputError
 from edgekit.meta import ModelMeta
 from edgekit.train.base import TrainConfig, TrainResult
 
-DATASET = "digits-identities"
+DATASETS = ("digits-identities", "glyph-identities")  # --data digits means digits-identities
 OUTPUT_NAME = "embedding"
 CHECKPOINT_FORMAT = "edgekit-embedder/2"
 FAR = 0.01
@@ -46,10 +46,11 @@ POOLED = 2  # each stage average-pooled to POOLED×POOLED for the embedding
 FEATURES = sum(WIDTHS) * POOLED * POOLED  # 640
 LAST_STAGE = WIDTHS[-1] * 4 * 4  # the last stage flattened: what the training projection reads
 DEFAULTS = {"epochs": 40, "lr": 3e-3}
-# -O options: identities to learn and to test on, embedding length (whitened components), projection
+# -O options: identities to learn and to test on (digits such as 0-4, or characters; default: the data
+# set's), embedding length (whitened components), projection
 # length, contrastive temperature, eigenvalue shrinkage, images per identity in a batch, CPU threads,
 # augmentation (rotation/scale/shift/elastic warp and stroke width)
-OPTIONS = {"known": "0-4", "unseen": "5-9", "dims": 128, "projection": 32, "temperature": 0.5, "shrinkage": 0.01,
+OPTIONS = {"known": None, "unseen": None, "dims": 128, "projection": 32, "temperature": 0.5, "shrinkage": 0.01,
            "per_identity": 16, "threads": 1, "augment": True}
 KINDS = {"dims": (int, 2), "projection": (int, 2), "temperature": (float, 0.01), "shrinkage": (float, 0),
          "per_identity": (int, 2), "threads": (int, 1), "augment": (bool, 0)}
@@ -98,16 +99,21 @@ def _options(config: TrainConfig) -> dict[str, Any]:
     check_config(config, OPTIONS, KINDS)
     if config.transfer_from is not None:
         raise BadInputError("the embedder recipe trains from scratch; it takes no --transfer-from")
-    if config.data not in ("digits", DATASET):
-        raise BadInputError(f"the embedder trains on {DATASET} (digits as identities), got '{config.data}'")
+    if dataset_name(config) not in DATASETS:
+        raise BadInputError(f"the embedder trains on {' or '.join(DATASETS)} (digits or characters as identities), "
+                            f"got '{config.data}'")
     if config.batch_size is not None:
         raise BadInputError("the embedder's batches are every identity × -O per_identity=N images; "
                             "it takes no --batch-size")
     return {**OPTIONS, **config.options}
 
 
+def dataset_name(config: TrainConfig) -> str:
+    return "digits-identities" if config.data == "digits" else config.data
+
+
 def dataset_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {"known": str(options["known"]), "unseen": str(options["unseen"])}
+    return {key: str(options[key]) for key in ("known", "unseen") if options[key] is not None}
 
 
 def embed_torch(model, images, meta: ModelMeta, batch_size: int = 256) -> list:
@@ -132,12 +138,13 @@ def train_embedder(config: TrainConfig) -> TrainResult:
     from edgekit.train.loop import output_dir, seed_everything
 
     options = _options(config)
-    splits = {s: load_split(DATASET, s, config.seed, **dataset_options(options)) for s in ("train", "val", "test")}
+    dataset = dataset_name(config)
+    splits = {s: load_split(dataset, s, config.seed, **dataset_options(options)) for s in ("train", "val", "test")}
     seed_everything(config.seed, int(options["threads"]))
     mean, std = pixel_stats(splits["train"])
     folder = Path(config.output_dir)
     checkpoint, onnx_path = folder / "embedder.pt", folder / "embedder.onnx"
-    source = {"recipe": "embedder", "checkpoint": str(checkpoint.resolve()), "dataset": DATASET,
+    source = {"recipe": "embedder", "checkpoint": str(checkpoint.resolve()), "dataset": dataset,
               "dataset_options": dataset_options(options), "seed": config.seed}
     meta = ModelMeta(task="embedding", model_name="embedder", input_size=(INPUT_SIZE, INPUT_SIZE), color="GRAY",
                      mean=(mean,), std=(std,), resize="stretch", extra={"source": source})
@@ -147,10 +154,12 @@ def train_embedder(config: TrainConfig) -> TrainResult:
         whiten(model, splits["train"], meta, float(options["shrinkage"]))
         seconds = time.perf_counter() - start
         val = embed_torch(model, splits["val"].images, meta)
+        known = splits["val"].info["known"]
+        known = known if isinstance(known, str) else ",".join(map(str, known))
         chosen = pair_statistics(np.stack([e.vector for e in val]), np.asarray(splits["val"].targets), far=FAR)
         meta = meta.with_(extra={**meta.extra, "embedding": {
             "distance": "euclidean between unit vectors", "threshold": round(chosen["threshold_at_far"], 5),
-            "far": FAR, "chosen_on": f"val pairs of identities {options['known']}", "val_tar": chosen["tar_at_far"]}})
+            "far": FAR, "chosen_on": f"val pairs of identities {known}", "val_tar": chosen["tar_at_far"]}})
         with torch.no_grad():
             tested = evaluate_torch(model, splits["test"], meta)
         # val pairs are of the known identities, which whitening squeezes together: their AUC is low by design
