@@ -6,7 +6,7 @@ runtime and ORT INT8 (static QDQ, as `edgekit quantize` makes it), and time gall
     python benchmarks/dense_tasks.py --only gallery                     # the gallery timing alone
 
 Targets: segmenter test mIoU ≥ 0.85, runtimes within ±0.001 mIoU of torch, INT8 drop ≤ 0.01 (1 pt);
-embedder (on glyph-identities: 65 known characters, the digits unseen) AUC ≥ 0.95 on the unseen
+embedder (on glyph-identities: 49 known characters, the digits unseen) AUC ≥ 0.95 on the unseen
 identities, runtimes within ±0.002 AUC, INT8 drop ≤ 0.01 AUC; a 1,000-entry gallery matched in ≤ 1 ms
 (median of 2,000 queries). The embedder on digits-identities (5 known digits, 5 unseen) is reported
 beside it with the runtime and INT8 targets only: five known identities hold it near 0.94.

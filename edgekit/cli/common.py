@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -96,7 +97,8 @@ def termination_unwinds() -> Iterator[list[int]]:
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """Parse repeated ``KEY=VALUE`` runtime options; values become int/float/bool when they look so."""
+    """Parse repeated ``KEY=VALUE`` runtime options; values become int/float/bool when they look so (an
+    integer only when written as one: 0123 stays text, so a list of characters keeps its leading 0)."""
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -112,12 +114,14 @@ def _coerce(raw: str) -> Any:
     lowered = raw.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
+    if re.fullmatch(r"-?(0|[1-9][0-9]*)", raw):
+        return int(raw)
+    if re.fullmatch(r"[+-]?[0-9]*", raw):  # 0123, +5: text that int() would change
+        return raw
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
 
 
 def check_outputs(*paths: Path | None, inputs: Iterable[Any] = (), special_ok: bool = True, flag: str = "") -> None:

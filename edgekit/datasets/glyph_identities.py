@@ -7,11 +7,14 @@ height) under a random rotation (±12°), shear (±0.25) and scale (±15 % per a
 into a box, shifted and scanned like the digits (8×8 block averages placed in 32×32 as ``digits``
 places them, at a random gain), so a model trained on one runs on the other.
 
-``train`` (100 images per identity) and ``val`` (30) hold the ``known`` characters: 65 letters and
-symbols by default, leaving out the lowercase letters that are a smaller copy of their capital once
-size-normalised (c o p s v w x z) and l (I, 1). ``test`` holds the ``unseen`` ones, digits 0–9 by
-default, 90 images each, drawn from one fixed seed whatever the training seed. A character's
-drawings do not depend on which other characters are chosen. Needs OpenCV (the ``camera`` extra).
+``train`` (100 images per identity) and ``val`` (30) hold the ``known`` characters, ``test`` the
+``unseen`` ones: the digits 0–9 by default, 90 images each, drawn from one fixed seed whatever the
+training seed. The 49 known characters by default are letters and symbols without the ones that
+pass for a digit in some font (O D Q: 0, I ! l: 1, Z: 2, S $: 5, G b: 6, T ?: 7, B &: 8, g q: 9), so
+no unseen identity has a near-copy among the known ones, and without the lowercase letters that are
+a smaller copy of their capital once size-normalised (c o p s v w x z). A character's drawings do
+not depend on which other characters are chosen; they may differ slightly between OpenCV versions
+(anti-aliased drawing), which ``VERSION`` does not track. Needs OpenCV (the ``camera`` extra).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from edgekit.datasets.digits import place_scans
 from edgekit.errors import BadInputError
 
 VERSION = 1
-KNOWN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghijkmnqrtuy#$%&*+/<=>?@[]^{}~()!\\"
+LETTERS_AND_SYMBOLS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghijkmnqrtuy#$%&*+/<=>?@[]^{}~()!\\"  # no c o p s v w x z l
+DIGIT_LOOKALIKES = "ODQI!lZS$GbT?B&gq"
+KNOWN = "".join(c for c in LETTERS_AND_SYMBOLS if c not in DIGIT_LOOKALIKES)  # 49
 UNSEEN = "0123456789"
 PER_IDENTITY = {"train": 100, "val": 30, "test": 90}
 TEST_SEED = 1_000_003  # the test drawings are the same for every training seed
@@ -53,7 +58,16 @@ def load_glyph_identities(split: str = "test", seed: int = 0, known: str = KNOWN
 
 
 def _characters(value: object, name: str) -> str:
-    text = str(value)
+    """The characters of ``value``: a string, an integer written as digits (the CLI's -O unseen=56789),
+    or single characters; anything else is refused rather than turned into text."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, (list, tuple)) and all(isinstance(c, str) and len(c) == 1 for c in value):
+        text = "".join(value)
+    else:
+        raise BadInputError(f"{name} must be characters such as ABC or 0123, got {value!r}")
     bad = sorted({c for c in text if not 33 <= ord(c) <= 126})
     if bad:
         raise BadInputError(f"{name} characters must be printable ASCII without spaces, got {''.join(bad)!r}")

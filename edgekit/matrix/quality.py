@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.datasets.base import Split
+from edgekit.deps import MissingDependencyError
 from edgekit.errors import BadInputError
 from edgekit.matrix.cells import Evaluation
 from edgekit.meta import ModelMeta
@@ -61,7 +62,7 @@ def eval_data(meta: ModelMeta, evaluation: Evaluation) -> EvalData:
         options, seed = recorded_split(meta, spec, evaluation.seed)
         try:
             split = load_split(spec, split="test", seed=seed, for_task=meta.task, **options)
-        except BadInputError as exc:
+        except (BadInputError, MissingDependencyError) as exc:
             if spec == evaluation.data.get(meta.task):  # named by the suite: its error is the user's to fix
                 raise
             split, reason = None, f"the data set it records, {spec}, cannot be read: {exc}"

@@ -1,20 +1,20 @@
 """Training recipe ``embedder``: a small CNN mapping an image to a vector, for identities it never saw.
 
-Trained on the known identities of ``digits-identities`` (digits 0–4) at 16×16 (the 8×8 scans hold no
-more): three conv stages (16→8→4 px, 32/64/64 channels, 0.065 M weights) and a 32-d projection of
-the last stage, trained with a supervised contrastive loss (SupCon, temperature 0.5: every other
-image of the same identity in the batch is a positive) on strongly augmented images (rotation,
-scale, shift, elastic warp, thicker or thinner strokes). The projection only serves the loss: the
-embedding reads every stage, each average-pooled to 2×2 and the three concatenated (640 features:
-the early stages hold stroke features not yet tuned to the known digits, which is where unseen ones
-differ), PCA-whitened on the training images (top ``dims`` components, eigenvalues shrunk by
-``shrinkage`` × the largest) and folded into one final Linear layer. Test AUC, seeds 0–2: 0.936–0.942
-on 5–9 (the flattened last stage at 32×32 gave 0.919–0.933), 0.953–0.962 learning 5–9 and judging
-0–4, 0.887–0.902 learning the even digits and judging the odd ones (was 0.875–0.882). Whitening the
-last stage alone, or training the projection on the pooled stages, scored lower on 5–9 and on the
-odd/even splits and about the same on the swapped one.
+Trained on the known identities of ``glyph-identities`` (generated characters; the digits unseen) or
+``digits-identities`` (handwritten 0–4; 5–9 unseen) at 16×16 (the 8×8 scans hold no more): three conv
+stages (16→8→4 px, 32/64/64 channels, 0.065 M weights) and a 32-d projection of the last stage,
+trained with a supervised contrastive loss (SupCon, temperature 0.5: every other image of the same
+identity in the batch is a positive) on strongly augmented images (rotation, scale, shift, elastic
+warp, thicker or thinner strokes). The projection only serves the loss: the embedding reads every
+stage, each average-pooled to 2×2 and the three concatenated (640 features: the early stages hold
+stroke features not yet tuned to the known identities, which is where unseen ones differ),
+PCA-whitened on the training images (top ``dims`` components, eigenvalues shrunk by ``shrinkage`` ×
+the largest) and folded into one final Linear layer. The design was chosen on the digits: test AUC,
+seeds 0–2, 0.936–0.942 on 5–9 (the flattened last stage at 32×32 gave 0.919–0.933), 0.953–0.962
+learning 5–9 and judging 0–4, 0.887–0.902 learning the even digits and judging the odd ones. Five
+known identities hold it there; on glyph-identities see docs/reference-models.md.
 
-Judged on the unseen identities (5–9): verification ROC AUC over every pair, TAR at FAR 1 %, top-1
+Judged on the unseen identities: verification ROC AUC over every pair, TAR at FAR 1 %, top-1
 retrieval. The distance threshold is chosen on the validation pairs (held-out images of the known
 identities) at FAR 1 % and recorded in the metadata (``extra.embedding``); the ONNX output
 (``embedding``) is not normalised: ``edgekit.tasks.embedding`` does that alike on every runtime.
@@ -113,7 +113,8 @@ def dataset_name(config: TrainConfig) -> str:
 
 
 def dataset_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: str(options[key]) for key in ("known", "unseen") if options[key] is not None}
+    """The identities asked for, as given: the data set reads digits (0-4) or characters (ABC)."""
+    return {key: options[key] for key in ("known", "unseen") if options[key] is not None}
 
 
 def embed_torch(model, images, meta: ModelMeta, batch_size: int = 256) -> list:
