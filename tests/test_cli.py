@@ -21,6 +21,7 @@ def test_models_lists_the_zoo_and_the_reference_models_with_their_tasks(tmp_path
     assert reference["embedder"]["data"] == "glyph-identities, digits-identities"
     for line in ("segmenter │ segmentation", "embedder  │ embedding", "detector  │ detection"):
         assert line in result.stdout
+    assert "AUC, unseen ids" in result.stdout  # 80 columns (piped): the metric is not squeezed out
 
 
 def test_models_builds_nothing_and_its_counts_are_the_built_models():

@@ -49,7 +49,8 @@ def print_tables(rows: list[dict]) -> None:
     for column in ("model", "family", "params", "input", "classes"):
         zoo.add_column(column, justify="right" if column in ("params", "classes") else "left")
     for column in ("recipe", "task", "data", "params", "metric"):  # input size and network: in --json
-        reference.add_column(column, justify="right" if column == "params" else "left", no_wrap=column != "metric")
+        reference.add_column(column, justify="right" if column == "params" else "left",
+                             no_wrap=column not in ("data", "metric"))
     for row in rows:
         params = fmt_count(row["parameters"]) if row["parameters"] else "—"
         if row["kind"] == "zoo":
