@@ -39,7 +39,7 @@ CAP_HEIGHT = 48  # pixels of a capital before the random affine
 BOX = 128  # the size-normalising box, scanned to 8×8 (16×16 pixel blocks)
 
 
-def load_glyph_identities(split: str = "test", seed: int = 0, known: str = KNOWN, unseen: str = UNSEEN) -> Split:
+def load_glyph_identities(split: str = "test", seed: int = 0, known: object = KNOWN, unseen: object = UNSEEN) -> Split:
     """``split`` of the glyph identities: train/val of the ``known`` characters, test of the ``unseen`` ones."""
     if split not in SPLITS:
         raise BadInputError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
@@ -48,7 +48,7 @@ def load_glyph_identities(split: str = "test", seed: int = 0, known: str = KNOWN
         raise BadInputError(f"known and unseen characters overlap: {''.join(sorted(set(known) & set(unseen)))}")
     characters = unseen if split == "test" else known
     draw_seed = TEST_SEED if split == "test" else seed
-    scans = np.concatenate([_drawings(c, SPLITS.index(split), draw_seed) for c in characters])
+    scans = np.concatenate([_drawings(c, split, draw_seed) for c in characters])
     images = place_scans(scans)
     images.setflags(write=False)
     targets = np.repeat(np.arange(len(characters), dtype=np.int64), PER_IDENTITY[split])
@@ -79,13 +79,13 @@ def _characters(value: object, name: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _drawings(character: str, split_index: int, seed: int) -> np.ndarray:
+def _drawings(character: str, split: str, seed: int) -> np.ndarray:
     """(n, 8, 8) float32 scans in 0..255 of one character, from its own random stream."""
     from edgekit.deps import require
 
     cv2 = require("cv2", "camera")
-    rng = np.random.default_rng([VERSION, seed, split_index, ord(character)])
-    scans = np.stack([_draw(cv2, character, rng) for _ in range(PER_IDENTITY[SPLITS[split_index]])])
+    rng = np.random.default_rng([VERSION, seed, SPLITS.index(split), ord(character)])
+    scans = np.stack([_draw(cv2, character, rng) for _ in range(PER_IDENTITY[split])])
     scans.setflags(write=False)
     return scans
 
